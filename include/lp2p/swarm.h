@@ -1,0 +1,430 @@
+/* lp2p/swarm.h - the swarm: the one runtime per node.
+ *
+ * A swarm owns the node's sockets, timers and (unless attached to an app loop
+ * with lp2p_swarm_new_uv() from lp2p/uv.h) its libuv loop. It drives the
+ * sans-IO engines (multistream-select, Noise, Yamux) and is the ONLY way lp2p
+ * code touches the network: every behaviour (ping, identify, kad, ...) and every
+ * app protocol shares its connections.
+ *
+ * ---------------------------------------------------------------------------
+ * Threading
+ *   A swarm and everything reachable from it (streams, timers, behaviours) is
+ *   single-threaded: call its functions only from the thread running its loop
+ *   (inside lp2p_swarm_run(), or the thread that runs the app's uv loop).
+ *   The single exception is lp2p_swarm_post(), callable from any thread.
+ *
+ * Reentrancy
+ *   Every callback the swarm makes (stream handlers, dial callbacks, events,
+ *   behaviour hooks, timers, posted functions) may call any swarm/stream/timer
+ *   function EXCEPT lp2p_swarm_free() and lp2p_swarm_run(). Closes requested
+ *   inside a callback (lp2p_stream_reset, lp2p_swarm_disconnect, ...) are
+ *   deferred: they take effect after the current callback returns; the
+ *   corresponding on_close / CONN_CLOSED is never delivered nested inside
+ *   another callback of the same object. Memory is released only after the last
+ *   callback for an object has returned (libuv uv_close discipline).
+ *   Output produced by writes is flushed once the current callback chain
+ *   unwinds (at the latest on the next loop iteration).
+ *
+ * Connections
+ *   The swarm keeps exactly ONE usable connection per remote peer.
+ *   Upgrade pipeline (dialer = initiator = yamux client, odd stream ids):
+ *     TCP -> multistream-select "/noise" -> Noise XX (muxers ["/yamux/1.0.0"]
+ *     offered in the handshake extension; expected peer id from /p2p/ enforced)
+ *     -> if Noise agreed a muxer use it, else multistream-select
+ *     "/yamux/1.0.0" inside Noise -> yamux session.
+ *   Bytes that follow a negotiated multistream line are kept for the next layer.
+ *   Yamux pings from the peer are answered; a keep-alive ping is sent every
+ *   keepalive_interval_ms and the connection dies with LP2P_ERR_TIMEOUT if it is
+ *   not answered within keepalive_timeout_ms.
+ *
+ *   Simultaneous dial rule: if a second connection to an already connected peer
+ *   completes its upgrade, both sides deterministically keep the connection that
+ *   was DIALED BY THE PEER WITH THE SMALLER PEER ID (lp2p_peer_id_cmp over the
+ *   multihash bytes). The other connection is sent a yamux GoAway: no new
+ *   streams are opened on it, its existing streams run to completion and it is
+ *   closed once it has no stream left. If both connections were dialed by the
+ *   same side, that (dialing) side keeps the older one and GoAways the newer;
+ *   the listening side follows the GoAway it receives. Connection events are
+ *   per-peer transitions (0 -> 1 live connection: CONN_ESTABLISHED, 1 -> 0:
+ *   CONN_CLOSED), so such a swap emits no event at all.
+ *
+ *   A connection stops being live at once when: the remote closes TCP
+ *   (LP2P_ERR_EOF), TCP errors/resets (LP2P_ERR_CONNRESET / LP2P_ERR_IO), the
+ *   peer sends a yamux GoAway (LP2P_ERR_GOAWAY), a keep-alive ping times out
+ *   (LP2P_ERR_TIMEOUT), the peer sends malformed bytes (the engine's error,
+ *   e.g. LP2P_ERR_PROTO, LP2P_ERR_DECRYPT), it was idle for idle_timeout_ms
+ *   (LP2P_ERR_CLOSED), or it is closed locally (lp2p_swarm_disconnect, swarm
+ *   shutdown: LP2P_ERR_CANCELED). If it was the peer's last live connection a
+ *   CONN_CLOSED event with that reason is emitted immediately, and its open
+ *   streams get on_close(err) (a GoAway'd connection lets its streams finish).
+ *   A connection is idle when it has no stream, no pending stream open, no
+ *   keep-alive hold (lp2p_swarm_keep_alive) and no behaviour's keep_alive hook
+ *   returns non-zero; idle_timeout_ms 0 disables idle closing.
+ *
+ * Streams
+ *   Every stream, both directions, is negotiated with multistream-select
+ *   through the swarm's ONE protocol registry (lp2p_swarm_set_protocol).
+ *   Inbound: the listener answers from the registry (and answers "ls" with it);
+ *   an unknown proposal gets "na"; a stream that does not settle within
+ *   stream_negotiation_timeout_ms is reset (event INBOUND_STREAM_FAILED).
+ *   Outbound: lp2p_swarm_open_stream() proposes the given ids in order; if the
+ *   peer accepts none the stream ends with on_close(LP2P_ERR_UNSUPPORTED); if
+ *   negotiation does not finish in time, on_close(LP2P_ERR_TIMEOUT). Never hangs.
+ *
+ * Flow control (chosen: AUTO-CONSUME)
+ *   By default the bytes passed to on_data are credited back to the yamux
+ *   receive window as soon as on_data returns. An app that buffers data and
+ *   wants backpressure calls lp2p_stream_set_manual_consume(s, 1); from then on
+ *   it must call lp2p_stream_consume(s, n) after it has processed n bytes, and
+ *   the peer stops sending once the window (config yamux_initial_window) is
+ *   full. Data is never buffered unboundedly by the swarm.
+ *
+ * Logging (lp2p/log.h, module "swarm"): with LP2P_LOG=debug every negotiation
+ * (peer, connection id, stream id, protocol, result) and every connection
+ * open/close with its reason is logged. Malformed input closes only the
+ * offending connection or stream, with a logged reason.
+ *
+ * Errors: negative LP2P_ERR_* codes (lp2p/common.h).
+ */
+#ifndef LP2P_SWARM_H
+#define LP2P_SWARM_H
+#include "lp2p/common.h"
+#include "lp2p/keys.h"
+#include "lp2p/multiaddr.h"
+#include "lp2p/peerid.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct lp2p_swarm lp2p_swarm;
+typedef struct lp2p_stream lp2p_stream;
+typedef struct lp2p_timer lp2p_timer;
+
+/* The muxer id the swarm negotiates. */
+#define LP2P_YAMUX_PROTOCOL_ID "/yamux/1.0.0"
+#define LP2P_NOISE_PROTOCOL_ID "/noise"
+/* Longest protocol id accepted in the registry / open_stream (multistream line limit minus framing). */
+#define LP2P_PROTOCOL_ID_MAX 1000
+
+typedef enum lp2p_direction {
+  LP2P_DIR_INBOUND = 0,  /* the remote dialed us / opened the stream */
+  LP2P_DIR_OUTBOUND = 1  /* we dialed / opened it */
+} lp2p_direction;
+
+/* ---------------------------------------------------------------------------
+ * Configuration */
+typedef struct lp2p_swarm_config {
+  size_t struct_size;               /* sizeof(lp2p_swarm_config); set by lp2p_swarm_config_default */
+  const lp2p_privkey *identity;     /* REQUIRED; borrowed: must outlive the swarm */
+  const char *agent_version;        /* copied; default "lp2p/<version>" (read by identify) */
+
+  /* connection limits (0 = unlimited, except where noted) */
+  uint32_t max_inbound_conns;       /* default 256: established + pending inbound */
+  uint32_t max_outbound_conns;      /* default 256: established + pending outbound; dial => LP2P_ERR_LIMIT */
+  uint32_t max_pending_inbound;     /* default 64: inbound connections still in their upgrade */
+  uint32_t max_streams_per_conn;    /* default 512: inbound beyond it are reset; outbound => LP2P_ERR_LIMIT */
+  uint32_t max_address_book_peers;  /* default 4096: oldest unconnected entries are evicted */
+
+  /* timeouts in milliseconds (0 = disabled) */
+  uint32_t handshake_timeout_ms;    /* default 10000: inbound TCP accept -> yamux ready */
+  uint32_t dial_timeout_ms;         /* default 10000: per address, TCP connect -> yamux ready */
+  uint32_t stream_negotiation_timeout_ms; /* default 10000: multistream on a new stream */
+  uint32_t idle_timeout_ms;         /* default 30000: close connections nothing needs (see header) */
+  uint32_t keepalive_interval_ms;   /* default 15000: yamux ping period */
+  uint32_t keepalive_timeout_ms;    /* default 10000: unanswered ping => LP2P_ERR_TIMEOUT */
+
+  /* yamux */
+  uint32_t yamux_initial_window;    /* default 256 KiB (the spec's value; never lower it for interop) */
+  uint32_t yamux_max_window;        /* default 16 MiB: receive-window auto-tuning ceiling */
+} lp2p_swarm_config;
+
+/* Fills *cfg with defaults (identity NULL: the caller must set it). */
+LP2P_EXTERN void lp2p_swarm_config_default(lp2p_swarm_config *cfg);
+
+/* ---------------------------------------------------------------------------
+ * Events. Delivered to every behaviour's on_event (in the order added) and
+ * then to the app handler. The event and everything it points to is valid
+ * only during the call. */
+typedef enum lp2p_swarm_event_type {
+  LP2P_SWARM_EV_LISTEN_ADDR_ADDED = 1,    /* addr */
+  LP2P_SWARM_EV_LISTEN_ADDR_REMOVED = 2,  /* addr, err (0 = lp2p_swarm_unlisten) */
+  LP2P_SWARM_EV_CONN_ESTABLISHED = 3,     /* peer, addr (remote), dir, conn_id: peer went 0 -> 1 */
+  LP2P_SWARM_EV_CONN_CLOSED = 4,          /* peer, addr, dir, conn_id, err = reason: peer went 1 -> 0 */
+  LP2P_SWARM_EV_DIAL_FAILED = 5,          /* peer (may be NULL), err, dial_errors[n_dial_errors] */
+  LP2P_SWARM_EV_INBOUND_STREAM_FAILED = 6,/* peer, conn_id, err (UNSUPPORTED, TIMEOUT, LIMIT, PROTO, RESET) */
+  LP2P_SWARM_EV_INBOUND_CONN_FAILED = 7   /* addr (remote), err: refused by a limit or upgrade failed */
+} lp2p_swarm_event_type;
+
+typedef struct lp2p_dial_error {
+  const lp2p_multiaddr *addr;  /* the address tried */
+  int err;                     /* why it failed, e.g. LP2P_ERR_CONNREFUSED, LP2P_ERR_TIMEOUT,
+                                  LP2P_ERR_PEER_ID_MISMATCH, LP2P_ERR_HANDSHAKE */
+} lp2p_dial_error;
+
+typedef struct lp2p_swarm_event {
+  size_t struct_size;                  /* sizeof(lp2p_swarm_event) of the library */
+  lp2p_swarm_event_type type;
+  const lp2p_peer_id *peer;            /* NULL when not applicable/unknown */
+  const lp2p_multiaddr *addr;          /* listen address or the connection's remote address; may be NULL */
+  lp2p_direction dir;                  /* connection direction (CONN_*) */
+  uint64_t conn_id;                    /* swarm-unique connection number (logs), 0 if none */
+  int err;                             /* reason (0 = none) */
+  const lp2p_dial_error *dial_errors;  /* DIAL_FAILED: one per address tried */
+  size_t n_dial_errors;
+} lp2p_swarm_event;
+
+/* Human-readable event type name ("conn-established"), static storage. */
+LP2P_EXTERN const char *lp2p_swarm_event_name(lp2p_swarm_event_type t);
+
+typedef void (*lp2p_swarm_event_fn)(lp2p_swarm *sw, const lp2p_swarm_event *ev, void *ud);
+
+/* ---------------------------------------------------------------------------
+ * Lifecycle */
+
+/* Creates a swarm with its own libuv loop (run it with lp2p_swarm_run).
+ * cfg is copied (identity stays borrowed). mem: NULL = libc; copied.
+ * Errors: LP2P_ERR_INVAL (no identity), LP2P_ERR_NOMEM, LP2P_ERR_IO. */
+LP2P_EXTERN int lp2p_swarm_new(lp2p_swarm **out, const lp2p_swarm_config *cfg, const lp2p_mem *mem);
+
+/* Runs the swarm's own loop until lp2p_swarm_stop() is called. Returns 0, or
+ * LP2P_ERR_STATE when called for a swarm attached to an app loop or from inside
+ * a callback. May be called again after it returned. */
+LP2P_EXTERN int lp2p_swarm_run(lp2p_swarm *sw);
+
+/* Makes lp2p_swarm_run() return after the current callback. Loop thread only
+ * (from another thread: lp2p_swarm_post a function that calls it). For a swarm
+ * on an app loop it only calls uv_stop() on that loop. */
+LP2P_EXTERN void lp2p_swarm_stop(lp2p_swarm *sw);
+
+/* Frees the swarm: closes listeners and connections (open streams get
+ * on_close(LP2P_ERR_CANCELED); no swarm events are emitted), detaches and
+ * destroys behaviours, drops unexecuted posted functions (they are NOT called).
+ * Never call it from inside a swarm callback.
+ * Own loop: everything is released before it returns and the loop is closed.
+ * App loop (lp2p_swarm_new_uv): handles are closed; the remaining memory is
+ * released from their close callbacks, so the app must run its loop (e.g.
+ * uv_run(loop, UV_RUN_DEFAULT)) before uv_loop_close(). NULL is a no-op. */
+LP2P_EXTERN void lp2p_swarm_free(lp2p_swarm *sw);
+
+/* App event handler (one; NULL removes it). ud is borrowed. */
+LP2P_EXTERN void lp2p_swarm_set_event_handler(lp2p_swarm *sw, lp2p_swarm_event_fn fn, void *ud);
+
+/* Our identity. Pointers valid while sw lives. */
+LP2P_EXTERN const lp2p_peer_id *lp2p_swarm_local_peer(const lp2p_swarm *sw);
+LP2P_EXTERN const lp2p_privkey *lp2p_swarm_identity(const lp2p_swarm *sw);
+LP2P_EXTERN const char *lp2p_swarm_agent_version(const lp2p_swarm *sw);
+/* The (copied) configuration in use. */
+LP2P_EXTERN const lp2p_swarm_config *lp2p_swarm_config_get(const lp2p_swarm *sw);
+/* The loop's cached monotonic time in milliseconds (uv_now). */
+LP2P_EXTERN lp2p_tstamp lp2p_swarm_now(const lp2p_swarm *sw);
+
+/* THE thread-safe entry point: queue fn(sw, arg) to run on the loop thread.
+ * The queue is drained completely on each wake-up, in FIFO order. Returns 0,
+ * LP2P_ERR_NOMEM, or LP2P_ERR_STATE once lp2p_swarm_free has started (fn is
+ * then not called; arg stays the caller's). */
+LP2P_EXTERN int lp2p_swarm_post(lp2p_swarm *sw, void (*fn)(lp2p_swarm *sw, void *arg), void *arg);
+
+/* ---------------------------------------------------------------------------
+ * Listening. Supported: /ip4/<a>/tcp/<port> and /ip6/<a>/tcp/<port>, port 0
+ * picks a free port. A listener on an unspecified address (0.0.0.0, ::) is
+ * reported as one LISTEN_ADDR_ADDED per matching interface address.
+ * Errors: LP2P_ERR_MULTIADDR, LP2P_ERR_UNSUPPORTED (other protocols),
+ * LP2P_ERR_ADDRINUSE, LP2P_ERR_IO. Events are emitted before the call returns. */
+LP2P_EXTERN int lp2p_swarm_listen(lp2p_swarm *sw, const char *multiaddr);
+LP2P_EXTERN int lp2p_swarm_listen_ma(lp2p_swarm *sw, const lp2p_multiaddr *ma);
+/* Stops the listener that was started with exactly this address text/value
+ * (LP2P_ERR_NOT_FOUND otherwise); emits LISTEN_ADDR_REMOVED for its addresses. */
+LP2P_EXTERN int lp2p_swarm_unlisten(lp2p_swarm *sw, const char *multiaddr);
+/* Current listen addresses (resolved ports, no /p2p suffix). Writes up to max
+ * pointers and returns the total count. Pointers stay valid until the next
+ * listen/unlisten call or lp2p_swarm_free. */
+LP2P_EXTERN size_t lp2p_swarm_listen_addrs(const lp2p_swarm *sw, const lp2p_multiaddr **out, size_t max);
+
+/* ---------------------------------------------------------------------------
+ * Dialing */
+
+/* Dial result: err 0 and peer set on success (the connection is live; it may
+ * be a connection that already existed). On failure err is the failure
+ * (single address: that address's error; several: LP2P_ERR_DIAL) and
+ * errs[n] lists each address tried. Pointers valid during the call only. */
+typedef void (*lp2p_dial_fn)(lp2p_swarm *sw, const lp2p_peer_id *peer, int err, const lp2p_dial_error *errs,
+                             size_t n, void *ud);
+
+/* Connects to a peer. peer is optional (NULL: learned from the handshake, or
+ * from a /p2p/<id> suffix of the addresses). Addresses (text, copied) are tried
+ * in turn, each with dial_timeout_ms; a /p2p/<id> suffix sets the expected peer
+ * id (a handshake with another identity fails that address with
+ * LP2P_ERR_PEER_ID_MISMATCH). n may be 0 if the address book knows the peer.
+ * Concurrent dials to the same known peer coalesce into ONE attempt (extra
+ * addresses are appended to it) and every caller gets the result. Dialing a
+ * connected peer succeeds without touching the network.
+ * cb (optional) is called exactly once, never from inside this call.
+ * Successful addresses are added to the address book. Failures also emit
+ * DIAL_FAILED. Sync errors (no callback then): LP2P_ERR_INVAL (no address and
+ * no peer / unknown peer, or dialing ourselves), LP2P_ERR_MULTIADDR,
+ * LP2P_ERR_NOMEM, LP2P_ERR_STATE (swarm shutting down). */
+LP2P_EXTERN int lp2p_swarm_dial(lp2p_swarm *sw, const lp2p_peer_id *peer, const char *const *addrs, size_t n,
+                                lp2p_dial_fn cb, void *ud);
+/* Same with parsed addresses (copied). */
+LP2P_EXTERN int lp2p_swarm_dial_ma(lp2p_swarm *sw, const lp2p_peer_id *peer, const lp2p_multiaddr *const *addrs,
+                                   size_t n, lp2p_dial_fn cb, void *ud);
+/* Number of TCP connection attempts started so far (diagnostics/tests). */
+LP2P_EXTERN uint64_t lp2p_swarm_dial_count(const lp2p_swarm *sw);
+
+/* Closes every connection to peer (reason LP2P_ERR_CANCELED; CONN_CLOSED is
+ * emitted after the current callback). LP2P_ERR_NOT_CONNECTED if none. */
+LP2P_EXTERN int lp2p_swarm_disconnect(lp2p_swarm *sw, const lp2p_peer_id *peer);
+
+/* ---------------------------------------------------------------------------
+ * Peers and address book. "Connected" is derived from live connections only. */
+LP2P_EXTERN int lp2p_swarm_is_connected(const lp2p_swarm *sw, const lp2p_peer_id *peer);
+/* Copies up to max connected peer ids into out; returns the total count. */
+LP2P_EXTERN size_t lp2p_swarm_connected_peers(const lp2p_swarm *sw, lp2p_peer_id *out, size_t max);
+/* Remote address of the peer's live connection, NULL if not connected.
+ * Valid until the connection closes (CONN_CLOSED) or the next callback. */
+LP2P_EXTERN const lp2p_multiaddr *lp2p_swarm_peer_remote_addr(const lp2p_swarm *sw, const lp2p_peer_id *peer);
+
+/* Adds addresses for peer (copied; duplicates ignored; a /p2p suffix is
+ * stripped and must match peer). At most 32 per peer are kept (oldest dropped).
+ * Used by open_stream/dial to (re)dial. */
+LP2P_EXTERN int lp2p_swarm_add_addresses(lp2p_swarm *sw, const lp2p_peer_id *peer,
+                                         const lp2p_multiaddr *const *addrs, size_t n);
+/* Text variant for one address; peer may be NULL if the text ends in /p2p/<id>. */
+LP2P_EXTERN int lp2p_swarm_add_address(lp2p_swarm *sw, const lp2p_peer_id *peer, const char *multiaddr);
+/* Known addresses of peer: up to max pointers, returns total count. Pointers
+ * valid until the next address-book change or the end of the current callback. */
+LP2P_EXTERN size_t lp2p_swarm_peer_addresses(const lp2p_swarm *sw, const lp2p_peer_id *peer,
+                                             const lp2p_multiaddr **out, size_t max);
+
+/* Keep-alive hold: on != 0 adds one hold on peer's connection, on == 0
+ * releases one. While a peer has a hold its connection is never closed for
+ * idleness. Holds are counted per peer and survive reconnects. */
+LP2P_EXTERN int lp2p_swarm_keep_alive(lp2p_swarm *sw, const lp2p_peer_id *peer, int on);
+
+/* ---------------------------------------------------------------------------
+ * Streams */
+
+/* Stream handler. Copied (first struct_size bytes) when registered/passed;
+ * every member optional. ud: the pointer given with the handler.
+ * Order per stream: on_open once (after successful negotiation), then any of
+ * on_data / on_eof / on_writable, then on_close exactly once (also when
+ * on_open never happened: negotiation failure, dial failure, ...). After
+ * on_close returns the stream pointer is invalid. */
+typedef struct lp2p_stream_handler {
+  size_t struct_size;
+  /* Negotiation done; protocol is the agreed id (valid while s lives). */
+  void (*on_open)(lp2p_stream *s, const char *protocol, void *ud);
+  /* Bytes received (valid during the call). */
+  void (*on_data)(lp2p_stream *s, const uint8_t *p, size_t n, void *ud);
+  /* Remote closed its write side (FIN); we may still write. */
+  void (*on_eof)(lp2p_stream *s, void *ud);
+  /* A previous lp2p_stream_write accepted fewer bytes than offered and the
+   * stream can take more now. */
+  void (*on_writable)(lp2p_stream *s, void *ud);
+  /* Last call. err 0: both sides closed cleanly. Else LP2P_ERR_RESET (peer
+   * reset), LP2P_ERR_UNSUPPORTED (no proposed protocol accepted),
+   * LP2P_ERR_TIMEOUT (negotiation), LP2P_ERR_NOT_CONNECTED (no connection and
+   * no known address), a dial error, LP2P_ERR_LIMIT, the connection's close
+   * reason (LP2P_ERR_EOF, LP2P_ERR_CONNRESET, ...), LP2P_ERR_CANCELED (local
+   * reset or swarm free). */
+  void (*on_close)(lp2p_stream *s, int err, void *ud);
+} lp2p_stream_handler;
+
+/* Registry: inbound streams proposing protocol_id are given to h/ud. Replaces
+ * an existing registration of the same id. protocol_id is copied and must
+ * start with '/' (LP2P_ERR_INVAL) and be at most LP2P_PROTOCOL_ID_MAX bytes.
+ * ud is borrowed until the protocol is removed or the swarm freed. */
+LP2P_EXTERN int lp2p_swarm_set_protocol(lp2p_swarm *sw, const char *protocol_id, const lp2p_stream_handler *h,
+                                        void *ud);
+/* LP2P_ERR_NOT_FOUND if not registered. Streams already open keep their handler. */
+LP2P_EXTERN int lp2p_swarm_remove_protocol(lp2p_swarm *sw, const char *protocol_id);
+/* Registered ids: up to max pointers, returns the total count. Pointers valid
+ * until the registry changes. */
+LP2P_EXTERN size_t lp2p_swarm_protocols(const lp2p_swarm *sw, const char **out, size_t max);
+
+/* Opens an outbound stream to peer proposing protocols[0..n) in order (strings
+ * copied). Uses the peer's live connection; if there is none, dials the
+ * address book's addresses (or joins a dial in progress); with no address the
+ * stream fails with LP2P_ERR_NOT_CONNECTED. Never dials when connected.
+ * Result through h: on_open(s, agreed id) or on_close(s, err) — never from
+ * inside this call. *out (optional) receives the handle, valid until on_close
+ * returns. Sync errors (no callback then): LP2P_ERR_INVAL, LP2P_ERR_NOMEM,
+ * LP2P_ERR_STATE (swarm shutting down). */
+LP2P_EXTERN int lp2p_swarm_open_stream(lp2p_swarm *sw, const lp2p_peer_id *peer, const char *const *protocols,
+                                       size_t n, const lp2p_stream_handler *h, void *ud, lp2p_stream **out);
+
+/* Queues up to n bytes; returns the number accepted (0..n) or an error:
+ * LP2P_ERR_STATE (before on_open), LP2P_ERR_CLOSED (write side closed, stream
+ * closing). Fewer than n accepted => on_writable follows when there is room
+ * (per-stream yamux send window, and the connection's socket buffer). */
+LP2P_EXTERN int64_t lp2p_stream_write(lp2p_stream *s, const uint8_t *p, size_t n);
+/* Half-close (FIN) our write side. Idempotent. */
+LP2P_EXTERN int lp2p_stream_close_write(lp2p_stream *s);
+/* Abort (RST). on_close(LP2P_ERR_CANCELED) follows (deferred when called
+ * inside a callback of s). Idempotent. */
+LP2P_EXTERN int lp2p_stream_reset(lp2p_stream *s);
+/* Manual flow control (see header). */
+LP2P_EXTERN void lp2p_stream_set_manual_consume(lp2p_stream *s, int on);
+LP2P_EXTERN int lp2p_stream_consume(lp2p_stream *s, size_t n);
+
+/* Accessors; returned pointers valid while s lives. */
+LP2P_EXTERN lp2p_swarm *lp2p_stream_swarm(const lp2p_stream *s);
+LP2P_EXTERN const lp2p_peer_id *lp2p_stream_peer(const lp2p_stream *s);    /* NULL while still dialing */
+LP2P_EXTERN const char *lp2p_stream_protocol(const lp2p_stream *s);        /* NULL before on_open */
+LP2P_EXTERN lp2p_direction lp2p_stream_direction(const lp2p_stream *s);
+LP2P_EXTERN uint32_t lp2p_stream_id(const lp2p_stream *s);                 /* yamux id, 0 if none yet */
+LP2P_EXTERN const lp2p_multiaddr *lp2p_stream_remote_addr(const lp2p_stream *s); /* NULL while dialing */
+LP2P_EXTERN const lp2p_multiaddr *lp2p_stream_local_addr(const lp2p_stream *s);
+/* Per-stream user pointer (not touched by the swarm). */
+LP2P_EXTERN void lp2p_stream_set_user(lp2p_stream *s, void *user);
+LP2P_EXTERN void *lp2p_stream_user(const lp2p_stream *s);
+/* Switches the handler for the rest of the stream's life (e.g. an inbound
+ * dispatcher handing the stream to a per-request object). */
+LP2P_EXTERN void lp2p_stream_set_handler(lp2p_stream *s, const lp2p_stream_handler *h, void *ud);
+
+/* ---------------------------------------------------------------------------
+ * Timers for behaviours and apps (no libuv needed). The callback runs on the
+ * loop thread. lp2p_timer_free may be called from inside the timer's own
+ * callback; no callback is made after free. */
+typedef void (*lp2p_timer_fn)(lp2p_timer *t, void *ud);
+LP2P_EXTERN int lp2p_timer_new(lp2p_timer **out, lp2p_swarm *sw, lp2p_timer_fn fn, void *ud);
+/* (Re)starts: first call after timeout_ms, then every repeat_ms (0 = once). */
+LP2P_EXTERN int lp2p_timer_start(lp2p_timer *t, uint64_t timeout_ms, uint64_t repeat_ms);
+LP2P_EXTERN void lp2p_timer_stop(lp2p_timer *t);
+/* Stops and frees (memory released once libuv has closed the handle; timers
+ * not yet released when the swarm is freed are released by it). NULL ok. */
+LP2P_EXTERN void lp2p_timer_free(lp2p_timer *t);
+
+/* ---------------------------------------------------------------------------
+ * Behaviours: a C "NetworkBehaviour". A behaviour uses only this public API
+ * (ping/identify/perf are written exactly like an app's own behaviour). */
+typedef struct lp2p_behaviour_vtable {
+  size_t struct_size;
+  const char *name;                                   /* for logs; static storage */
+  /* Called from lp2p_swarm_add_behaviour: register protocols, create timers.
+   * Non-zero return => add fails with that error (destroy is then called). */
+  int (*attach)(void *self, lp2p_swarm *sw);
+  /* Every swarm event (see lp2p_swarm_event). Optional. */
+  void (*on_event)(void *self, lp2p_swarm *sw, const lp2p_swarm_event *ev);
+  /* Called at lp2p_swarm_free (in reverse order of adding), before the
+   * connections are torn down: release swarm resources (timers). Optional. */
+  void (*detach)(void *self, lp2p_swarm *sw);
+  /* Frees self; called after detach (last call). Optional. */
+  void (*destroy)(void *self);
+  /* Optional: non-zero keeps the connection to peer open even when it has no
+   * stream (idle timeout). Called when the swarm checks idleness. */
+  int (*keep_alive)(void *self, lp2p_swarm *sw, const lp2p_peer_id *peer);
+} lp2p_behaviour_vtable;
+
+/* Adds a behaviour. The vtable pointer is borrowed (static storage expected).
+ * From now on the swarm owns self: destroy(self) is called at lp2p_swarm_free
+ * (or right away if attach fails). At most 64 behaviours. */
+LP2P_EXTERN int lp2p_swarm_add_behaviour(lp2p_swarm *sw, const lp2p_behaviour_vtable *vt, void *self);
+/* The self pointer of the first behaviour with this name, or NULL. */
+LP2P_EXTERN void *lp2p_swarm_behaviour(const lp2p_swarm *sw, const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LP2P_SWARM_H */
