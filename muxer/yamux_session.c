@@ -1,0 +1,481 @@
+/* muxer/yamux_session.c - the Yamux session: frame parser (feed), output
+ * scheduler, stream opening/accepting, ping/keep-alive, GoAway, fatal errors
+ * and deferred stream closing. */
+#include <stddef.h>
+
+#include "muxer/yamux_int.h"
+
+/* ---- config ---- */
+
+void lp2p_yamux_config_default(lp2p_yamux_config *cfg, int is_client) {
+  if (!cfg) return;
+  memset(cfg, 0, sizeof *cfg);
+  cfg->struct_size = sizeof *cfg;
+  cfg->is_client = is_client ? 1 : 0;
+  cfg->initial_window = LP2P_YAMUX_DEFAULT_WINDOW;
+  cfg->max_window = LP2P_YAMUX_DEFAULT_MAX_WINDOW;
+  cfg->max_inbound_streams = LP2P_YAMUX_DEFAULT_MAX_INBOUND;
+  cfg->max_unacked_outbound = LP2P_YAMUX_DEFAULT_MAX_UNACKED;
+  cfg->keepalive_interval = LP2P_YAMUX_DEFAULT_KEEPALIVE_INTERVAL;
+  cfg->keepalive_timeout = LP2P_YAMUX_DEFAULT_KEEPALIVE_TIMEOUT;
+}
+
+static int load_config(lp2p_yamux_config *c, const lp2p_yamux_config *in) {
+  if (in->struct_size < offsetof(lp2p_yamux_config, initial_window)) return LP2P_ERR_INVAL;
+  lp2p_yamux_config_default(c, in->is_client);
+  size_t n = in->struct_size < sizeof *c ? in->struct_size : sizeof *c;
+  memcpy(c, in, n);
+  c->struct_size = sizeof *c;
+  c->is_client = in->is_client ? 1 : 0;
+  if (!c->initial_window) c->initial_window = LP2P_YAMUX_DEFAULT_WINDOW;
+  if (!c->max_window) c->max_window = c->initial_window > LP2P_YAMUX_DEFAULT_MAX_WINDOW ? c->initial_window
+                                                                                      : LP2P_YAMUX_DEFAULT_MAX_WINDOW;
+  if (!c->max_inbound_streams) c->max_inbound_streams = LP2P_YAMUX_DEFAULT_MAX_INBOUND;
+  if (!c->max_unacked_outbound) c->max_unacked_outbound = LP2P_YAMUX_DEFAULT_MAX_UNACKED;
+  if (c->initial_window < LP2P_YAMUX_DEFAULT_WINDOW || c->max_window < c->initial_window) return LP2P_ERR_INVAL;
+  return 0;
+}
+
+int lp2p_yamux_new(lp2p_yamux **out, const lp2p_yamux_config *cfg, const lp2p_yamux_callbacks *cb, void *ud,
+                   const lp2p_mem *mem) {
+  if (!out || !cfg) return LP2P_ERR_INVAL;
+  *out = NULL;
+  lp2p_yamux_config c;
+  int rv = load_config(&c, cfg);
+  if (rv) return rv;
+  if (cb && cb->struct_size < sizeof(size_t)) return LP2P_ERR_INVAL;
+  mem = lp2p__mem_or_default(mem);
+  lp2p_yamux *mx = lp2p__calloc(mem, 1, sizeof *mx);
+  if (!mx) return LP2P_ERR_NOMEM;
+  mx->mem = *mem;
+  mx->cfg = c;
+  if (cb) memcpy(&mx->cb, cb, cb->struct_size < sizeof mx->cb ? cb->struct_size : sizeof mx->cb);
+  mx->cb.struct_size = sizeof mx->cb;
+  mx->ud = ud;
+  mx->next_id = c.is_client ? 1 : 2;
+  mx->out_cap = 4096;
+  mx->out = lp2p__malloc(&mx->mem, mx->out_cap);
+  if (!mx->out) {
+    lp2p__free(mem, mx);
+    return LP2P_ERR_NOMEM;
+  }
+  *out = mx;
+  return 0;
+}
+
+void lp2p_yamux_free(lp2p_yamux *mx) {
+  if (!mx) return;
+  for (size_t i = 0; i < mx->map.cap; i++)
+    if (mx->map.slots[i]) lp2p__yamux_stream_destroy(mx, mx->map.slots[i]);
+  lp2p__yamux_map_free(&mx->mem, &mx->map);
+  lp2p__free(&mx->mem, mx->out);
+  lp2p_mem mem = mx->mem;
+  lp2p__free(&mem, mx);
+}
+
+/* ---- nesting and deferred closes ---- */
+
+void lp2p__yamux_enter(lp2p_yamux *mx) { mx->depth++; }
+
+void lp2p__yamux_leave(lp2p_yamux *mx) {
+  if (mx->depth == 1) lp2p__yamux_flush_closed(mx);
+  mx->depth--;
+}
+
+void lp2p__yamux_flush_closed(lp2p_yamux *mx) {
+  if (mx->depth > 1) return; /* a callback is on the stack */
+  lp2p__yamux_stream *s;
+  while ((s = mx->closing)) {
+    mx->closing = s->cnext;
+    if (!mx->closing) mx->closing_tail = NULL;
+    if ((s->flags & YX_ANNOUNCED) && mx->cb.on_stream_close) {
+      mx->depth++;
+      mx->cb.on_stream_close(mx, s->id, s->close_err, mx->ud);
+      mx->depth--;
+    }
+    lp2p__yamux_map_del(&mx->map, s->id);
+    if (mx->body_stream == s) mx->body_stream = NULL;
+    lp2p__yamux_stream_destroy(mx, s);
+  }
+}
+
+/* ---- output ---- */
+
+uint8_t *lp2p__yamux_out_reserve(lp2p_yamux *mx, size_t n) {
+  if (n > mx->out_cap - mx->out_len && mx->out_off) {
+    memmove(mx->out, mx->out + mx->out_off, mx->out_len - mx->out_off);
+    mx->out_len -= mx->out_off;
+    mx->out_off = 0;
+  }
+  if (n > mx->out_cap - mx->out_len) {
+    if (n > SIZE_MAX / 2 - mx->out_len) return NULL;
+    size_t ncap = mx->out_cap * 2;
+    if (ncap < mx->out_len + n) ncap = mx->out_len + n;
+    uint8_t *p = lp2p__realloc(&mx->mem, mx->out, ncap);
+    if (!p) return NULL;
+    mx->out = p;
+    mx->out_cap = ncap;
+  }
+  return mx->out + mx->out_len;
+}
+
+static int put_frame(lp2p_yamux *mx, uint8_t type, uint16_t flags, uint32_t id, uint32_t length) {
+  uint8_t *p = lp2p__yamux_out_reserve(mx, LP2P__YAMUX_HDR_LEN);
+  if (!p) return LP2P_ERR_NOMEM;
+  lp2p__yamux_hdr_encode(p, type, flags, id, length);
+  mx->out_len += LP2P__YAMUX_HDR_LEN;
+  return 0;
+}
+
+int lp2p__yamux_emit(lp2p_yamux *mx, uint8_t type, uint16_t flags, uint32_t id, uint32_t length) {
+  if (mx->err) return mx->err;
+  if (mx->out_len - mx->out_off > LP2P__YAMUX_MAX_PENDING_OUT)
+    return lp2p__yamux_fail(mx, LP2P_ERR_LIMIT, LP2P_YAMUX_GOAWAY_INTERNAL_ERROR);
+  if (put_frame(mx, type, flags, id, length)) return lp2p__yamux_fail(mx, LP2P_ERR_NOMEM, -1);
+  return 0;
+}
+
+int lp2p__yamux_fail(lp2p_yamux *mx, int err, int goaway_code) {
+  if (mx->err) return mx->err;
+  mx->err = err;
+  if (goaway_code >= 0 && !mx->goaway_sent &&
+      !put_frame(mx, LP2P__YAMUX_GO_AWAY, 0, 0, (uint32_t)goaway_code))
+    mx->goaway_sent = 1;
+  for (size_t i = 0; i < mx->map.cap; i++)
+    if (mx->map.slots[i]) lp2p__yamux_stream_close(mx, mx->map.slots[i], err);
+  mx->body_stream = NULL;
+  mx->ping_out = 0;
+  return err;
+}
+
+size_t lp2p_yamux_output(lp2p_yamux *mx, const uint8_t **out) {
+  if (!mx) return 0;
+  lp2p__yamux_enter(mx);
+  lp2p__yamux_stream *notify = NULL, **ntail = &notify;
+  while (!mx->err && mx->ready && mx->out_len - mx->out_off < LP2P_YAMUX_OUTPUT_BATCH) {
+    lp2p__yamux_stream *s = mx->ready;
+    if (lp2p__yamux_emit_data(mx, s)) break; /* out of memory: try again on the next call */
+    if (s->sbuf.len && s->send_window)
+      mx->ready = s->rnext; /* round-robin: s moves to the tail */
+    else
+      lp2p__yamux_ready_del(mx, s);
+    if ((s->flags & YX_FIN_SENT) && (s->flags & YX_REMOTE_FIN)) lp2p__yamux_stream_close(mx, s, 0);
+    if ((s->flags & YX_WANT_WRITABLE) && !(s->flags & YX_NOTIFY) && lp2p__yamux_writable(s) > 0) {
+      s->flags |= YX_NOTIFY;
+      s->nnext = NULL;
+      *ntail = s;
+      ntail = &s->nnext;
+    }
+  }
+  /* Writable notifications after the batch is built (streams are not freed before leave). */
+  for (lp2p__yamux_stream *s = notify, *next; s; s = next) {
+    next = s->nnext;
+    s->flags &= ~(uint32_t)YX_NOTIFY;
+    lp2p__yamux_stream_room(mx, s);
+  }
+  lp2p__yamux_leave(mx);
+  if (out) *out = mx->out + mx->out_off;
+  return mx->out_len - mx->out_off;
+}
+
+void lp2p_yamux_output_consumed(lp2p_yamux *mx, size_t n) {
+  if (!mx) return;
+  size_t pending = mx->out_len - mx->out_off;
+  mx->out_off += n < pending ? n : pending;
+  if (mx->out_off == mx->out_len) mx->out_off = mx->out_len = 0;
+}
+
+int lp2p_yamux_want_output(const lp2p_yamux *mx) {
+  return mx && (mx->out_len > mx->out_off || (!mx->err && mx->ready));
+}
+
+/* ---- opening ---- */
+
+int lp2p_yamux_open_stream(lp2p_yamux *mx, uint32_t *id) {
+  if (!mx || !id) return LP2P_ERR_INVAL;
+  if (mx->err) return mx->err;
+  if (mx->goaway_sent || mx->goaway_recv) return LP2P_ERR_GOAWAY;
+  if (mx->n_unacked >= mx->cfg.max_unacked_outbound || mx->next_id > UINT32_MAX) return LP2P_ERR_LIMIT;
+  if (!lp2p__yamux_out_reserve(mx, LP2P__YAMUX_HDR_LEN)) return LP2P_ERR_NOMEM;
+  lp2p__yamux_stream *s = lp2p__yamux_stream_new(mx, (uint32_t)mx->next_id, YX_OUTBOUND | YX_AWAIT_ACK);
+  if (!s) return LP2P_ERR_NOMEM;
+  lp2p__yamux_enter(mx);
+  mx->n_unacked++;
+  mx->next_id += 2;
+  /* Advertise our window beyond the protocol's 256 KiB in the SYN's delta. */
+  uint32_t delta = s->recv_win - s->recv_avail;
+  int rv = lp2p__yamux_emit(mx, LP2P__YAMUX_WINDOW_UPDATE, LP2P__YAMUX_SYN, s->id, delta);
+  if (!rv) {
+    s->recv_avail += delta;
+    s->flags |= YX_ANNOUNCED;
+    *id = s->id;
+  }
+  lp2p__yamux_leave(mx);
+  return rv;
+}
+
+static int recent_has(const lp2p_yamux *mx, uint32_t id) {
+  for (unsigned i = 0; i < mx->recent_n; i++)
+    if (mx->recent[i] == id) return 1;
+  return 0;
+}
+
+void lp2p__yamux_recent_add(lp2p_yamux *mx, uint32_t id) {
+  mx->recent[mx->recent_pos] = id;
+  mx->recent_pos = (mx->recent_pos + 1) % LP2P__YAMUX_RECENT;
+  if (mx->recent_n < LP2P__YAMUX_RECENT) mx->recent_n++;
+}
+
+static int is_ours(const lp2p_yamux *mx, uint32_t id) { return (int)(id & 1) == mx->cfg.is_client; }
+
+/* Inbound SYN for a fresh id. *out = the accepted stream, or NULL if refused. */
+static int accept_inbound(lp2p_yamux *mx, uint32_t id, lp2p__yamux_stream **out) {
+  *out = NULL;
+  if (id > mx->max_inbound_seen) mx->max_inbound_seen = id;
+  lp2p__yamux_stream *s = NULL;
+  if (!mx->goaway_sent && mx->n_inbound < mx->cfg.max_inbound_streams) s = lp2p__yamux_stream_new(mx, id, 0);
+  if (!s) { /* over the limit, going away, or out of memory: refuse with RST */
+    lp2p__yamux_recent_add(mx, id);
+    return lp2p__yamux_emit(mx, LP2P__YAMUX_WINDOW_UPDATE, LP2P__YAMUX_RST, id, 0);
+  }
+  /* ACK at once, advertising our window beyond 256 KiB. */
+  uint32_t delta = s->recv_win - s->recv_avail;
+  int rv = lp2p__yamux_emit(mx, LP2P__YAMUX_WINDOW_UPDATE, LP2P__YAMUX_ACK, id, delta);
+  if (rv) return rv;
+  s->recv_avail += delta;
+  s->flags |= YX_ANNOUNCED;
+  if (mx->cb.on_stream_open) {
+    mx->depth++;
+    int refuse = mx->cb.on_stream_open(mx, id, mx->ud);
+    mx->depth--;
+    if (mx->err) return mx->err;
+    if (refuse) {
+      s->flags &= ~(uint32_t)YX_ANNOUNCED;
+      if (s->flags & YX_CLOSED) return 0;
+      rv = lp2p__yamux_emit(mx, LP2P__YAMUX_WINDOW_UPDATE, LP2P__YAMUX_RST, id, 0);
+      lp2p__yamux_stream_close(mx, s, LP2P_ERR_RESET);
+      return rv;
+    }
+  }
+  if (!(s->flags & YX_CLOSED)) *out = s;
+  return 0;
+}
+
+/* ---- input ---- */
+
+static int proto_error(lp2p_yamux *mx) { return lp2p__yamux_fail(mx, LP2P_ERR_PROTO, LP2P_YAMUX_GOAWAY_PROTOCOL_ERROR); }
+
+static int skip_body(lp2p_yamux *mx, const lp2p__yamux_hdr *h) {
+  if (h->type == LP2P__YAMUX_DATA) {
+    mx->body_left = h->length;
+    mx->body_stream = NULL;
+  }
+  return 0;
+}
+
+static int on_stream_frame(lp2p_yamux *mx, const lp2p__yamux_hdr *h) {
+  uint32_t id = h->stream_id;
+  if (!id) return proto_error(mx);
+  lp2p__yamux_stream *s = lp2p__yamux_map_get(&mx->map, id);
+  if (h->flags & LP2P__YAMUX_SYN) {
+    /* Our parity (both sides think they are clients), id in use, or reused after a recent close. */
+    if (is_ours(mx, id) || s || recent_has(mx, id)) return proto_error(mx);
+    int rv = accept_inbound(mx, id, &s);
+    if (rv) return rv;
+    if (!s) return skip_body(mx, h);
+  } else if (!s) {
+    /* A stream that existed and is gone: late frame, ignore. Never opened: violation. */
+    int known = is_ours(mx, id) ? id < mx->next_id : id <= mx->max_inbound_seen;
+    if (!known) return proto_error(mx);
+    return skip_body(mx, h);
+  }
+  if (s->flags & YX_CLOSED) return skip_body(mx, h);
+  if ((h->flags & LP2P__YAMUX_ACK) && (s->flags & YX_AWAIT_ACK)) {
+    s->flags &= ~(uint32_t)YX_AWAIT_ACK;
+    mx->n_unacked--;
+  }
+  if (h->flags & LP2P__YAMUX_RST) {
+    lp2p__yamux_stream_close(mx, s, LP2P_ERR_RESET);
+    return skip_body(mx, h); /* a WindowUpdate RST's length (go: error code) is ignored */
+  }
+  if (h->type == LP2P__YAMUX_WINDOW_UPDATE) {
+    s->send_window += h->length;
+    lp2p__yamux_stream_room(mx, s);
+    if (h->flags & LP2P__YAMUX_FIN) lp2p__yamux_remote_fin(mx, s);
+    return 0;
+  }
+  if (s->flags & YX_REMOTE_FIN) return skip_body(mx, h); /* data after FIN: discarded */
+  if (h->length > s->recv_avail) return lp2p__yamux_fail(mx, LP2P_ERR_WINDOW, LP2P_YAMUX_GOAWAY_PROTOCOL_ERROR);
+  if (!h->length) {
+    if (h->flags & LP2P__YAMUX_FIN) lp2p__yamux_remote_fin(mx, s);
+    return 0;
+  }
+  s->recv_avail -= h->length;
+  s->recv_held += h->length;
+  mx->body_left = h->length;
+  mx->body_flags = h->flags;
+  mx->body_stream = s;
+  return 0;
+}
+
+static int on_ping(lp2p_yamux *mx, const lp2p__yamux_hdr *h) {
+  if (h->flags & LP2P__YAMUX_SYN)
+    return lp2p__yamux_emit(mx, LP2P__YAMUX_PING, LP2P__YAMUX_ACK, 0, h->length);
+  if ((h->flags & LP2P__YAMUX_ACK) && mx->ping_out && h->length == mx->ping_val) {
+    mx->ping_out = 0;
+    lp2p_tstamp rtt = mx->now >= mx->ping_sent ? mx->now - mx->ping_sent : 0;
+    if (rtt > UINT32_MAX) rtt = UINT32_MAX;
+    mx->rtt = rtt ? (uint32_t)rtt : 1;
+    if (mx->cfg.keepalive_interval) mx->next_ping = mx->ping_sent + mx->cfg.keepalive_interval;
+    if (mx->cb.on_pong) {
+      mx->depth++;
+      mx->cb.on_pong(mx, (uint32_t)rtt, mx->ud);
+      mx->depth--;
+    }
+  }
+  return 0; /* unsolicited / mismatched answers are ignored */
+}
+
+static int on_header(lp2p_yamux *mx) {
+  lp2p__yamux_hdr h;
+  lp2p__yamux_hdr_decode(mx->hdr, &h);
+  if (h.version != LP2P__YAMUX_VERSION) return proto_error(mx);
+  switch (h.type) {
+  case LP2P__YAMUX_DATA:
+  case LP2P__YAMUX_WINDOW_UPDATE:
+    return on_stream_frame(mx, &h);
+  case LP2P__YAMUX_PING:
+    return on_ping(mx, &h);
+  case LP2P__YAMUX_GO_AWAY:
+    if (!mx->goaway_recv) {
+      mx->goaway_recv = 1;
+      mx->goaway_code = h.length;
+      if (mx->cb.on_goaway) {
+        mx->depth++;
+        mx->cb.on_goaway(mx, h.length, mx->ud);
+        mx->depth--;
+      }
+    }
+    return 0;
+  default:
+    return proto_error(mx);
+  }
+}
+
+static void deliver(lp2p_yamux *mx, const uint8_t *p, size_t k) {
+  lp2p__yamux_stream *s = mx->body_stream;
+  mx->body_left -= (uint32_t)k;
+  if (!s || (s->flags & YX_CLOSED)) return;
+  if (mx->cb.on_stream_data) {
+    mx->depth++;
+    mx->cb.on_stream_data(mx, s->id, p, k, mx->ud);
+    mx->depth--;
+  } else { /* nobody reads: credit the window back at once */
+    s->recv_held -= (uint32_t)k;
+    lp2p__yamux_maybe_window_update(mx, s);
+  }
+}
+
+int64_t lp2p_yamux_feed(lp2p_yamux *mx, const uint8_t *in, size_t len, lp2p_tstamp now) {
+  if (!mx || (!in && len)) return LP2P_ERR_INVAL;
+  if (mx->depth) return LP2P_ERR_STATE;
+  if (mx->err) return mx->err;
+  mx->now = now;
+  lp2p__yamux_enter(mx);
+  size_t pos = 0;
+  while (pos < len && !mx->err) {
+    if (mx->body_left) {
+      size_t k = len - pos < mx->body_left ? len - pos : mx->body_left;
+      deliver(mx, in + pos, k);
+      pos += k;
+      if (!mx->body_left && mx->body_stream) {
+        lp2p__yamux_stream *s = mx->body_stream;
+        mx->body_stream = NULL;
+        if (mx->body_flags & LP2P__YAMUX_FIN) lp2p__yamux_remote_fin(mx, s);
+      }
+    } else {
+      size_t k = LP2P__YAMUX_HDR_LEN - mx->hdr_len;
+      if (k > len - pos) k = len - pos;
+      memcpy(mx->hdr + mx->hdr_len, in + pos, k);
+      mx->hdr_len += k;
+      pos += k;
+      if (mx->hdr_len < LP2P__YAMUX_HDR_LEN) break;
+      mx->hdr_len = 0;
+      on_header(mx);
+    }
+    lp2p__yamux_flush_closed(mx);
+  }
+  lp2p__yamux_leave(mx);
+  return mx->err ? mx->err : (int64_t)len;
+}
+
+/* ---- ping, keep-alive, GoAway ---- */
+
+static int send_ping(lp2p_yamux *mx, lp2p_tstamp now) {
+  uint32_t val = mx->ping_seq++;
+  int rv = lp2p__yamux_emit(mx, LP2P__YAMUX_PING, LP2P__YAMUX_SYN, 0, val);
+  if (rv) return rv;
+  mx->ping_out = 1;
+  mx->ping_val = val;
+  mx->ping_sent = now;
+  return 0;
+}
+
+int lp2p_yamux_ping(lp2p_yamux *mx, lp2p_tstamp now) {
+  if (!mx) return LP2P_ERR_INVAL;
+  if (mx->err) return mx->err;
+  mx->now = now;
+  if (mx->ping_out) return 0;
+  if (!lp2p__yamux_out_reserve(mx, LP2P__YAMUX_HDR_LEN)) return LP2P_ERR_NOMEM;
+  lp2p__yamux_enter(mx);
+  int rv = send_ping(mx, now);
+  lp2p__yamux_leave(mx);
+  return rv;
+}
+
+uint32_t lp2p_yamux_rtt(const lp2p_yamux *mx) { return mx ? mx->rtt : 0; }
+
+lp2p_tstamp lp2p_yamux_next_expiry(const lp2p_yamux *mx) {
+  if (!mx || mx->err) return LP2P_TSTAMP_NEVER;
+  if (mx->ping_out)
+    return mx->cfg.keepalive_timeout ? mx->ping_sent + mx->cfg.keepalive_timeout : LP2P_TSTAMP_NEVER;
+  return mx->cfg.keepalive_interval ? mx->next_ping : LP2P_TSTAMP_NEVER;
+}
+
+int lp2p_yamux_handle_expiry(lp2p_yamux *mx, lp2p_tstamp now) {
+  if (!mx) return LP2P_ERR_INVAL;
+  if (mx->err) return mx->err;
+  mx->now = now;
+  lp2p__yamux_enter(mx);
+  if (mx->ping_out) {
+    if (mx->cfg.keepalive_timeout && now >= mx->ping_sent && now - mx->ping_sent >= mx->cfg.keepalive_timeout)
+      lp2p__yamux_fail(mx, LP2P_ERR_TIMEOUT, -1);
+  } else if (mx->cfg.keepalive_interval && now >= mx->next_ping) {
+    send_ping(mx, now);
+  }
+  lp2p__yamux_leave(mx);
+  return mx->err;
+}
+
+int lp2p_yamux_go_away(lp2p_yamux *mx, uint32_t code) {
+  if (!mx) return LP2P_ERR_INVAL;
+  if (mx->err) return mx->err;
+  if (mx->goaway_sent) return 0;
+  if (!lp2p__yamux_out_reserve(mx, LP2P__YAMUX_HDR_LEN)) return LP2P_ERR_NOMEM;
+  lp2p__yamux_enter(mx);
+  int rv = lp2p__yamux_emit(mx, LP2P__YAMUX_GO_AWAY, 0, 0, code);
+  if (!rv) mx->goaway_sent = 1;
+  lp2p__yamux_leave(mx);
+  return rv;
+}
+
+/* ---- accessors ---- */
+
+int lp2p_yamux_error(const lp2p_yamux *mx) { return mx ? mx->err : LP2P_ERR_INVAL; }
+size_t lp2p_yamux_stream_count(const lp2p_yamux *mx) { return mx ? mx->n_streams : 0; }
+
+int lp2p_yamux_remote_goaway(const lp2p_yamux *mx, uint32_t *code) {
+  if (!mx || !mx->goaway_recv) return 0;
+  if (code) *code = mx->goaway_code;
+  return 1;
+}
