@@ -40,13 +40,14 @@
  *   Simultaneous dial rule: if a second connection to an already connected peer
  *   completes its upgrade, both sides deterministically keep the connection that
  *   was DIALED BY THE PEER WITH THE SMALLER PEER ID (lp2p_peer_id_cmp over the
- *   multihash bytes). The other connection is sent a yamux GoAway: no new
- *   streams are opened on it, its existing streams run to completion and it is
- *   closed once it has no stream left. If both connections were dialed by the
- *   same side, that (dialing) side keeps the older one and GoAways the newer;
- *   the listening side follows the GoAway it receives. Connection events are
- *   per-peer transitions (0 -> 1 live connection: CONN_ESTABLISHED, 1 -> 0:
- *   CONN_CLOSED), so such a swap emits no event at all.
+ *   multihash bytes); if both were dialed by the same side, the older one is
+ *   kept. New streams go to the kept connection at once. The side that DIALED
+ *   the losing connection sends a yamux GoAway on it (by then, by causality, the
+ *   other side already has the kept connection up); the other side stops using
+ *   it for new streams and follows that GoAway. A GoAway'd connection opens no
+ *   new streams, lets its existing streams finish, and is closed once it has
+ *   none. Connection events are per-peer transitions (0 -> 1 live connection:
+ *   CONN_ESTABLISHED, 1 -> 0: CONN_CLOSED), so such a swap emits no event.
  *
  *   A connection stops being live at once when: the remote closes TCP
  *   (LP2P_ERR_EOF), TCP errors/resets (LP2P_ERR_CONNRESET / LP2P_ERR_IO), the
@@ -101,9 +102,10 @@ typedef struct lp2p_swarm lp2p_swarm;
 typedef struct lp2p_stream lp2p_stream;
 typedef struct lp2p_timer lp2p_timer;
 
-/* The muxer id the swarm negotiates. */
+/* The muxer id the swarm negotiates (same value as lp2p/yamux.h's, if defined there). */
+#ifndef LP2P_YAMUX_PROTOCOL_ID
 #define LP2P_YAMUX_PROTOCOL_ID "/yamux/1.0.0"
-#define LP2P_NOISE_PROTOCOL_ID "/noise"
+#endif
 /* Longest protocol id accepted in the registry / open_stream (multistream line limit minus framing). */
 #define LP2P_PROTOCOL_ID_MAX 1000
 

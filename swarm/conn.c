@@ -1,0 +1,813 @@
+/* swarm/conn.c - one connection: TCP -> multistream(/noise) -> Noise XX ->
+ * (early muxer | multistream(/yamux/1.0.0)) -> yamux, its I/O, timers and
+ * teardown. */
+#include <string.h>
+
+#include "swarm/swarm_int.h"
+
+static const char *const k_noise_ids[] = {LP2P_NOISE_PROTOCOL_ID};
+static const char *const k_mux_ids[] = {LP2P_YAMUX_PROTOCOL_ID};
+
+static int only_noise(void *ud, const char *p, size_t n) {
+  (void)ud;
+  return n == strlen(LP2P_NOISE_PROTOCOL_ID) && !memcmp(p, LP2P_NOISE_PROTOCOL_ID, n);
+}
+static int only_yamux(void *ud, const char *p, size_t n) {
+  (void)ud;
+  return n == strlen(LP2P_YAMUX_PROTOCOL_ID) && !memcmp(p, LP2P_YAMUX_PROTOCOL_ID, n);
+}
+static size_t list_noise(void *ud, const char **out, size_t max) {
+  (void)ud;
+  if (max) out[0] = LP2P_NOISE_PROTOCOL_ID;
+  return 1;
+}
+static size_t list_yamux(void *ud, const char **out, size_t max) {
+  (void)ud;
+  if (max) out[0] = LP2P_YAMUX_PROTOCOL_ID;
+  return 1;
+}
+static const lp2p_mss_registry k_sec_registry = {only_noise, list_noise};
+static const lp2p_mss_registry k_mux_registry = {only_yamux, list_yamux};
+
+typedef struct wreq {
+  uv_write_t req;
+  lp2p__conn *c;
+  size_t len;
+  uint8_t data[];
+} wreq;
+
+static void conn_log(const lp2p__conn *c, lp2p_log_level lvl, const char *what, int err) {
+  if ((int)lvl > (int)lp2p_log_get_level()) return;
+  char pb[LP2P_PEER_ID_MAX_TEXT], ab[256];
+  lp2p_log(lvl, LP2P__SW_LOG, "conn #%llu %s %s peer %s: %s%s%s", (unsigned long long)c->id,
+           c->dir == LP2P_DIR_OUTBOUND ? "->" : "<-", lp2p__ma_str(c->remote_addr, ab, sizeof ab),
+           lp2p__peer_str(c->remote.len ? &c->remote : &c->expected, pb, sizeof pb), what, err ? " " : "",
+           err ? lp2p_err_name(err) : "");
+}
+
+/* ------------------------------------------------------------------------- */
+/* memory / handles */
+
+static void conn_maybe_free(lp2p__conn *c) {
+  if (c->io_open || c->timer_open) return;
+  lp2p_swarm *sw = c->sw;
+  lp2p__bytes_free(&sw->mem, &c->rbuf);
+  lp2p_multiaddr_free(c->remote_addr);
+  lp2p_multiaddr_free(c->local_addr);
+  lp2p__free(&sw->mem, c);
+}
+
+static void io_close_cb(uv_handle_t *h) {
+  lp2p__conn *c = h->data;
+  lp2p_swarm *sw = c->sw;
+  lp2p__free(&sw->mem, h);
+  c->io = NULL;
+  c->io_open = 0;
+  conn_maybe_free(c);
+  lp2p__swarm_handle_closed(sw);
+}
+
+static void timer_close_cb(uv_handle_t *h) {
+  lp2p__conn *c = h->data;
+  lp2p_swarm *sw = c->sw;
+  c->timer_open = 0;
+  conn_maybe_free(c);
+  lp2p__swarm_handle_closed(sw);
+}
+
+static void close_io(lp2p__conn *c) {
+  if (c->io && !uv_is_closing((uv_handle_t *)c->io)) uv_close((uv_handle_t *)c->io, io_close_cb);
+}
+static void close_timer(lp2p__conn *c) {
+  if (c->timer_open && !uv_is_closing((uv_handle_t *)&c->timer)) uv_close((uv_handle_t *)&c->timer, timer_close_cb);
+}
+
+static lp2p__conn *conn_alloc(lp2p_swarm *sw, lp2p_direction dir) {
+  lp2p__conn *c = lp2p__calloc(&sw->mem, 1, sizeof *c);
+  if (!c) return NULL;
+  c->sw = sw;
+  c->id = sw->next_conn_id++;
+  c->dir = dir;
+  lp2p__list_init(&c->streams);
+  uv_timer_init(sw->loop, &c->timer);
+  c->timer.data = c;
+  c->timer_open = 1;
+  sw->handles++;
+  lp2p__list_add_tail(&sw->conns, &c->sw_link);
+  return c;
+}
+
+void lp2p__conn_mark_dirty(lp2p__conn *c) {
+  if (c->tearing || c->state == LP2P__C_CLOSING || lp2p__list_linked(&c->pending_link)) return;
+  lp2p__list_add_tail(&c->sw->dirty, &c->pending_link);
+  lp2p__swarm_kick(c->sw);
+}
+
+void lp2p__conn_close(lp2p__conn *c, int reason) {
+  if (c->tearing || c->close_queued || c->state == LP2P__C_CLOSING) return;
+  c->close_queued = 1;
+  c->close_reason = reason;
+  lp2p__list_add_tail(&c->sw->conn_closeq, &c->close_link);
+  lp2p__swarm_kick(c->sw);
+}
+
+/* ------------------------------------------------------------------------- */
+/* output */
+
+static void write_cb(uv_write_t *req, int status) {
+  wreq *w = (wreq *)req;
+  lp2p__conn *c = w->c;
+  lp2p_swarm *sw = c->sw;
+  lp2p__free(&sw->mem, w);
+  if (status == UV_ECANCELED || c->state == LP2P__C_CLOSING) return;
+  lp2p__swarm_enter(sw);
+  if (status < 0) {
+    lp2p__conn_close(c, lp2p__uv_err(status));
+  } else if (c->write_blocked && uv_stream_get_write_queue_size(c->io) < LP2P__SW_WRITE_HIGH / 2) {
+    c->write_blocked = 0;
+    lp2p__conn_mark_dirty(c);
+    for (lp2p__link *it = c->streams.next; it != &c->streams;) {
+      lp2p_stream *s = LP2P__CONTAINER(it, lp2p_stream, conn_link);
+      it = it->next;
+      if (s->want_writable) lp2p__stream_mx_writable(s);
+    }
+  }
+  lp2p__swarm_leave(sw);
+}
+
+static int submit(lp2p__conn *c, wreq *w) {
+  uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
+  w->c = c;
+  int rv = uv_write(&w->req, c->io, &b, 1, write_cb);
+  if (rv) {
+    lp2p__free(&c->sw->mem, w);
+    return lp2p__uv_err(rv);
+  }
+  return 0;
+}
+
+static int write_copy(lp2p__conn *c, const uint8_t *p, size_t n) {
+  wreq *w = lp2p__malloc(&c->sw->mem, sizeof *w + n);
+  if (!w) return LP2P_ERR_NOMEM;
+  memcpy(w->data, p, n);
+  w->len = n;
+  return submit(c, w);
+}
+
+/* Encrypts p[0..n) into Noise frames and writes them. */
+static int write_sealed(lp2p__conn *c, const uint8_t *p, size_t n) {
+  size_t frames = (n + LP2P_NOISE_MAX_PLAINTEXT - 1) / LP2P_NOISE_MAX_PLAINTEXT;
+  wreq *w = lp2p__malloc(&c->sw->mem, sizeof *w + n + frames * LP2P_NOISE_FRAME_OVERHEAD);
+  if (!w) return LP2P_ERR_NOMEM;
+  size_t off = 0, out = 0;
+  while (off < n) {
+    size_t k = n - off > LP2P_NOISE_MAX_PLAINTEXT ? LP2P_NOISE_MAX_PLAINTEXT : n - off;
+    int rv = lp2p_noise_seal_frame(c->noise, p + off, k, w->data + out);
+    if (rv < 0) {
+      lp2p__free(&c->sw->mem, w);
+      return rv;
+    }
+    out += (size_t)rv;
+    off += k;
+  }
+  w->len = out;
+  return submit(c, w);
+}
+
+/* Pushes pending engine output to the socket (in layer order). */
+static int flush_out(lp2p__conn *c) {
+  const uint8_t *p;
+  size_t n;
+  int rv;
+  if (!c->io || c->state == LP2P__C_CONNECTING) return 0;
+  if (c->state == LP2P__C_MSS_SEC && c->mss && (n = lp2p_mss_output(c->mss, &p)) > 0) {
+    if ((rv = write_copy(c, p, n)) < 0) return rv;
+    lp2p_mss_output_consumed(c->mss, n);
+  }
+  if (c->noise && (n = lp2p_noise_output(c->noise, &p)) > 0) {
+    if ((rv = write_copy(c, p, n)) < 0) return rv;
+    lp2p_noise_output_consumed(c->noise, n);
+  }
+  if (c->state == LP2P__C_MSS_MUX && c->mss && (n = lp2p_mss_output(c->mss, &p)) > 0) {
+    if ((rv = write_sealed(c, p, n)) < 0) return rv;
+    lp2p_mss_output_consumed(c->mss, n);
+  }
+  if (c->mx) {
+    while (uv_stream_get_write_queue_size(c->io) < LP2P__SW_WRITE_HIGH) {
+      n = lp2p_yamux_output(c->mx, &p);
+      if (!n) break;
+      if ((rv = write_sealed(c, p, n)) < 0) return rv;
+      lp2p_yamux_output_consumed(c->mx, n);
+    }
+    if (uv_stream_get_write_queue_size(c->io) >= LP2P__SW_WRITE_HIGH) c->write_blocked = 1;
+  }
+  return 0;
+}
+
+void lp2p__conn_flush(lp2p__conn *c) {
+  if (c->state == LP2P__C_CLOSING || c->close_queued) return;
+  int rv = flush_out(c);
+  if (rv < 0) {
+    conn_log(c, LP2P_LOG_DEBUG, "write failed:", rv);
+    lp2p__conn_close(c, rv);
+  }
+}
+
+/* ------------------------------------------------------------------------- */
+/* yamux callbacks */
+
+static lp2p_stream *stream_of(lp2p_yamux *mx, uint32_t id) { return lp2p_yamux_stream_user(mx, id); }
+
+static int ycb_open(lp2p_yamux *mx, uint32_t id, void *ud) {
+  (void)mx;
+  return lp2p__stream_on_inbound(ud, id);
+}
+static void ycb_data(lp2p_yamux *mx, uint32_t id, const uint8_t *p, size_t n, void *ud) {
+  (void)ud;
+  lp2p_stream *s = stream_of(mx, id);
+  if (s) lp2p__stream_mx_data(s, p, n);
+}
+static void ycb_eof(lp2p_yamux *mx, uint32_t id, void *ud) {
+  (void)ud;
+  lp2p_stream *s = stream_of(mx, id);
+  if (s) lp2p__stream_mx_eof(s);
+}
+static void ycb_writable(lp2p_yamux *mx, uint32_t id, void *ud) {
+  (void)ud;
+  lp2p_stream *s = stream_of(mx, id);
+  if (s) lp2p__stream_mx_writable(s);
+}
+static void ycb_close(lp2p_yamux *mx, uint32_t id, int err, void *ud) {
+  (void)ud;
+  lp2p_stream *s = stream_of(mx, id);
+  if (s) lp2p__stream_mx_close(s, err);
+  lp2p__conn_mark_dirty(ud);  /* idleness may have changed */
+}
+static void ycb_pong(lp2p_yamux *mx, uint32_t rtt, void *ud) {
+  (void)mx;
+  lp2p__conn *c = ud;
+  lp2p_log(LP2P_LOG_DEBUG, LP2P__SW_LOG, "conn #%llu keep-alive pong, rtt %u ms", (unsigned long long)c->id, rtt);
+}
+static void ycb_goaway(lp2p_yamux *mx, uint32_t code, void *ud) {
+  (void)mx;
+  lp2p__conn *c = ud;
+  c->goaway_recv = 1;
+  lp2p_log(LP2P_LOG_DEBUG, LP2P__SW_LOG, "conn #%llu: remote GoAway (code %u)", (unsigned long long)c->id, code);
+  lp2p__conn_mark_dirty(c);
+}
+
+static const lp2p_yamux_callbacks k_ycb = {
+    .struct_size = sizeof(lp2p_yamux_callbacks),
+    .on_stream_open = ycb_open,
+    .on_stream_data = ycb_data,
+    .on_stream_eof = ycb_eof,
+    .on_stream_writable = ycb_writable,
+    .on_stream_close = ycb_close,
+    .on_pong = ycb_pong,
+    .on_goaway = ycb_goaway,
+};
+
+/* ------------------------------------------------------------------------- */
+/* upgrade pipeline */
+
+static int start_noise(lp2p__conn *c) {
+  lp2p_swarm *sw = c->sw;
+  lp2p_noise_config nc;
+  memset(&nc, 0, sizeof nc);
+  nc.struct_size = sizeof nc;
+  nc.initiator = c->dir == LP2P_DIR_OUTBOUND;
+  nc.identity = sw->cfg.identity;
+  nc.expected_remote = c->expected.len ? &c->expected : NULL;
+  nc.muxers = k_mux_ids;
+  nc.n_muxers = 1;
+  int rv = lp2p_noise_new(&c->noise, &nc, &sw->mem);
+  if (rv < 0) return rv;
+  c->state = LP2P__C_NOISE;
+  return 0;
+}
+
+static int start_yamux(lp2p__conn *c) {
+  lp2p_swarm *sw = c->sw;
+  lp2p_yamux_config yc;
+  lp2p_yamux_config_default(&yc, c->dir == LP2P_DIR_OUTBOUND);
+  yc.initial_window = sw->cfg.yamux_initial_window;
+  yc.max_window = sw->cfg.yamux_max_window;
+  if (sw->cfg.max_streams_per_conn) yc.max_inbound_streams = sw->cfg.max_streams_per_conn;
+  yc.keepalive_interval = sw->cfg.keepalive_interval_ms;
+  yc.keepalive_timeout = sw->cfg.keepalive_timeout_ms;
+  int rv = lp2p_yamux_new(&c->mx, &yc, &k_ycb, c, &sw->mem);
+  if (rv < 0) return rv;
+  lp2p_mss_free(c->mss);
+  c->mss = NULL;
+  c->state = LP2P__C_READY;
+  c->was_ready = 1;
+  c->deadline = 0;
+  if (c->counted_pending_in) {
+    c->counted_pending_in = 0;
+    sw->pending_inbound--;
+  }
+  conn_log(c, LP2P_LOG_DEBUG, "upgraded (noise, " LP2P_YAMUX_PROTOCOL_ID ")", 0);
+  lp2p__peer_conn_ready(sw, c);
+  if (c->dial && !c->close_queued) {
+    lp2p__dial *d = c->dial;
+    c->dial = NULL;
+    lp2p__dial_conn_ready(d, c);
+  }
+  return 0;
+}
+
+static int handshake_done(lp2p__conn *c) {
+  lp2p_swarm *sw = c->sw;
+  const lp2p_peer_id *rp = lp2p_noise_remote_peer(c->noise);
+  if (!rp) return LP2P_ERR_HANDSHAKE;
+  c->remote = *rp;
+  if (c->expected.len && !lp2p_peer_id_equal(&c->expected, rp)) return LP2P_ERR_PEER_ID_MISMATCH;
+  if (lp2p_peer_id_equal(rp, &sw->local)) return LP2P_ERR_HANDSHAKE;
+  const char *mux = lp2p_noise_muxer(c->noise);
+  conn_log(c, LP2P_LOG_DEBUG, mux ? "noise done, muxer from extension" : "noise done, muxer via multistream", 0);
+  if (mux) {
+    if (strcmp(mux, LP2P_YAMUX_PROTOCOL_ID)) return LP2P_ERR_UNSUPPORTED;
+    return start_yamux(c);
+  }
+  int rv = c->dir == LP2P_DIR_OUTBOUND ? lp2p_mss_new_dialer(&c->mss, k_mux_ids, 1, NULL, &sw->mem)
+                                       : lp2p_mss_new_listener(&c->mss, &k_mux_registry, NULL, NULL, &sw->mem);
+  if (rv < 0) return rv;
+  c->state = LP2P__C_MSS_MUX;
+  return 0;
+}
+
+/* Hands decrypted bytes to the current encrypted layer. Returns the number
+ * of plaintext bytes consumed or an error. */
+static int64_t drain_plaintext(lp2p__conn *c) {
+  const uint8_t *p;
+  size_t m;
+  int64_t total = 0;
+  while (!c->close_queued && (m = lp2p_noise_plaintext(c->noise, &p)) > 0) {
+    if (c->state == LP2P__C_MSS_MUX) {
+      int64_t k = lp2p_mss_feed(c->mss, p, m);
+      if (k < 0) return (int)k;
+      lp2p_noise_plaintext_consumed(c->noise, (size_t)k);
+      total += k;
+      if (!lp2p_mss_done(c->mss)) {
+        if ((size_t)k < m) return LP2P_ERR_PROTO;
+        break;
+      }
+      /* the echo/answer must leave before any yamux frame */
+      int rv = flush_out(c);
+      if (rv < 0) return rv;
+      if ((rv = start_yamux(c)) < 0) return rv;
+    } else if (c->state == LP2P__C_READY) {
+      c->in_feed = 1;
+      int64_t k = lp2p_yamux_feed(c->mx, p, m, lp2p__swarm_now(c->sw));
+      c->in_feed = 0;
+      if (k < 0) return (int)k;
+      lp2p_noise_plaintext_consumed(c->noise, (size_t)k);
+      total += k;
+      if (k == 0) break;
+    } else {
+      break;
+    }
+  }
+  return total;
+}
+
+/* Runs received bytes through the layers. Returns bytes used, or an error. */
+static int64_t drive(lp2p__conn *c, const uint8_t *in, size_t len) {
+  size_t off = 0;
+  int rv;
+  for (;;) {
+    if (c->close_queued) return (int64_t)len;
+    switch (c->state) {
+      case LP2P__C_MSS_SEC: {
+        if (off == len) return (int64_t)off;
+        int64_t k = lp2p_mss_feed(c->mss, in + off, len - off);
+        if (k < 0) return k;
+        off += (size_t)k;
+        if (!lp2p_mss_done(c->mss)) {
+          if (off < len) return LP2P_ERR_PROTO;
+          return (int64_t)off;
+        }
+        conn_log(c, LP2P_LOG_DEBUG, "security negotiated: " LP2P_NOISE_PROTOCOL_ID, 0);
+        if ((rv = flush_out(c)) < 0) return rv;  /* our mss answer precedes noise bytes */
+        lp2p_mss_free(c->mss);
+        c->mss = NULL;
+        if ((rv = start_noise(c)) < 0) return rv;
+        continue;
+      }
+      case LP2P__C_NOISE: {
+        int64_t k = 0;
+        if (off < len) {
+          k = lp2p_noise_feed(c->noise, in + off, len - off);
+          if (k < 0) return k;
+          off += (size_t)k;
+        }
+        if (lp2p_noise_handshake_done(c->noise)) {
+          if ((rv = handshake_done(c)) < 0) return rv;
+          continue;
+        }
+        if (off == len || k == 0) return (int64_t)off;
+        continue;
+      }
+      case LP2P__C_MSS_MUX:
+      case LP2P__C_READY: {
+        int64_t k = 0;
+        if (off < len) {
+          k = lp2p_noise_feed(c->noise, in + off, len - off);
+          if (k < 0) return k;
+          off += (size_t)k;
+        }
+        int64_t d = drain_plaintext(c);
+        if (d < 0) return d;
+        if (off == len || (k == 0 && d == 0)) return (int64_t)off;
+        continue;
+      }
+      default:
+        return (int64_t)len;
+    }
+  }
+}
+
+static void conn_input(lp2p__conn *c, const uint8_t *p, size_t n) {
+  int64_t used;
+  lp2p_swarm *sw = c->sw;
+  if (c->rbuf.len) {
+    if (lp2p__bytes_append(&sw->mem, &c->rbuf, p, n) < 0) {
+      lp2p__conn_close(c, LP2P_ERR_NOMEM);
+      return;
+    }
+    used = drive(c, c->rbuf.data, c->rbuf.len);
+    if (used >= 0) lp2p__bytes_consume(&c->rbuf, (size_t)used);
+  } else {
+    used = drive(c, p, n);
+    if (used >= 0 && (size_t)used < n && lp2p__bytes_append(&sw->mem, &c->rbuf, p + used, n - (size_t)used) < 0)
+      used = LP2P_ERR_NOMEM;
+  }
+  if (used < 0) {
+    conn_log(c, LP2P_LOG_DEBUG, "malformed input from peer, closing:", (int)used);
+    lp2p__conn_close(c, (int)used);
+    return;
+  }
+  /* a bounded read buffer: the engines buffer partial messages themselves */
+  if (c->rbuf.len > 2 * LP2P__SW_READ_BUF + 65537) {
+    lp2p__conn_close(c, LP2P_ERR_TOO_LARGE);
+    return;
+  }
+  if (c->goaway_recv && c->live) lp2p__peer_conn_gone(sw, c, LP2P_ERR_GOAWAY);
+  lp2p__conn_mark_dirty(c);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  lp2p__conn *c = h->data;
+  (void)suggested;
+  buf->base = (char *)c->sw->readbuf;
+  buf->len = LP2P__SW_READ_BUF;
+}
+
+static void read_cb(uv_stream_t *io, ssize_t nread, const uv_buf_t *buf) {
+  lp2p__conn *c = io->data;
+  lp2p_swarm *sw = c->sw;
+  if (nread == 0 || c->state == LP2P__C_CLOSING) return;
+  lp2p__swarm_enter(sw);
+  if (nread < 0) {
+    int reason = nread == UV_EOF ? LP2P_ERR_EOF : lp2p__uv_err((int)nread);
+    if (c->mx && lp2p_yamux_remote_goaway(c->mx, NULL) && reason == LP2P_ERR_EOF) reason = LP2P_ERR_GOAWAY;
+    lp2p__conn_close(c, reason);
+  } else {
+    conn_input(c, (const uint8_t *)buf->base, (size_t)nread);
+  }
+  lp2p__swarm_leave(sw);
+}
+
+static int start_reading(lp2p__conn *c) {
+  int rv = uv_read_start(c->io, alloc_cb, read_cb);
+  if (rv) return lp2p__uv_err(rv);
+  c->reading = 1;
+  return 0;
+}
+
+static void on_connect(uv_connect_t *req, int status) {
+  lp2p__conn *c = req->data;
+  lp2p_swarm *sw = c->sw;
+  if (status == UV_ECANCELED || c->state == LP2P__C_CLOSING) return;
+  lp2p__swarm_enter(sw);
+  int rv = status < 0 ? lp2p__uv_err(status) : 0;
+  if (!rv) {
+    c->tr->addrs(c->io, &c->local_addr, NULL);
+    rv = lp2p_mss_new_dialer(&c->mss, k_noise_ids, 1, NULL, &sw->mem);
+  }
+  if (!rv) {
+    c->state = LP2P__C_MSS_SEC;
+    rv = start_reading(c);
+  }
+  if (!rv) {
+    conn_log(c, LP2P_LOG_DEBUG, "tcp connected", 0);
+    /* lazy: the noise initiator message could follow the proposal, but js/go
+     * listeners expect the echo first; we wait for it */
+    lp2p__conn_mark_dirty(c);
+  } else {
+    conn_log(c, LP2P_LOG_DEBUG, "connect failed:", rv);
+    lp2p__conn_close(c, rv);
+  }
+  lp2p__swarm_leave(sw);
+}
+
+/* ------------------------------------------------------------------------- */
+/* creation */
+
+int lp2p__conn_new_outbound(lp2p_swarm *sw, lp2p__dial *d, const lp2p_multiaddr *ma, const lp2p_peer_id *expect,
+                            lp2p__conn **out) {
+  const lp2p__transport *tr = lp2p__transport_for(ma, 0);
+  if (!tr) return LP2P_ERR_UNSUPPORTED;
+  if (sw->cfg.max_outbound_conns && sw->n_outbound >= sw->cfg.max_outbound_conns) return LP2P_ERR_LIMIT;
+  lp2p__conn *c = conn_alloc(sw, LP2P_DIR_OUTBOUND);
+  if (!c) return LP2P_ERR_NOMEM;
+  c->tr = tr;
+  c->state = LP2P__C_CONNECTING;
+  c->remote_addr = lp2p_multiaddr_dup(ma);
+  if (expect && expect->len) c->expected = *expect;
+  c->connect_req.data = c;
+  int rv = c->remote_addr ? 0 : LP2P_ERR_NOMEM;
+  if (!rv) rv = tr->dial(sw->loop, &sw->mem, ma, &c->io, &c->connect_req, on_connect);
+  if (c->io) {
+    c->io->data = c;
+    c->io_open = 1;
+    sw->handles++;
+  }
+  if (rv < 0) {
+    /* not a live attempt yet: tear down quietly, the caller records the error */
+    c->state = LP2P__C_CLOSING;
+    lp2p__list_del(&c->sw_link);
+    close_io(c);
+    close_timer(c);
+    return rv;
+  }
+  sw->dial_count++;
+  sw->n_outbound++;
+  c->counted_out = 1;
+  c->dial = d;
+  if (sw->cfg.dial_timeout_ms) c->deadline = lp2p__swarm_now(sw) + sw->cfg.dial_timeout_ms;
+  conn_log(c, LP2P_LOG_DEBUG, "dialing", 0);
+  lp2p__conn_arm(c);
+  *out = c;
+  return 0;
+}
+
+static void raw_close_cb(uv_handle_t *h) {
+  lp2p_swarm *sw = h->data;
+  lp2p__free(&sw->mem, h);
+  lp2p__swarm_handle_closed(sw);
+}
+
+static void emit_inbound_failed(lp2p_swarm *sw, const lp2p_multiaddr *addr, int err) {
+  lp2p_swarm_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.struct_size = sizeof ev;
+  ev.type = LP2P_SWARM_EV_INBOUND_CONN_FAILED;
+  ev.addr = addr;
+  ev.dir = LP2P_DIR_INBOUND;
+  ev.err = err;
+  lp2p__swarm_emit(sw, &ev);
+}
+
+void lp2p__conn_accept(lp2p_swarm *sw, lp2p__listener *l) {
+  uv_stream_t *io = NULL;
+  int rv = l->tr->accept(l->srv, &sw->mem, &io);
+  if (rv < 0 || sw->freeing ||
+      (sw->cfg.max_pending_inbound && sw->pending_inbound >= sw->cfg.max_pending_inbound) ||
+      (sw->cfg.max_inbound_conns && sw->n_inbound >= sw->cfg.max_inbound_conns)) {
+    int err = rv < 0 ? rv : LP2P_ERR_LIMIT;
+    lp2p_multiaddr *remote = NULL;
+    if (io && rv == 0) l->tr->addrs(io, NULL, &remote);
+    char ab[256];
+    lp2p_log(LP2P_LOG_DEBUG, LP2P__SW_LOG, "inbound connection from %s refused: %s",
+             lp2p__ma_str(remote, ab, sizeof ab), lp2p_err_name(err));
+    if (io) {
+      io->data = sw;
+      sw->handles++;
+      uv_close((uv_handle_t *)io, raw_close_cb);
+    }
+    emit_inbound_failed(sw, remote, err);
+    lp2p_multiaddr_free(remote);
+    return;
+  }
+  lp2p__conn *c = conn_alloc(sw, LP2P_DIR_INBOUND);
+  if (!c) {
+    io->data = sw;
+    sw->handles++;
+    uv_close((uv_handle_t *)io, raw_close_cb);
+    return;
+  }
+  c->tr = l->tr;
+  c->io = io;
+  io->data = c;
+  c->io_open = 1;
+  sw->handles++;
+  c->state = LP2P__C_MSS_SEC;
+  sw->n_inbound++;
+  c->counted_in = 1;
+  sw->pending_inbound++;
+  c->counted_pending_in = 1;
+  if (sw->cfg.handshake_timeout_ms) c->deadline = lp2p__swarm_now(sw) + sw->cfg.handshake_timeout_ms;
+  rv = l->tr->addrs(io, &c->local_addr, &c->remote_addr);
+  if (!rv) rv = lp2p_mss_new_listener(&c->mss, &k_sec_registry, NULL, NULL, &sw->mem);
+  if (!rv) rv = start_reading(c);
+  conn_log(c, LP2P_LOG_DEBUG, rv ? "accept failed:" : "accepted", rv);
+  if (rv < 0)
+    lp2p__conn_close(c, rv);
+  else
+    lp2p__conn_arm(c);
+}
+
+/* ------------------------------------------------------------------------- */
+/* timers, idleness */
+
+static int conn_is_idle(lp2p__conn *c) {
+  if (c->n_streams || lp2p_yamux_stream_count(c->mx)) return 0;
+  lp2p__peer *pe = c->peer;
+  if (!c->live) return 1;  /* demoted: close as soon as its streams are done */
+  if (pe && (pe->holds > 0 || !lp2p__list_empty(&pe->waiting))) return 0;
+  if (pe && lp2p__behaviours_keep_alive(c->sw, &pe->id)) return 0;
+  return 1;
+}
+
+static void timer_cb(uv_timer_t *t);
+
+void lp2p__conn_arm(lp2p__conn *c) {
+  lp2p_swarm *sw = c->sw;
+  if (c->state == LP2P__C_CLOSING || c->close_queued) return;
+  lp2p_tstamp now = lp2p__swarm_now(sw), due = LP2P_TSTAMP_NEVER;
+  if (c->state != LP2P__C_READY) {
+    if (c->deadline) due = c->deadline;
+  } else {
+    if (c->goaway_recv && c->live) lp2p__peer_conn_gone(sw, c, LP2P_ERR_GOAWAY);
+    if (lp2p_yamux_error(c->mx)) {
+      lp2p__conn_close(c, lp2p_yamux_error(c->mx));
+      return;
+    }
+    lp2p_tstamp y = lp2p_yamux_next_expiry(c->mx);
+    if (y < due) due = y;
+    if (c->n_negotiating) {
+      for (lp2p__link *it = c->streams.next; it != &c->streams; it = it->next) {
+        lp2p_stream *s = LP2P__CONTAINER(it, lp2p_stream, conn_link);
+        if (s->state == LP2P__ST_NEGOTIATING && s->nego_deadline && s->nego_deadline < due) due = s->nego_deadline;
+      }
+    }
+    int demoted = !c->live;
+    if (demoted || sw->cfg.idle_timeout_ms) {
+      if (conn_is_idle(c)) {
+        if (demoted) {
+          lp2p__conn_close(c, c->goaway_recv ? LP2P_ERR_GOAWAY : LP2P_ERR_CLOSED);
+          return;
+        }
+        if (!c->idle_since) c->idle_since = now;
+        lp2p_tstamp at = c->idle_since + sw->cfg.idle_timeout_ms;
+        if (at < due) due = at;
+      } else {
+        c->idle_since = 0;
+        if (!demoted) {
+          /* re-check later: keep-alive holds/hooks can change without traffic */
+          lp2p_tstamp at = now + sw->cfg.idle_timeout_ms;
+          if (at < due) due = at;
+        }
+      }
+    }
+  }
+  if (due == LP2P_TSTAMP_NEVER) {
+    uv_timer_stop(&c->timer);
+  } else {
+    uv_timer_start(&c->timer, timer_cb, due > now ? due - now : 0, 0);
+  }
+}
+
+static void timer_cb(uv_timer_t *t) {
+  lp2p__conn *c = t->data;
+  lp2p_swarm *sw = c->sw;
+  if (c->state == LP2P__C_CLOSING || c->close_queued) return;
+  lp2p__swarm_enter(sw);
+  lp2p_tstamp now = lp2p__swarm_now(sw);
+  if (c->state != LP2P__C_READY) {
+    if (c->deadline && now >= c->deadline) {
+      conn_log(c, LP2P_LOG_DEBUG, c->dir == LP2P_DIR_OUTBOUND ? "dial timed out" : "handshake timed out", 0);
+      lp2p__conn_close(c, LP2P_ERR_TIMEOUT);
+    }
+  } else {
+    int rv = lp2p_yamux_handle_expiry(c->mx, now);
+    if (rv < 0) {
+      conn_log(c, LP2P_LOG_DEBUG, "keep-alive failed:", rv);
+      lp2p__conn_close(c, rv);
+    } else {
+      for (lp2p__link *it = c->streams.next; c->n_negotiating && it != &c->streams;) {
+        lp2p_stream *s = LP2P__CONTAINER(it, lp2p_stream, conn_link);
+        it = it->next;
+        lp2p__stream_check_deadline(s, now);
+      }
+      if (c->live && sw->cfg.idle_timeout_ms && c->idle_since && now >= c->idle_since + sw->cfg.idle_timeout_ms &&
+          conn_is_idle(c)) {
+        conn_log(c, LP2P_LOG_DEBUG, "idle, closing", 0);
+        lp2p__conn_close(c, LP2P_ERR_CLOSED);
+      }
+    }
+  }
+  lp2p__conn_mark_dirty(c);
+  lp2p__swarm_leave(sw);
+}
+
+/* ------------------------------------------------------------------------- */
+/* GoAway / teardown */
+
+void lp2p__conn_goaway(lp2p__conn *c) {
+  if (!c->goaway_sent && c->mx) {
+    lp2p_yamux_go_away(c->mx, LP2P_YAMUX_GOAWAY_NORMAL);
+    c->goaway_sent = 1;
+  }
+  if (c->live) lp2p__peer_conn_gone(c->sw, c, LP2P_ERR_GOAWAY);
+  lp2p__conn_mark_dirty(c);
+}
+
+static void shutdown_cb(uv_shutdown_t *req, int status) {
+  lp2p__conn *c = req->data;
+  (void)status;
+  close_io(c);
+  close_timer(c);
+}
+
+static void grace_cb(uv_timer_t *t) {
+  lp2p__conn *c = t->data;
+  close_io(c);
+  close_timer(c);
+}
+
+void lp2p__conn_teardown(lp2p__conn *c) {
+  lp2p_swarm *sw = c->sw;
+  int reason = c->close_reason;
+  lp2p__conn_state prev = c->state;
+  c->state = LP2P__C_CLOSING;
+  c->tearing = 1;
+  lp2p__list_del(&c->pending_link);
+  lp2p__list_del(&c->sw_link);
+  conn_log(c, LP2P_LOG_DEBUG, "closed:", reason);
+
+  if (c->dial) {
+    lp2p__dial *d = c->dial;
+    c->dial = NULL;
+    lp2p__dial_conn_failed(d, c, reason);
+  }
+  if (c->counted_pending_in) {
+    c->counted_pending_in = 0;
+    sw->pending_inbound--;
+  }
+  if (c->counted_in) sw->n_inbound--;
+  if (c->counted_out) sw->n_outbound--;
+  c->counted_in = c->counted_out = 0;
+  if (c->dir == LP2P_DIR_INBOUND && !c->was_ready && reason != LP2P_ERR_CANCELED)
+    emit_inbound_failed(sw, c->remote_addr, reason);
+
+  /* streams first, then the per-peer transition */
+  while (!lp2p__list_empty(&c->streams)) {
+    lp2p_stream *s = LP2P__CONTAINER(c->streams.next, lp2p_stream, conn_link);
+    lp2p__stream_fail(s, reason);
+  }
+  if (c->peer) {
+    lp2p__peer *pe = c->peer;
+    lp2p__list_del(&c->peer_link);
+    lp2p__peer_conn_gone(sw, c, reason);
+    c->peer = NULL;
+    /* an outbound stream waiting for this peer can use another connection or redial later */
+    if (pe->primary) lp2p__peer_open_waiting(sw, pe);
+  }
+
+  /* say goodbye when the close is ours and the transport still works */
+  int graceful = c->io && c->reading &&
+                 (reason == LP2P_ERR_CANCELED || reason == LP2P_ERR_CLOSED || reason == LP2P_ERR_PROTO ||
+                  reason == LP2P_ERR_WINDOW || reason == LP2P_ERR_LIMIT || reason == LP2P_ERR_GOAWAY ||
+                  reason == LP2P_ERR_TOO_LARGE || reason == LP2P_ERR_UNSUPPORTED ||
+                  (reason == LP2P_ERR_TIMEOUT && prev != LP2P__C_READY));
+  if (graceful) {
+    if (c->mx && !c->goaway_sent && !lp2p_yamux_error(c->mx)) {
+      lp2p_yamux_go_away(c->mx, LP2P_YAMUX_GOAWAY_NORMAL);
+      c->goaway_sent = 1;
+    }
+    c->state = prev;  /* flush_out checks the layer state */
+    if (flush_out(c) < 0) graceful = 0;
+    c->state = LP2P__C_CLOSING;
+  }
+  lp2p_yamux_free(c->mx);
+  c->mx = NULL;
+  lp2p_noise_free(c->noise);
+  c->noise = NULL;
+  lp2p_mss_free(c->mss);
+  c->mss = NULL;
+
+  if (c->io && c->reading) uv_read_stop(c->io);
+  if (graceful && c->io) {
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, c->io, shutdown_cb) == 0) {
+      c->shutting_down = 1;
+      uv_timer_start(&c->timer, grace_cb, LP2P__SW_CLOSE_GRACE_MS, 0);
+      uv_unref((uv_handle_t *)&c->timer);
+      return;
+    }
+  }
+  close_io(c);
+  close_timer(c);
+}
