@@ -1,0 +1,9 @@
+/* node/commands.h - the lp2p-node subcommands (one node/cmd_<name>.c each).
+ * Add a new one here and to the table in node/main.c. */
+#ifndef LP2P_NODE_COMMANDS_H
+#define LP2P_NODE_COMMANDS_H
+#include "cli.h"
+
+int cmd_id(const cli_command *cmd, int argc, char **argv);
+
+#endif

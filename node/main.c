@@ -1,0 +1,59 @@
+/* node/main.c - lp2p-node: the sample binary. Dispatches to the subcommand
+ * named by argv[1] through a table (see node/commands.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "lp2p/common.h"
+
+static const cli_command commands[] = {
+    {"id", "print this node's peer id (creating the identity key on first use)", cmd_id},
+};
+#define N_COMMANDS (sizeof commands / sizeof *commands)
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "Usage: " CLI_PROG " <command> [options]\n"
+          "       " CLI_PROG " <command> --help\n"
+          "\n"
+          "A libp2p node in C (lp2p %s).\n"
+          "\n"
+          "Commands:\n",
+          lp2p_version());
+  for (size_t i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+  fprintf(f, "\n"
+             "Options:\n"
+             "  --help, -h   show this help\n"
+             "  --version    print the version\n"
+             "\n"
+             "Every command accepts --help; most accept --json for one JSON object per line.\n"
+             "Errors are printed on one line on stderr; exit status 2 means a usage error.\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return CLI_EXIT_USAGE;
+  }
+  const char *name = argv[1];
+  if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
+    if (!strcmp(name, "help") && argc > 2) { /* "help <command>" = "<command> --help" */
+      char help[] = "--help";
+      char *sub[] = {argv[2], help, NULL};
+      for (size_t i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(commands[i].name, argv[2])) return commands[i].run(&commands[i], 2, sub);
+      return cli_usage_error("unknown command '%s' (see " CLI_PROG " --help)", argv[2]);
+    }
+    usage(stdout);
+    return CLI_EXIT_OK;
+  }
+  if (!strcmp(name, "--version")) {
+    printf(CLI_PROG " %s\n", lp2p_version());
+    return CLI_EXIT_OK;
+  }
+  for (size_t i = 0; i < N_COMMANDS; i++)
+    if (!strcmp(commands[i].name, name)) return commands[i].run(&commands[i], argc - 1, argv + 1);
+  if (name[0] == '-') return cli_usage_error("unknown option '%s' (see " CLI_PROG " --help)", name);
+  return cli_usage_error("unknown command '%s' (see " CLI_PROG " --help)", name);
+}
