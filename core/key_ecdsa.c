@@ -39,7 +39,8 @@ static int pub_parse(lp2p_pubkey *k) {
   if (!rv && p != k->data + k->len) rv = LP2P_ERR_KEY;
   lp2p__ec_pub *pub = NULL;
   if (!rv && !(pub = lp2p__ec_pub_new(GID))) rv = LP2P_ERR_NOMEM;
-  if (!rv && (ret = mbedtls_ecp_copy(&pub->q, &mbedtls_pk_ec(*pk)->Q))) rv = lp2p__keys_mbedtls_err(ret, LP2P_ERR_KEY);
+  if (!rv && (ret = mbedtls_ecp_copy(&pub->q, &mbedtls_pk_ec(*pk)->Q)))
+    rv = lp2p__keys_mbedtls_err(ret, LP2P_ERR_KEY);
   pk_free(pk);
   if (rv) {
     lp2p__ec_pub_free(pub);
@@ -49,7 +50,8 @@ static int pub_parse(lp2p_pubkey *k) {
   return 0;
 }
 
-static int verify(const lp2p_pubkey *k, const uint8_t *msg, size_t msglen, const uint8_t *sig, size_t siglen) {
+static int verify(const lp2p_pubkey *k, const uint8_t *msg, size_t msglen, const uint8_t *sig,
+                  size_t siglen) {
   return lp2p__ec_verify(k->impl, msg, msglen, sig, siglen, 0);
 }
 
@@ -62,7 +64,8 @@ static int priv_parse(const uint8_t *data, size_t len, lp2p__privkey_parts *out)
   uint8_t buf[LP2P_PUBKEY_PB_MAX];
   int rv = 0, ret = 0, n = 0;
   if (!pk || !priv) rv = LP2P_ERR_NOMEM;
-  if (!rv && (ret = mbedtls_pk_parse_key(pk, data, len, NULL, 0))) rv = lp2p__keys_mbedtls_err(ret, LP2P_ERR_KEY);
+  if (!rv && (ret = mbedtls_pk_parse_key(pk, data, len, NULL, 0)))
+    rv = lp2p__keys_mbedtls_err(ret, LP2P_ERR_KEY);
   if (!rv) rv = check_ec(pk);
   if (!rv && (ret = mbedtls_mpi_copy(&priv->d, &mbedtls_pk_ec(*pk)->d)))
     rv = lp2p__keys_mbedtls_err(ret, LP2P_ERR_KEY);

@@ -15,7 +15,8 @@ static int pub_parse(lp2p_pubkey *k) { return k->len == PUB ? 0 : LP2P_ERR_KEY; 
 
 static void pub_free(void *impl) { (void)impl; }
 
-static int verify(const lp2p_pubkey *k, const uint8_t *msg, size_t msglen, const uint8_t *sig, size_t siglen) {
+static int verify(const lp2p_pubkey *k, const uint8_t *msg, size_t msglen, const uint8_t *sig,
+                  size_t siglen) {
   if (siglen != crypto_sign_BYTES) return LP2P_ERR_SIGNATURE;
   return crypto_sign_verify_detached(sig, msg, msglen, k->data) ? LP2P_ERR_SIGNATURE : 0;
 }

@@ -48,12 +48,14 @@ static int pub_parse(lp2p_pubkey *k) {
   return 0;
 }
 
-static int verify(const lp2p_pubkey *k, const uint8_t *msg, size_t msglen, const uint8_t *sig, size_t siglen) {
+static int verify(const lp2p_pubkey *k, const uint8_t *msg, size_t msglen, const uint8_t *sig,
+                  size_t siglen) {
   mbedtls_rsa_context *rsa = mbedtls_pk_rsa(*(mbedtls_pk_context *)k->impl);
   if (siglen != mbedtls_rsa_get_len(rsa)) return LP2P_ERR_SIGNATURE;
   uint8_t hash[crypto_hash_sha256_BYTES];
   crypto_hash_sha256(hash, msg, msglen);
-  int ret = mbedtls_rsa_pkcs1_verify(rsa, NULL, NULL, MBEDTLS_RSA_PUBLIC, MBEDTLS_MD_SHA256, sizeof hash, hash, sig);
+  int ret = mbedtls_rsa_pkcs1_verify(rsa, NULL, NULL, MBEDTLS_RSA_PUBLIC, MBEDTLS_MD_SHA256, sizeof hash,
+                                     hash, sig);
   return ret ? LP2P_ERR_SIGNATURE : 0;
 }
 
@@ -103,9 +105,12 @@ static int generate(unsigned bits, lp2p__privkey_parts *out) {
   if (!rv && !(der = lp2p__key_alloc(LP2P_PRIVKEY_PB_MAX))) rv = LP2P_ERR_NOMEM;
   if (!rv) {
     int n = mbedtls_pk_write_key_der(pk, der, LP2P_PRIVKEY_PB_MAX); /* PKCS#1, at the end of der */
-    if (n <= 0) rv = lp2p__keys_mbedtls_err(n, LP2P_ERR_INTERNAL);
-    else if (!(out->data = lp2p__key_memdup(der + LP2P_PRIVKEY_PB_MAX - n, (size_t)n))) rv = LP2P_ERR_NOMEM;
-    else out->len = (size_t)n;
+    if (n <= 0)
+      rv = lp2p__keys_mbedtls_err(n, LP2P_ERR_INTERNAL);
+    else if (!(out->data = lp2p__key_memdup(der + LP2P_PRIVKEY_PB_MAX - n, (size_t)n)))
+      rv = LP2P_ERR_NOMEM;
+    else
+      out->len = (size_t)n;
   }
   lp2p__key_free_secret(der, der ? LP2P_PRIVKEY_PB_MAX : 0);
   if (!rv) rv = finish(pk, out);
@@ -122,8 +127,8 @@ static int sign(const lp2p_privkey *k, const uint8_t *msg, size_t msglen, uint8_
   if (cap < n) return LP2P_ERR_BUFSIZE;
   uint8_t hash[crypto_hash_sha256_BYTES];
   crypto_hash_sha256(hash, msg, msglen);
-  int ret = mbedtls_rsa_pkcs1_sign(rsa, lp2p__keys_rng, NULL, MBEDTLS_RSA_PRIVATE, MBEDTLS_MD_SHA256, sizeof hash,
-                                   hash, sig);
+  int ret = mbedtls_rsa_pkcs1_sign(rsa, lp2p__keys_rng, NULL, MBEDTLS_RSA_PRIVATE, MBEDTLS_MD_SHA256,
+                                   sizeof hash, hash, sig);
   return ret ? lp2p__keys_mbedtls_err(ret, LP2P_ERR_INTERNAL) : (int)n;
 }
 

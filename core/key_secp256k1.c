@@ -26,7 +26,8 @@ static int decompress(const uint8_t *data, mbedtls_ecp_point *q) {
   mbedtls_mpi_init(&y2);
   int rv = LP2P_ERR_KEY, ret;
   mbedtls_mpi *x = &q->X, *y = &q->Y;
-  if ((ret = mbedtls_ecp_group_load(&grp, GID)) || (ret = mbedtls_mpi_read_binary(x, data + 1, COORD))) goto out;
+  if ((ret = mbedtls_ecp_group_load(&grp, GID)) || (ret = mbedtls_mpi_read_binary(x, data + 1, COORD)))
+    goto out;
   if (mbedtls_mpi_cmp_mpi(x, &grp.P) >= 0) goto out; /* x must be a field element */
   /* rhs = x^3 + A x + B mod p (A = 0 for secp256k1, kept for clarity) */
   if ((ret = mbedtls_mpi_mul_mpi(&rhs, x, x)) || (ret = mbedtls_mpi_mod_mpi(&rhs, &rhs, &grp.P)) ||
@@ -73,7 +74,8 @@ static int pub_parse(lp2p_pubkey *k) {
   return 0;
 }
 
-static int verify(const lp2p_pubkey *k, const uint8_t *msg, size_t msglen, const uint8_t *sig, size_t siglen) {
+static int verify(const lp2p_pubkey *k, const uint8_t *msg, size_t msglen, const uint8_t *sig,
+                  size_t siglen) {
   return lp2p__ec_verify(k->impl, msg, msglen, sig, siglen, 1);
 }
 

@@ -39,8 +39,10 @@ int lp2p_privkey_load_file(lp2p_privkey **out, const char *path) {
   }
   close(fd);
   if (!rv) {
-    if (n == 0 || n > LP2P_PRIVKEY_PB_MAX) rv = LP2P_ERR_KEY;
-    else if ((rv = lp2p_privkey_from_protobuf(out, buf, n)) && rv != LP2P_ERR_NOMEM) rv = LP2P_ERR_KEY;
+    if (n == 0 || n > LP2P_PRIVKEY_PB_MAX)
+      rv = LP2P_ERR_KEY;
+    else if ((rv = lp2p_privkey_from_protobuf(out, buf, n)) && rv != LP2P_ERR_NOMEM)
+      rv = LP2P_ERR_KEY;
   }
   sodium_memzero(buf, sizeof buf);
   return rv;
@@ -82,9 +84,12 @@ static void sync_parent(const char *path) {
   char dir[PATH_MAX];
   const char *slash = strrchr(path, '/');
   size_t n = slash ? (size_t)(slash - path) : 0;
-  if (n == 0) memcpy(dir, slash ? "/" : ".", 2);
-  else if (n < sizeof dir) memcpy(dir, path, n), dir[n] = 0;
-  else return;
+  if (n == 0)
+    memcpy(dir, slash ? "/" : ".", 2);
+  else if (n < sizeof dir)
+    memcpy(dir, path, n), dir[n] = 0;
+  else
+    return;
   int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd >= 0) {
     (void)fsync(fd);

@@ -57,7 +57,7 @@ static int der_int(const uint8_t **p, const uint8_t *end, size_t max_int, const 
   size_t l = c[1];
   if ((size_t)(end - c - 2) < l) return -1;
   const uint8_t *x = c + 2;
-  if (x[0] & 0x80) return -1;                         /* negative */
+  if (x[0] & 0x80) return -1;                          /* negative */
   if (l > 1 && x[0] == 0 && !(x[1] & 0x80)) return -1; /* non-minimal */
   if (l > 1 && x[0] == 0) x++, l--;
   if (l > max_int) return -1;
@@ -92,8 +92,8 @@ static int der_put_int(const mbedtls_mpi *x, uint8_t *out, size_t cap, size_t *o
   return 0;
 }
 
-int lp2p__ec_verify(const lp2p__ec_pub *pub, const uint8_t *msg, size_t msglen, const uint8_t *sig, size_t siglen,
-                    int low_s_only) {
+int lp2p__ec_verify(const lp2p__ec_pub *pub, const uint8_t *msg, size_t msglen, const uint8_t *sig,
+                    size_t siglen, int low_s_only) {
   const uint8_t *rb, *sb;
   size_t rl, sl;
   if (lp2p__ec_der_parse(sig, siglen, 32, &rb, &rl, &sb, &sl)) return LP2P_ERR_SIGNATURE;
@@ -148,7 +148,8 @@ int lp2p__ec_sign(const lp2p__ec_priv *priv, const uint8_t *msg, size_t msglen, 
     rv = lp2p__keys_mbedtls_err(ret, LP2P_ERR_INTERNAL);
     goto out;
   }
-  if ((rv = der_put_int(&r, der, sizeof der, &off)) || (rv = der_put_int(&s, der, sizeof der, &off))) goto out;
+  if ((rv = der_put_int(&r, der, sizeof der, &off)) || (rv = der_put_int(&s, der, sizeof der, &off)))
+    goto out;
   der[0] = 0x30;
   der[1] = (uint8_t)(off - 2);
   if (off > cap) {

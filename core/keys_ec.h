@@ -34,8 +34,8 @@ int lp2p__ec_public_point(const lp2p__ec_priv *priv, mbedtls_ecp_point *q);
 
 /* ECDSA over SHA-256(msg). low_s_only rejects S > n/2. Returns 0 or
  * LP2P_ERR_SIGNATURE. */
-int lp2p__ec_verify(const lp2p__ec_pub *pub, const uint8_t *msg, size_t msglen, const uint8_t *sig, size_t siglen,
-                    int low_s_only);
+int lp2p__ec_verify(const lp2p__ec_pub *pub, const uint8_t *msg, size_t msglen, const uint8_t *sig,
+                    size_t siglen, int low_s_only);
 /* Deterministic (RFC 6979) ECDSA over SHA-256(msg), S normalized to n - S
  * when above n/2, strict DER. Returns the signature length, LP2P_ERR_BUFSIZE
  * or another error. */

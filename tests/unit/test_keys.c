@@ -296,9 +296,10 @@ TEST(pubkey_protobuf_strictness) {
   /* unknown key type 4, and a negative one (ten-byte varint) */
   CHECK_EQ(parse_pub_hex("080412201ed1e8fae2c4a144b8be8fd4b47bf3d3b34b871c3cacf6010f0e42d474fce27e"),
            LP2P_ERR_KEY_TYPE);
-  CHECK_EQ(parse_pub_hex("08ffffffffffffffffff0112201ed1e8fae2c4a144b8be8fd4b47bf3d3b34b871c3cacf6010f0e42d474fce2"
-                         "7e"),
-           LP2P_ERR_KEY_TYPE);
+  CHECK_EQ(
+      parse_pub_hex("08ffffffffffffffffff0112201ed1e8fae2c4a144b8be8fd4b47bf3d3b34b871c3cacf6010f0e42d474fce2"
+                    "7e"),
+      LP2P_ERR_KEY_TYPE);
   /* trailing byte, unknown field 3, duplicate Type, duplicate Data */
   CHECK_EQ(parse_pub_hex("080112201ed1e8fae2c4a144b8be8fd4b47bf3d3b34b871c3cacf6010f0e42d474fce27e00"),
            LP2P_ERR_KEY);
@@ -312,17 +313,20 @@ TEST(pubkey_protobuf_strictness) {
   /* fields out of order, missing Type, missing Data, non-minimal varints */
   CHECK_EQ(parse_pub_hex("12201ed1e8fae2c4a144b8be8fd4b47bf3d3b34b871c3cacf6010f0e42d474fce27e0801"),
            LP2P_ERR_KEY);
-  CHECK_EQ(parse_pub_hex("12201ed1e8fae2c4a144b8be8fd4b47bf3d3b34b871c3cacf6010f0e42d474fce27e"), LP2P_ERR_KEY);
+  CHECK_EQ(parse_pub_hex("12201ed1e8fae2c4a144b8be8fd4b47bf3d3b34b871c3cacf6010f0e42d474fce27e"),
+           LP2P_ERR_KEY);
   CHECK_EQ(parse_pub_hex("0801"), LP2P_ERR_KEY);
   CHECK_EQ(parse_pub_hex("08810012201ed1e8fae2c4a144b8be8fd4b47bf3d3b34b871c3cacf6010f0e42d474fce27e"),
            LP2P_ERR_KEY);
-  CHECK_EQ(parse_pub_hex("0881801ed1e8fae2c4a144b8be8fd4b47bf3d3b34b871c3cacf6010f0e42d474fce27e"), LP2P_ERR_KEY);
+  CHECK_EQ(parse_pub_hex("0881801ed1e8fae2c4a144b8be8fd4b47bf3d3b34b871c3cacf6010f0e42d474fce27e"),
+           LP2P_ERR_KEY);
   CHECK_EQ(parse_pub_hex("080112a0001ed1e8fae2c4a144b8be8fd4b47bf3d3b34b871c3cacf6010f0e42d474fce27e"),
            LP2P_ERR_KEY);
   /* Data of a wrong wire type (varint instead of bytes) */
   CHECK_EQ(parse_pub_hex("08011020"), LP2P_ERR_KEY);
   /* truncated */
-  CHECK_EQ(parse_pub_hex("080112201ed1e8fae2c4a144b8be8fd4b47bf3d3b34b871c3cacf6010f0e42d474fce2"), LP2P_ERR_KEY);
+  CHECK_EQ(parse_pub_hex("080112201ed1e8fae2c4a144b8be8fd4b47bf3d3b34b871c3cacf6010f0e42d474fce2"),
+           LP2P_ERR_KEY);
   CHECK_EQ(parse_pub(NULL, 0), LP2P_ERR_KEY);
   /* wrong sizes for Ed25519 and secp256k1 */
   uint8_t data[80] = {0}, pb[100];
@@ -368,7 +372,8 @@ TEST(secp256k1_points) {
   CHECK_EQ(parse_pub_hex("08021221037777e994e452c21604f91de093ce415f5432f701dd8cd1a7a6fea0e630bfca99"), 0);
   /* flipping the parity byte gives a different (valid) key, hence a different peer */
   lp2p_pubkey *a = NULL, *b = NULL;
-  uint8_t *p1 = hex_to_bytes("08021221037777e994e452c21604f91de093ce415f5432f701dd8cd1a7a6fea0e630bfca99", &n);
+  uint8_t *p1 =
+      hex_to_bytes("08021221037777e994e452c21604f91de093ce415f5432f701dd8cd1a7a6fea0e630bfca99", &n);
   CHECK_OK(lp2p_pubkey_from_protobuf(&a, p1, n));
   p1[4] = 0x02;
   CHECK_OK(lp2p_pubkey_from_protobuf(&b, p1, n));
@@ -543,7 +548,8 @@ TEST(rsa_and_ecdsa_rejects) {
   int kn = mbedtls_pk_write_key_der(&pk, kbuf, sizeof kbuf);
   REQUIRE(kn > 0);
   lp2p_privkey *k = NULL;
-  CHECK_EQ(lp2p_privkey_from_protobuf(&k, pb, make_pb(0, kbuf + sizeof kbuf - kn, (size_t)kn, pb)), LP2P_ERR_KEY);
+  CHECK_EQ(lp2p_privkey_from_protobuf(&k, pb, make_pb(0, kbuf + sizeof kbuf - kn, (size_t)kn, pb)),
+           LP2P_ERR_KEY);
   mbedtls_pk_free(&pk);
   /* P-384 SPKI: ECDSA keys are P-256 only */
   mbedtls_pk_init(&pk);
@@ -581,8 +587,8 @@ TEST(rsa_and_ecdsa_rejects) {
   CHECK_EQ(rsapub[0], 0x30);
   CHECK_EQ(parse_pub(pb, make_pb(0, rsapub, rlen, pb)), LP2P_ERR_KEY);
   CHECK_EQ(parse_pub(pb, make_pb(0, spki, pn - 5, pb)), 0);
-  CHECK_EQ(parse_pub(pb, make_pb(0, spki, pn - 6, pb)), LP2P_ERR_KEY);    /* truncated */
-  CHECK_EQ(parse_pub(pb, make_pb(3, spki, pn - 5, pb)), LP2P_ERR_KEY);    /* RSA key typed as ECDSA */
+  CHECK_EQ(parse_pub(pb, make_pb(0, spki, pn - 6, pb)), LP2P_ERR_KEY); /* truncated */
+  CHECK_EQ(parse_pub(pb, make_pb(3, spki, pn - 5, pb)), LP2P_ERR_KEY); /* RSA key typed as ECDSA */
   free(pub);
   /* the RSA private key as PKCS#8 or with a wrong type: rejected */
   size_t kpn;

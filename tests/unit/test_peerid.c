@@ -17,7 +17,8 @@ static lp2p_pubkey *pub_from_hex(const json *o, const char *field) {
 }
 
 /* Derives the id of a public key and checks both text forms and parsing. */
-static void check_id(const lp2p_pubkey *k, const char *b58, const char *cid, const uint8_t *mh, size_t mhlen) {
+static void check_id(const lp2p_pubkey *k, const char *b58, const char *cid, const uint8_t *mh,
+                     size_t mhlen) {
   lp2p_peer_id id, p1, p2;
   CHECK_OK(lp2p_peer_id_from_pubkey(k, &id));
   if (mh) {
@@ -126,11 +127,11 @@ TEST(parse_rejects) {
       "",
       "1",
       "Qm",
-      "12D3KooWBtg3aaRMjxwedh83aGiUkwSxDwUZkzuJcfaqUmo7R3p",  /* truncated */
-      "12D3KooWBtg3aaRMjxwedh83aGiUkwSxDwUZkzuJcfaqUmo7R3pqq", /* extra char */
-      "12D3KooWBtg3aaRMjxwedh83aGiUkwSxDwUZkzuJcfaqUmo7R3p0",  /* '0' not base58 */
-      "QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5",        /* sha256 digest too short */
-      "QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5NN",      /* too long */
+      "12D3KooWBtg3aaRMjxwedh83aGiUkwSxDwUZkzuJcfaqUmo7R3p",        /* truncated */
+      "12D3KooWBtg3aaRMjxwedh83aGiUkwSxDwUZkzuJcfaqUmo7R3pqq",      /* extra char */
+      "12D3KooWBtg3aaRMjxwedh83aGiUkwSxDwUZkzuJcfaqUmo7R3p0",       /* '0' not base58 */
+      "QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5",              /* sha256 digest too short */
+      "QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5NN",            /* too long */
       "bafzbeie5745rpv2m6tjyuugywy4d5ewrqgqqhfnf445he3omzpjbx5xqx", /* truncated CID */
       /* the same multihash with codec dag-pb (0x70) instead of libp2p-key */
       "bafybeie5745rpv2m6tjyuugywy4d5ewrqgqqhfnf445he3omzpjbx5xqxe",
