@@ -1,5 +1,6 @@
 /* swarm/swarm.c - swarm lifecycle, the deferred-work machinery, post, events,
  * behaviours and timers. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,9 +217,22 @@ void lp2p__swarm_handle_closed(lp2p_swarm *sw) {
 
 static void internal_close_cb(uv_handle_t *h) { lp2p__swarm_handle_closed(h->data); }
 
+/* libuv writes with write(2): a peer that closed its end would kill the
+ * process with SIGPIPE. Ignore it unless the application installed a handler. */
+static void ignore_sigpipe(void) {
+  struct sigaction sa;
+  if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+    sa.sa_handler = SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;
+    sigaction(SIGPIPE, &sa, NULL);
+  }
+}
+
 static int swarm_init(lp2p_swarm **out, const lp2p_swarm_config *cfg, uv_loop_t *loop, const lp2p_mem *mem) {
   if (!out || !cfg || !cfg->identity) return LP2P_ERR_INVAL;
   *out = NULL;
+  ignore_sigpipe();
   mem = lp2p__mem_or_default(mem);
   lp2p_swarm *sw = lp2p__calloc(mem, 1, sizeof *sw);
   if (!sw) return LP2P_ERR_NOMEM;

@@ -85,6 +85,10 @@
  * open/close with its reason is logged. Malformed input closes only the
  * offending connection or stream, with a logged reason.
  *
+ * Signals: creating a swarm sets SIGPIPE to SIG_IGN if it is still SIG_DFL
+ * (a peer closing its socket must not kill the process); an application
+ * handler is left alone.
+ *
  * Errors: negative LP2P_ERR_* codes (lp2p/common.h).
  */
 #ifndef LP2P_SWARM_H
