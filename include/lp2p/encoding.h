@@ -1,6 +1,6 @@
 /* lp2p/encoding.h - the multiformats encodings lp2p uses: unsigned varint,
- * base58btc, base32 (RFC 4648 lower case, no padding), multibase ('z', 'b'),
- * multihash (identity, sha2-256) and CIDv1.
+ * base58btc, base32 (RFC 4648 lower case, no padding), multibase ('z', 'b'
+ * and a few more), multihash (identity, sha2-256), CIDv1 and hex.
  *
  * All functions are pure: no allocation, no global state, thread-safe. Output
  * goes to a caller buffer of stated capacity; LP2P_ERR_BUFSIZE when it does
@@ -8,7 +8,8 @@
  * NUL-terminated and the returned/stored length excludes the NUL. Functions
  * with an `outlen` parameter return LP2P_OK and store the length there
  * (outlen may be NULL); the others return the length. Inputs are never
- * modified; for the multihash/CID encoders input and output may overlap. */
+ * modified and must not overlap the output, except that the multihash/CID
+ * encoders accept a digest/multihash already at its final place in out. */
 #ifndef LP2P_ENCODING_H
 #define LP2P_ENCODING_H
 #include "lp2p/common.h"
