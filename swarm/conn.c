@@ -466,9 +466,19 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 static void read_cb(uv_stream_t *io, ssize_t nread, const uv_buf_t *buf) {
   lp2p__conn *c = io->data;
   lp2p_swarm *sw = c->sw;
-  if (nread == 0 || c->state == LP2P__C_CLOSING) return;
+  if (c->state == LP2P__C_CLOSING) {
+    /* lingering after our shutdown: discard until the peer closes too */
+    if (nread < 0) {
+      c->eof_seen = 1;
+      close_io(c);
+      close_timer(c);
+    }
+    return;
+  }
+  if (nread == 0) return;
   lp2p__swarm_enter(sw);
   if (nread < 0) {
+    c->eof_seen = 1;  /* libuv stops reading after EOF/errors */
     int reason = nread == UV_EOF ? LP2P_ERR_EOF : lp2p__uv_err((int)nread);
     if (c->mx && lp2p_yamux_remote_goaway(c->mx, NULL) && reason == LP2P_ERR_EOF) reason = LP2P_ERR_GOAWAY;
     lp2p__conn_close(c, reason);
@@ -726,9 +736,12 @@ void lp2p__conn_goaway(lp2p__conn *c) {
 
 static void shutdown_cb(uv_shutdown_t *req, int status) {
   lp2p__conn *c = req->data;
-  (void)status;
-  close_io(c);
-  close_timer(c);
+  /* on success keep reading until the peer's EOF (or the grace timer), so
+   * that unread bytes do not turn our close into a reset */
+  if (status < 0 || !c->reading || c->eof_seen) {
+    close_io(c);
+    close_timer(c);
+  }
 }
 
 static void grace_cb(uv_timer_t *t) {
@@ -777,7 +790,7 @@ void lp2p__conn_teardown(lp2p__conn *c) {
   }
 
   /* say goodbye when the close is ours and the transport still works */
-  int graceful = c->io && c->reading &&
+  int graceful = c->io && c->reading && !c->eof_seen &&
                  (reason == LP2P_ERR_CANCELED || reason == LP2P_ERR_CLOSED || reason == LP2P_ERR_PROTO ||
                   reason == LP2P_ERR_WINDOW || reason == LP2P_ERR_LIMIT || reason == LP2P_ERR_GOAWAY ||
                   reason == LP2P_ERR_TOO_LARGE || reason == LP2P_ERR_UNSUPPORTED ||
@@ -798,16 +811,19 @@ void lp2p__conn_teardown(lp2p__conn *c) {
   lp2p_mss_free(c->mss);
   c->mss = NULL;
 
-  if (c->io && c->reading) uv_read_stop(c->io);
+  if (!graceful && c->io && c->reading) {
+    uv_read_stop(c->io);
+    c->reading = 0;
+  }
   if (graceful && c->io) {
     c->shutdown_req.data = c;
     if (uv_shutdown(&c->shutdown_req, c->io, shutdown_cb) == 0) {
       c->shutting_down = 1;
       uv_timer_start(&c->timer, grace_cb, LP2P__SW_CLOSE_GRACE_MS, 0);
-      uv_unref((uv_handle_t *)&c->timer);
       return;
     }
   }
+  if (c->io && c->reading) uv_read_stop(c->io);
   close_io(c);
   close_timer(c);
 }

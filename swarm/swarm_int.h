@@ -28,7 +28,7 @@
 #define LP2P__SW_MAX_BEHAVIOURS 64
 #define LP2P__SW_READ_BUF (64 * 1024)
 #define LP2P__SW_WRITE_HIGH (1024 * 1024)  /* stop pulling engine output above this many queued bytes */
-#define LP2P__SW_CLOSE_GRACE_MS 2000       /* max wait for a graceful close to flush */
+#define LP2P__SW_CLOSE_GRACE_MS 1000       /* max wait for a graceful close to flush */
 #define LP2P__SW_MAX_DIAL_ADDRS 64
 
 typedef struct lp2p__conn lp2p__conn;
@@ -115,7 +115,7 @@ struct lp2p__conn {
   uv_connect_t connect_req;
   uv_timer_t timer;
   uv_shutdown_t shutdown_req;
-  int io_open, timer_open, reading, shutting_down;
+  int io_open, timer_open, reading, shutting_down, eof_seen;
   lp2p_multiaddr *remote_addr, *local_addr;
   lp2p_peer_id expected;       /* len 0 = none */
   lp2p_peer_id remote;         /* after the handshake */

@@ -1,0 +1,267 @@
+/* test_swarm_conn.c - connection lifecycle: simultaneous dial, idle and
+ * keep-alive timeouts, limits, negotiation timeouts, hostile raw clients. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "swarm/swarm_int.h"
+#include "swarm_harness.h"
+#include "test.h"
+
+static const char *const k_echo[] = {TECHO_PROTO};
+
+static size_t conn_count(lp2p_swarm *sw) {
+  size_t n = 0;
+  for (lp2p__link *it = sw->conns.next; it != &sw->conns; it = it->next) n++;
+  return n;
+}
+
+static lp2p__conn *first_conn(lp2p_swarm *sw) {
+  return lp2p__list_empty(&sw->conns) ? NULL : LP2P__CONTAINER(sw->conns.next, lp2p__conn, sw_link);
+}
+
+/* A stream handler that opens and then just sits there. */
+typedef struct idle_stream {
+  int opened, closed, err;
+  lp2p_stream *s;
+} idle_stream;
+static void idle_open(lp2p_stream *s, const char *p, void *ud) {
+  idle_stream *x = ud;
+  (void)p;
+  x->opened = 1;
+  x->s = s;
+}
+static void idle_close(lp2p_stream *s, int err, void *ud) {
+  idle_stream *x = ud;
+  (void)s;
+  x->closed = 1;
+  x->err = err;
+  x->s = NULL;
+}
+static const lp2p_stream_handler idle_handler = {sizeof(lp2p_stream_handler), idle_open, NULL, NULL, NULL,
+                                                 idle_close};
+
+/* Both sides dial each other at the same moment: one usable connection each,
+ * one CONN_ESTABLISHED each, no CONN_CLOSED. Both id orders, several rounds. */
+TEST(simultaneous_dial) {
+  for (int round = 0; round < 6; round++) {
+    tloop L;
+    tloop_init(&L);
+    tsw a, b;
+    uint8_t sa = round % 2 ? 1 : 2, sb = round % 2 ? 2 : 1;
+    CHECK_OK(tsw_init(&a, &L, sa, NULL, 1));
+    CHECK_OK(tsw_init(&b, &L, sb, NULL, 1));
+    techo ea = {0}, eb = {0};
+    CHECK_OK(lp2p_swarm_add_behaviour(a.sw, &techo_vtable, &ea));
+    CHECK_OK(lp2p_swarm_add_behaviour(b.sw, &techo_vtable, &eb));
+    tdial da = {0}, db = {0};
+    CHECK_OK(lp2p_swarm_dial(a.sw, NULL, (const char *[]){b.addr}, 1, tdial_cb, &da));
+    CHECK_OK(lp2p_swarm_dial(b.sw, NULL, (const char *[]){a.addr}, 1, tdial_cb, &db));
+    CHECK(RUN_UNTIL(&L, da.done && db.done && a.n_established && b.n_established, 5000));
+    CHECK_EQ(da.err, 0);
+    CHECK_EQ(db.err, 0);
+    /* the duplicate goes away */
+    CHECK(RUN_UNTIL(&L, conn_count(a.sw) == 1 && conn_count(b.sw) == 1, 5000));
+    tloop_sleep(&L, 50);
+    CHECK_EQ(conn_count(a.sw), 1);
+    CHECK_EQ(conn_count(b.sw), 1);
+    CHECK_EQ(a.n_established, 1);
+    CHECK_EQ(b.n_established, 1);
+    CHECK_EQ(a.n_closed, 0);
+    CHECK_EQ(b.n_closed, 0);
+    /* and the survivor is the same TCP connection on both sides, usable both ways */
+    lp2p__conn *ca = first_conn(a.sw), *cb = first_conn(b.sw);
+    REQUIRE(ca && cb);
+    CHECK(ca->dir != cb->dir);
+    const lp2p_peer_id *smaller = lp2p_peer_id_cmp(&a.id, &b.id) < 0 ? &a.id : &b.id;
+    CHECK(lp2p_peer_id_equal(ca->dir == LP2P_DIR_OUTBOUND ? &a.id : &b.id, smaller));
+    tclient c1, c2;
+    tclient_init(&c1, 20000, 1);
+    tclient_init(&c2, 20000, 2);
+    CHECK_OK(lp2p_swarm_open_stream(a.sw, &b.id, k_echo, 1, &tclient_handler, &c1, NULL));
+    CHECK_OK(lp2p_swarm_open_stream(b.sw, &a.id, k_echo, 1, &tclient_handler, &c2, NULL));
+    CHECK(RUN_UNTIL(&L, c1.closed && c2.closed, 5000));
+    CHECK_EQ(c1.close_err, 0);
+    CHECK_EQ(c2.close_err, 0);
+    CHECK_EQ(c1.received, 20000);
+    CHECK_EQ(c2.received, 20000);
+    CHECK_EQ(lp2p_swarm_dial_count(a.sw), 1);
+    CHECK_EQ(lp2p_swarm_dial_count(b.sw), 1);
+    tsw_free(&a);
+    tsw_free(&b);
+    CHECK_EQ(tloop_finish(&L), 0);
+  }
+}
+
+/* Idle connections close; holds, behaviour hooks and open streams keep them. */
+TEST(idle_timeout) {
+  tloop L;
+  tloop_init(&L);
+  lp2p_swarm_config cfg;
+  tsw_config(&cfg);
+  cfg.idle_timeout_ms = 200;
+  tsw a, b;
+  CHECK_OK(tsw_init(&a, &L, 1, &cfg, 1));
+  CHECK_OK(tsw_init(&b, &L, 2, &cfg, 1));
+  techo ea = {0}, eb = {0};
+  CHECK_OK(lp2p_swarm_add_behaviour(a.sw, &techo_vtable, &ea));
+  CHECK_OK(lp2p_swarm_add_behaviour(b.sw, &techo_vtable, &eb));
+
+  /* plain: closes by itself */
+  tdial d = {0};
+  CHECK_OK(lp2p_swarm_dial(a.sw, NULL, (const char *[]){b.addr}, 1, tdial_cb, &d));
+  CHECK(RUN_UNTIL(&L, a.n_established == 1 && b.n_established == 1, 5000));
+  CHECK(RUN_UNTIL(&L, a.n_closed == 1 && b.n_closed == 1, 3000));
+  CHECK(a.last_closed_err == LP2P_ERR_CLOSED || b.last_closed_err == LP2P_ERR_CLOSED);
+  CHECK(!lp2p_swarm_is_connected(a.sw, &b.id));
+  CHECK(RUN_UNTIL(&L, conn_count(a.sw) == 0 && conn_count(b.sw) == 0, 3000));
+
+  /* keep-alive holds on both sides */
+  CHECK_OK(lp2p_swarm_keep_alive(a.sw, &b.id, 1));
+  CHECK_OK(lp2p_swarm_keep_alive(b.sw, &a.id, 1));
+  tdial d2 = {0};
+  CHECK_OK(lp2p_swarm_dial(a.sw, &b.id, NULL, 0, tdial_cb, &d2));  /* from the address book */
+  CHECK(RUN_UNTIL(&L, a.n_established == 2 && b.n_established == 2, 5000));
+  tloop_sleep(&L, 600);
+  CHECK_EQ(a.n_closed, 1);
+  CHECK(lp2p_swarm_is_connected(a.sw, &b.id));
+  CHECK_OK(lp2p_swarm_keep_alive(a.sw, &b.id, 0));
+  CHECK_OK(lp2p_swarm_keep_alive(b.sw, &a.id, 0));
+  CHECK_EQ(lp2p_swarm_keep_alive(b.sw, &a.id, 0), LP2P_ERR_STATE);
+  CHECK(RUN_UNTIL(&L, a.n_closed == 2 && b.n_closed == 2, 3000));
+
+  /* a behaviour's keep_alive hook */
+  ea.keep_alive = eb.keep_alive = 1;
+  tdial d3 = {0};
+  CHECK_OK(lp2p_swarm_dial(a.sw, &b.id, NULL, 0, tdial_cb, &d3));
+  CHECK(RUN_UNTIL(&L, a.n_established == 3 && b.n_established == 3, 5000));
+  tloop_sleep(&L, 600);
+  CHECK_EQ(a.n_closed, 2);
+  ea.keep_alive = eb.keep_alive = 0;
+  CHECK(RUN_UNTIL(&L, a.n_closed == 3 && b.n_closed == 3, 3000));
+
+  /* an open stream keeps it */
+  idle_stream is = {0};
+  CHECK_OK(lp2p_swarm_open_stream(a.sw, &b.id, k_echo, 1, &idle_handler, &is, NULL));
+  CHECK(RUN_UNTIL(&L, is.opened && b.n_established == 4, 5000));
+  tloop_sleep(&L, 600);
+  CHECK_EQ(a.n_closed, 3);
+  CHECK_EQ(is.closed, 0);
+  lp2p_stream_reset(is.s);
+  CHECK(RUN_UNTIL(&L, is.closed && a.n_closed == 4 && b.n_closed == 4, 3000));
+  CHECK_EQ(is.err, LP2P_ERR_CANCELED);
+  CHECK_EQ(lp2p_swarm_dial_count(a.sw), 4);
+
+  tsw_free(&a);
+  tsw_free(&b);
+  CHECK_EQ(tloop_finish(&L), 0);
+}
+
+/* The peer stops answering: keep-alive ping times out => CONN_CLOSED(TIMEOUT). */
+TEST(keepalive_timeout) {
+  tloop L;
+  tloop_init(&L);
+  lp2p_swarm_config cfg;
+  tsw_config(&cfg);
+  cfg.keepalive_interval_ms = 100;
+  cfg.keepalive_timeout_ms = 300;
+  tsw a, b;
+  CHECK_OK(tsw_init(&a, &L, 1, &cfg, 1));
+  CHECK_OK(tsw_init(&b, &L, 2, NULL, 1));
+  tdial d = {0};
+  CHECK_OK(lp2p_swarm_dial(a.sw, NULL, (const char *[]){b.addr}, 1, tdial_cb, &d));
+  CHECK(RUN_UNTIL(&L, a.n_established == 1 && b.n_established == 1, 5000));
+  /* healthy pings for a while */
+  tloop_sleep(&L, 500);
+  CHECK_EQ(a.n_closed, 0);
+  /* B goes deaf */
+  lp2p__conn *cb = first_conn(b.sw);
+  REQUIRE(cb && cb->io);
+  uv_read_stop(cb->io);
+  CHECK(RUN_UNTIL(&L, a.n_closed == 1, 3000));
+  CHECK_EQ(a.last_closed_err, LP2P_ERR_TIMEOUT);
+  CHECK(!lp2p_swarm_is_connected(a.sw, &b.id));
+  tsw_free(&a);
+  tsw_free(&b);
+  CHECK_EQ(tloop_finish(&L), 0);
+}
+
+/* max inbound / outbound connections. */
+TEST(connection_limits) {
+  tloop L;
+  tloop_init(&L);
+  lp2p_swarm_config cb_cfg, ca_cfg;
+  tsw_config(&cb_cfg);
+  cb_cfg.max_inbound_conns = 1;
+  tsw_config(&ca_cfg);
+  ca_cfg.max_outbound_conns = 1;
+  tsw a, b, c;
+  CHECK_OK(tsw_init(&a, &L, 1, &ca_cfg, 1));
+  CHECK_OK(tsw_init(&b, &L, 2, &cb_cfg, 1));
+  CHECK_OK(tsw_init(&c, &L, 3, NULL, 1));
+  tdial d1 = {0}, d2 = {0}, d3 = {0};
+  CHECK_OK(lp2p_swarm_dial(a.sw, NULL, (const char *[]){b.addr}, 1, tdial_cb, &d1));
+  CHECK(RUN_UNTIL(&L, d1.done && b.n_established == 1, 5000));
+  CHECK_EQ(d1.err, 0);
+  /* B is full: C is refused */
+  CHECK_OK(lp2p_swarm_dial(c.sw, NULL, (const char *[]){b.addr}, 1, tdial_cb, &d2));
+  CHECK(RUN_UNTIL(&L, d2.done && b.n_in_conn_failed == 1, 5000));
+  CHECK(d2.err < 0);
+  CHECK_EQ(b.last_in_conn_err, LP2P_ERR_LIMIT);
+  CHECK_EQ(b.n_established, 1);
+  /* A may not dial a second peer */
+  CHECK_OK(lp2p_swarm_dial(a.sw, NULL, (const char *[]){c.addr}, 1, tdial_cb, &d3));
+  CHECK(RUN_UNTIL(&L, d3.done, 5000));
+  CHECK_EQ(d3.err, LP2P_ERR_LIMIT);
+  CHECK(lp2p_swarm_is_connected(a.sw, &b.id));
+  tsw_free(&a);
+  tsw_free(&b);
+  tsw_free(&c);
+  CHECK_EQ(tloop_finish(&L), 0);
+}
+
+/* Silent raw TCP clients: pending-handshake limit and handshake timeout. */
+TEST(pending_handshakes_and_timeout) {
+  tloop L;
+  tloop_init(&L);
+  lp2p_swarm_config cfg;
+  tsw_config(&cfg);
+  cfg.max_pending_inbound = 1;
+  cfg.handshake_timeout_ms = 300;
+  tsw a, b;
+  CHECK_OK(tsw_init(&a, &L, 1, NULL, 1));
+  CHECK_OK(tsw_init(&b, &L, 2, &cfg, 1));
+  traw r1, r2;
+  CHECK_EQ(traw_connect(&r1, &L, tsw_port(&b)), 0);
+  CHECK(RUN_UNTIL(&L, r1.connected, 2000));
+  tloop_sleep(&L, 30);
+  CHECK_EQ(traw_connect(&r2, &L, tsw_port(&b)), 0);
+  /* r2 exceeds the pending limit: closed at once */
+  CHECK(RUN_UNTIL(&L, r2.eof, 2000));
+  CHECK_EQ(b.n_in_conn_failed, 1);
+  CHECK_EQ(b.last_in_conn_err, LP2P_ERR_LIMIT);
+  CHECK_EQ(r1.eof, 0);
+  /* r1 sends nothing: handshake timeout */
+  CHECK(RUN_UNTIL(&L, r1.eof, 3000));
+  CHECK_EQ(b.n_in_conn_failed, 2);
+  CHECK_EQ(b.last_in_conn_err, LP2P_ERR_TIMEOUT);
+  CHECK_EQ(b.sw->pending_inbound, 0);
+  /* a real peer still gets in */
+  tdial d = {0};
+  CHECK_OK(lp2p_swarm_dial(a.sw, NULL, (const char *[]){b.addr}, 1, tdial_cb, &d));
+  CHECK(RUN_UNTIL(&L, d.done && b.n_established == 1, 5000));
+  CHECK_EQ(d.err, 0);
+  traw_close(&r1);
+  traw_close(&r2);
+  tsw_free(&a);
+  tsw_free(&b);
+  CHECK_EQ(tloop_finish(&L), 0);
+}
+
+int main(void) {
+  RUN(simultaneous_dial);
+  RUN(idle_timeout);
+  RUN(keepalive_timeout);
+  RUN(connection_limits);
+  RUN(pending_handshakes_and_timeout);
+  return test_done();
+}
