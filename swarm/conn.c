@@ -292,7 +292,9 @@ static int start_yamux(lp2p__conn *c) {
   lp2p_yamux_config_default(&yc, c->dir == LP2P_DIR_OUTBOUND);
   yc.initial_window = sw->cfg.yamux_initial_window;
   yc.max_window = sw->cfg.yamux_max_window;
-  if (sw->cfg.max_streams_per_conn) yc.max_inbound_streams = sw->cfg.max_streams_per_conn;
+  /* the swarm enforces max_streams_per_conn itself (counting both directions,
+   * with an event); yamux's own cap is a backstop just above it */
+  if (sw->cfg.max_streams_per_conn) yc.max_inbound_streams = sw->cfg.max_streams_per_conn + 1;
   yc.keepalive_interval = sw->cfg.keepalive_interval_ms;
   yc.keepalive_timeout = sw->cfg.keepalive_timeout_ms;
   int rv = lp2p_yamux_new(&c->mx, &yc, &k_ycb, c, &sw->mem);
