@@ -5,16 +5,30 @@
 //   FILE  receives privateKeyToProtobuf(key): the libp2p `PrivateKey` protobuf (mode 0600)
 //   BITS  RSA modulus size (default 2048)
 // Prints peerIdFromPrivateKey(key).toString() on stdout, nothing else.
-import { writeFileSync } from 'node:fs'
-import { generateKeyPair, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+//
+//        scripts/node tests/interop/js/keygen.mjs --read FILE
+// Loads FILE (written by anyone, e.g. lp2p-node) with privateKeyFromProtobuf and prints
+//   line 1: its peer id
+//   line 2: its type (Ed25519, secp256k1, RSA, ECDSA)
+//   line 3: "canonical" if privateKeyToProtobuf() gives back exactly the file's bytes, else "differs"
+import { readFileSync, writeFileSync } from 'node:fs'
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 
 const TYPES = { ed25519: 'Ed25519', secp256k1: 'secp256k1', rsa: 'RSA' }
 
 const [typeArg, file, bitsArg] = process.argv.slice(2)
+if (typeArg === '--read' && file != null) {
+  const bytes = new Uint8Array(readFileSync(file))
+  const key = privateKeyFromProtobuf(bytes)
+  const again = privateKeyToProtobuf(key)
+  const same = again.length === bytes.length && again.every((b, i) => b === bytes[i])
+  process.stdout.write(`${peerIdFromPrivateKey(key).toString()}\n${key.type}\n${same ? 'canonical' : 'differs'}\n`)
+  process.exit(0)
+}
 const type = TYPES[String(typeArg).toLowerCase()]
 if (type == null || file == null) {
-  process.stderr.write('usage: keygen.mjs Ed25519|secp256k1|RSA FILE [BITS]\n')
+  process.stderr.write('usage: keygen.mjs Ed25519|secp256k1|RSA FILE [BITS] | keygen.mjs --read FILE\n')
   process.exit(2)
 }
 const bits = bitsArg != null ? Number(bitsArg) : 2048
