@@ -1,0 +1,251 @@
+/* fuzz_noise_responder.c - the Noise responder's input path (msg1, msg3, transport frames).
+ *
+ * Input: [opt][chunk][body...]
+ *   opt bits 0-1 mode:
+ *     0  body is the whole initiator->responder byte stream (msg1 onwards)
+ *     1  a valid msg1, then body as the raw rest of the stream (msg3 framing / MAC failures)
+ *     2  a valid msg1, then msg3 built by a real XX initiator whose *payload* is taken from body
+ *        ([len16][payload]); what follows is transport data (see below)
+ *     3  like 2, but the payload is a valid identity key + signature followed by the fuzzed bytes
+ *        (extensions, duplicate or unknown fields)
+ *   opt bits 2-3: our muxer list (none, yamux, mplex+yamux, yamux+weird); bit 4: expect the right
+ *   peer id, bit 5: expect a wrong one.
+ *   chunk: feed in pieces of chunk bytes (0 = all at once).
+ * Transport data (modes 2 and 3, after a completed handshake): [n][flags][n*37 % 4096 plaintext
+ * bytes]... encrypted with the initiator's key; flags bit 0 flips a ciphertext bit, bit 1 sends
+ * the frame through lp2p_noise_open_frame instead of feed. A flipped frame must fail the session,
+ * everything else must come out as sent. Keys are fixed, so every run is deterministic. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lp2p/noise.h"
+#include "lp2p/peerid.h"
+#include "noise/noise_int.h"
+
+#define CHECK(x) \
+  do {           \
+    if (!(x)) __builtin_trap(); \
+  } while (0)
+
+static const uint8_t kS_i[32] = {0x11, 1}, kE_i[32] = {0x11, 2}, kS_r[32] = {0x22, 1}, kE_r[32] = {0x22, 2};
+
+static lp2p_privkey *id_i, *id_r;
+static lp2p_peer_id peer_i, peer_r;
+static uint8_t good_payload[256]; /* valid identity_key + identity_sig of the initiator for kS_i */
+static size_t good_len;
+
+static void init_once(void) {
+  if (id_i) return;
+  uint8_t seed[32];
+  memset(seed, 0x11, 32);
+  CHECK(lp2p_privkey_from_ed25519_seed(&id_i, seed) == 0);
+  memset(seed, 0x22, 32);
+  CHECK(lp2p_privkey_from_ed25519_seed(&id_r, seed) == 0);
+  CHECK(lp2p_peer_id_from_pubkey(lp2p_privkey_public(id_i), &peer_i) == 0);
+  CHECK(lp2p_peer_id_from_pubkey(lp2p_privkey_public(id_r), &peer_r) == 0);
+  lp2p__noise_hs hs;
+  CHECK(lp2p__noise_hs_init(&hs, 1, NULL, 0, kS_i, kE_i) == 0);
+  uint8_t *p = NULL;
+  CHECK(lp2p__noise_payload_build(lp2p_mem_default(), id_i, hs.s_pub, NULL, 0, &p, &good_len) == 0);
+  CHECK(good_len <= sizeof good_payload);
+  memcpy(good_payload, p, good_len);
+  free(p);
+}
+
+static void drain(lp2p_noise *n, uint8_t **acc, size_t *acc_len) {
+  const uint8_t *p;
+  size_t k = lp2p_noise_plaintext(n, &p);
+  if (k && acc) {
+    uint8_t *q = realloc(*acc, *acc_len + k);
+    CHECK(q);
+    memcpy(q + *acc_len, p, k);
+    *acc = q;
+    *acc_len += k;
+  }
+  lp2p_noise_plaintext_consumed(n, k);
+}
+
+/* Feeds everything (in chunks); returns 0 or the engine's error. */
+static int feed_all(lp2p_noise *n, const uint8_t *in, size_t len, size_t chunk, uint8_t **acc, size_t *acc_len) {
+  size_t off = 0;
+  while (off < len) {
+    size_t c = chunk && chunk < len - off ? chunk : len - off;
+    int64_t k = lp2p_noise_feed(n, in + off, c);
+    if (k < 0) {
+      CHECK(lp2p_noise_error(n) == (int)k);
+      CHECK(lp2p_noise_feed(n, in, len) == k); /* terminal */
+      return (int)k;
+    }
+    CHECK((size_t)k <= c);
+    CHECK(k > 0); /* nothing can stall here: plaintext is drained after each call */
+    off += (size_t)k;
+    drain(n, acc, acc_len);
+  }
+  return 0;
+}
+
+static void check_done_state(lp2p_noise *n, const char *const *mux, size_t nmux) {
+  if (!lp2p_noise_handshake_done(n)) {
+    CHECK(lp2p_noise_remote_peer(n) == NULL && lp2p_noise_muxer(n) == NULL);
+    return;
+  }
+  const lp2p_peer_id *pid = lp2p_noise_remote_peer(n);
+  CHECK(pid && lp2p_noise_remote_key(n));
+  CHECK(lp2p_peer_id_matches(pid, lp2p_noise_remote_key(n)));
+  CHECK(!lp2p_peer_id_equal(pid, &peer_r)); /* never ourselves */
+  const char *m = lp2p_noise_muxer(n);
+  if (m) {
+    int found = 0;
+    for (size_t i = 0; i < nmux; i++) found |= !strcmp(m, mux[i]);
+    CHECK(found);
+  }
+}
+
+static size_t frame(uint8_t *out, const uint8_t *body, size_t len) {
+  out[0] = (uint8_t)(len >> 8);
+  out[1] = (uint8_t)len;
+  memcpy(out + 2, body, len);
+  return len + 2;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  init_once();
+  if (size < 2) return 0;
+  uint8_t opt = data[0];
+  size_t chunk = data[1];
+  const uint8_t *body = data + 2;
+  size_t blen = size - 2;
+  int mode = opt & 3;
+
+  static const char *const m1[] = {"/yamux/1.0.0"};
+  static const char *const m2[] = {"/mplex/6.7.0", "/yamux/1.0.0"};
+  static const char *const m3[] = {"/yamux/1.0.0", "/\xff\x00weird"};
+  const char *const *lists[4] = {NULL, m1, m2, m3};
+  size_t counts[4] = {0, 1, 2, 2};
+  const char *const *mux = lists[(opt >> 2) & 3];
+  size_t nmux = counts[(opt >> 2) & 3];
+  const lp2p_peer_id *expected = (opt & 0x10) ? &peer_i : (opt & 0x20) ? &peer_r : NULL;
+
+  lp2p_noise_config cfg = {sizeof cfg, 0, id_r, expected, mux, nmux};
+  lp2p__noise_test_params tp = {kS_r, kE_r, NULL, 0};
+  lp2p_noise *n = NULL;
+  CHECK(lp2p__noise_new_ex(&n, &cfg, NULL, &tp) == 0);
+  const uint8_t *o;
+  CHECK(lp2p_noise_output(n, &o) == 0);
+
+  if (mode == 0) {
+    feed_all(n, body, blen, chunk, NULL, NULL);
+    check_done_state(n, mux, nmux);
+    lp2p_noise_free(n);
+    return 0;
+  }
+
+  /* a real initiator: msg1 */
+  lp2p__noise_hs hs;
+  CHECK(lp2p__noise_hs_init(&hs, 1, NULL, 0, kS_i, kE_i) == 0);
+  uint8_t *msg = malloc(70000), *wire = malloc(70000);
+  CHECK(msg && wire);
+  size_t ml, wl, pl;
+  CHECK(lp2p__noise_hs_write(&hs, NULL, 0, msg, 70000, &ml) == 0);
+  wl = frame(wire, msg, ml);
+  CHECK(feed_all(n, wire, wl, chunk, NULL, NULL) == 0);
+  size_t ol = lp2p_noise_output(n, &o);
+  CHECK(ol > 2 + 96 && (size_t)(o[0] << 8 | o[1]) == ol - 2);
+  CHECK(lp2p__noise_hs_read(&hs, o + 2, ol - 2, msg, 70000, &pl) == 0); /* our msg2 is valid */
+  lp2p_noise_output_consumed(n, ol);
+
+  if (mode == 1) {
+    feed_all(n, body, blen, chunk, NULL, NULL);
+    check_done_state(n, mux, nmux);
+    goto out;
+  }
+
+  /* msg3 with a fuzzed payload */
+  size_t plen = blen >= 2 ? (size_t)(body[0] << 8 | body[1]) : 0;
+  const uint8_t *pay = blen >= 2 ? body + 2 : body;
+  size_t avail = blen >= 2 ? blen - 2 : 0;
+  if (plen > avail) plen = avail;
+  uint8_t *payload = malloc(good_len + plen + 1);
+  CHECK(payload);
+  size_t total = 0;
+  if (mode == 3) {
+    memcpy(payload, good_payload, good_len);
+    total = good_len;
+  }
+  memcpy(payload + total, pay, plen);
+  total += plen;
+  if (total > LP2P_NOISE_MAX_FRAME - 64) total = LP2P_NOISE_MAX_FRAME - 64;
+  CHECK(lp2p__noise_hs_write(&hs, payload, total, msg, 70000, &ml) == 0);
+  free(payload);
+  wl = frame(wire, msg, ml);
+  int rv = feed_all(n, wire, wl, chunk, NULL, NULL);
+  check_done_state(n, mux, nmux);
+  if (rv) {
+    CHECK(!lp2p_noise_handshake_done(n));
+    goto out;
+  }
+  CHECK(lp2p_noise_handshake_done(n));
+  if (mode == 3 && plen == 0) CHECK(lp2p_peer_id_equal(lp2p_noise_remote_peer(n), &peer_i));
+
+  /* transport: the initiator's frames, then one frame from us checked with the raw key */
+  lp2p__noise_cipher c1, c2;
+  CHECK(lp2p__noise_hs_split(&hs, &c1, &c2) == 0);
+  const uint8_t *t = pay + plen;
+  size_t tl = avail - plen;
+  uint8_t *got = NULL, *sent = NULL;
+  size_t got_len = 0, sent_len = 0;
+  int dead = 0;
+  while (tl >= 2 && !dead) {
+    size_t k = (size_t)t[0] * 37 % 4096, flags = t[1];
+    t += 2;
+    tl -= 2;
+    if (k > tl) k = tl;
+    CHECK(lp2p__noise_cipher_encrypt(&c1, NULL, 0, t, k, msg + 2) == 0);
+    size_t fl = k + 16;
+    msg[0] = (uint8_t)(fl >> 8);
+    msg[1] = (uint8_t)fl;
+    if (flags & 1) msg[2 + (flags >> 2) % fl] ^= (uint8_t)(1u << (flags & 7));
+    if (flags & 2) {
+      size_t ptl = 0;
+      int r = lp2p_noise_open_frame(n, msg + 2, fl, &ptl);
+      if (flags & 1) {
+        CHECK(r == LP2P_ERR_DECRYPT);
+        dead = 1;
+      } else {
+        CHECK(r == 0 && ptl == k && !memcmp(msg + 2, t, k));
+      }
+    } else {
+      int r = feed_all(n, msg, fl + 2, chunk, &got, &got_len);
+      if (flags & 1) {
+        CHECK(r == LP2P_ERR_DECRYPT);
+        dead = 1;
+      } else {
+        CHECK(r == 0);
+        uint8_t *q = realloc(sent, sent_len + k + 1);
+        CHECK(q);
+        sent = q;
+        memcpy(sent + sent_len, t, k);
+        sent_len += k;
+      }
+    }
+    t += k;
+    tl -= k;
+  }
+  CHECK(got_len == sent_len && (!got_len || !memcmp(got, sent, got_len)));
+  if (!dead) {
+    CHECK(lp2p_noise_write(n, (const uint8_t *)"pong", 4) == 0);
+    ol = lp2p_noise_output(n, &o);
+    CHECK(ol == 4 + 18 && o[1] == 20);
+    memcpy(msg, o + 2, 20);
+    CHECK(lp2p__noise_cipher_decrypt(&c2, NULL, 0, msg, 20, msg) == 0 && !memcmp(msg, "pong", 4));
+  }
+  free(got);
+  free(sent);
+out:
+  lp2p__noise_hs_wipe(&hs);
+  free(msg);
+  free(wire);
+  lp2p_noise_free(n);
+  return 0;
+}
