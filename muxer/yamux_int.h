@@ -77,6 +77,9 @@ void lp2p__yamux_map_free(const lp2p_mem *mem, lp2p__yamux_map *m);
 /* ---- session ---- */
 #define LP2P__YAMUX_RECENT 64                 /* remembered recently closed inbound ids */
 #define LP2P__YAMUX_MAX_PENDING_OUT (2u << 20) /* unsent output beyond this on a control frame = flood */
+/* Auto-tuning threshold in RTTs. bench_yamux (simulated links): 2 reaches the throughput of 4 with half
+ * the window; 1 is slightly slower and fragile when queueing inflates the RTT. */
+#define LP2P__YAMUX_TUNE_RTTS 2
 
 struct lp2p_yamux {
   lp2p_mem mem;
@@ -110,6 +113,10 @@ struct lp2p_yamux {
   lp2p_tstamp ping_sent, next_ping;
   int goaway_sent, goaway_recv;
   uint32_t goaway_code;
+  /* tunables (set from the public macros at _new; benches/tests may change them) */
+  uint32_t max_frame; /* Data payload per frame */
+  size_t out_batch;   /* build Data frames until this much output is pending */
+  uint32_t tune_rtts; /* grow the receive window when it was used up within this many RTTs */
 };
 
 /* Session helpers used by yamux_stream.c. All return 0 or a (fatal) error. */

@@ -53,6 +53,9 @@ int lp2p_yamux_new(lp2p_yamux **out, const lp2p_yamux_config *cfg, const lp2p_ya
   mx->cb.struct_size = sizeof mx->cb;
   mx->ud = ud;
   mx->next_id = c.is_client ? 1 : 2;
+  mx->max_frame = LP2P_YAMUX_MAX_DATA_FRAME;
+  mx->out_batch = LP2P_YAMUX_OUTPUT_BATCH;
+  mx->tune_rtts = LP2P__YAMUX_TUNE_RTTS;
   mx->out_cap = 4096;
   mx->out = lp2p__malloc(&mx->mem, mx->out_cap);
   if (!mx->out) {
@@ -152,7 +155,7 @@ size_t lp2p_yamux_output(lp2p_yamux *mx, const uint8_t **out) {
   if (!mx) return 0;
   lp2p__yamux_enter(mx);
   lp2p__yamux_stream *notify = NULL, **ntail = &notify;
-  while (!mx->err && mx->ready && mx->out_len - mx->out_off < LP2P_YAMUX_OUTPUT_BATCH) {
+  while (!mx->err && mx->ready && mx->out_len - mx->out_off < mx->out_batch) {
     lp2p__yamux_stream *s = mx->ready;
     if (lp2p__yamux_emit_data(mx, s)) break; /* out of memory: try again on the next call */
     if (s->sbuf.len && s->send_window)

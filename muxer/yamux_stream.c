@@ -154,7 +154,7 @@ void lp2p__yamux_stream_room(lp2p_yamux *mx, lp2p__yamux_stream *s) {
 int lp2p__yamux_emit_data(lp2p_yamux *mx, lp2p__yamux_stream *s) {
   uint64_t chunk = s->sbuf.len;
   if (chunk > s->send_window) chunk = s->send_window;
-  if (chunk > LP2P_YAMUX_MAX_DATA_FRAME) chunk = LP2P_YAMUX_MAX_DATA_FRAME;
+  if (chunk > mx->max_frame) chunk = mx->max_frame;
   uint8_t *p = lp2p__yamux_out_reserve(mx, LP2P__YAMUX_HDR_LEN + (size_t)chunk);
   if (!p) return LP2P_ERR_NOMEM;
   uint16_t flags = 0;
@@ -185,7 +185,7 @@ int lp2p__yamux_maybe_window_update(lp2p_yamux *mx, lp2p__yamux_stream *s) {
   if (delta < s->recv_win / 2) return 0;
   /* Auto-tuning: the whole window went by within 4 RTTs => double it. */
   lp2p_tstamp age = mx->now >= s->epoch ? mx->now - s->epoch : 0;
-  if (mx->rtt && s->recv_win < mx->cfg.max_window && age < 4 * (lp2p_tstamp)mx->rtt) {
+  if (mx->rtt && s->recv_win < mx->cfg.max_window && age < (lp2p_tstamp)mx->tune_rtts * mx->rtt) {
     uint64_t nw = (uint64_t)s->recv_win * 2;
     s->recv_win = nw > mx->cfg.max_window ? mx->cfg.max_window : (uint32_t)nw;
     delta = s->recv_win - used;

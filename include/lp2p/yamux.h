@@ -48,8 +48,9 @@
  *   on_stream_data; the application calls lp2p_yamux_consume() once it has
  *   processed bytes; window updates are sent when at least half the window has
  *   been consumed. Windows grow (doubling, up to max_window) when a window was
- *   used up within 4 round-trip times (RTT from the last ping; no growth before
- *   an RTT is known). The send side follows the peer's window: write() accepts
+ *   used up within 2 round-trip times of the previous update (RTT from the last
+ *   ping; no growth before an RTT is known, so enable keep-alive or call
+ *   lp2p_yamux_ping() once). The send side follows the peer's window: write() accepts
  *   what the send window allows (at most LP2P_YAMUX_SEND_BUFFER_MAX bytes
  *   buffered against it) plus LP2P_YAMUX_SEND_SLACK bytes; when it accepts fewer
  *   bytes than offered, on_stream_writable fires once room reopens.

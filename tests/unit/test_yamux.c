@@ -697,7 +697,7 @@ TEST(consume_window_updates) {
   yh_peer_free(&g_p);
 }
 
-/* Window auto-tuning: with an RTT known and the window used up within 4 RTTs the window doubles. */
+/* Window auto-tuning: with an RTT known and the window used up within 2 RTTs the window doubles. */
 TEST(window_autotune) {
   lp2p_yamux_config cfg;
   lp2p_yamux_config_default(&cfg, 0);
@@ -720,10 +720,10 @@ TEST(window_autotune) {
   CHECK_EQ(feed(&g_p), 12);
   CHECK_STR(yh_log(&g_p), "O1 D1:262144 P10");
   CHECK_EQ(lp2p_yamux_rtt(g_p.mx), 10);
-  /* window used within 40 ms of the last update => 512K */
+  /* window used within 20 ms of the last update => 512K */
   in_reset();
   frz(0, 1, W256K, W256K);
-  g_p.now = 1020;
+  g_p.now = 1019;
   CHECK_EQ(feed(&g_p), (int64_t)g_n);
   CHECK_STR(yh_out_text(&g_p), "WU#1=524288");
   uint32_t win;
@@ -732,15 +732,15 @@ TEST(window_autotune) {
   /* again => 1 MiB (the configured max), then no further growth */
   in_reset();
   frz(0, 1, 524288, 524288);
-  g_p.now = 1030;
+  g_p.now = 1038;
   CHECK_EQ(feed(&g_p), (int64_t)g_n);
   CHECK_STR(yh_out_text(&g_p), "WU#1=1048576");
   in_reset();
   frz(0, 1, 1 << 20, 1 << 20);
-  g_p.now = 1040;
+  g_p.now = 1045;
   CHECK_EQ(feed(&g_p), (int64_t)g_n);
   CHECK_STR(yh_out_text(&g_p), "WU#1=1048576");
-  /* slow consumption (older than 4 RTT): no growth */
+  /* slow consumption (2 RTT or more since the last update): no growth */
   lp2p_yamux_config_default(&cfg, 0);
   cfg.keepalive_interval = 0;
   yh_peer_free(&g_p);
@@ -751,7 +751,7 @@ TEST(window_autotune) {
   CHECK_EQ(feed(&g_p), 12);
   in_reset();
   frz(0, 1, W256K, W256K);
-  g_p.now = 41;
+  g_p.now = 20;
   CHECK_EQ(feed(&g_p), (int64_t)g_n);
   CHECK_STR(yh_out_text(&g_p), "WU+ACK#1=0 WU#1=262144");
   yh_peer_free(&g_p);
