@@ -174,6 +174,53 @@ static int write_sealed(lp2p__conn *c, const uint8_t *p, size_t n) {
   return submit(c, w);
 }
 
+/* Interop guard: js-libp2p-yamux (8.x) applies the flags of a Data frame
+ * before its payload, so the payload of a Data frame that carries FIN is
+ * dropped there. Never send FIN on a Data frame with payload: clear it and
+ * follow the frame with an empty WindowUpdate FIN. out needs n + 12 * (number
+ * of such frames) bytes; returns the bytes written (n when nothing changed).
+ * Frames are 12-byte headers (version, type, flags u16, id u32, length u32);
+ * only Data (type 0) frames carry `length` payload bytes. */
+#define YX_HDR 12u
+size_t lp2p__swarm_fin_count(const uint8_t *p, size_t n) {
+  size_t off = 0, k = 0;
+  while (off + YX_HDR <= n) {
+    uint32_t len = ((uint32_t)p[off + 8] << 24) | ((uint32_t)p[off + 9] << 16) | ((uint32_t)p[off + 10] << 8) | p[off + 11];
+    int data = p[off + 1] == 0;
+    if (data && (p[off + 3] & 0x04) && len) k++;
+    off += YX_HDR + (data ? len : 0);
+  }
+  return k;
+}
+size_t lp2p__swarm_fin_split(const uint8_t *p, size_t n, uint8_t *out) {
+  size_t off = 0, o = 0;
+  while (off < n) {
+    if (off + YX_HDR > n) {
+      memcpy(out + o, p + off, n - off);
+      o += n - off;
+      break;
+    }
+    uint32_t len = ((uint32_t)p[off + 8] << 24) | ((uint32_t)p[off + 9] << 16) | ((uint32_t)p[off + 10] << 8) | p[off + 11];
+    int data = p[off + 1] == 0;
+    size_t flen = YX_HDR + (data ? len : 0);
+    if (off + flen > n) flen = n - off;
+    memcpy(out + o, p + off, flen);
+    if (data && (p[off + 3] & 0x04) && len) {
+      out[o + 3] &= (uint8_t)~0x04;
+      uint8_t *w = out + o + flen;
+      memset(w, 0, YX_HDR);
+      w[0] = 0;            /* version */
+      w[1] = 1;            /* WindowUpdate */
+      w[3] = 0x04;         /* FIN */
+      memcpy(w + 4, p + off + 4, 4); /* stream id */
+      o += YX_HDR;
+    }
+    o += flen;
+    off += flen;
+  }
+  return o;
+}
+
 /* Pushes pending engine output to the socket (in layer order). */
 static int flush_out(lp2p__conn *c) {
   const uint8_t *p;
@@ -196,7 +243,17 @@ static int flush_out(lp2p__conn *c) {
     while (uv_stream_get_write_queue_size(c->io) < LP2P__SW_WRITE_HIGH) {
       n = lp2p_yamux_output(c->mx, &p);
       if (!n) break;
-      if ((rv = write_sealed(c, p, n)) < 0) return rv;
+      size_t fins = lp2p__swarm_fin_count(p, n);
+      if (fins) {
+        uint8_t *tmp = lp2p__malloc(&c->sw->mem, n + fins * YX_HDR);
+        if (!tmp) return LP2P_ERR_NOMEM;
+        size_t m = lp2p__swarm_fin_split(p, n, tmp);
+        rv = write_sealed(c, tmp, m);
+        lp2p__free(&c->sw->mem, tmp);
+      } else {
+        rv = write_sealed(c, p, n);
+      }
+      if (rv < 0) return rv;
       lp2p_yamux_output_consumed(c->mx, n);
     }
     if (uv_stream_get_write_queue_size(c->io) >= LP2P__SW_WRITE_HIGH) c->write_blocked = 1;
@@ -366,6 +423,10 @@ static int64_t drain_plaintext(lp2p__conn *c) {
       lp2p_noise_plaintext_consumed(c->noise, (size_t)k);
       total += k;
       if (k == 0) break;
+      if (!c->remote_seen) {
+        c->remote_seen = 1;
+        if (c->peer && c->peer->primary) lp2p__peer_open_waiting(c->sw, c->peer);
+      }
     } else {
       break;
     }
@@ -727,6 +788,10 @@ static void timer_cb(uv_timer_t *t) {
 /* ------------------------------------------------------------------------- */
 /* GoAway / teardown */
 
+int lp2p__conn_can_open(const lp2p__conn *c) {
+  return c->remote_seen || c->n_streams < LP2P__SW_EARLY_STREAMS;
+}
+
 void lp2p__conn_goaway(lp2p__conn *c) {
   if (!c->goaway_sent && c->mx) {
     lp2p_yamux_go_away(c->mx, LP2P_YAMUX_GOAWAY_NORMAL);
@@ -787,8 +852,11 @@ void lp2p__conn_teardown(lp2p__conn *c) {
     lp2p__list_del(&c->peer_link);
     lp2p__peer_conn_gone(sw, c, reason);
     c->peer = NULL;
-    /* an outbound stream waiting for this peer can use another connection or redial later */
-    if (pe->primary) lp2p__peer_open_waiting(sw, pe);
+    /* streams waiting for this peer: another connection, a dial in progress, or failure */
+    if (pe->primary)
+      lp2p__peer_open_waiting(sw, pe);
+    else if (!pe->dial)
+      lp2p__peer_fail_waiting(sw, pe, reason);
   }
 
   /* say goodbye when the close is ours and the transport still works */

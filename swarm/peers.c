@@ -235,7 +235,7 @@ void lp2p__peer_conn_ready(lp2p_swarm *sw, lp2p__conn *c) {
 
 void lp2p__peer_open_waiting(lp2p_swarm *sw, lp2p__peer *pe) {
   (void)sw;
-  while (pe->primary && !lp2p__list_empty(&pe->waiting)) {
+  while (pe->primary && lp2p__conn_can_open(pe->primary) && !lp2p__list_empty(&pe->waiting)) {
     lp2p_stream *s = LP2P__CONTAINER(pe->waiting.next, lp2p_stream, wait_link);
     lp2p__list_del(&s->wait_link);
     int rv = lp2p__stream_start_outbound(s, pe->primary);

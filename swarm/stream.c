@@ -335,7 +335,9 @@ int lp2p_swarm_open_stream(lp2p_swarm *sw, const lp2p_peer_id *peer, const char 
   if (out) *out = s;
 
   lp2p__peer *pe = lp2p__peer_find(sw, peer);
-  if (pe && pe->primary) {
+  if (pe && pe->primary && !lp2p__conn_can_open(pe->primary)) {
+    lp2p__list_add_tail(&pe->waiting, &s->wait_link);  /* until the peer's muxer has spoken */
+  } else if (pe && pe->primary) {
     int rv = lp2p__stream_start_outbound(s, pe->primary);
     if (rv < 0) lp2p__stream_fail(s, rv);
   } else if (pe && pe->dial) {

@@ -30,6 +30,10 @@
 #define LP2P__SW_WRITE_HIGH (1024 * 1024)  /* stop pulling engine output above this many queued bytes */
 #define LP2P__SW_CLOSE_GRACE_MS 1000       /* max wait for a graceful close to flush */
 #define LP2P__SW_MAX_DIAL_ADDRS 64
+/* Streams opened on a connection before the peer's muxer has sent us anything.
+ * js-libp2p aborts the whole connection when more than 10 streams arrive
+ * before its upgrader has attached its stream handler ("early streams"). */
+#define LP2P__SW_EARLY_STREAMS 8
 
 typedef struct lp2p__conn lp2p__conn;
 typedef struct lp2p__peer lp2p__peer;
@@ -138,6 +142,7 @@ struct lp2p__conn {
   int in_feed;
   int write_blocked;           /* socket queue above high water */
   int was_ready;
+  int remote_seen;             /* a yamux frame arrived from the peer (its muxer runs) */
   int counted_pending_in;      /* counted in sw->pending_inbound */
   int counted_in, counted_out;
 };
@@ -293,6 +298,12 @@ void lp2p__conn_mark_dirty(lp2p__conn *c);
 void lp2p__conn_flush(lp2p__conn *c);
 void lp2p__conn_teardown(lp2p__conn *c);            /* run from the close queue */
 void lp2p__conn_arm(lp2p__conn *c);
+int lp2p__conn_can_open(const lp2p__conn *c);       /* early-stream gate */
+/* Interop guard for yamux output (see conn.c): number of Data frames with
+ * payload that carry FIN, and the rewrite moving each FIN to an empty
+ * WindowUpdate frame right after (out: n + 12 * count bytes). */
+size_t lp2p__swarm_fin_count(const uint8_t *p, size_t n);
+size_t lp2p__swarm_fin_split(const uint8_t *p, size_t n, uint8_t *out);
 
 /* stream.c */
 lp2p_stream *lp2p__stream_alloc(lp2p_swarm *sw, lp2p_direction dir, const lp2p_stream_handler *h, void *ud);
