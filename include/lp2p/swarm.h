@@ -71,6 +71,9 @@
  *   Outbound: lp2p_swarm_open_stream() proposes the given ids in order; if the
  *   peer accepts none the stream ends with on_close(LP2P_ERR_UNSUPPORTED); if
  *   negotiation does not finish in time, on_close(LP2P_ERR_TIMEOUT). Never hangs.
+ *   Until the peer's muxer has sent its first frame, at most 8 streams are
+ *   opened on a new connection (js-libp2p aborts connections that receive more
+ *   than 10 streams before its upgrade completes); later ones wait, then go.
  *
  * Flow control (chosen: AUTO-CONSUME)
  *   By default the bytes passed to on_data are credited back to the yamux
@@ -376,7 +379,7 @@ LP2P_EXTERN int lp2p_stream_consume(lp2p_stream *s, size_t n);
 
 /* Accessors; returned pointers valid while s lives. */
 LP2P_EXTERN lp2p_swarm *lp2p_stream_swarm(const lp2p_stream *s);
-LP2P_EXTERN const lp2p_peer_id *lp2p_stream_peer(const lp2p_stream *s);    /* NULL while still dialing */
+LP2P_EXTERN const lp2p_peer_id *lp2p_stream_peer(const lp2p_stream *s);    /* the remote peer */
 LP2P_EXTERN const char *lp2p_stream_protocol(const lp2p_stream *s);        /* NULL before on_open */
 LP2P_EXTERN lp2p_direction lp2p_stream_direction(const lp2p_stream *s);
 LP2P_EXTERN uint32_t lp2p_stream_id(const lp2p_stream *s);                 /* yamux id, 0 if none yet */
