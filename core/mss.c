@@ -98,16 +98,21 @@ int lp2p__mss_parse_list(const uint8_t *body, size_t len,
 
 /* ---- construction ---- */
 
-static int apply_limits(lp2p_mss *m, const lp2p_mss_limits *lim) {
-  m->max_line = lim && lim->max_line ? lim->max_line : LP2P_MSS_DEFAULT_MAX_LINE;
-  m->max_attempts = lim && lim->max_attempts ? lim->max_attempts : LP2P_MSS_DEFAULT_MAX_ATTEMPTS;
-  return m->max_line < MSS_HEADER_LEN + 1 ? LP2P_ERR_INVAL : 0;
+/* Resolves defaults (0 fields) into max_line / max_attempts; LP2P_ERR_INVAL if the header cannot fit. */
+static int resolve_limits(const lp2p_mss_limits *lim, size_t *max_line, size_t *max_attempts) {
+  *max_line = lim && lim->max_line ? lim->max_line : LP2P_MSS_DEFAULT_MAX_LINE;
+  *max_attempts = lim && lim->max_attempts ? lim->max_attempts : LP2P_MSS_DEFAULT_MAX_ATTEMPTS;
+  return *max_line < MSS_HEADER_LEN + 1 ? LP2P_ERR_INVAL : 0;
 }
 
-static lp2p_mss *mss_alloc(const lp2p_mem *mem) {
+static lp2p_mss *mss_alloc(const lp2p_mem *mem, size_t max_line, size_t max_attempts) {
   mem = lp2p__mem_or_default(mem);
   lp2p_mss *m = lp2p__calloc(mem, 1, sizeof *m);
-  if (m) m->mem = *mem;
+  if (!m) return NULL;
+  m->mem = *mem;
+  m->max_line = max_line;
+  m->max_attempts = max_attempts;
+  m->state = ST_HEADER;
   return m;
 }
 
@@ -117,24 +122,22 @@ static int dialer_new(lp2p_mss **out, const char *const *protocols, size_t n, in
   *out = NULL;
   if ((!lister && n == 0) || (n && !protocols)) return LP2P_ERR_INVAL;
   if (n > (SIZE_MAX / 2) / sizeof(mss_id)) return LP2P_ERR_INVAL;
-  lp2p_mss probe;
-  int rv = apply_limits(&probe, lim);
+  size_t max_line, max_attempts;
+  int rv = resolve_limits(lim, &max_line, &max_attempts);
   if (rv) return rv;
   size_t chars = 0;
   for (size_t i = 0; i < n; i++) {
     if (!protocols[i]) return LP2P_ERR_INVAL;
     size_t l = strlen(protocols[i]);
     if (!lp2p__mss_id_valid(protocols[i], l)) return LP2P_ERR_INVAL;
-    if ((l == 2 && (!memcmp(protocols[i], "na", 2) || !memcmp(protocols[i], "ls", 2)))) return LP2P_ERR_INVAL;
-    if (l >= probe.max_line) return LP2P_ERR_TOO_LARGE;
+    if (l == 2 && (!memcmp(protocols[i], "na", 2) || !memcmp(protocols[i], "ls", 2))) return LP2P_ERR_INVAL;
+    if (l >= max_line) return LP2P_ERR_TOO_LARGE;
     chars += l + 1;
   }
-  lp2p_mss *m = mss_alloc(mem);
+  lp2p_mss *m = mss_alloc(mem, max_line, max_attempts);
   if (!m) return LP2P_ERR_NOMEM;
-  apply_limits(m, lim);
   m->dialer = 1;
   m->lister = lister;
-  m->state = ST_HEADER;
   if (n) {
     m->ids = lp2p__malloc(&m->mem, n * sizeof(mss_id) + chars);
     if (!m->ids) goto nomem;
@@ -173,15 +176,13 @@ int lp2p_mss_new_listener(lp2p_mss **out, const lp2p_mss_registry *reg, void *ud
   if (!out) return LP2P_ERR_INVAL;
   *out = NULL;
   if (!reg || !reg->supports) return LP2P_ERR_INVAL;
-  lp2p_mss probe;
-  int rv = apply_limits(&probe, lim);
+  size_t max_line, max_attempts;
+  int rv = resolve_limits(lim, &max_line, &max_attempts);
   if (rv) return rv;
-  lp2p_mss *m = mss_alloc(mem);
+  lp2p_mss *m = mss_alloc(mem, max_line, max_attempts);
   if (!m) return LP2P_ERR_NOMEM;
-  apply_limits(m, lim);
   m->reg = *reg;
   m->ud = ud;
-  m->state = ST_HEADER;
   *out = m;
   return 0;
 }
