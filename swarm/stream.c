@@ -130,8 +130,9 @@ static void deliver_data(lp2p_stream *s, const uint8_t *p, size_t n) {
     s->in_cb--;
   }
   if (s->has_id && s->conn && (!s->manual_consume || !s->h.on_data)) {
-    lp2p_yamux_consume(s->conn->mx, s->id, n);
-    lp2p__conn_mark_dirty(s->conn);
+    lp2p__conn *c = s->conn;  /* consume may close the stream (detaching it) */
+    lp2p_yamux_consume(c->mx, s->id, n);
+    lp2p__conn_mark_dirty(c);
   }
 }
 
@@ -246,8 +247,8 @@ void lp2p__stream_mx_data(lp2p_stream *s, const uint8_t *p, size_t n) {
       nego_failed(s, (int)k, 1);
       return;
     }
-    /* negotiation bytes are ours: give the window back */
-    if (k > 0) lp2p_yamux_consume(s->conn->mx, s->id, (size_t)k);
+    /* negotiation bytes are ours: give the window back (from inside feed: no callback) */
+    if (k > 0 && s->conn) lp2p_yamux_consume(s->conn->mx, s->id, (size_t)k);
     lp2p__stream_flush_mss(s);
     if (s->state != LP2P__ST_NEGOTIATING || !lp2p_mss_done(s->mss)) return;
     if (nego_done(s) < 0) return;
@@ -402,8 +403,9 @@ void lp2p_stream_set_manual_consume(lp2p_stream *s, int on) {
 int lp2p_stream_consume(lp2p_stream *s, size_t n) {
   if (!s) return LP2P_ERR_INVAL;
   if (!s->has_id || !s->conn) return 0;
-  int rv = lp2p_yamux_consume(s->conn->mx, s->id, n);
-  lp2p__conn_mark_dirty(s->conn);
+  lp2p__conn *c = s->conn;  /* consume may close the stream (detaching it) */
+  int rv = lp2p_yamux_consume(c->mx, s->id, n);
+  lp2p__conn_mark_dirty(c);
   return rv;
 }
 
