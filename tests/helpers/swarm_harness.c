@@ -195,7 +195,11 @@ typedef struct echo_stream {
 static void echo_flush(lp2p_stream *s, echo_stream *e) {
   while (e->len) {
     int64_t k = lp2p_stream_write(s, e->buf, e->len);
-    if (k <= 0) break;
+    if (k < 0) {
+      lp2p_stream_reset(s);
+      return;
+    }
+    if (k == 0) break;
     memmove(e->buf, e->buf + k, e->len - (size_t)k);
     e->len -= (size_t)k;
   }
@@ -286,7 +290,11 @@ static void client_pump(lp2p_stream *s, tclient *c) {
     size_t n = c->len - c->sent < sizeof chunk ? c->len - c->sent : sizeof chunk;
     for (size_t i = 0; i < n; i++) chunk[i] = tpattern(c->seed, c->sent + i);
     int64_t k = lp2p_stream_write(s, chunk, n);
-    if (k <= 0) return;
+    if (k < 0) {
+      lp2p_stream_reset(s);  /* e.g. LP2P_ERR_NOMEM: give up on the stream */
+      return;
+    }
+    if (k == 0) return;  /* on_writable follows */
     c->sent += (size_t)k;
   }
   lp2p_stream_close_write(s);
