@@ -163,7 +163,7 @@ TEST(keepalive_timeout) {
   lp2p_swarm_config cfg;
   tsw_config(&cfg);
   cfg.keepalive_interval_ms = 100;
-  cfg.keepalive_timeout_ms = 300;
+  cfg.keepalive_timeout_ms = 1000;
   tsw a, b;
   CHECK_OK(tsw_init(&a, &L, 1, &cfg, 1));
   CHECK_OK(tsw_init(&b, &L, 2, NULL, 1));
@@ -177,7 +177,7 @@ TEST(keepalive_timeout) {
   lp2p__conn *cb = first_conn(b.sw);
   REQUIRE(cb && cb->io);
   uv_read_stop(cb->io);
-  CHECK(RUN_UNTIL(&L, a.n_closed == 1, 3000));
+  CHECK(RUN_UNTIL(&L, a.n_closed == 1, 5000));
   CHECK_EQ(a.last_closed_err, LP2P_ERR_TIMEOUT);
   CHECK(!lp2p_swarm_is_connected(a.sw, &b.id));
   tsw_free(&a);
