@@ -33,9 +33,13 @@
  *   afterwards the id is unknown (LP2P_ERR_NOT_FOUND).
  *
  * Callbacks and reentrancy
- *   Callbacks fire from inside feed, output, consume, write, close_write,
- *   reset and handle_expiry. They may call any function on the session except
- *   lp2p_yamux_feed() (returns LP2P_ERR_STATE) and lp2p_yamux_free(). Closing a
+ *   Callbacks fire only from inside calls on the session: feed (all kinds),
+ *   output (on_stream_writable when buffered data drained, on_stream_close when
+ *   a FIN completed a close), handle_expiry, and on_stream_close from
+ *   close_write / reset / consume / open_stream / ping / go_away when they
+ *   complete a close or the session fails. Never from write or free. Callbacks
+ *   may call any function on the session except lp2p_yamux_feed() (returns
+ *   LP2P_ERR_STATE) and lp2p_yamux_free(). Closing a
  *   stream inside a callback (reset, or close_write completing a half-closed
  *   stream) is deferred: its on_stream_close fires after the current callback
  *   returns, never nested inside another callback, and its memory is released
