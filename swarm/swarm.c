@@ -325,6 +325,10 @@ void lp2p_swarm_stop(lp2p_swarm *sw) {
 
 void lp2p_swarm_free(lp2p_swarm *sw) {
   if (!sw || sw->freeing) return;
+  if (sw->depth > 0) {  /* from inside a callback: the caller's frames still use sw */
+    lp2p_log(LP2P_LOG_ERROR, LP2P__SW_LOG, "lp2p_swarm_free called from a swarm callback: ignored (use lp2p_swarm_stop)");
+    return;
+  }
   uv_mutex_lock(&sw->post_mu);
   sw->post_closed = 1;
   lp2p__post *q = sw->post_head;

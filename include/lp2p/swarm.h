@@ -209,7 +209,7 @@ LP2P_EXTERN void lp2p_swarm_stop(lp2p_swarm *sw);
 /* Frees the swarm: closes listeners and connections (open streams get
  * on_close(LP2P_ERR_CANCELED); no swarm events are emitted), detaches and
  * destroys behaviours, drops unexecuted posted functions (they are NOT called).
- * Never call it from inside a swarm callback.
+ * Never call it from inside a swarm callback (such a call is logged and ignored).
  * Own loop: everything is released before it returns and the loop is closed.
  * App loop (lp2p_swarm_new_uv): handles are closed; the remaining memory is
  * released from their close callbacks, so the app must run its loop (e.g.
