@@ -117,9 +117,11 @@ typedef struct lp2p_yamux lp2p_yamux;
 typedef struct lp2p_yamux_config {
   size_t struct_size;               /* sizeof(lp2p_yamux_config) */
   int is_client;                    /* dialer = client = odd stream ids */
+  /* For the four limits below, 0 means the default. */
   uint32_t initial_window;          /* receive window per stream, >= 256 KiB (default 256 KiB) */
   uint32_t max_window;              /* auto-tuning ceiling, >= initial_window (default 16 MiB) */
-  uint32_t max_inbound_streams;     /* live inbound streams; beyond it a new SYN is RST (default 512) */
+  uint32_t max_inbound_streams;     /* live inbound streams; beyond it a new SYN is RST (default 512);
+                                     * to refuse every stream return non-zero from on_stream_open */
   uint32_t max_unacked_outbound;    /* open_stream fails with LP2P_ERR_LIMIT past it (default 256) */
   lp2p_tstamp keepalive_interval;   /* ms between keep-alive pings, 0 = off (default 30000); the first
                                      * keep-alive ping is due at once (it also measures the RTT) */
