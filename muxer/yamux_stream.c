@@ -183,7 +183,7 @@ int lp2p__yamux_maybe_window_update(lp2p_yamux *mx, lp2p__yamux_stream *s) {
   uint64_t used = (uint64_t)s->recv_avail + s->recv_held;
   uint64_t delta = s->recv_win > used ? s->recv_win - used : 0;
   if (delta < s->recv_win / 2) return 0;
-  /* Auto-tuning: the whole window went by within 4 RTTs => double it. */
+  /* Auto-tuning: the window went by within tune_rtts RTTs of the last update => double it. */
   lp2p_tstamp age = mx->now >= s->epoch ? mx->now - s->epoch : 0;
   if (mx->rtt && s->recv_win < mx->cfg.max_window && age < (lp2p_tstamp)mx->tune_rtts * mx->rtt) {
     uint64_t nw = (uint64_t)s->recv_win * 2;
