@@ -299,7 +299,10 @@ static void big_transfer(int nstreams, uint64_t total, int with_rtt, size_t chun
 TEST(transfer_64mib_one_stream) { big_transfer(1, 64u << 20, 0, 0); }
 TEST(transfer_64mib_one_stream_autotuned) { big_transfer(1, 64u << 20, 1, 0); }
 TEST(transfer_64mib_100_streams) { big_transfer(100, 64u << 20, 1, 0); }
-TEST(transfer_chunked_delivery) { big_transfer(5, 3u << 20, 1, 1237); }
+TEST(transfer_chunked_delivery) {
+  big_transfer(5, 3u << 20, 1, 1237);
+  big_transfer(3, 150000, 0, 1); /* one byte at a time */
+}
 
 /* Inbound cap on the server: excess SYNs are reset, the session goes on. */
 TEST(inbound_stream_cap) {
