@@ -72,17 +72,15 @@ for mode in noise mss; do
     "count('error') === 0"
 done
 
-# Mixed: an mss-mode dialer against a noise-mode listener still ends up on multistream-select.
-start_server srv-mixed
+# A fixed identity from keygen.mjs (secp256k1, to exercise a non-default key type) on a
+# noise-mode listener; an mss-mode dialer against it must still end up on multistream-select.
+want="$("$js" "$keygen" secp256k1 "$tmp/id.key")"
+start_server srv-key --key "$tmp/id.key"
+check "--key: peer id from keygen.mjs" "$tmp/srv-key.out" "one('listening').peerId === '$want'"
 "$js" "$peer" --dial "$addr" --muxer-negotiation mss --ping 1 >"$tmp/cli-mixed.out" 2>&1
 rc=$?
 check "mixed: mss dialer vs noise listener" "$tmp/cli-mixed.out" "$rc === 0" "count('ping') === 1" \
   "one('connection:open').muxerNegotiation === 'mss'"
-
-# Fixed identity from keygen.mjs (secp256k1, to exercise a non-default key type).
-want="$("$js" "$keygen" secp256k1 "$tmp/id.key")"
-start_server srv-key --key "$tmp/id.key"
-check "--key: peer id from keygen.mjs" "$tmp/srv-key.out" "one('listening').peerId === '$want'"
 
 # Negative: dialing the right address with the wrong /p2p/ id must fail.
 other="$("$js" "$keygen" Ed25519 "$tmp/other.key")"
