@@ -23,8 +23,9 @@
  * later call returns the same error; only lp2p_noise_free is useful), except
  * LP2P_ERR_INVAL / LP2P_ERR_STATE for API misuse, which leave it untouched.
  *
- * Memory: all allocations go through the lp2p_mem given to lp2p_noise_new.
- * Input buffering is bounded: at most one partial frame (<= 65537 bytes) is
+ * Memory: the engine's allocations (session, buffers, protobuf decoding) go through the lp2p_mem
+ * given to lp2p_noise_new; the remote lp2p_pubkey comes from keys.h (libc) and libtomcrypt's HMAC
+ * uses libc internally. Input buffering is bounded: at most one partial frame (<= 65537 bytes) is
  * held; decrypted plaintext waiting for the caller is bounded by
  * LP2P_NOISE_MAX_PENDING_PLAINTEXT (+ one frame), after which feed stops
  * consuming until the caller drains lp2p_noise_plaintext. Secrets are wiped on
