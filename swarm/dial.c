@@ -25,25 +25,36 @@ static int add_waiter(lp2p_swarm *sw, lp2p__dial *d, lp2p_dial_fn cb, void *ud) 
   return 0;
 }
 
-/* Appends ma (a /p2p suffix split off and checked against the dial's peer). */
-static int add_addr(lp2p__dial *d, const lp2p_multiaddr *ma) {
+/* Inserts ma at position pos (a /p2p suffix split off and checked against the
+ * dial's peer). skip_foreign: silently drop entries for another peer (dnsaddr
+ * lists name several peers) instead of recording a mismatch. Returns 1 if
+ * added, 0 if skipped/duplicate, or an error. */
+static int insert_addr(lp2p__dial *d, size_t pos, const lp2p_multiaddr *ma, int skip_foreign) {
   if (d->n == LP2P__SW_MAX_DIAL_ADDRS) return LP2P_ERR_LIMIT;
   lp2p_multiaddr *base;
   lp2p_peer_id id;
   int rv = lp2p__split_p2p(ma, &base, &id);
   if (rv < 0) return rv;
-  for (size_t i = 0; i < d->n; i++) {
-    if (lp2p_multiaddr_equal(d->addrs[i], base)) {
-      lp2p_multiaddr_free(base);
-      return 0;
-    }
+  int foreign = id.len && d->peer.len && !lp2p_peer_id_equal(&id, &d->peer);
+  int dup = 0;
+  for (size_t i = 0; i < d->n && !dup; i++) dup = lp2p_multiaddr_equal(d->addrs[i], base);
+  if (dup || (foreign && skip_foreign)) {
+    lp2p_multiaddr_free(base);
+    return 0;
   }
-  size_t i = d->n++;
-  d->addrs[i] = base;
-  d->pre_err[i] = 0;
-  d->expect[i] = d->peer;
-  if (id.len && d->peer.len && !lp2p_peer_id_equal(&id, &d->peer)) d->pre_err[i] = LP2P_ERR_PEER_ID_MISMATCH;
-  return 0;
+  memmove(&d->addrs[pos + 1], &d->addrs[pos], (d->n - pos) * sizeof d->addrs[0]);
+  memmove(&d->expect[pos + 1], &d->expect[pos], (d->n - pos) * sizeof d->expect[0]);
+  memmove(&d->pre_err[pos + 1], &d->pre_err[pos], (d->n - pos) * sizeof d->pre_err[0]);
+  d->n++;
+  d->addrs[pos] = base;
+  d->pre_err[pos] = foreign ? LP2P_ERR_PEER_ID_MISMATCH : 0;
+  d->expect[pos] = d->peer.len ? d->peer : id;
+  return 1;
+}
+
+static int add_addr(lp2p__dial *d, const lp2p_multiaddr *ma) {
+  int rv = insert_addr(d, d->n, ma, 0);
+  return rv < 0 ? rv : 0;
 }
 
 static void finish(lp2p__dial *d, int result) {
@@ -72,6 +83,31 @@ static void record(lp2p__dial *d, size_t i, int err) {
   }
 }
 
+static void dial_next(lp2p__dial *d);
+
+static void resolved(void *ud, int err, lp2p_multiaddr *const *addrs, size_t n) {
+  lp2p__dial *d = ud;
+  lp2p_swarm *sw = d->sw;
+  size_t i = d->idx - 1;
+  d->resolving = NULL;
+  lp2p__swarm_enter(sw);
+  char ab[256];
+  lp2p_log(LP2P_LOG_DEBUG, LP2P__SW_LOG, "resolved %s: %s, %zu address%s", lp2p__ma_str(d->addrs[i], ab, sizeof ab),
+           err ? lp2p_err_name(err) : "ok", n, n == 1 ? "" : "es");
+  if (err == LP2P_ERR_CANCELED) {
+    record(d, i, err);
+  } else {
+    size_t added = 0;
+    for (size_t k = 0; k < n; k++) {
+      int rv = insert_addr(d, d->idx + added, addrs[k], 1);
+      if (rv > 0) added++;
+    }
+    if (err || !added) record(d, i, err ? err : LP2P_ERR_DNS);
+    if (!d->done) dial_next(d);
+  }
+  lp2p__swarm_leave(sw);
+}
+
 static void dial_next(lp2p__dial *d) {
   lp2p_swarm *sw = d->sw;
   while (d->idx < d->n) {
@@ -79,6 +115,22 @@ static void dial_next(lp2p__dial *d) {
     if (d->pre_err[i]) {
       record(d, i, d->pre_err[i]);
       continue;
+    }
+    const lp2p__resolver *res = lp2p__resolver_for(d->addrs[i]);
+    if (res) {
+      if (++d->n_resolutions > LP2P__SW_MAX_RESOLUTIONS) {
+        record(d, i, LP2P_ERR_LIMIT);
+        continue;
+      }
+      lp2p__resolve_req *req;
+      int rv = res->resolve(sw->loop, &sw->mem, d->addrs[i], resolved, d, &req);
+      if (rv < 0) {
+        record(d, i, rv);
+        continue;
+      }
+      d->resolving = req;
+      d->resolver = res;
+      return;
     }
     lp2p__conn *c;
     int rv = lp2p__conn_new_outbound(sw, d, d->addrs[i], &d->expect[i], &c);
@@ -214,6 +266,13 @@ void lp2p__dial_cancel_all(lp2p_swarm *sw) {
       d->cur->dial = NULL;
       lp2p__conn_close(d->cur, LP2P_ERR_CANCELED);
       d->cur = NULL;
+    }
+    if (d->resolving) {
+      lp2p__resolve_req *req = d->resolving;
+      d->resolving = NULL;
+      d->done = 1;  /* the cancel callback must not dial on */
+      d->resolver->cancel(req);
+      d->done = 0;
     }
     finish(d, LP2P_ERR_CANCELED);
   }

@@ -383,7 +383,8 @@ void lp2p_swarm_free(lp2p_swarm *sw) {
   uv_close((uv_handle_t *)&sw->async, internal_close_cb);
   uv_close((uv_handle_t *)&sw->soon, internal_close_cb);
   if (sw->owns_loop) {
-    while (sw->handles > 0) uv_run(sw->loop, UV_RUN_DEFAULT);
+    /* everything on the own loop is ours (including resolver handles) */
+    while (sw->handles > 0 || uv_loop_alive(sw->loop)) uv_run(sw->loop, UV_RUN_DEFAULT);
     int rv = uv_loop_close(sw->loop);
     if (rv) lp2p_log(LP2P_LOG_ERROR, LP2P__SW_LOG, "loop not closed cleanly: %s", uv_strerror(rv));
     final_free(sw);

@@ -34,6 +34,7 @@
  * js-libp2p aborts the whole connection when more than 10 streams arrive
  * before its upgrader has attached its stream handler ("early streams"). */
 #define LP2P__SW_EARLY_STREAMS 8
+#define LP2P__SW_MAX_RESOLUTIONS 8         /* DNS lookups per dial */
 
 typedef struct lp2p__conn lp2p__conn;
 typedef struct lp2p__peer lp2p__peer;
@@ -183,6 +184,9 @@ struct lp2p__dial {
   lp2p__dial_waiter *waiters;
   size_t n_waiters, cap_waiters;
   lp2p__conn *cur;
+  lp2p__resolve_req *resolving; /* DNS resolution in progress for addrs[idx - 1] */
+  const lp2p__resolver *resolver;
+  int n_resolutions;           /* bounded: nested /dnsaddr chains */
   int result;                  /* final result once done */
   lp2p_peer_id result_peer;
   int done;

@@ -49,6 +49,13 @@ typedef struct lp2p__resolver {
   void (*cancel)(lp2p__resolve_req *req);
 } lp2p__resolver;
 
+/* The built-in resolvers (transport/dns.c), NULL-terminated. */
+extern const lp2p__resolver *const lp2p__resolvers[];
+const lp2p__resolver *lp2p__resolver_for(const lp2p_multiaddr *ma);
+extern const lp2p__resolver lp2p__dns_resolver;
+/* Tests only: DNS servers to use instead of the system's ("127.0.0.1:5353"). */
+extern char *lp2p__dns_servers_override;
+
 /* The built-in transports, NULL-terminated. */
 extern const lp2p__transport *const lp2p__transports[];
 /* The transport for ma (NULL if none). */

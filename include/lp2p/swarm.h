@@ -262,7 +262,12 @@ typedef void (*lp2p_dial_fn)(lp2p_swarm *sw, const lp2p_peer_id *peer, int err, 
 
 /* Connects to a peer. peer is optional (NULL: learned from the handshake, or
  * from a /p2p/<id> suffix of the addresses). Addresses (text, copied) are tried
- * in turn, each with dial_timeout_ms; a /p2p/<id> suffix sets the expected peer
+ * in turn, each with dial_timeout_ms. Dialable: /ip4|ip6/<a>/tcp/<port>;
+ * /dns4, /dns6, /dns (A/AAAA) and /dnsaddr (TXT "dnsaddr=<multiaddr>" at
+ * _dnsaddr.<host>, entries of other peers skipped when the peer is known) are
+ * resolved first (c-ares, hosts file first) and their results tried in place,
+ * at most 8 lookups per dial; a failed lookup is LP2P_ERR_DNS for that
+ * address. A /p2p/<id> suffix sets the expected peer
  * id (a handshake with another identity fails that address with
  * LP2P_ERR_PEER_ID_MISMATCH). n may be 0 if the address book knows the peer.
  * Concurrent dials to the same known peer coalesce into ONE attempt (extra
