@@ -232,12 +232,7 @@ TEST(remote_close_event) {
   techo eb = {0};
   CHECK_OK(lp2p_swarm_add_behaviour(b.sw, &techo_vtable, &eb));
   CHECK_OK(lp2p_swarm_add_address(a.sw, &b.id, b.base_addr));
-  /* a stream that stays open (never half-closed: len 0 is sent, then we wait) */
-  tclient cl;
-  tclient_init(&cl, 0, 1);
-  cl.len = 0;
-  static const lp2p_stream_handler h = {sizeof(lp2p_stream_handler), NULL, NULL, NULL, NULL, NULL};
-  (void)h;
+  /* a stream that stays open: far more data than will ever be sent */
   tclient held;
   tclient_init(&held, 1u << 30, 3); /* too much to finish: stays open */
   CHECK_OK(lp2p_swarm_open_stream(a.sw, &b.id, k_echo, 1, &tclient_handler, &held, NULL));
@@ -352,6 +347,47 @@ TEST(concurrent_dials_coalesce) {
   CHECK_EQ(tloop_finish(&L), 0);
 }
 
+/* The remote drops the connection; the next stream redials the known address. */
+TEST(redial_after_close) {
+  tloop L;
+  tloop_init(&L);
+  tsw a, b;
+  CHECK_OK(tsw_init(&a, &L, 1, NULL, 1));
+  CHECK_OK(tsw_init(&b, &L, 2, NULL, 1));
+  techo eb = {0};
+  CHECK_OK(lp2p_swarm_add_behaviour(b.sw, &techo_vtable, &eb));
+  tclient c1;
+  tclient_init(&c1, 1000, 1);
+  CHECK_OK(lp2p_swarm_add_address(a.sw, NULL, b.addr));
+  CHECK_OK(lp2p_swarm_open_stream(a.sw, &b.id, k_echo, 1, &tclient_handler, &c1, NULL));
+  CHECK(RUN_UNTIL(&L, c1.closed && b.n_established == 1, 5000));
+  CHECK_EQ(c1.close_err, 0);
+  CHECK_OK(lp2p_swarm_disconnect(b.sw, &a.id));
+  CHECK(RUN_UNTIL(&L, a.n_closed == 1 && b.n_closed == 1, 5000));
+  CHECK(a.last_closed_err == LP2P_ERR_GOAWAY || a.last_closed_err == LP2P_ERR_EOF);
+  CHECK(!lp2p_swarm_is_connected(a.sw, &b.id));
+  /* the listener has no dialable address of A: fails clearly, does not dial */
+  {
+    tclient back;
+    tclient_init(&back, 10, 3);
+    CHECK_OK(lp2p_swarm_open_stream(b.sw, &a.id, k_echo, 1, &tclient_handler, &back, NULL));
+    CHECK(RUN_UNTIL(&L, back.closed, 2000));
+    CHECK_EQ(back.close_err, LP2P_ERR_NOT_CONNECTED);
+    CHECK_EQ(lp2p_swarm_dial_count(b.sw), 0);
+  }
+  tclient c2;
+  tclient_init(&c2, 1000, 2);
+  CHECK_OK(lp2p_swarm_open_stream(a.sw, &b.id, k_echo, 1, &tclient_handler, &c2, NULL));
+  CHECK(RUN_UNTIL(&L, c2.closed, 5000));
+  CHECK_EQ(c2.close_err, 0);
+  CHECK_EQ(c2.received, 1000);
+  CHECK_EQ(lp2p_swarm_dial_count(a.sw), 2);
+  CHECK_EQ(a.n_established, 2);
+  tsw_free(&a);
+  tsw_free(&b);
+  CHECK_EQ(tloop_finish(&L), 0);
+}
+
 /* Registry: inbound handler replaced/removed; protocol list; bad ids rejected. */
 TEST(registry_api) {
   tloop L;
@@ -386,6 +422,7 @@ int main(void) {
   RUN(remote_close_event);
   RUN(connected_peer_no_dial);
   RUN(concurrent_dials_coalesce);
+  RUN(redial_after_close);
   RUN(registry_api);
   return test_done();
 }
