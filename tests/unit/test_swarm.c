@@ -388,6 +388,60 @@ TEST(redial_after_close) {
   CHECK_EQ(tloop_finish(&L), 0);
 }
 
+/* Listen addresses: unspecified address expansion, unlisten, events. */
+TEST(listen_addresses) {
+  tloop L;
+  tloop_init(&L);
+  tsw a, b;
+  CHECK_OK(tsw_init(&a, &L, 1, NULL, 0));
+  CHECK_OK(tsw_init(&b, &L, 2, NULL, 0));
+  CHECK_OK(lp2p_swarm_listen(a.sw, "/ip4/0.0.0.0/tcp/0"));
+  const lp2p_multiaddr *addrs[16];
+  size_t n = lp2p_swarm_listen_addrs(a.sw, addrs, 16);
+  CHECK(n >= 1);
+  CHECK_EQ(a.n_listen_added, (int)n);
+  int loopback = 0, port = -1;
+  for (size_t i = 0; i < n && i < 16; i++) {
+    char t[128];
+    lp2p_multiaddr_to_string(addrs[i], t, sizeof t);
+    CHECK(strncmp(t, "/ip4/0.0.0.0/", 13) != 0);
+    if (!strncmp(t, "/ip4/127.0.0.1/tcp/", 19)) {
+      loopback = 1;
+      port = atoi(t + 19);
+    }
+  }
+  CHECK(loopback);
+  /* reachable through the expanded loopback address */
+  char dial_to[64];
+  snprintf(dial_to, sizeof dial_to, "/ip4/127.0.0.1/tcp/%d", port);
+  tdial d = {0};
+  CHECK_OK(lp2p_swarm_dial(b.sw, &a.id, (const char *[]){dial_to}, 1, tdial_cb, &d));
+  CHECK(RUN_UNTIL(&L, d.done && a.n_established == 1, 5000));
+  CHECK_EQ(d.err, 0);
+  /* unlisten: addresses removed, events emitted, existing connections kept */
+  CHECK_EQ(lp2p_swarm_unlisten(a.sw, "/ip4/1.2.3.4/tcp/1"), LP2P_ERR_NOT_FOUND);
+  CHECK_OK(lp2p_swarm_unlisten(a.sw, "/ip4/0.0.0.0/tcp/0"));
+  CHECK_EQ(lp2p_swarm_listen_addrs(a.sw, addrs, 16), 0);
+  int removed = 0;
+  for (int i = 0; i < a.n_events; i++) removed += a.events[i] == LP2P_SWARM_EV_LISTEN_ADDR_REMOVED;
+  CHECK_EQ(removed, (int)n);
+  CHECK(lp2p_swarm_is_connected(a.sw, &b.id));
+  CHECK_OK(lp2p_swarm_disconnect(b.sw, &a.id));
+  CHECK(RUN_UNTIL(&L, a.n_closed == 1, 5000));
+  tdial d2 = {0};
+  CHECK_OK(lp2p_swarm_dial(b.sw, &a.id, (const char *[]){dial_to}, 1, tdial_cb, &d2));
+  CHECK(RUN_UNTIL(&L, d2.done, 5000));
+  CHECK_EQ(d2.err, LP2P_ERR_CONNREFUSED);
+  /* the same port can be taken again; a taken port is reported */
+  char again[64];
+  snprintf(again, sizeof again, "/ip4/127.0.0.1/tcp/%d", port);
+  CHECK_OK(lp2p_swarm_listen(a.sw, again));
+  CHECK_EQ(lp2p_swarm_listen(b.sw, again), LP2P_ERR_ADDRINUSE);
+  tsw_free(&a);
+  tsw_free(&b);
+  CHECK_EQ(tloop_finish(&L), 0);
+}
+
 /* Registry: inbound handler replaced/removed; protocol list; bad ids rejected. */
 TEST(registry_api) {
   tloop L;
@@ -423,6 +477,7 @@ int main(void) {
   RUN(connected_peer_no_dial);
   RUN(concurrent_dials_coalesce);
   RUN(redial_after_close);
+  RUN(listen_addresses);
   RUN(registry_api);
   return test_done();
 }
