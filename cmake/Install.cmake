@@ -19,5 +19,6 @@ install(FILES ${CMAKE_BINARY_DIR}/lp2pConfig.cmake ${CMAKE_BINARY_DIR}/lp2pConfi
   ${CMAKE_SOURCE_DIR}/cmake/Dependencies.cmake
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/lp2p)
 
+file(RELATIVE_PATH LP2P_PC_RELPREFIX "/_/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/_")
 configure_file(${CMAKE_SOURCE_DIR}/cmake/lp2p.pc.in ${CMAKE_BINARY_DIR}/lp2p.pc @ONLY)
 install(FILES ${CMAKE_BINARY_DIR}/lp2p.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
