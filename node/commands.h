@@ -5,5 +5,9 @@
 #include "cli.h"
 
 int cmd_id(const cli_command *cmd, int argc, char **argv);
+int cmd_listen(const cli_command *cmd, int argc, char **argv);
+int cmd_ping(const cli_command *cmd, int argc, char **argv);
+int cmd_identify(const cli_command *cmd, int argc, char **argv);
+int cmd_perf(const cli_command *cmd, int argc, char **argv);
 
 #endif

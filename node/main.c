@@ -9,6 +9,10 @@
 
 static const cli_command commands[] = {
     {"id", "print this node's peer id (creating the identity key on first use)", cmd_id},
+    {"listen", "run a node serving ping, identify and perf until SIGINT/SIGTERM", cmd_listen},
+    {"ping", "connect to a peer and ping it", cmd_ping},
+    {"identify", "connect to a peer and print what it says about itself", cmd_identify},
+    {"perf", "measure throughput to a peer (perf protocol)", cmd_perf},
 };
 #define N_COMMANDS (sizeof commands / sizeof *commands)
 

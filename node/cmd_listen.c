@@ -1,0 +1,726 @@
+/* node/cmd_listen.c - `lp2p-node listen`: a long-running node that serves
+ * ping, identify (+push) and perf, prints its listen addresses and reports
+ * connection events, until SIGINT/SIGTERM. Testing extras: an echo protocol
+ * (--echo), outbound dials (--dial) and a command channel on stdin
+ * (--control). */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "lp2p/identify.h"
+#include "lp2p/perf.h"
+#include "lp2p/ping.h"
+#include "netcmd.h"
+
+#define ECHO_PROTOCOL "/lp2p-test/echo/1.0.0"
+#define ECHO_MAX_PENDING (1024 * 1024)
+#define MAX_LISTEN 16
+#define MAX_DIAL 16
+#define DEFAULT_LISTEN "/ip4/127.0.0.1/tcp/0"
+
+enum {
+  OPT_LISTEN, OPT_IDENTITY, OPT_KEY_TYPE, OPT_AGENT, OPT_DIAL, OPT_IDLE, OPT_KA_INTERVAL, OPT_KA_TIMEOUT,
+  OPT_ECHO, OPT_CONTROL, OPT_JSON, OPT_HELP
+};
+static const cli_opt listen_opts[] = {
+    [OPT_LISTEN] = {"listen", "MADDR", "listen address, repeatable (default " DEFAULT_LISTEN ")"},
+    [OPT_IDENTITY] = {"identity", "FILE", "identity key file (default: the one `lp2p-node id` uses; created)"},
+    [OPT_KEY_TYPE] = {"key-type", "TYPE", "ed25519 (default), secp256k1 or rsa: type of a new key"},
+    [OPT_AGENT] = {"agent", "STRING", "identify agent version (default lp2p/<version>)"},
+    [OPT_DIAL] = {"dial", "MADDR", "also dial this peer at start, repeatable"},
+    [OPT_IDLE] = {"idle-timeout", "MS", "close connections idle this long (default 30000, 0 = never)"},
+    [OPT_KA_INTERVAL] = {"keepalive-interval", "MS", "yamux keep-alive ping period (default 15000)"},
+    [OPT_KA_TIMEOUT] = {"keepalive-timeout", "MS", "close a connection whose ping is unanswered (default 10000)"},
+    [OPT_ECHO] = {"echo", NULL, "testing: also serve " ECHO_PROTOCOL " (echo every byte, then FIN)"},
+    [OPT_CONTROL] = {"control", NULL, "testing: read commands from stdin (see below)"},
+    [OPT_JSON] = CLI_OPT_JSON,
+    [OPT_HELP] = CLI_OPT_HELP,
+};
+#define N_OPTS (sizeof listen_opts / sizeof *listen_opts)
+
+typedef struct listen_args {
+  const char *listen[MAX_LISTEN];
+  size_t n_listen;
+  const char *dial[MAX_DIAL];
+  size_t n_dial;
+  const char *identity, *agent;
+  lp2p_key_type type;
+  int have_type;
+  uint64_t idle, ka_interval, ka_timeout;
+  int have_idle, have_ka_interval, have_ka_timeout;
+  int echo, control, json;
+} listen_args;
+
+static void listen_usage(FILE *f) {
+  fprintf(f, "Usage: " CLI_PROG " listen [--listen MADDR]... [--identity FILE] [--json] [options]\n"
+             "\n"
+             "Runs a node that serves /ipfs/ping/1.0.0, /ipfs/id/1.0.0, /ipfs/id/push/1.0.0 and\n"
+             "/perf/1.0.0 until SIGINT or SIGTERM, then shuts down cleanly (exit 0).\n"
+             "Each listen address is printed with its /p2p/<peer-id> suffix on its own stdout\n"
+             "line as soon as it is bound; events follow as text lines. The default listen\n"
+             "address is loopback only (" DEFAULT_LISTEN ", a free port); use e.g.\n"
+             "--listen /ip4/0.0.0.0/tcp/4001 to be reachable from other hosts.\n"
+             "\n"
+             "Options:\n");
+  cli_print_opts(f, listen_opts, N_OPTS);
+  fprintf(f, "\n"
+             "With --json, stdout carries one JSON object per line, each with an \"event\":\n"
+             "  listening {addr, peer_id}           listen-closed {addr}\n"
+             "  connection-opened {peer, addr, direction, conn_id, peers}\n"
+             "  connection-closed {peer, addr, direction, conn_id, reason, message, peers}\n"
+             "  dial-failed {peer, error, message}  inbound-connection-failed {addr, error, message}\n"
+             "  inbound-stream-failed {peer, error, message}\n"
+             "  peer-identified / identify-push {peer, agent_version, protocol_version, protocols,\n"
+             "                                   listen_addrs, observed_addr, signed_record}\n"
+             "  identify-failed {peer, error, message}\n"
+             "  perf-served {peer, upload, download, error}   stopping {signal}   stopped {}\n"
+             "(\"peers\" is the number of connected peers after the event.)\n"
+             "\n"
+             "--control reads one command per line from stdin (testing): \"dial MADDR\",\n"
+             "\"ping PEER-ID|MADDR\", \"disconnect PEER-ID\", \"peers\", \"quit\". Results are\n"
+             "events: dialed {peer, addr, error}, ping {peer, rtt_us, error}, peers {count, peers},\n"
+             "disconnected {peer, error}, control-error {line, message}. End of input is ignored.\n");
+}
+
+static int on_opt(void *ud, size_t idx, const char *val) {
+  listen_args *a = ud;
+  switch (idx) {
+    case OPT_LISTEN:
+      if (a->n_listen == MAX_LISTEN) return cli_usage_error("listen: at most %d --listen addresses", MAX_LISTEN);
+      a->listen[a->n_listen++] = val;
+      break;
+    case OPT_DIAL:
+      if (a->n_dial == MAX_DIAL) return cli_usage_error("listen: at most %d --dial addresses", MAX_DIAL);
+      a->dial[a->n_dial++] = val;
+      break;
+    case OPT_IDENTITY: a->identity = val; break;
+    case OPT_AGENT: a->agent = val; break;
+    case OPT_KEY_TYPE:
+      if (lp2p_key_type_parse(val, &a->type) || a->type == LP2P_KEY_ECDSA)
+        return cli_usage_error("listen: unsupported key type '%s' (ed25519, secp256k1 or rsa)", val);
+      a->have_type = 1;
+      break;
+    case OPT_IDLE:
+      if (nc_parse_uint(val, UINT32_MAX, &a->idle)) return cli_usage_error("listen: bad --idle-timeout '%s'", val);
+      a->have_idle = 1;
+      break;
+    case OPT_KA_INTERVAL:
+      if (nc_parse_uint(val, UINT32_MAX, &a->ka_interval))
+        return cli_usage_error("listen: bad --keepalive-interval '%s'", val);
+      a->have_ka_interval = 1;
+      break;
+    case OPT_KA_TIMEOUT:
+      if (nc_parse_uint(val, UINT32_MAX, &a->ka_timeout))
+        return cli_usage_error("listen: bad --keepalive-timeout '%s'", val);
+      a->have_ka_timeout = 1;
+      break;
+    case OPT_ECHO: a->echo = 1; break;
+    case OPT_CONTROL: a->control = 1; break;
+    case OPT_JSON: a->json = 1; break;
+  }
+  return 0;
+}
+
+typedef struct node {
+  listen_args a;
+  lp2p_swarm *sw;
+  lp2p_privkey *key;
+  char peer_id[LP2P_PEER_ID_MAX_TEXT];
+} node;
+
+/* ------------------------------------------------------------------------- */
+/* output */
+
+static void text_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void text_line(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vprintf(fmt, ap);
+  va_end(ap);
+  putchar('\n');
+  fflush(stdout);
+}
+
+static void on_swarm_event(lp2p_swarm *sw, const lp2p_swarm_event *ev, void *ud) {
+  node *n = ud;
+  char pb[LP2P_PEER_ID_MAX_TEXT], ab[LP2P_MULTIADDR_MAX_TEXT];
+  const char *peer = ev->peer ? nc_peer_str(ev->peer, pb, sizeof pb) : NULL;
+  const char *addr = nc_ma_str(ev->addr, ab, sizeof ab);
+  size_t npeers = lp2p_swarm_connected_peers(sw, NULL, 0);
+  cli_json j;
+  cli_json_begin(&j);
+  switch (ev->type) {
+    case LP2P_SWARM_EV_LISTEN_ADDR_ADDED:
+    case LP2P_SWARM_EV_LISTEN_ADDR_REMOVED: {
+      char full[LP2P_MULTIADDR_MAX_TEXT + LP2P_PEER_ID_MAX_TEXT + 8];
+      snprintf(full, sizeof full, "%s/p2p/%s", addr ? addr : "?", n->peer_id);
+      int added = ev->type == LP2P_SWARM_EV_LISTEN_ADDR_ADDED;
+      if (!n->a.json) {
+        if (added)
+          text_line("%s", full);
+        else
+          text_line("listen address closed: %s", full);
+        break;
+      }
+      cli_json_str(&j, "event", added ? "listening" : "listen-closed");
+      cli_json_str(&j, "addr", full);
+      cli_json_str(&j, "peer_id", n->peer_id);
+      if (!added && ev->err) nc_json_error(&j, ev->err);
+      nc_json_out(&j);
+      return;
+    }
+    case LP2P_SWARM_EV_CONN_ESTABLISHED:
+    case LP2P_SWARM_EV_CONN_CLOSED: {
+      int open = ev->type == LP2P_SWARM_EV_CONN_ESTABLISHED;
+      if (!n->a.json) {
+        if (open)
+          text_line("connection opened: %s %s %s", peer ? peer : "?", addr ? addr : "?", nc_dir_str(ev->dir));
+        else
+          text_line("connection closed: %s %s %s (%s)", peer ? peer : "?", addr ? addr : "?", nc_dir_str(ev->dir),
+                    lp2p_strerror(ev->err));
+        break;
+      }
+      cli_json_str(&j, "event", open ? "connection-opened" : "connection-closed");
+      cli_json_str(&j, "peer", peer);
+      cli_json_str(&j, "addr", addr);
+      cli_json_str(&j, "direction", nc_dir_str(ev->dir));
+      cli_json_int(&j, "conn_id", (long long)ev->conn_id);
+      if (!open) {
+        cli_json_str(&j, "reason", lp2p_err_name(ev->err));
+        cli_json_str(&j, "message", lp2p_strerror(ev->err));
+      }
+      cli_json_int(&j, "peers", (long long)npeers);
+      nc_json_out(&j);
+      return;
+    }
+    case LP2P_SWARM_EV_DIAL_FAILED:
+    case LP2P_SWARM_EV_INBOUND_CONN_FAILED:
+    case LP2P_SWARM_EV_INBOUND_STREAM_FAILED: {
+      const char *name = ev->type == LP2P_SWARM_EV_DIAL_FAILED            ? "dial-failed"
+                         : ev->type == LP2P_SWARM_EV_INBOUND_CONN_FAILED ? "inbound-connection-failed"
+                                                                          : "inbound-stream-failed";
+      if (!n->a.json) {
+        text_line("%s: %s %s (%s)", name, peer ? peer : "", addr ? addr : "", lp2p_strerror(ev->err));
+        break;
+      }
+      cli_json_str(&j, "event", name);
+      if (peer) cli_json_str(&j, "peer", peer);
+      if (addr) cli_json_str(&j, "addr", addr);
+      nc_json_error(&j, ev->err);
+      nc_json_out(&j);
+      return;
+    }
+  }
+  free(j.buf);
+}
+
+static void on_identify_event(lp2p_identify *id, const lp2p_identify_event *ev, void *ud) {
+  node *n = ud;
+  (void)id;
+  char pb[LP2P_PEER_ID_MAX_TEXT];
+  const char *peer = nc_peer_str(ev->peer, pb, sizeof pb);
+  if (ev->type == LP2P_IDENTIFY_EV_PUSHED) return;
+  if (!n->a.json) {
+    if (ev->type == LP2P_IDENTIFY_EV_FAILED)
+      text_line("identify failed: %s (%s)", peer, lp2p_strerror(ev->err));
+    else
+      text_line("%s: %s agent=\"%s\" protocols=%zu listen_addrs=%zu",
+                ev->type == LP2P_IDENTIFY_EV_IDENTIFIED ? "peer identified" : "identify push", peer,
+                ev->info->agent_version ? ev->info->agent_version : "", ev->info->n_protocols,
+                ev->info->n_listen_addrs);
+    return;
+  }
+  cli_json j;
+  cli_json_begin(&j);
+  cli_json_str(&j, "event", ev->type == LP2P_IDENTIFY_EV_IDENTIFIED    ? "peer-identified"
+                            : ev->type == LP2P_IDENTIFY_EV_PUSH_RECEIVED ? "identify-push"
+                                                                         : "identify-failed");
+  cli_json_str(&j, "peer", peer);
+  if (ev->type == LP2P_IDENTIFY_EV_FAILED)
+    nc_json_error(&j, ev->err);
+  else
+    nc_json_identify(&j, ev->info);
+  nc_json_out(&j);
+}
+
+static void on_perf_served(lp2p_swarm *sw, const lp2p_peer_id *peer, int err, const lp2p_perf_result *r, void *ud) {
+  node *n = ud;
+  (void)sw;
+  char pb[LP2P_PEER_ID_MAX_TEXT];
+  if (!n->a.json) {
+    text_line("perf served: %s received %llu bytes, sent %llu bytes%s%s", nc_peer_str(peer, pb, sizeof pb),
+              (unsigned long long)r->uploaded, (unsigned long long)r->downloaded, err ? ": " : "",
+              err ? lp2p_strerror(err) : "");
+    return;
+  }
+  cli_json j;
+  cli_json_begin(&j);
+  cli_json_str(&j, "event", "perf-served");
+  cli_json_str(&j, "peer", nc_peer_str(peer, pb, sizeof pb));
+  cli_json_int(&j, "upload", (long long)r->uploaded);
+  cli_json_int(&j, "download", (long long)r->downloaded);
+  if (err) nc_json_error(&j, err);
+  nc_json_out(&j);
+}
+
+/* ------------------------------------------------------------------------- */
+/* echo (testing): flow-controlled, bounded */
+
+typedef struct echo_st {
+  uint8_t *buf;
+  size_t len;
+  int eof, closed_write;
+} echo_st;
+
+static void echo_flush(lp2p_stream *s, echo_st *e) {
+  if (e->len) {
+    int64_t k = lp2p_stream_write(s, e->buf, e->len);
+    if (k < 0) {
+      lp2p_stream_reset(s);
+      return;
+    }
+    memmove(e->buf, e->buf + k, e->len - (size_t)k);
+    e->len -= (size_t)k;
+    lp2p_stream_consume(s, (size_t)k);
+  }
+  if (!e->len && e->eof && !e->closed_write) {
+    e->closed_write = 1;
+    lp2p_stream_close_write(s);
+  }
+}
+
+static void echo_open(lp2p_stream *s, const char *protocol, void *ud) {
+  (void)protocol;
+  (void)ud;
+  echo_st *e = calloc(1, sizeof *e);
+  if (!e) {
+    lp2p_stream_reset(s);
+    return;
+  }
+  lp2p_stream_set_user(s, e);
+  lp2p_stream_set_manual_consume(s, 1);
+}
+
+static void echo_data(lp2p_stream *s, const uint8_t *p, size_t n, void *ud) {
+  echo_st *e = lp2p_stream_user(s);
+  (void)ud;
+  if (!e) return;
+  if (!e->len) {
+    int64_t k = lp2p_stream_write(s, p, n);
+    if (k < 0) {
+      lp2p_stream_reset(s);
+      return;
+    }
+    lp2p_stream_consume(s, (size_t)k);
+    p += k;
+    n -= (size_t)k;
+  }
+  if (!n) return;
+  /* unconsumed bytes hold the peer's window closed: this stays bounded */
+  if (e->len + n > ECHO_MAX_PENDING) {
+    lp2p_stream_reset(s);
+    return;
+  }
+  uint8_t *b = realloc(e->buf, e->len + n);
+  if (!b) {
+    lp2p_stream_reset(s);
+    return;
+  }
+  e->buf = b;
+  memcpy(e->buf + e->len, p, n);
+  e->len += n;
+}
+
+static void echo_eof(lp2p_stream *s, void *ud) {
+  echo_st *e = lp2p_stream_user(s);
+  (void)ud;
+  if (!e) return;
+  e->eof = 1;
+  echo_flush(s, e);
+}
+
+static void echo_writable(lp2p_stream *s, void *ud) {
+  echo_st *e = lp2p_stream_user(s);
+  (void)ud;
+  if (e) echo_flush(s, e);
+}
+
+static void echo_close(lp2p_stream *s, int err, void *ud) {
+  echo_st *e = lp2p_stream_user(s);
+  (void)err;
+  (void)ud;
+  if (!e) return;
+  lp2p_stream_set_user(s, NULL);
+  free(e->buf);
+  free(e);
+}
+
+static const lp2p_stream_handler echo_handler = {
+    sizeof(lp2p_stream_handler), echo_open, echo_data, echo_eof, echo_writable, echo_close,
+};
+
+/* ------------------------------------------------------------------------- */
+/* dials and the control channel (testing) */
+
+typedef struct dial_ctx {
+  node *n;
+  char *addr;
+} dial_ctx;
+
+static void on_dialed(lp2p_swarm *sw, const lp2p_peer_id *peer, int err, const lp2p_dial_error *errs, size_t ne,
+                      void *ud) {
+  dial_ctx *d = ud;
+  (void)sw;
+  if (err == LP2P_ERR_DIAL && ne) err = errs[0].err;
+  char pb[LP2P_PEER_ID_MAX_TEXT];
+  if (!d->n->a.json) {
+    if (err)
+      text_line("dial %s failed: %s", d->addr, lp2p_strerror(err));
+    else
+      text_line("dialed %s: %s", d->addr, nc_peer_str(peer, pb, sizeof pb));
+  } else {
+    cli_json j;
+    cli_json_begin(&j);
+    cli_json_str(&j, "event", "dialed");
+    cli_json_str(&j, "addr", d->addr);
+    cli_json_str(&j, "peer", err ? NULL : nc_peer_str(peer, pb, sizeof pb));
+    if (err) nc_json_error(&j, err);
+    nc_json_out(&j);
+  }
+  free(d->addr);
+  free(d);
+}
+
+static void start_dial(node *n, const char *addr) {
+  dial_ctx *d = calloc(1, sizeof *d);
+  if (!d || !(d->addr = strdup(addr))) {
+    free(d);
+    return;
+  }
+  d->n = n;
+  const char *addrs[] = {addr};
+  int rv = lp2p_swarm_dial(n->sw, NULL, addrs, 1, on_dialed, d);
+  if (rv < 0) on_dialed(n->sw, NULL, rv, NULL, 0, d);
+}
+
+static void control_error(node *n, const char *line, const char *msg) {
+  if (!n->a.json) {
+    text_line("control: %s: %s", line, msg);
+    return;
+  }
+  cli_json j;
+  cli_json_begin(&j);
+  cli_json_str(&j, "event", "control-error");
+  cli_json_str(&j, "line", line);
+  cli_json_str(&j, "message", msg);
+  nc_json_out(&j);
+}
+
+static void on_control_pong(lp2p_swarm *sw, const lp2p_peer_id *peer, int err, uint64_t rtt_us, void *ud) {
+  node *n = ud;
+  (void)sw;
+  char pb[LP2P_PEER_ID_MAX_TEXT];
+  if (!n->a.json) {
+    if (err)
+      text_line("ping %s failed: %s", nc_peer_str(peer, pb, sizeof pb), lp2p_strerror(err));
+    else
+      text_line("pong from %s: time=%.3f ms", nc_peer_str(peer, pb, sizeof pb), (double)rtt_us / 1000.0);
+    return;
+  }
+  cli_json j;
+  cli_json_begin(&j);
+  cli_json_str(&j, "event", "ping");
+  cli_json_str(&j, "peer", nc_peer_str(peer, pb, sizeof pb));
+  if (err)
+    nc_json_error(&j, err);
+  else
+    cli_json_int(&j, "rtt_us", (long long)rtt_us);
+  nc_json_out(&j);
+}
+
+/* Peer id from "12D3..." or from the /p2p suffix of a multiaddr (which is then
+ * added to the address book). */
+static int control_peer(node *n, const char *arg, lp2p_peer_id *peer) {
+  if (arg[0] != '/') return lp2p_peer_id_parse(arg, peer);
+  lp2p_multiaddr *ma = NULL;
+  int rv = lp2p_multiaddr_parse(&ma, arg, NULL, 0);
+  if (rv < 0) return rv;
+  int idx = lp2p_multiaddr_find_last(ma, LP2P_MA_P2P);
+  const uint8_t *v;
+  size_t vlen;
+  if (idx < 0 || lp2p_multiaddr_component(ma, (size_t)idx, NULL, &v, &vlen) < 0) {
+    lp2p_multiaddr_free(ma);
+    return LP2P_ERR_PEER_ID;
+  }
+  rv = lp2p_peer_id_from_bytes(v, vlen, peer);
+  lp2p_multiaddr_free(ma);
+  if (rv == 0) rv = lp2p_swarm_add_address(n->sw, NULL, arg);
+  return rv;
+}
+
+static void run_command(node *n, char *line) {
+  char *save = NULL, *verb = strtok_r(line, " \t", &save), *arg = strtok_r(NULL, " \t", &save);
+  char orig[512];
+  snprintf(orig, sizeof orig, "%s%s%s", verb ? verb : "", arg ? " " : "", arg ? arg : "");
+  if (!verb) return;
+  if (!strcmp(verb, "quit")) {
+    lp2p_swarm_stop(n->sw);
+  } else if (!strcmp(verb, "dial") && arg) {
+    start_dial(n, arg);
+  } else if (!strcmp(verb, "ping") && arg) {
+    lp2p_peer_id peer;
+    int rv = control_peer(n, arg, &peer);
+    if (rv == 0) rv = lp2p_ping(n->sw, &peer, on_control_pong, n);
+    if (rv < 0) control_error(n, orig, lp2p_strerror(rv));
+  } else if (!strcmp(verb, "disconnect") && arg) {
+    lp2p_peer_id peer;
+    int rv = control_peer(n, arg, &peer);
+    if (rv == 0) rv = lp2p_swarm_disconnect(n->sw, &peer);
+    char pb[LP2P_PEER_ID_MAX_TEXT];
+    if (!n->a.json) {
+      text_line("disconnect %s: %s", arg, rv ? lp2p_strerror(rv) : "ok");
+    } else {
+      cli_json j;
+      cli_json_begin(&j);
+      cli_json_str(&j, "event", "disconnected");
+      cli_json_str(&j, "peer", rv == LP2P_ERR_PEER_ID ? NULL : nc_peer_str(&peer, pb, sizeof pb));
+      if (rv) nc_json_error(&j, rv);
+      nc_json_out(&j);
+    }
+  } else if (!strcmp(verb, "peers")) {
+    size_t cnt = lp2p_swarm_connected_peers(n->sw, NULL, 0);
+    lp2p_peer_id *ids = calloc(cnt ? cnt : 1, sizeof *ids);
+    char **txt = calloc(cnt ? cnt : 1, sizeof *txt);
+    if (!ids || !txt) cnt = 0;
+    cnt = ids && txt ? lp2p_swarm_connected_peers(n->sw, ids, cnt) : 0;
+    for (size_t i = 0; i < cnt; i++) {
+      char pb[LP2P_PEER_ID_MAX_TEXT];
+      txt[i] = strdup(nc_peer_str(&ids[i], pb, sizeof pb));
+    }
+    if (!n->a.json) {
+      text_line("peers: %zu", cnt);
+      for (size_t i = 0; i < cnt; i++) text_line("  %s", txt[i] ? txt[i] : "?");
+    } else {
+      cli_json j;
+      cli_json_begin(&j);
+      cli_json_str(&j, "event", "peers");
+      cli_json_int(&j, "count", (long long)cnt);
+      nc_json_str_array(&j, "peers", (const char *const *)txt, cnt);
+      nc_json_out(&j);
+    }
+    for (size_t i = 0; i < cnt; i++) free(txt[i]);
+    free(txt);
+    free(ids);
+  } else {
+    control_error(n, orig, "unknown command (dial MADDR, ping PEER|MADDR, disconnect PEER, peers, quit)");
+  }
+}
+
+/* The reader thread queues complete lines; the loop thread drains them. */
+#define CTL_QUEUE 64
+static struct {
+  pthread_t thread;
+  pthread_mutex_t mu;
+  int running, wake[2];
+  char *q[CTL_QUEUE];
+  size_t head, len;
+  node *n;
+} ctl = {.mu = PTHREAD_MUTEX_INITIALIZER, .wake = {-1, -1}};
+
+static void ctl_drain(lp2p_swarm *sw, void *arg) {
+  (void)sw;
+  (void)arg;
+  for (;;) {
+    pthread_mutex_lock(&ctl.mu);
+    char *line = NULL;
+    if (ctl.len) {
+      line = ctl.q[ctl.head];
+      ctl.head = (ctl.head + 1) % CTL_QUEUE;
+      ctl.len--;
+    }
+    pthread_mutex_unlock(&ctl.mu);
+    if (!line) return;
+    run_command(ctl.n, line);
+    free(line);
+  }
+}
+
+static void ctl_push(char *line) {
+  pthread_mutex_lock(&ctl.mu);
+  int ok = ctl.len < CTL_QUEUE;
+  if (ok) ctl.q[(ctl.head + ctl.len++) % CTL_QUEUE] = line;
+  pthread_mutex_unlock(&ctl.mu);
+  if (!ok) {
+    free(line);
+    return;
+  }
+  lp2p_swarm_post(ctl.n->sw, ctl_drain, NULL);
+}
+
+static void *ctl_main(void *arg) {
+  (void)arg;
+  char buf[4096];
+  size_t len = 0;
+  for (;;) {
+    struct pollfd fds[2] = {{.fd = 0, .events = POLLIN}, {.fd = ctl.wake[0], .events = POLLIN}};
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return NULL;
+    }
+    if (fds[1].revents) return NULL;
+    if (!fds[0].revents) continue;
+    ssize_t k = read(0, buf + len, sizeof buf - 1 - len);
+    if (k <= 0) { /* end of input: keep serving, wait for the wake-up */
+      struct pollfd w = {.fd = ctl.wake[0], .events = POLLIN};
+      while (poll(&w, 1, -1) < 0 && errno == EINTR) {
+      }
+      return NULL;
+    }
+    len += (size_t)k;
+    char *nl;
+    while ((nl = memchr(buf, '\n', len))) {
+      size_t l = (size_t)(nl - buf);
+      if (l && buf[l - 1] == '\r') buf[l - 1] = 0;
+      *nl = 0;
+      char *line = strdup(buf);
+      if (line) ctl_push(line);
+      memmove(buf, nl + 1, len - l - 1);
+      len -= l + 1;
+    }
+    if (len == sizeof buf - 1) len = 0; /* an absurdly long line: drop it */
+  }
+}
+
+static int ctl_start(node *n) {
+  ctl.n = n;
+  if (pipe(ctl.wake)) return -1;
+  if (pthread_create(&ctl.thread, NULL, ctl_main, NULL)) return -1;
+  ctl.running = 1;
+  return 0;
+}
+
+static void ctl_stop(void) {
+  if (ctl.running) {
+    ssize_t w = write(ctl.wake[1], "x", 1);
+    (void)w;
+    pthread_join(ctl.thread, NULL);
+    ctl.running = 0;
+  }
+  for (int i = 0; i < 2; i++)
+    if (ctl.wake[i] >= 0) close(ctl.wake[i]);
+  /* lines posted but not run (the swarm drops posted work at free) */
+  while (ctl.len) {
+    free(ctl.q[ctl.head]);
+    ctl.head = (ctl.head + 1) % CTL_QUEUE;
+    ctl.len--;
+  }
+}
+
+/* ------------------------------------------------------------------------- */
+
+static void post_dials(lp2p_swarm *sw, void *arg) {
+  node *n = arg;
+  (void)sw;
+  for (size_t i = 0; i < n->a.n_dial; i++) start_dial(n, n->a.dial[i]);
+}
+
+static int setup(node *n) {
+  lp2p_swarm_config cfg;
+  lp2p_swarm_config_default(&cfg);
+  cfg.identity = n->key;
+  if (n->a.agent) cfg.agent_version = n->a.agent;
+  if (n->a.have_idle) cfg.idle_timeout_ms = (uint32_t)n->a.idle;
+  if (n->a.have_ka_interval) cfg.keepalive_interval_ms = (uint32_t)n->a.ka_interval;
+  if (n->a.have_ka_timeout) cfg.keepalive_timeout_ms = (uint32_t)n->a.ka_timeout;
+  int rv = lp2p_swarm_new(&n->sw, &cfg, NULL);
+  if (rv < 0) return cli_error("listen: cannot create the swarm: %s", lp2p_strerror(rv));
+  lp2p_swarm_set_event_handler(n->sw, on_swarm_event, n);
+  lp2p_identify_config icfg;
+  lp2p_identify_config_default(&icfg);
+  icfg.on_event = on_identify_event;
+  icfg.ud = n;
+  lp2p_perf_config pcfg;
+  lp2p_perf_config_default(&pcfg);
+  pcfg.on_served = on_perf_served;
+  pcfg.ud = n;
+  if ((rv = lp2p_identify_add(n->sw, &icfg, NULL)) < 0 || (rv = lp2p_ping_add(n->sw, NULL, NULL)) < 0 ||
+      (rv = lp2p_perf_add(n->sw, &pcfg, NULL)) < 0 ||
+      (n->a.echo && (rv = lp2p_swarm_set_protocol(n->sw, ECHO_PROTOCOL, &echo_handler, n)) < 0))
+    return cli_error("listen: cannot set up the node: %s", lp2p_strerror(rv));
+  if (!n->a.n_listen) n->a.listen[n->a.n_listen++] = DEFAULT_LISTEN;
+  for (size_t i = 0; i < n->a.n_listen; i++) {
+    if ((rv = lp2p_swarm_listen(n->sw, n->a.listen[i])) < 0) {
+      if (rv == LP2P_ERR_MULTIADDR) return cli_usage_error("listen: bad listen address '%s'", n->a.listen[i]);
+      return cli_error("listen: cannot listen on %s: %s", n->a.listen[i], lp2p_strerror(rv));
+    }
+  }
+  if (n->a.n_dial && (rv = lp2p_swarm_post(n->sw, post_dials, n)) < 0)
+    return cli_error("listen: cannot schedule dials: %s", lp2p_strerror(rv));
+  return 0;
+}
+
+int cmd_listen(const cli_command *cmd, int argc, char **argv) {
+  (void)cmd;
+  node n;
+  memset(&n, 0, sizeof n);
+  int rv = cli_parse(argc, argv, listen_opts, N_OPTS, on_opt, &n.a);
+  if (rv == CLI_HELP_SHOWN) {
+    listen_usage(stdout);
+    return CLI_EXIT_OK;
+  }
+  if (rv) return rv;
+  char path[PATH_MAX];
+  if (n.a.identity) {
+    snprintf(path, sizeof path, "%s", n.a.identity);
+  } else if (nc_default_identity(path, sizeof path)) {
+    return cli_error("listen: no home directory for the default identity (set XDG_DATA_HOME or use --identity)");
+  }
+  if ((rv = nc_identity("listen", path, 1, n.a.have_type ? n.a.type : LP2P_KEY_ED25519, &n.key))) return rv;
+  if (n.a.have_type && lp2p_privkey_type(n.key) != n.a.type) {
+    lp2p_privkey_free(n.key);
+    return cli_error("listen: identity %s holds a %s key, not %s", path, lp2p_key_type_name(lp2p_privkey_type(n.key)),
+                     lp2p_key_type_name(n.a.type));
+  }
+  lp2p_peer_id me;
+  lp2p_peer_id_from_pubkey(lp2p_privkey_public(n.key), &me);
+  nc_peer_str(&me, n.peer_id, sizeof n.peer_id);
+
+  /* signals are blocked before any thread exists, so every thread inherits the mask */
+  int st = 0;
+  if (nc_signals_block() < 0) {
+    lp2p_privkey_free(n.key);
+    return cli_error("listen: cannot set up signal handling");
+  }
+  if ((st = setup(&n)) == 0) {
+    if (nc_signals_start(n.sw) < 0) st = cli_error("listen: cannot set up signal handling");
+    if (!st && n.a.control && ctl_start(&n) < 0) st = cli_error("listen: cannot start the control channel");
+  }
+  if (!st) lp2p_swarm_run(n.sw);
+  int sig = nc_signals_stop();
+  ctl_stop();
+  if (!st && n.a.json) {
+    cli_json j;
+    cli_json_begin(&j);
+    cli_json_str(&j, "event", "stopping");
+    cli_json_int(&j, "signal", sig);
+    nc_json_out(&j);
+  }
+  lp2p_swarm_free(n.sw);
+  lp2p_privkey_free(n.key);
+  if (!st && n.a.json) {
+    cli_json j;
+    cli_json_begin(&j);
+    cli_json_str(&j, "event", "stopped");
+    nc_json_out(&j);
+  } else if (!st) {
+    text_line("stopped");
+  }
+  return st;
+}
