@@ -79,7 +79,8 @@ static void close_io(lp2p__conn *c) {
   if (c->io && !uv_is_closing((uv_handle_t *)c->io)) uv_close((uv_handle_t *)c->io, io_close_cb);
 }
 static void close_timer(lp2p__conn *c) {
-  if (c->timer_open && !uv_is_closing((uv_handle_t *)&c->timer)) uv_close((uv_handle_t *)&c->timer, timer_close_cb);
+  if (c->timer_open && !uv_is_closing((uv_handle_t *)&c->timer))
+    uv_close((uv_handle_t *)&c->timer, timer_close_cb);
 }
 
 static lp2p__conn *conn_alloc(lp2p_swarm *sw, lp2p_direction dir) {
@@ -185,7 +186,8 @@ static int write_sealed(lp2p__conn *c, const uint8_t *p, size_t n) {
 size_t lp2p__swarm_fin_count(const uint8_t *p, size_t n) {
   size_t off = 0, k = 0;
   while (off + YX_HDR <= n) {
-    uint32_t len = ((uint32_t)p[off + 8] << 24) | ((uint32_t)p[off + 9] << 16) | ((uint32_t)p[off + 10] << 8) | p[off + 11];
+    uint32_t len = ((uint32_t)p[off + 8] << 24) | ((uint32_t)p[off + 9] << 16) |
+                   ((uint32_t)p[off + 10] << 8) | p[off + 11];
     int data = p[off + 1] == 0;
     if (data && (p[off + 3] & 0x04) && len) k++;
     off += YX_HDR + (data ? len : 0);
@@ -200,7 +202,8 @@ size_t lp2p__swarm_fin_split(const uint8_t *p, size_t n, uint8_t *out) {
       o += n - off;
       break;
     }
-    uint32_t len = ((uint32_t)p[off + 8] << 24) | ((uint32_t)p[off + 9] << 16) | ((uint32_t)p[off + 10] << 8) | p[off + 11];
+    uint32_t len = ((uint32_t)p[off + 8] << 24) | ((uint32_t)p[off + 9] << 16) |
+                   ((uint32_t)p[off + 10] << 8) | p[off + 11];
     int data = p[off + 1] == 0;
     size_t flen = YX_HDR + (data ? len : 0);
     if (off + flen > n) flen = n - off;
@@ -209,9 +212,9 @@ size_t lp2p__swarm_fin_split(const uint8_t *p, size_t n, uint8_t *out) {
       out[o + 3] &= (uint8_t)~0x04;
       uint8_t *w = out + o + flen;
       memset(w, 0, YX_HDR);
-      w[0] = 0;            /* version */
-      w[1] = 1;            /* WindowUpdate */
-      w[3] = 0x04;         /* FIN */
+      w[0] = 0;                      /* version */
+      w[1] = 1;                      /* WindowUpdate */
+      w[3] = 0x04;                   /* FIN */
       memcpy(w + 4, p + off + 4, 4); /* stream id */
       o += YX_HDR;
     }
@@ -298,18 +301,20 @@ static void ycb_close(lp2p_yamux *mx, uint32_t id, int err, void *ud) {
   (void)ud;
   lp2p_stream *s = stream_of(mx, id);
   if (s) lp2p__stream_mx_close(s, err);
-  lp2p__conn_mark_dirty(ud);  /* idleness may have changed */
+  lp2p__conn_mark_dirty(ud); /* idleness may have changed */
 }
 static void ycb_pong(lp2p_yamux *mx, uint32_t rtt, void *ud) {
   (void)mx;
   lp2p__conn *c = ud;
-  lp2p_log(LP2P_LOG_DEBUG, LP2P__SW_LOG, "conn #%llu keep-alive pong, rtt %u ms", (unsigned long long)c->id, rtt);
+  lp2p_log(LP2P_LOG_DEBUG, LP2P__SW_LOG, "conn #%llu keep-alive pong, rtt %u ms", (unsigned long long)c->id,
+           rtt);
 }
 static void ycb_goaway(lp2p_yamux *mx, uint32_t code, void *ud) {
   (void)mx;
   lp2p__conn *c = ud;
   c->goaway_recv = 1;
-  lp2p_log(LP2P_LOG_DEBUG, LP2P__SW_LOG, "conn #%llu: remote GoAway (code %u)", (unsigned long long)c->id, code);
+  lp2p_log(LP2P_LOG_DEBUG, LP2P__SW_LOG, "conn #%llu: remote GoAway (code %u)", (unsigned long long)c->id,
+           code);
   lp2p__conn_mark_dirty(c);
 }
 
@@ -383,13 +388,15 @@ static int handshake_done(lp2p__conn *c) {
   if (c->expected.len && !lp2p_peer_id_equal(&c->expected, rp)) return LP2P_ERR_PEER_ID_MISMATCH;
   if (lp2p_peer_id_equal(rp, &sw->local)) return LP2P_ERR_HANDSHAKE;
   const char *mux = lp2p_noise_muxer(c->noise);
-  conn_log(c, LP2P_LOG_DEBUG, mux ? "noise done, muxer from extension" : "noise done, muxer via multistream", 0);
+  conn_log(c, LP2P_LOG_DEBUG, mux ? "noise done, muxer from extension" : "noise done, muxer via multistream",
+           0);
   if (mux) {
     if (strcmp(mux, LP2P_YAMUX_PROTOCOL_ID)) return LP2P_ERR_UNSUPPORTED;
     return start_yamux(c);
   }
-  int rv = c->dir == LP2P_DIR_OUTBOUND ? lp2p_mss_new_dialer(&c->mss, k_mux_ids, 1, NULL, &sw->mem)
-                                       : lp2p_mss_new_listener(&c->mss, &k_mux_registry, NULL, NULL, &sw->mem);
+  int rv = c->dir == LP2P_DIR_OUTBOUND
+               ? lp2p_mss_new_dialer(&c->mss, k_mux_ids, 1, NULL, &sw->mem)
+               : lp2p_mss_new_listener(&c->mss, &k_mux_registry, NULL, NULL, &sw->mem);
   if (rv < 0) return rv;
   c->state = LP2P__C_MSS_MUX;
   return 0;
@@ -451,7 +458,7 @@ static int64_t drive(lp2p__conn *c, const uint8_t *in, size_t len) {
           return (int64_t)off;
         }
         conn_log(c, LP2P_LOG_DEBUG, "security negotiated: " LP2P_NOISE_PROTOCOL_ID, 0);
-        if ((rv = flush_out(c)) < 0) return rv;  /* our mss answer precedes noise bytes */
+        if ((rv = flush_out(c)) < 0) return rv; /* our mss answer precedes noise bytes */
         lp2p_mss_free(c->mss);
         c->mss = NULL;
         if ((rv = start_noise(c)) < 0) return rv;
@@ -502,7 +509,8 @@ static void conn_input(lp2p__conn *c, const uint8_t *p, size_t n) {
     if (used >= 0) lp2p__bytes_consume(&c->rbuf, (size_t)used);
   } else {
     used = drive(c, p, n);
-    if (used >= 0 && (size_t)used < n && lp2p__bytes_append(&sw->mem, &c->rbuf, p + used, n - (size_t)used) < 0)
+    if (used >= 0 && (size_t)used < n &&
+        lp2p__bytes_append(&sw->mem, &c->rbuf, p + used, n - (size_t)used) < 0)
       used = LP2P_ERR_NOMEM;
   }
   if (used < 0) {
@@ -541,7 +549,7 @@ static void read_cb(uv_stream_t *io, ssize_t nread, const uv_buf_t *buf) {
   if (nread == 0) return;
   lp2p__swarm_enter(sw);
   if (nread < 0) {
-    c->eof_seen = 1;  /* libuv stops reading after EOF/errors */
+    c->eof_seen = 1; /* libuv stops reading after EOF/errors */
     int reason = nread == UV_EOF ? LP2P_ERR_EOF : lp2p__uv_err((int)nread);
     if (c->mx && lp2p_yamux_remote_goaway(c->mx, NULL) && reason == LP2P_ERR_EOF) reason = LP2P_ERR_GOAWAY;
     lp2p__conn_close(c, reason);
@@ -587,8 +595,8 @@ static void on_connect(uv_connect_t *req, int status) {
 /* ------------------------------------------------------------------------- */
 /* creation */
 
-int lp2p__conn_new_outbound(lp2p_swarm *sw, lp2p__dial *d, const lp2p_multiaddr *ma, const lp2p_peer_id *expect,
-                            lp2p__conn **out) {
+int lp2p__conn_new_outbound(lp2p_swarm *sw, lp2p__dial *d, const lp2p_multiaddr *ma,
+                            const lp2p_peer_id *expect, lp2p__conn **out) {
   const lp2p__transport *tr = lp2p__transport_for(ma, 0);
   if (!tr) return LP2P_ERR_UNSUPPORTED;
   if (sw->cfg.max_outbound_conns && sw->n_outbound >= sw->cfg.max_outbound_conns) return LP2P_ERR_LIMIT;
@@ -697,7 +705,7 @@ void lp2p__conn_accept(lp2p_swarm *sw, lp2p__listener *l) {
 static int conn_is_idle(lp2p__conn *c) {
   if (c->n_streams || lp2p_yamux_stream_count(c->mx)) return 0;
   lp2p__peer *pe = c->peer;
-  if (!c->live) return 1;  /* demoted: close as soon as its streams are done */
+  if (!c->live) return 1; /* demoted: close as soon as its streams are done */
   if (pe && (pe->holds > 0 || !lp2p__list_empty(&pe->waiting))) return 0;
   if (pe && lp2p__behaviours_keep_alive(c->sw, &pe->id)) return 0;
   return 1;
@@ -722,7 +730,8 @@ void lp2p__conn_arm(lp2p__conn *c) {
     if (c->n_negotiating) {
       for (lp2p__link *it = c->streams.next; it != &c->streams; it = it->next) {
         lp2p_stream *s = LP2P__CONTAINER(it, lp2p_stream, conn_link);
-        if (s->state == LP2P__ST_NEGOTIATING && s->nego_deadline && s->nego_deadline < due) due = s->nego_deadline;
+        if (s->state == LP2P__ST_NEGOTIATING && s->nego_deadline && s->nego_deadline < due)
+          due = s->nego_deadline;
       }
     }
     int demoted = !c->live;
@@ -774,8 +783,8 @@ static void timer_cb(uv_timer_t *t) {
         it = it->next;
         lp2p__stream_check_deadline(s, now);
       }
-      if (c->live && sw->cfg.idle_timeout_ms && c->idle_since && now >= c->idle_since + sw->cfg.idle_timeout_ms &&
-          conn_is_idle(c)) {
+      if (c->live && sw->cfg.idle_timeout_ms && c->idle_since &&
+          now >= c->idle_since + sw->cfg.idle_timeout_ms && conn_is_idle(c)) {
         conn_log(c, LP2P_LOG_DEBUG, "idle, closing", 0);
         lp2p__conn_close(c, LP2P_ERR_CLOSED);
       }
@@ -870,7 +879,7 @@ void lp2p__conn_teardown(lp2p__conn *c) {
       lp2p_yamux_go_away(c->mx, LP2P_YAMUX_GOAWAY_NORMAL);
       c->goaway_sent = 1;
     }
-    c->state = prev;  /* flush_out checks the layer state */
+    c->state = prev; /* flush_out checks the layer state */
     if (flush_out(c) < 0) graceful = 0;
     c->state = LP2P__C_CLOSING;
   }

@@ -92,8 +92,8 @@ static void resolved(void *ud, int err, lp2p_multiaddr *const *addrs, size_t n) 
   d->resolving = NULL;
   lp2p__swarm_enter(sw);
   char ab[256];
-  lp2p_log(LP2P_LOG_DEBUG, LP2P__SW_LOG, "resolved %s: %s, %zu address%s", lp2p__ma_str(d->addrs[i], ab, sizeof ab),
-           err ? lp2p_err_name(err) : "ok", n, n == 1 ? "" : "es");
+  lp2p_log(LP2P_LOG_DEBUG, LP2P__SW_LOG, "resolved %s: %s, %zu address%s",
+           lp2p__ma_str(d->addrs[i], ab, sizeof ab), err ? lp2p_err_name(err) : "ok", n, n == 1 ? "" : "es");
   if (err == LP2P_ERR_CANCELED) {
     record(d, i, err);
   } else {
@@ -174,7 +174,8 @@ void lp2p__dial_finish_callbacks(lp2p__dial *d) {
   char pb[LP2P_PEER_ID_MAX_TEXT];
   if (d->result < 0) {
     lp2p_log(LP2P_LOG_DEBUG, LP2P__SW_LOG, "dial %s failed: %s (%zu address%s tried)",
-             lp2p__peer_str(peer, pb, sizeof pb), lp2p_err_name(d->result), d->n_errs, d->n_errs == 1 ? "" : "es");
+             lp2p__peer_str(peer, pb, sizeof pb), lp2p_err_name(d->result), d->n_errs,
+             d->n_errs == 1 ? "" : "es");
     for (size_t i = 0; i < d->n_errs; i++) {
       char ab[256];
       lp2p_log(LP2P_LOG_DEBUG, LP2P__SW_LOG, "  %s: %s", lp2p__ma_str(d->errs[i].addr, ab, sizeof ab),
@@ -221,7 +222,7 @@ int lp2p__dial_start(lp2p_swarm *sw, const lp2p_peer_id *peer, const lp2p_multia
 
   lp2p__peer *pe = pid.len ? lp2p__peer_get(sw, &pid) : NULL;
   if (pid.len && !pe) return LP2P_ERR_NOMEM;
-  if (pe && pe->dial) {  /* coalesce */
+  if (pe && pe->dial) { /* coalesce */
     lp2p__dial *d = pe->dial;
     int rv = add_waiter(sw, d, cb, ud);
     if (rv < 0) return rv;
@@ -270,7 +271,7 @@ void lp2p__dial_cancel_all(lp2p_swarm *sw) {
     if (d->resolving) {
       lp2p__resolve_req *req = d->resolving;
       d->resolving = NULL;
-      d->done = 1;  /* the cancel callback must not dial on */
+      d->done = 1; /* the cancel callback must not dial on */
       d->resolver->cancel(req);
       d->done = 0;
     }
@@ -287,8 +288,8 @@ int lp2p_swarm_dial_ma(lp2p_swarm *sw, const lp2p_peer_id *peer, const lp2p_mult
   return lp2p__dial_start(sw, peer, addrs, n, cb, ud);
 }
 
-int lp2p_swarm_dial(lp2p_swarm *sw, const lp2p_peer_id *peer, const char *const *addrs, size_t n, lp2p_dial_fn cb,
-                    void *ud) {
+int lp2p_swarm_dial(lp2p_swarm *sw, const lp2p_peer_id *peer, const char *const *addrs, size_t n,
+                    lp2p_dial_fn cb, void *ud) {
   if (!sw || (n && !addrs) || n > LP2P__SW_MAX_DIAL_ADDRS) return LP2P_ERR_INVAL;
   lp2p_multiaddr *mas[LP2P__SW_MAX_DIAL_ADDRS];
   int rv = 0;

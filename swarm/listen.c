@@ -98,7 +98,7 @@ static int expand(lp2p_swarm *sw, lp2p__listener *l) {
         memcpy(&ss, &ifs[i].address.address4, sizeof ifs[i].address.address4);
         ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
       } else {
-        if (ifs[i].address.address6.sin6_scope_id) continue;  /* link-local needs a zone */
+        if (ifs[i].address.address6.sin6_scope_id) continue; /* link-local needs a zone */
         memcpy(&ss, &ifs[i].address.address6, sizeof ifs[i].address.address6);
         ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
       }
@@ -173,7 +173,8 @@ int lp2p_swarm_unlisten(lp2p_swarm *sw, const char *text) {
     if (lp2p_multiaddr_equal(l->requested, ma) || lp2p_multiaddr_equal(l->bound, ma)) {
       lp2p__list_del(&l->link);
       lp2p__swarm_enter(sw);
-      for (size_t i = 0; i < l->n_addrs; i++) emit_addr(sw, LP2P_SWARM_EV_LISTEN_ADDR_REMOVED, l->addrs[i], 0);
+      for (size_t i = 0; i < l->n_addrs; i++)
+        emit_addr(sw, LP2P_SWARM_EV_LISTEN_ADDR_REMOVED, l->addrs[i], 0);
       listener_free(sw, l);
       lp2p__swarm_leave(sw);
       rv = 0;

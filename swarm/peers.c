@@ -184,7 +184,8 @@ void lp2p__peer_conn_gone(lp2p_swarm *sw, lp2p__conn *c, int reason) {
     emit_conn(sw, c, LP2P_SWARM_EV_CONN_CLOSED, reason);
   } else {
     lp2p_log(LP2P_LOG_DEBUG, LP2P__SW_LOG, "peer %s: conn #%llu no longer live (%s), %d left",
-             lp2p__peer_str(&pe->id, pb, sizeof pb), (unsigned long long)c->id, lp2p_err_name(reason), pe->live);
+             lp2p__peer_str(&pe->id, pb, sizeof pb), (unsigned long long)c->id, lp2p_err_name(reason),
+             pe->live);
   }
 }
 
@@ -204,7 +205,8 @@ void lp2p__peer_conn_ready(lp2p_swarm *sw, lp2p__conn *c) {
     pe->primary = c;
     lp2p_log(LP2P_LOG_DEBUG, LP2P__SW_LOG, "peer %s connected (conn #%llu %s %s)",
              lp2p__peer_str(&pe->id, pb, sizeof pb), (unsigned long long)c->id,
-             c->dir == LP2P_DIR_OUTBOUND ? "outbound" : "inbound", lp2p__ma_str(c->remote_addr, ab, sizeof ab));
+             c->dir == LP2P_DIR_OUTBOUND ? "outbound" : "inbound",
+             lp2p__ma_str(c->remote_addr, ab, sizeof ab));
     emit_conn(sw, c, LP2P_SWARM_EV_CONN_ESTABLISHED, 0);
   } else {
     /* a second connection: simultaneous dial rule (see lp2p/swarm.h) */
@@ -225,7 +227,8 @@ void lp2p__peer_conn_ready(lp2p_swarm *sw, lp2p__conn *c) {
     /* the side that dialed the losing connection sends the GoAway; the other
      * side only stops using it for new streams and follows that GoAway */
     if (loser->dir == LP2P_DIR_OUTBOUND) lp2p__conn_goaway(loser);
-    lp2p_log(LP2P_LOG_DEBUG, LP2P__SW_LOG, "peer %s: duplicate conn #%llu (%s), keeping conn #%llu, retiring #%llu",
+    lp2p_log(LP2P_LOG_DEBUG, LP2P__SW_LOG,
+             "peer %s: duplicate conn #%llu (%s), keeping conn #%llu, retiring #%llu",
              lp2p__peer_str(&pe->id, pb, sizeof pb), (unsigned long long)c->id,
              c->dir == LP2P_DIR_OUTBOUND ? "outbound" : "inbound", (unsigned long long)winner->id,
              (unsigned long long)loser->id);
@@ -418,7 +421,7 @@ int lp2p_swarm_remove_protocol(lp2p_swarm *sw, const char *id) {
       lp2p__free(&sw->mem, sw->protos[i].id);
       memmove(&sw->protos[i], &sw->protos[i + 1], (sw->n_protos - i - 1) * sizeof sw->protos[0]);
       sw->n_protos--;
-      rebuild_list(sw);  /* shrinking: a failure leaves proto_list NULL, handled by readers */
+      rebuild_list(sw); /* shrinking: a failure leaves proto_list NULL, handled by readers */
       return 0;
     }
   }

@@ -116,7 +116,7 @@ void lp2p__stream_flush_mss(lp2p_stream *s) {
       nego_failed(s, (int)k, 1);
       return;
     }
-    if (k == 0) break;  /* resumes on on_stream_writable */
+    if (k == 0) break; /* resumes on on_stream_writable */
     lp2p_mss_output_consumed(s->mss, (size_t)k);
   }
   lp2p__conn_mark_dirty(s->conn);
@@ -130,7 +130,7 @@ static void deliver_data(lp2p_stream *s, const uint8_t *p, size_t n) {
     s->in_cb--;
   }
   if (s->has_id && s->conn && (!s->manual_consume || !s->h.on_data)) {
-    lp2p__conn *c = s->conn;  /* consume may close the stream (detaching it) */
+    lp2p__conn *c = s->conn; /* consume may close the stream (detaching it) */
     lp2p_yamux_consume(c->mx, s->id, n);
     lp2p__conn_mark_dirty(c);
   }
@@ -167,7 +167,7 @@ static int nego_done(lp2p_stream *s) {
     s->in_cb--;
   }
   if (s->state != LP2P__ST_OPEN) return -1;
-  if (s->eof && s->h.on_eof) {  /* FIN arrived together with the negotiation */
+  if (s->eof && s->h.on_eof) { /* FIN arrived together with the negotiation */
     s->in_cb++;
     s->h.on_eof(s, s->ud);
     s->in_cb--;
@@ -287,7 +287,7 @@ void lp2p__stream_mx_writable(lp2p_stream *s) {
 }
 
 void lp2p__stream_mx_close(lp2p_stream *s, int err) {
-  s->has_id = 0;  /* the id dies with this callback */
+  s->has_id = 0; /* the id dies with this callback */
   if (s->conn && s->conn->mx) lp2p_yamux_stream_set_user(s->conn->mx, s->id, NULL);
   if (s->state == LP2P__ST_NEGOTIATING) {
     nego_failed(s, err, 0);
@@ -337,7 +337,7 @@ int lp2p_swarm_open_stream(lp2p_swarm *sw, const lp2p_peer_id *peer, const char 
 
   lp2p__peer *pe = lp2p__peer_find(sw, peer);
   if (pe && pe->primary && !lp2p__conn_can_open(pe->primary)) {
-    lp2p__list_add_tail(&pe->waiting, &s->wait_link);  /* until the peer's muxer has spoken */
+    lp2p__list_add_tail(&pe->waiting, &s->wait_link); /* until the peer's muxer has spoken */
   } else if (pe && pe->primary) {
     int rv = lp2p__stream_start_outbound(s, pe->primary);
     if (rv < 0) lp2p__stream_fail(s, rv);
@@ -380,7 +380,7 @@ int lp2p_stream_close_write(lp2p_stream *s) {
   s->write_closed = 1;
   if (s->has_id && s->conn) {
     lp2p__conn *c = s->conn;
-    int rv = lp2p_yamux_close_write(c->mx, s->id);  /* may close the stream (on_stream_close) */
+    int rv = lp2p_yamux_close_write(c->mx, s->id); /* may close the stream (on_stream_close) */
     lp2p__conn_mark_dirty(c);
     if (rv < 0 && rv != LP2P_ERR_CLOSED) return rv;
   }
@@ -403,7 +403,7 @@ void lp2p_stream_set_manual_consume(lp2p_stream *s, int on) {
 int lp2p_stream_consume(lp2p_stream *s, size_t n) {
   if (!s) return LP2P_ERR_INVAL;
   if (!s->has_id || !s->conn) return 0;
-  lp2p__conn *c = s->conn;  /* consume may close the stream (detaching it) */
+  lp2p__conn *c = s->conn; /* consume may close the stream (detaching it) */
   int rv = lp2p_yamux_consume(c->mx, s->id, n);
   lp2p__conn_mark_dirty(c);
   return rv;
@@ -417,7 +417,9 @@ uint32_t lp2p_stream_id(const lp2p_stream *s) { return s->id; }
 const lp2p_multiaddr *lp2p_stream_remote_addr(const lp2p_stream *s) {
   return s->conn ? s->conn->remote_addr : NULL;
 }
-const lp2p_multiaddr *lp2p_stream_local_addr(const lp2p_stream *s) { return s->conn ? s->conn->local_addr : NULL; }
+const lp2p_multiaddr *lp2p_stream_local_addr(const lp2p_stream *s) {
+  return s->conn ? s->conn->local_addr : NULL;
+}
 void lp2p_stream_set_user(lp2p_stream *s, void *user) { s->user = user; }
 void *lp2p_stream_user(const lp2p_stream *s) { return s->user; }
 void lp2p_stream_set_handler(lp2p_stream *s, const lp2p_stream_handler *h, void *ud) {

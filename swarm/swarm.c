@@ -30,13 +30,20 @@ void lp2p_swarm_config_default(lp2p_swarm_config *cfg) {
 
 const char *lp2p_swarm_event_name(lp2p_swarm_event_type t) {
   switch (t) {
-    case LP2P_SWARM_EV_LISTEN_ADDR_ADDED: return "listen-addr-added";
-    case LP2P_SWARM_EV_LISTEN_ADDR_REMOVED: return "listen-addr-removed";
-    case LP2P_SWARM_EV_CONN_ESTABLISHED: return "conn-established";
-    case LP2P_SWARM_EV_CONN_CLOSED: return "conn-closed";
-    case LP2P_SWARM_EV_DIAL_FAILED: return "dial-failed";
-    case LP2P_SWARM_EV_INBOUND_STREAM_FAILED: return "inbound-stream-failed";
-    case LP2P_SWARM_EV_INBOUND_CONN_FAILED: return "inbound-conn-failed";
+    case LP2P_SWARM_EV_LISTEN_ADDR_ADDED:
+      return "listen-addr-added";
+    case LP2P_SWARM_EV_LISTEN_ADDR_REMOVED:
+      return "listen-addr-removed";
+    case LP2P_SWARM_EV_CONN_ESTABLISHED:
+      return "conn-established";
+    case LP2P_SWARM_EV_CONN_CLOSED:
+      return "conn-closed";
+    case LP2P_SWARM_EV_DIAL_FAILED:
+      return "dial-failed";
+    case LP2P_SWARM_EV_INBOUND_STREAM_FAILED:
+      return "inbound-stream-failed";
+    case LP2P_SWARM_EV_INBOUND_CONN_FAILED:
+      return "inbound-conn-failed";
   }
   return "unknown";
 }
@@ -194,7 +201,7 @@ int lp2p_swarm_post(lp2p_swarm *sw, void (*fn)(lp2p_swarm *sw, void *arg), void 
   else
     sw->post_head = p;
   sw->post_tail = p;
-  uv_async_send(&sw->async);  /* under the lock: free() cannot close the handle meanwhile */
+  uv_async_send(&sw->async); /* under the lock: free() cannot close the handle meanwhile */
   uv_mutex_unlock(&sw->post_mu);
   return 0;
 }
@@ -242,7 +249,8 @@ static int swarm_init(lp2p_swarm **out, const lp2p_swarm_config *cfg, uv_loop_t 
   memcpy(&sw->cfg, cfg, n);
   sw->cfg.struct_size = sizeof sw->cfg;
   if (!sw->cfg.yamux_initial_window) sw->cfg.yamux_initial_window = 256 * 1024;
-  if (sw->cfg.yamux_max_window < sw->cfg.yamux_initial_window) sw->cfg.yamux_max_window = sw->cfg.yamux_initial_window;
+  if (sw->cfg.yamux_max_window < sw->cfg.yamux_initial_window)
+    sw->cfg.yamux_max_window = sw->cfg.yamux_initial_window;
   char dflt[64];
   snprintf(dflt, sizeof dflt, "lp2p/%s", lp2p_version());
   const char *agent = cfg->agent_version ? cfg->agent_version : dflt;
@@ -325,8 +333,9 @@ void lp2p_swarm_stop(lp2p_swarm *sw) {
 
 void lp2p_swarm_free(lp2p_swarm *sw) {
   if (!sw || sw->freeing) return;
-  if (sw->depth > 0) {  /* from inside a callback: the caller's frames still use sw */
-    lp2p_log(LP2P_LOG_ERROR, LP2P__SW_LOG, "lp2p_swarm_free called from a swarm callback: ignored (use lp2p_swarm_stop)");
+  if (sw->depth > 0) { /* from inside a callback: the caller's frames still use sw */
+    lp2p_log(LP2P_LOG_ERROR, LP2P__SW_LOG,
+             "lp2p_swarm_free called from a swarm callback: ignored (use lp2p_swarm_stop)");
     return;
   }
   uv_mutex_lock(&sw->post_mu);
@@ -424,7 +433,8 @@ int lp2p_swarm_add_behaviour(lp2p_swarm *sw, const lp2p_behaviour_vtable *vt, vo
       /* remove (it was the last one unless attach added others: shift) */
       for (size_t i = 0; i < sw->n_behaviours; i++) {
         if (sw->behaviours[i].self == self && sw->behaviours[i].vt == vt) {
-          memmove(&sw->behaviours[i], &sw->behaviours[i + 1], (sw->n_behaviours - i - 1) * sizeof sw->behaviours[0]);
+          memmove(&sw->behaviours[i], &sw->behaviours[i + 1],
+                  (sw->n_behaviours - i - 1) * sizeof sw->behaviours[0]);
           sw->n_behaviours--;
           break;
         }

@@ -27,14 +27,14 @@
 #define LP2P__SW_MAX_ADDRS_PER_PEER 32
 #define LP2P__SW_MAX_BEHAVIOURS 64
 #define LP2P__SW_READ_BUF (64 * 1024)
-#define LP2P__SW_WRITE_HIGH (1024 * 1024)  /* stop pulling engine output above this many queued bytes */
-#define LP2P__SW_CLOSE_GRACE_MS 1000       /* max wait for a graceful close to flush */
+#define LP2P__SW_WRITE_HIGH (1024 * 1024) /* stop pulling engine output above this many queued bytes */
+#define LP2P__SW_CLOSE_GRACE_MS 1000      /* max wait for a graceful close to flush */
 #define LP2P__SW_MAX_DIAL_ADDRS 64
 /* Streams opened on a connection before the peer's muxer has sent us anything.
  * js-libp2p aborts the whole connection when more than 10 streams arrive
  * before its upgrader has attached its stream handler ("early streams"). */
 #define LP2P__SW_EARLY_STREAMS 8
-#define LP2P__SW_MAX_RESOLUTIONS 8         /* DNS lookups per dial */
+#define LP2P__SW_MAX_RESOLUTIONS 8 /* DNS lookups per dial */
 
 typedef struct lp2p__conn lp2p__conn;
 typedef struct lp2p__peer lp2p__peer;
@@ -60,59 +60,59 @@ static inline void lp2p__list_del(lp2p__link *n) {
   n->prev = n->next = NULL;
 }
 static inline int lp2p__list_linked(const lp2p__link *n) { return n->next != NULL; }
-#define LP2P__CONTAINER(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define LP2P__CONTAINER(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* ---- streams ---- */
 typedef enum {
-  LP2P__ST_PENDING = 0,   /* outbound, waiting for a connection */
-  LP2P__ST_NEGOTIATING,   /* multistream in progress */
-  LP2P__ST_OPEN,          /* on_open delivered */
-  LP2P__ST_CLOSED         /* on_close queued or delivered */
+  LP2P__ST_PENDING = 0, /* outbound, waiting for a connection */
+  LP2P__ST_NEGOTIATING, /* multistream in progress */
+  LP2P__ST_OPEN,        /* on_open delivered */
+  LP2P__ST_CLOSED       /* on_close queued or delivered */
 } lp2p__stream_state;
 
 struct lp2p_stream {
   lp2p_swarm *sw;
-  lp2p__conn *conn;           /* NULL while pending or after detach */
-  lp2p__link conn_link;       /* in conn->streams */
-  lp2p__link wait_link;       /* in peer->waiting (pending outbound) */
-  lp2p__link close_link;      /* in sw->closeq */
-  lp2p_peer_id peer;          /* len 0 = unknown */
+  lp2p__conn *conn;      /* NULL while pending or after detach */
+  lp2p__link conn_link;  /* in conn->streams */
+  lp2p__link wait_link;  /* in peer->waiting (pending outbound) */
+  lp2p__link close_link; /* in sw->closeq */
+  lp2p_peer_id peer;     /* len 0 = unknown */
   lp2p_direction dir;
   lp2p__stream_state state;
   uint32_t id;
-  int has_id;                 /* yamux still knows id (user pointer set) */
+  int has_id; /* yamux still knows id (user pointer set) */
   lp2p_stream_handler h;
   void *ud;
   void *user;
   lp2p_mss *mss;
-  char **protos;              /* outbound proposals */
+  char **protos; /* outbound proposals */
   size_t n_protos;
-  char *protocol;             /* agreed */
-  lp2p_tstamp nego_deadline;  /* 0 = none */
-  int said_na;                /* inbound: we answered "na" at least once */
+  char *protocol;            /* agreed */
+  lp2p_tstamp nego_deadline; /* 0 = none */
+  int said_na;               /* inbound: we answered "na" at least once */
   int manual_consume;
   int write_closed, eof, want_writable;
   int close_err;
-  int in_cb;                  /* a user callback of this stream is running */
+  int in_cb; /* a user callback of this stream is running */
 };
 
 /* ---- connections ---- */
 typedef enum {
-  LP2P__C_CONNECTING = 0,  /* outbound TCP connect in progress */
-  LP2P__C_MSS_SEC,         /* multistream for /noise (plaintext) */
-  LP2P__C_NOISE,           /* Noise handshake */
-  LP2P__C_MSS_MUX,         /* multistream for the muxer inside Noise */
-  LP2P__C_READY,           /* yamux session up */
-  LP2P__C_CLOSING          /* teardown started */
+  LP2P__C_CONNECTING = 0, /* outbound TCP connect in progress */
+  LP2P__C_MSS_SEC,        /* multistream for /noise (plaintext) */
+  LP2P__C_NOISE,          /* Noise handshake */
+  LP2P__C_MSS_MUX,        /* multistream for the muxer inside Noise */
+  LP2P__C_READY,          /* yamux session up */
+  LP2P__C_CLOSING         /* teardown started */
 } lp2p__conn_state;
 
 struct lp2p__conn {
   lp2p_swarm *sw;
   uint64_t id;
-  lp2p__link sw_link;          /* sw->conns */
-  lp2p__link peer_link;        /* peer->conns */
-  lp2p__link pending_link;     /* sw->dirty (flush) */
-  lp2p__link close_link;       /* sw->conn_closeq */
+  lp2p__link sw_link;      /* sw->conns */
+  lp2p__link peer_link;    /* peer->conns */
+  lp2p__link pending_link; /* sw->dirty (flush) */
+  lp2p__link close_link;   /* sw->conn_closeq */
   lp2p_direction dir;
   lp2p__conn_state state;
   const lp2p__transport *tr;
@@ -122,45 +122,45 @@ struct lp2p__conn {
   uv_shutdown_t shutdown_req;
   int io_open, timer_open, reading, shutting_down, eof_seen;
   lp2p_multiaddr *remote_addr, *local_addr;
-  lp2p_peer_id expected;       /* len 0 = none */
-  lp2p_peer_id remote;         /* after the handshake */
-  lp2p__peer *peer;            /* after READY */
-  lp2p__dial *dial;            /* outbound: the attempt this conn belongs to (until READY/failure) */
-  lp2p_bytes rbuf;             /* received bytes not yet consumed by the current layer */
+  lp2p_peer_id expected; /* len 0 = none */
+  lp2p_peer_id remote;   /* after the handshake */
+  lp2p__peer *peer;      /* after READY */
+  lp2p__dial *dial;      /* outbound: the attempt this conn belongs to (until READY/failure) */
+  lp2p_bytes rbuf;       /* received bytes not yet consumed by the current layer */
   lp2p_mss *mss;
   lp2p_noise *noise;
   lp2p_yamux *mx;
-  lp2p_tstamp deadline;        /* dial/handshake deadline while upgrading */
-  lp2p_tstamp idle_since;      /* 0 = not idle */
-  lp2p_tstamp recheck_at;      /* idle re-evaluation */
-  lp2p__link streams;          /* lp2p_stream.conn_link */
+  lp2p_tstamp deadline;   /* dial/handshake deadline while upgrading */
+  lp2p_tstamp idle_since; /* 0 = not idle */
+  lp2p_tstamp recheck_at; /* idle re-evaluation */
+  lp2p__link streams;     /* lp2p_stream.conn_link */
   size_t n_streams, n_negotiating;
-  int live;                    /* counted in peer->live */
+  int live; /* counted in peer->live */
   int goaway_sent, goaway_recv;
   int close_reason;
   int close_queued;
-  int tearing;                 /* teardown running: no more dirty/close queuing */
+  int tearing; /* teardown running: no more dirty/close queuing */
   int in_feed;
-  int write_blocked;           /* socket queue above high water */
+  int write_blocked; /* socket queue above high water */
   int was_ready;
-  int remote_seen;             /* a yamux frame arrived from the peer (its muxer runs) */
-  int counted_pending_in;      /* counted in sw->pending_inbound */
+  int remote_seen;        /* a yamux frame arrived from the peer (its muxer runs) */
+  int counted_pending_in; /* counted in sw->pending_inbound */
   int counted_in, counted_out;
 };
 
 /* ---- peer table ---- */
 struct lp2p__peer {
-  lp2p__peer *hnext;           /* hash chain */
-  lp2p__link lru_link;         /* sw->peer_lru (address book eviction) */
+  lp2p__peer *hnext;   /* hash chain */
+  lp2p__link lru_link; /* sw->peer_lru (address book eviction) */
   lp2p_peer_id id;
-  lp2p__link conns;            /* lp2p__conn.peer_link (ready connections, live or demoted) */
-  lp2p__conn *primary;         /* the connection new streams use */
-  int live;                    /* number of live connections */
+  lp2p__link conns;    /* lp2p__conn.peer_link (ready connections, live or demoted) */
+  lp2p__conn *primary; /* the connection new streams use */
+  int live;            /* number of live connections */
   lp2p_multiaddr *addrs[LP2P__SW_MAX_ADDRS_PER_PEER];
   size_t n_addrs;
   int holds;
-  lp2p__dial *dial;            /* coalesced dial in progress */
-  lp2p__link waiting;          /* lp2p_stream.wait_link */
+  lp2p__dial *dial;   /* coalesced dial in progress */
+  lp2p__link waiting; /* lp2p_stream.wait_link */
 };
 
 /* ---- dials ---- */
@@ -171,13 +171,13 @@ typedef struct lp2p__dial_waiter {
 
 struct lp2p__dial {
   lp2p_swarm *sw;
-  lp2p__link link;             /* sw->dials */
-  lp2p__link done_link;        /* sw->dial_doneq */
-  lp2p_peer_id peer;           /* len 0 = unknown until handshake */
-  lp2p__peer *pe;              /* coalescing owner (peer known) */
+  lp2p__link link;      /* sw->dials */
+  lp2p__link done_link; /* sw->dial_doneq */
+  lp2p_peer_id peer;    /* len 0 = unknown until handshake */
+  lp2p__peer *pe;       /* coalescing owner (peer known) */
   lp2p_multiaddr *addrs[LP2P__SW_MAX_DIAL_ADDRS];
-  lp2p_peer_id expect[LP2P__SW_MAX_DIAL_ADDRS];  /* per-address expected id (from /p2p) */
-  int pre_err[LP2P__SW_MAX_DIAL_ADDRS];          /* error known before dialing (0 = dial it) */
+  lp2p_peer_id expect[LP2P__SW_MAX_DIAL_ADDRS]; /* per-address expected id (from /p2p) */
+  int pre_err[LP2P__SW_MAX_DIAL_ADDRS];         /* error known before dialing (0 = dial it) */
   size_t n, idx;
   lp2p_dial_error errs[LP2P__SW_MAX_DIAL_ADDRS];
   size_t n_errs;
@@ -186,8 +186,8 @@ struct lp2p__dial {
   lp2p__conn *cur;
   lp2p__resolve_req *resolving; /* DNS resolution in progress for addrs[idx - 1] */
   const lp2p__resolver *resolver;
-  int n_resolutions;           /* bounded: nested /dnsaddr chains */
-  int result;                  /* final result once done */
+  int n_resolutions; /* bounded: nested /dnsaddr chains */
+  int result;        /* final result once done */
   lp2p_peer_id result_peer;
   int done;
 };
@@ -198,9 +198,9 @@ struct lp2p__listener {
   lp2p__link link;
   const lp2p__transport *tr;
   uv_stream_t *srv;
-  lp2p_multiaddr *requested;    /* as given */
-  lp2p_multiaddr *bound;        /* port resolved */
-  lp2p_multiaddr **addrs;       /* reported addresses (interface expansion) */
+  lp2p_multiaddr *requested; /* as given */
+  lp2p_multiaddr *bound;     /* port resolved */
+  lp2p_multiaddr **addrs;    /* reported addresses (interface expansion) */
   size_t n_addrs;
 };
 
@@ -246,8 +246,8 @@ struct lp2p_swarm {
   uv_loop_t *loop;
   uv_loop_t own_loop;
   int owns_loop, running, stopping, freeing;
-  int depth;                     /* callback nesting */
-  int handles;                   /* open libuv handles owned by the swarm (release when 0 while freeing) */
+  int depth;   /* callback nesting */
+  int handles; /* open libuv handles owned by the swarm (release when 0 while freeing) */
   uv_async_t async;
   uv_mutex_t post_mu;
   lp2p__post *post_head, *post_tail;
@@ -262,17 +262,17 @@ struct lp2p_swarm {
   size_t n_behaviours;
   lp2p__proto *protos;
   size_t n_protos, cap_protos;
-  const char **proto_list;       /* cached pointers for lp2p_swarm_protocols / mss ls */
-  lp2p__link conns;              /* all connections */
+  const char **proto_list; /* cached pointers for lp2p_swarm_protocols / mss ls */
+  lp2p__link conns;        /* all connections */
   lp2p__link listeners;
   lp2p__link dials;
   lp2p__link timers;
-  lp2p__link dirty;              /* conns needing flush/arm */
-  lp2p__link conn_closeq;        /* conns to tear down */
-  lp2p__link closeq;             /* streams whose on_close is due */
-  lp2p__link dial_doneq;         /* finished dials whose callbacks are due */
-  lp2p__link tasks;              /* deferred internal tasks */
-  lp2p__peer **ptab;             /* peer hash table */
+  lp2p__link dirty;       /* conns needing flush/arm */
+  lp2p__link conn_closeq; /* conns to tear down */
+  lp2p__link closeq;      /* streams whose on_close is due */
+  lp2p__link dial_doneq;  /* finished dials whose callbacks are due */
+  lp2p__link tasks;       /* deferred internal tasks */
+  lp2p__peer **ptab;      /* peer hash table */
   size_t ptab_cap, n_peers;
   lp2p__link peer_lru;
   uint64_t next_conn_id;
@@ -283,26 +283,26 @@ struct lp2p_swarm {
 /* swarm.c */
 void lp2p__swarm_enter(lp2p_swarm *sw);
 void lp2p__swarm_leave(lp2p_swarm *sw);
-void lp2p__swarm_kick(lp2p_swarm *sw);  /* make sure queued work runs soon */
+void lp2p__swarm_kick(lp2p_swarm *sw); /* make sure queued work runs soon */
 int lp2p__swarm_defer(lp2p_swarm *sw, void (*fn)(lp2p_swarm *, void *), void *arg);
 void lp2p__swarm_emit(lp2p_swarm *sw, const lp2p_swarm_event *ev);
 lp2p_tstamp lp2p__swarm_now(const lp2p_swarm *sw);
-void lp2p__swarm_handle_closed(lp2p_swarm *sw);  /* a handle's close callback ran */
+void lp2p__swarm_handle_closed(lp2p_swarm *sw); /* a handle's close callback ran */
 int lp2p__behaviours_keep_alive(lp2p_swarm *sw, const lp2p_peer_id *peer);
 const char *lp2p__peer_str(const lp2p_peer_id *id, char *buf, size_t cap);
 const char *lp2p__ma_str(const lp2p_multiaddr *ma, char *buf, size_t cap);
 
 /* conn.c */
-int lp2p__conn_new_outbound(lp2p_swarm *sw, lp2p__dial *d, const lp2p_multiaddr *ma, const lp2p_peer_id *expect,
-                            lp2p__conn **out);
+int lp2p__conn_new_outbound(lp2p_swarm *sw, lp2p__dial *d, const lp2p_multiaddr *ma,
+                            const lp2p_peer_id *expect, lp2p__conn **out);
 void lp2p__conn_accept(lp2p_swarm *sw, lp2p__listener *l);
-void lp2p__conn_close(lp2p__conn *c, int reason);   /* deferred teardown */
-void lp2p__conn_goaway(lp2p__conn *c);              /* demote: no new streams, close when idle */
+void lp2p__conn_close(lp2p__conn *c, int reason); /* deferred teardown */
+void lp2p__conn_goaway(lp2p__conn *c);            /* demote: no new streams, close when idle */
 void lp2p__conn_mark_dirty(lp2p__conn *c);
 void lp2p__conn_flush(lp2p__conn *c);
-void lp2p__conn_teardown(lp2p__conn *c);            /* run from the close queue */
+void lp2p__conn_teardown(lp2p__conn *c); /* run from the close queue */
 void lp2p__conn_arm(lp2p__conn *c);
-int lp2p__conn_can_open(const lp2p__conn *c);       /* early-stream gate */
+int lp2p__conn_can_open(const lp2p__conn *c); /* early-stream gate */
 /* Interop guard for yamux output (see conn.c): number of Data frames with
  * payload that carry FIN, and the rewrite moving each FIN to an empty
  * WindowUpdate frame right after (out: n + 12 * count bytes). */
@@ -311,14 +311,14 @@ size_t lp2p__swarm_fin_split(const uint8_t *p, size_t n, uint8_t *out);
 
 /* stream.c */
 lp2p_stream *lp2p__stream_alloc(lp2p_swarm *sw, lp2p_direction dir, const lp2p_stream_handler *h, void *ud);
-int lp2p__stream_start_outbound(lp2p_stream *s, lp2p__conn *c);  /* opens the yamux stream and proposes */
-int lp2p__stream_on_inbound(lp2p__conn *c, uint32_t id);         /* yamux on_stream_open */
+int lp2p__stream_start_outbound(lp2p_stream *s, lp2p__conn *c); /* opens the yamux stream and proposes */
+int lp2p__stream_on_inbound(lp2p__conn *c, uint32_t id);        /* yamux on_stream_open */
 void lp2p__stream_mx_data(lp2p_stream *s, const uint8_t *p, size_t n);
 void lp2p__stream_mx_eof(lp2p_stream *s);
 void lp2p__stream_mx_writable(lp2p_stream *s);
 void lp2p__stream_mx_close(lp2p_stream *s, int err);
-void lp2p__stream_fail(lp2p_stream *s, int err);  /* detach and queue on_close(err) */
-void lp2p__stream_deliver_close(lp2p_stream *s);   /* from the close queue */
+void lp2p__stream_fail(lp2p_stream *s, int err); /* detach and queue on_close(err) */
+void lp2p__stream_deliver_close(lp2p_stream *s); /* from the close queue */
 void lp2p__stream_check_deadline(lp2p_stream *s, lp2p_tstamp now);
 void lp2p__stream_flush_mss(lp2p_stream *s);
 
@@ -327,7 +327,7 @@ int lp2p__dial_start(lp2p_swarm *sw, const lp2p_peer_id *peer, const lp2p_multia
                      lp2p_dial_fn cb, void *ud);
 void lp2p__dial_conn_failed(lp2p__dial *d, lp2p__conn *c, int err);
 void lp2p__dial_conn_ready(lp2p__dial *d, lp2p__conn *c);
-void lp2p__dial_finish_callbacks(lp2p__dial *d);   /* from the done queue */
+void lp2p__dial_finish_callbacks(lp2p__dial *d); /* from the done queue */
 void lp2p__dial_cancel_all(lp2p_swarm *sw);
 
 /* listen.c */
@@ -335,18 +335,18 @@ void lp2p__listeners_close_all(lp2p_swarm *sw);
 
 /* peers.c */
 lp2p__peer *lp2p__peer_find(const lp2p_swarm *sw, const lp2p_peer_id *id);
-lp2p__peer *lp2p__peer_get(lp2p_swarm *sw, const lp2p_peer_id *id);  /* create if absent; NULL on OOM */
+lp2p__peer *lp2p__peer_get(lp2p_swarm *sw, const lp2p_peer_id *id); /* create if absent; NULL on OOM */
 void lp2p__peer_touch(lp2p_swarm *sw, lp2p__peer *pe);
 void lp2p__peer_maybe_evict(lp2p_swarm *sw);
 void lp2p__peers_free_all(lp2p_swarm *sw);
 int lp2p__peer_add_addr(lp2p_swarm *sw, lp2p__peer *pe, const lp2p_multiaddr *ma);
-void lp2p__peer_conn_ready(lp2p_swarm *sw, lp2p__conn *c);  /* connection became usable: live set + events */
-void lp2p__peer_conn_gone(lp2p_swarm *sw, lp2p__conn *c, int reason);  /* leaves the live set */
+void lp2p__peer_conn_ready(lp2p_swarm *sw, lp2p__conn *c); /* connection became usable: live set + events */
+void lp2p__peer_conn_gone(lp2p_swarm *sw, lp2p__conn *c, int reason); /* leaves the live set */
 void lp2p__peer_open_waiting(lp2p_swarm *sw, lp2p__peer *pe);
 void lp2p__peer_fail_waiting(lp2p_swarm *sw, lp2p__peer *pe, int err);
 const lp2p__proto *lp2p__registry_find(const lp2p_swarm *sw, const char *id, size_t len);
 void lp2p__registry_free(lp2p_swarm *sw);
-extern const lp2p_mss_registry lp2p__registry_mss;  /* ud = sw */
+extern const lp2p_mss_registry lp2p__registry_mss; /* ud = sw */
 int lp2p__split_p2p(const lp2p_multiaddr *ma, lp2p_multiaddr **base, lp2p_peer_id *id);
 
 #endif

@@ -19,7 +19,7 @@
 #define LP2P__DNS_MAX_RESULTS 32
 #define LP2P__DNS_MAX_POLLS 16
 
-char *lp2p__dns_servers_override;  /* tests: "127.0.0.1:5353" (c-ares csv syntax) */
+char *lp2p__dns_servers_override; /* tests: "127.0.0.1:5353" (c-ares csv syntax) */
 
 typedef struct dns_poll {
   uv_poll_t h;
@@ -38,9 +38,9 @@ struct lp2p__resolve_req {
   int open_handles;
   lp2p__resolve_cb cb;
   void *ud;
-  uint32_t code;                 /* LP2P_MA_DNS4 ... */
-  lp2p_multiaddr *rest;          /* components after the dns one (NULL if none) */
-  lp2p_multiaddr *want_p2p;      /* dnsaddr: required /p2p suffix, or NULL */
+  uint32_t code;            /* LP2P_MA_DNS4 ... */
+  lp2p_multiaddr *rest;     /* components after the dns one (NULL if none) */
+  lp2p_multiaddr *want_p2p; /* dnsaddr: required /p2p suffix, or NULL */
   lp2p_multiaddr *results[LP2P__DNS_MAX_RESULTS];
   size_t n_results;
   int err;
@@ -59,7 +59,8 @@ static int dns_handles(const lp2p_multiaddr *ma) {
   uint32_t code;
   const uint8_t *v;
   size_t vl;
-  return lp2p_multiaddr_count(ma) >= 1 && lp2p_multiaddr_component(ma, 0, &code, &v, &vl) == 0 && is_dns_code(code);
+  return lp2p_multiaddr_count(ma) >= 1 && lp2p_multiaddr_component(ma, 0, &code, &v, &vl) == 0 &&
+         is_dns_code(code);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -82,7 +83,7 @@ static void poll_close_cb(uv_handle_t *h) { req_handle_gone(((dns_poll *)h->data
 static void shutdown_req(struct lp2p__resolve_req *r) {
   if (r->ch_open) {
     r->ch_open = 0;
-    ares_destroy(r->ch);  /* pending callbacks run with ARES_EDESTRUCTION; sockets reported closed */
+    ares_destroy(r->ch); /* pending callbacks run with ARES_EDESTRUCTION; sockets reported closed */
   }
   for (int i = 0; i < LP2P__DNS_MAX_POLLS; i++) {
     if (r->polls[i].in_use) {
@@ -154,7 +155,8 @@ static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writab
   dns_poll *p = NULL, *free_slot = NULL;
   for (int i = 0; i < LP2P__DNS_MAX_POLLS; i++) {
     if (r->polls[i].in_use && r->polls[i].fd == fd) p = &r->polls[i];
-    if (!r->polls[i].in_use && !free_slot && !uv_is_closing((uv_handle_t *)&r->polls[i].h)) free_slot = &r->polls[i];
+    if (!r->polls[i].in_use && !free_slot && !uv_is_closing((uv_handle_t *)&r->polls[i].h))
+      free_slot = &r->polls[i];
   }
   if (!readable && !writable) {
     if (p) {
@@ -165,7 +167,7 @@ static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writab
     return;
   }
   if (!p) {
-    if (!free_slot) return;  /* too many sockets: c-ares times the query out */
+    if (!free_slot) return; /* too many sockets: c-ares times the query out */
     p = free_slot;
     memset(&p->h, 0, sizeof p->h);
     if (uv_poll_init_socket(r->loop, &p->h, fd) != 0) return;
@@ -283,7 +285,7 @@ static void txt_cb(void *arg, int status, int timeouts, unsigned char *abuf, int
       memcpy(rec + rl, t->txt, t->length);
       rl += t->length;
     } else {
-      have = 0;  /* oversized record: ignored */
+      have = 0; /* oversized record: ignored */
     }
   }
   ares_free_data(txt);
@@ -292,12 +294,13 @@ static void txt_cb(void *arg, int status, int timeouts, unsigned char *abuf, int
 
 /* ------------------------------------------------------------------------- */
 
-static int dns_resolve(uv_loop_t *loop, const lp2p_mem *mem, const lp2p_multiaddr *ma, lp2p__resolve_cb cb, void *ud,
-                       lp2p__resolve_req **out) {
+static int dns_resolve(uv_loop_t *loop, const lp2p_mem *mem, const lp2p_multiaddr *ma, lp2p__resolve_cb cb,
+                       void *ud, lp2p__resolve_req **out) {
   uint32_t code;
   const uint8_t *v;
   size_t vl, n = lp2p_multiaddr_count(ma);
-  if (!n || lp2p_multiaddr_component(ma, 0, &code, &v, &vl) < 0 || !is_dns_code(code)) return LP2P_ERR_UNSUPPORTED;
+  if (!n || lp2p_multiaddr_component(ma, 0, &code, &v, &vl) < 0 || !is_dns_code(code))
+    return LP2P_ERR_UNSUPPORTED;
   if (!vl || vl > 253 || memchr(v, 0, vl)) return LP2P_ERR_MULTIADDR;
   uv_once(&g_once, lib_init);
   if (g_init_rv != ARES_SUCCESS) return LP2P_ERR_DNS;

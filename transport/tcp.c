@@ -7,25 +7,37 @@
 
 int lp2p__uv_err(int e) {
   switch (e) {
-    case 0: return 0;
-    case UV_ECONNREFUSED: return LP2P_ERR_CONNREFUSED;
+    case 0:
+      return 0;
+    case UV_ECONNREFUSED:
+      return LP2P_ERR_CONNREFUSED;
     case UV_ENETUNREACH:
     case UV_EHOSTUNREACH:
     case UV_EADDRNOTAVAIL:
-    case UV_ENETDOWN: return LP2P_ERR_UNREACHABLE;
+    case UV_ENETDOWN:
+      return LP2P_ERR_UNREACHABLE;
     case UV_ECONNRESET:
     case UV_EPIPE:
-    case UV_ECONNABORTED: return LP2P_ERR_CONNRESET;
-    case UV_EADDRINUSE: return LP2P_ERR_ADDRINUSE;
-    case UV_EOF: return LP2P_ERR_EOF;
-    case UV_ETIMEDOUT: return LP2P_ERR_TIMEOUT;
-    case UV_ECANCELED: return LP2P_ERR_CANCELED;
+    case UV_ECONNABORTED:
+      return LP2P_ERR_CONNRESET;
+    case UV_EADDRINUSE:
+      return LP2P_ERR_ADDRINUSE;
+    case UV_EOF:
+      return LP2P_ERR_EOF;
+    case UV_ETIMEDOUT:
+      return LP2P_ERR_TIMEOUT;
+    case UV_ECANCELED:
+      return LP2P_ERR_CANCELED;
     case UV_ENOMEM:
-    case UV_ENOBUFS: return LP2P_ERR_NOMEM;
-    case UV_EINVAL: return LP2P_ERR_INVAL;
+    case UV_ENOBUFS:
+      return LP2P_ERR_NOMEM;
+    case UV_EINVAL:
+      return LP2P_ERR_INVAL;
     case UV_EMFILE:
-    case UV_ENFILE: return LP2P_ERR_LIMIT;
-    default: return LP2P_ERR_IO;
+    case UV_ENFILE:
+      return LP2P_ERR_LIMIT;
+    default:
+      return LP2P_ERR_IO;
   }
 }
 
@@ -34,7 +46,8 @@ int lp2p__tcp_ma_to_sockaddr(const lp2p_multiaddr *ma, struct sockaddr_storage *
   const uint8_t *v0, *v1;
   size_t l0, l1;
   if (lp2p_multiaddr_count(ma) != 2) return LP2P_ERR_UNSUPPORTED;
-  if (lp2p_multiaddr_component(ma, 0, &c0, &v0, &l0) < 0 || lp2p_multiaddr_component(ma, 1, &c1, &v1, &l1) < 0)
+  if (lp2p_multiaddr_component(ma, 0, &c0, &v0, &l0) < 0 ||
+      lp2p_multiaddr_component(ma, 1, &c1, &v1, &l1) < 0)
     return LP2P_ERR_MULTIADDR;
   if (c1 != LP2P_MA_TCP || l1 != 2) return LP2P_ERR_UNSUPPORTED;
   uint16_t port = (uint16_t)((v1[0] << 8) | v1[1]);
@@ -93,14 +106,14 @@ static int tcp_dial(uv_loop_t *loop, const lp2p_mem *mem, const lp2p_multiaddr *
     lp2p__free(mem, t);
     return lp2p__uv_err(rv);
   }
-  *io = (uv_stream_t *)t;  /* owned by the caller from here on */
+  *io = (uv_stream_t *)t; /* owned by the caller from here on */
   uv_tcp_nodelay(t, 1);
   rv = uv_tcp_connect(req, t, (const struct sockaddr *)&ss, cb);
   return rv ? lp2p__uv_err(rv) : 0;
 }
 
-static int tcp_listen(uv_loop_t *loop, const lp2p_mem *mem, const lp2p_multiaddr *ma, int backlog, uv_stream_t **srv,
-                      uv_connection_cb cb, lp2p_multiaddr **bound) {
+static int tcp_listen(uv_loop_t *loop, const lp2p_mem *mem, const lp2p_multiaddr *ma, int backlog,
+                      uv_stream_t **srv, uv_connection_cb cb, lp2p_multiaddr **bound) {
   struct sockaddr_storage ss;
   int rv = lp2p__tcp_ma_to_sockaddr(ma, &ss);
   if (rv < 0) return rv;

@@ -23,12 +23,12 @@ typedef struct lp2p__transport {
   /* Allocates the stream handle (*io, owned by the caller from now on, even if
    * the connect later fails) and starts connecting; cb(req, status) follows
    * (UV_ECANCELED if *io is closed first). req->data is the caller's. */
-  int (*dial)(uv_loop_t *loop, const lp2p_mem *mem, const lp2p_multiaddr *ma, uv_stream_t **io, uv_connect_t *req,
-              uv_connect_cb cb);
+  int (*dial)(uv_loop_t *loop, const lp2p_mem *mem, const lp2p_multiaddr *ma, uv_stream_t **io,
+              uv_connect_t *req, uv_connect_cb cb);
   /* Binds and listens; *srv owned by the caller (uv_close + lp2p__free). *bound
    * receives the actual address (port resolved), owned by the caller. */
-  int (*listen)(uv_loop_t *loop, const lp2p_mem *mem, const lp2p_multiaddr *ma, int backlog, uv_stream_t **srv,
-                uv_connection_cb cb, lp2p_multiaddr **bound);
+  int (*listen)(uv_loop_t *loop, const lp2p_mem *mem, const lp2p_multiaddr *ma, int backlog,
+                uv_stream_t **srv, uv_connection_cb cb, lp2p_multiaddr **bound);
   /* Accepts one pending connection of srv into a new handle (*io owned by the caller). */
   int (*accept)(uv_stream_t *srv, const lp2p_mem *mem, uv_stream_t **io);
   /* Local and remote address of a connected stream (each owned by the caller; either may be NULL). */
@@ -44,8 +44,8 @@ typedef void (*lp2p__resolve_cb)(void *ud, int err, lp2p_multiaddr *const *addrs
 typedef struct lp2p__resolver {
   const char *name;
   int (*handles)(const lp2p_multiaddr *ma);
-  int (*resolve)(uv_loop_t *loop, const lp2p_mem *mem, const lp2p_multiaddr *ma, lp2p__resolve_cb cb, void *ud,
-                 lp2p__resolve_req **out);
+  int (*resolve)(uv_loop_t *loop, const lp2p_mem *mem, const lp2p_multiaddr *ma, lp2p__resolve_cb cb,
+                 void *ud, lp2p__resolve_req **out);
   void (*cancel)(lp2p__resolve_req *req);
 } lp2p__resolver;
 

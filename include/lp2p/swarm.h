@@ -117,35 +117,35 @@ typedef struct lp2p_timer lp2p_timer;
 #define LP2P_PROTOCOL_ID_MAX 1000
 
 typedef enum lp2p_direction {
-  LP2P_DIR_INBOUND = 0,  /* the remote dialed us / opened the stream */
-  LP2P_DIR_OUTBOUND = 1  /* we dialed / opened it */
+  LP2P_DIR_INBOUND = 0, /* the remote dialed us / opened the stream */
+  LP2P_DIR_OUTBOUND = 1 /* we dialed / opened it */
 } lp2p_direction;
 
 /* ---------------------------------------------------------------------------
  * Configuration */
 typedef struct lp2p_swarm_config {
-  size_t struct_size;               /* sizeof(lp2p_swarm_config); set by lp2p_swarm_config_default */
-  const lp2p_privkey *identity;     /* REQUIRED; borrowed: must outlive the swarm */
-  const char *agent_version;        /* copied; default "lp2p/<version>" (read by identify) */
+  size_t struct_size;           /* sizeof(lp2p_swarm_config); set by lp2p_swarm_config_default */
+  const lp2p_privkey *identity; /* REQUIRED; borrowed: must outlive the swarm */
+  const char *agent_version;    /* copied; default "lp2p/<version>" (read by identify) */
 
   /* connection limits (0 = unlimited, except where noted) */
-  uint32_t max_inbound_conns;       /* default 256: established + pending inbound */
-  uint32_t max_outbound_conns;      /* default 256: established + pending outbound; dial => LP2P_ERR_LIMIT */
-  uint32_t max_pending_inbound;     /* default 64: inbound connections still in their upgrade */
-  uint32_t max_streams_per_conn;    /* default 512: inbound beyond it are reset; outbound => LP2P_ERR_LIMIT */
-  uint32_t max_address_book_peers;  /* default 4096: oldest unconnected entries are evicted */
+  uint32_t max_inbound_conns;      /* default 256: established + pending inbound */
+  uint32_t max_outbound_conns;     /* default 256: established + pending outbound; dial => LP2P_ERR_LIMIT */
+  uint32_t max_pending_inbound;    /* default 64: inbound connections still in their upgrade */
+  uint32_t max_streams_per_conn;   /* default 512: inbound beyond it are reset; outbound => LP2P_ERR_LIMIT */
+  uint32_t max_address_book_peers; /* default 4096: oldest unconnected entries are evicted */
 
   /* timeouts in milliseconds (0 = disabled) */
-  uint32_t handshake_timeout_ms;    /* default 10000: inbound TCP accept -> yamux ready */
-  uint32_t dial_timeout_ms;         /* default 10000: per address, TCP connect -> yamux ready */
+  uint32_t handshake_timeout_ms;          /* default 10000: inbound TCP accept -> yamux ready */
+  uint32_t dial_timeout_ms;               /* default 10000: per address, TCP connect -> yamux ready */
   uint32_t stream_negotiation_timeout_ms; /* default 10000: multistream on a new stream */
-  uint32_t idle_timeout_ms;         /* default 30000: close connections nothing needs (see header) */
-  uint32_t keepalive_interval_ms;   /* default 15000: yamux ping period */
-  uint32_t keepalive_timeout_ms;    /* default 10000: unanswered ping => LP2P_ERR_TIMEOUT */
+  uint32_t idle_timeout_ms;               /* default 30000: close connections nothing needs (see header) */
+  uint32_t keepalive_interval_ms;         /* default 15000: yamux ping period */
+  uint32_t keepalive_timeout_ms;          /* default 10000: unanswered ping => LP2P_ERR_TIMEOUT */
 
   /* yamux */
-  uint32_t yamux_initial_window;    /* default 256 KiB (the spec's value; never lower it for interop) */
-  uint32_t yamux_max_window;        /* default 16 MiB: receive-window auto-tuning ceiling */
+  uint32_t yamux_initial_window; /* default 256 KiB (the spec's value; never lower it for interop) */
+  uint32_t yamux_max_window;     /* default 16 MiB: receive-window auto-tuning ceiling */
 } lp2p_swarm_config;
 
 /* Fills *cfg with defaults (identity NULL: the caller must set it). */
@@ -156,30 +156,37 @@ LP2P_EXTERN void lp2p_swarm_config_default(lp2p_swarm_config *cfg);
  * then to the app handler. The event and everything it points to is valid
  * only during the call. */
 typedef enum lp2p_swarm_event_type {
-  LP2P_SWARM_EV_LISTEN_ADDR_ADDED = 1,    /* addr */
-  LP2P_SWARM_EV_LISTEN_ADDR_REMOVED = 2,  /* addr, err (0 = lp2p_swarm_unlisten) */
-  LP2P_SWARM_EV_CONN_ESTABLISHED = 3,     /* peer, addr (remote), dir, conn_id: peer went 0 -> 1 */
-  LP2P_SWARM_EV_CONN_CLOSED = 4,          /* peer, addr, dir, conn_id, err = reason: peer went 1 -> 0 */
-  LP2P_SWARM_EV_DIAL_FAILED = 5,          /* peer (may be NULL), err, dial_errors[n_dial_errors] */
-  LP2P_SWARM_EV_INBOUND_STREAM_FAILED = 6,/* peer, conn_id, err (UNSUPPORTED, TIMEOUT, LIMIT, PROTO, RESET) */
-  LP2P_SWARM_EV_INBOUND_CONN_FAILED = 7   /* addr (remote), err: refused by a limit or upgrade failed */
+  /* addr */
+  LP2P_SWARM_EV_LISTEN_ADDR_ADDED = 1,
+  /* addr, err (0 = lp2p_swarm_unlisten) */
+  LP2P_SWARM_EV_LISTEN_ADDR_REMOVED = 2,
+  /* peer, addr (remote), dir, conn_id: the peer went from 0 to 1 live connection */
+  LP2P_SWARM_EV_CONN_ESTABLISHED = 3,
+  /* peer, addr, dir, conn_id, err = reason: the peer went from 1 to 0 */
+  LP2P_SWARM_EV_CONN_CLOSED = 4,
+  /* peer (may be NULL), err, dial_errors[n_dial_errors] */
+  LP2P_SWARM_EV_DIAL_FAILED = 5,
+  /* peer, conn_id, err (UNSUPPORTED, TIMEOUT, LIMIT, PROTO, RESET, EOF) */
+  LP2P_SWARM_EV_INBOUND_STREAM_FAILED = 6,
+  /* addr (remote), err: refused by a limit, or its upgrade failed */
+  LP2P_SWARM_EV_INBOUND_CONN_FAILED = 7
 } lp2p_swarm_event_type;
 
 typedef struct lp2p_dial_error {
-  const lp2p_multiaddr *addr;  /* the address tried */
-  int err;                     /* why it failed, e.g. LP2P_ERR_CONNREFUSED, LP2P_ERR_TIMEOUT,
+  const lp2p_multiaddr *addr; /* the address tried */
+  int err;                    /* why it failed, e.g. LP2P_ERR_CONNREFUSED, LP2P_ERR_TIMEOUT,
                                   LP2P_ERR_PEER_ID_MISMATCH, LP2P_ERR_HANDSHAKE */
 } lp2p_dial_error;
 
 typedef struct lp2p_swarm_event {
-  size_t struct_size;                  /* sizeof(lp2p_swarm_event) of the library */
+  size_t struct_size; /* sizeof(lp2p_swarm_event) of the library */
   lp2p_swarm_event_type type;
-  const lp2p_peer_id *peer;            /* NULL when not applicable/unknown */
-  const lp2p_multiaddr *addr;          /* listen address or the connection's remote address; may be NULL */
-  lp2p_direction dir;                  /* connection direction (CONN_*) */
-  uint64_t conn_id;                    /* swarm-unique connection number (logs), 0 if none */
-  int err;                             /* reason (0 = none) */
-  const lp2p_dial_error *dial_errors;  /* DIAL_FAILED: one per address tried */
+  const lp2p_peer_id *peer;           /* NULL when not applicable/unknown */
+  const lp2p_multiaddr *addr;         /* listen address or the connection's remote address; may be NULL */
+  lp2p_direction dir;                 /* connection direction (CONN_*) */
+  uint64_t conn_id;                   /* swarm-unique connection number (logs), 0 if none */
+  int err;                            /* reason (0 = none) */
+  const lp2p_dial_error *dial_errors; /* DIAL_FAILED: one per address tried */
   size_t n_dial_errors;
 } lp2p_swarm_event;
 
@@ -281,8 +288,8 @@ typedef void (*lp2p_dial_fn)(lp2p_swarm *sw, const lp2p_peer_id *peer, int err, 
 LP2P_EXTERN int lp2p_swarm_dial(lp2p_swarm *sw, const lp2p_peer_id *peer, const char *const *addrs, size_t n,
                                 lp2p_dial_fn cb, void *ud);
 /* Same with parsed addresses (copied). */
-LP2P_EXTERN int lp2p_swarm_dial_ma(lp2p_swarm *sw, const lp2p_peer_id *peer, const lp2p_multiaddr *const *addrs,
-                                   size_t n, lp2p_dial_fn cb, void *ud);
+LP2P_EXTERN int lp2p_swarm_dial_ma(lp2p_swarm *sw, const lp2p_peer_id *peer,
+                                   const lp2p_multiaddr *const *addrs, size_t n, lp2p_dial_fn cb, void *ud);
 /* Number of TCP connection attempts started so far (diagnostics/tests). */
 LP2P_EXTERN uint64_t lp2p_swarm_dial_count(const lp2p_swarm *sw);
 
@@ -384,10 +391,10 @@ LP2P_EXTERN int lp2p_stream_consume(lp2p_stream *s, size_t n);
 
 /* Accessors; returned pointers valid while s lives. */
 LP2P_EXTERN lp2p_swarm *lp2p_stream_swarm(const lp2p_stream *s);
-LP2P_EXTERN const lp2p_peer_id *lp2p_stream_peer(const lp2p_stream *s);    /* the remote peer */
-LP2P_EXTERN const char *lp2p_stream_protocol(const lp2p_stream *s);        /* NULL before on_open */
+LP2P_EXTERN const lp2p_peer_id *lp2p_stream_peer(const lp2p_stream *s); /* the remote peer */
+LP2P_EXTERN const char *lp2p_stream_protocol(const lp2p_stream *s);     /* NULL before on_open */
 LP2P_EXTERN lp2p_direction lp2p_stream_direction(const lp2p_stream *s);
-LP2P_EXTERN uint32_t lp2p_stream_id(const lp2p_stream *s);                 /* yamux id, 0 if none yet */
+LP2P_EXTERN uint32_t lp2p_stream_id(const lp2p_stream *s);                       /* yamux id, 0 if none yet */
 LP2P_EXTERN const lp2p_multiaddr *lp2p_stream_remote_addr(const lp2p_stream *s); /* NULL while dialing */
 LP2P_EXTERN const lp2p_multiaddr *lp2p_stream_local_addr(const lp2p_stream *s);
 /* Per-stream user pointer (not touched by the swarm). */
@@ -415,7 +422,7 @@ LP2P_EXTERN void lp2p_timer_free(lp2p_timer *t);
  * (ping/identify/perf are written exactly like an app's own behaviour). */
 typedef struct lp2p_behaviour_vtable {
   size_t struct_size;
-  const char *name;                                   /* for logs; static storage */
+  const char *name; /* for logs; static storage */
   /* Called from lp2p_swarm_add_behaviour: register protocols, create timers.
    * Non-zero return => add fails with that error (destroy is then called). */
   int (*attach)(void *self, lp2p_swarm *sw);

@@ -45,7 +45,9 @@ static void on_event(lp2p_swarm *sw, const lp2p_swarm_event *ev, void *ud) {
   (void)sw;
   if (t->n_events < TSW_MAX_EVENTS) t->events[t->n_events++] = ev->type;
   switch (ev->type) {
-    case LP2P_SWARM_EV_CONN_ESTABLISHED: t->n_established++; break;
+    case LP2P_SWARM_EV_CONN_ESTABLISHED:
+      t->n_established++;
+      break;
     case LP2P_SWARM_EV_CONN_CLOSED:
       t->n_closed++;
       t->last_closed_err = ev->err;
@@ -62,8 +64,11 @@ static void on_event(lp2p_swarm *sw, const lp2p_swarm_event *ev, void *ud) {
       t->n_in_stream_failed++;
       t->last_in_stream_err = ev->err;
       break;
-    case LP2P_SWARM_EV_LISTEN_ADDR_ADDED: t->n_listen_added++; break;
-    default: break;
+    case LP2P_SWARM_EV_LISTEN_ADDR_ADDED:
+      t->n_listen_added++;
+      break;
+    default:
+      break;
   }
 }
 
@@ -110,7 +115,8 @@ int tsw_port(const tsw *t) {
   return p ? atoi(p + 5) : -1;
 }
 
-void tdial_cb(lp2p_swarm *sw, const lp2p_peer_id *peer, int err, const lp2p_dial_error *errs, size_t n, void *ud) {
+void tdial_cb(lp2p_swarm *sw, const lp2p_peer_id *peer, int err, const lp2p_dial_error *errs, size_t n,
+              void *ud) {
   tdial *d = ud;
   (void)sw;
   d->calls++;
@@ -291,10 +297,10 @@ static void client_pump(lp2p_stream *s, tclient *c) {
     for (size_t i = 0; i < n; i++) chunk[i] = tpattern(c->seed, c->sent + i);
     int64_t k = lp2p_stream_write(s, chunk, n);
     if (k < 0) {
-      lp2p_stream_reset(s);  /* e.g. LP2P_ERR_NOMEM: give up on the stream */
+      lp2p_stream_reset(s); /* e.g. LP2P_ERR_NOMEM: give up on the stream */
       return;
     }
-    if (k == 0) return;  /* on_writable follows */
+    if (k == 0) return; /* on_writable follows */
     c->sent += (size_t)k;
   }
   lp2p_stream_close_write(s);

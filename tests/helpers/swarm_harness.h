@@ -31,12 +31,12 @@ void tloop_guard_stop(tloop *l);
 void tloop_sleep(tloop *l, unsigned ms);
 
 /* Runs the loop until cond holds or ms elapse; evaluates to cond's final value. */
-#define RUN_UNTIL(L, cond, ms)                                                   \
-  ({                                                                             \
-    tloop_guard_start((L), (ms));                                                \
-    while (!(cond) && !(L)->fired) uv_run(&(L)->loop, UV_RUN_ONCE);              \
-    tloop_guard_stop(L);                                                         \
-    (cond);                                                                      \
+#define RUN_UNTIL(L, cond, ms)                                      \
+  ({                                                                \
+    tloop_guard_start((L), (ms));                                   \
+    while (!(cond) && !(L)->fired) uv_run(&(L)->loop, UV_RUN_ONCE); \
+    tloop_guard_stop(L);                                            \
+    (cond);                                                         \
   })
 
 #define TSW_MAX_EVENTS 64
@@ -45,12 +45,12 @@ typedef struct tsw {
   lp2p_swarm *sw;
   lp2p_privkey *key;
   lp2p_peer_id id;
-  char addr[400];           /* first listen address + /p2p/<id> ("" when not listening) */
-  char base_addr[200];      /* without /p2p */
+  char addr[400];      /* first listen address + /p2p/<id> ("" when not listening) */
+  char base_addr[200]; /* without /p2p */
   /* event counters */
   int n_established, n_closed, n_dial_failed, n_in_conn_failed, n_in_stream_failed, n_listen_added;
   int last_closed_err, last_dial_err, last_in_conn_err, last_in_stream_err;
-  int events[TSW_MAX_EVENTS];  /* types in order */
+  int events[TSW_MAX_EVENTS]; /* types in order */
   int n_events;
 } tsw;
 
@@ -68,7 +68,8 @@ typedef struct tdial {
   int errs[8];
   size_t n_errs;
 } tdial;
-void tdial_cb(lp2p_swarm *sw, const lp2p_peer_id *peer, int err, const lp2p_dial_error *errs, size_t n, void *ud);
+void tdial_cb(lp2p_swarm *sw, const lp2p_peer_id *peer, int err, const lp2p_dial_error *errs, size_t n,
+              void *ud);
 
 /* Raw TCP client to host:port on 127.0.0.1 (no libp2p). */
 typedef struct traw {
@@ -87,9 +88,9 @@ int tsw_port(const tsw *t);
  * public API at attach; echoes every stream, half-closes after the peer's FIN. */
 #define TECHO_PROTO "/lp2p-test/echo/1.0.0"
 typedef struct techo {
-  const char *proto;        /* TECHO_PROTO unless set before adding */
+  const char *proto; /* TECHO_PROTO unless set before adding */
   int attached, detached, destroyed, opened, closed, close_errs;
-  int keep_alive;           /* value returned by the keep_alive hook */
+  int keep_alive; /* value returned by the keep_alive hook */
 } techo;
 extern const lp2p_behaviour_vtable techo_vtable;
 

@@ -296,8 +296,9 @@ TEST(connected_peer_no_dial) {
   /* dialing a connected peer: success, no network */
   tdial d2 = {0};
   CHECK_OK(lp2p_swarm_dial(a.sw, &b.id, NULL, 0, tdial_cb, &d2));
-  CHECK(RUN_UNTIL(&L, cls[0].closed && cls[1].closed && cls[2].closed && cls[3].closed && cls[4].closed &&
-                          back.closed && d2.done,
+  CHECK(RUN_UNTIL(&L,
+                  cls[0].closed && cls[1].closed && cls[2].closed && cls[3].closed && cls[4].closed &&
+                      back.closed && d2.done,
                   5000));
   for (int i = 0; i < 5; i++) {
     CHECK_EQ(cls[i].close_err, 0);

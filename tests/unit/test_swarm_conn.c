@@ -37,8 +37,8 @@ static void idle_close(lp2p_stream *s, int err, void *ud) {
   x->err = err;
   x->s = NULL;
 }
-static const lp2p_stream_handler idle_handler = {sizeof(lp2p_stream_handler), idle_open, NULL, NULL, NULL,
-                                                 idle_close};
+static const lp2p_stream_handler idle_handler = {
+    sizeof(lp2p_stream_handler), idle_open, NULL, NULL, NULL, idle_close};
 
 /* Both sides dial each other at the same moment: one usable connection each,
  * one CONN_ESTABLISHED each, no CONN_CLOSED. Both id orders, several rounds. */
@@ -119,7 +119,7 @@ TEST(idle_timeout) {
   CHECK_OK(lp2p_swarm_keep_alive(a.sw, &b.id, 1));
   CHECK_OK(lp2p_swarm_keep_alive(b.sw, &a.id, 1));
   tdial d2 = {0};
-  CHECK_OK(lp2p_swarm_dial(a.sw, &b.id, NULL, 0, tdial_cb, &d2));  /* from the address book */
+  CHECK_OK(lp2p_swarm_dial(a.sw, &b.id, NULL, 0, tdial_cb, &d2)); /* from the address book */
   CHECK(RUN_UNTIL(&L, a.n_established == 2 && b.n_established == 2, 5000));
   tloop_sleep(&L, 600);
   CHECK_EQ(a.n_closed, 1);

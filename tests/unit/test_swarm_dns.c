@@ -12,8 +12,8 @@
 /* ---- mock DNS server ---- */
 typedef struct dns_rec {
   const char *name;
-  int type;          /* 1 = A, 16 = TXT */
-  char value[400];   /* A: dotted quad; TXT: the string */
+  int type;        /* 1 = A, 16 = TXT */
+  char value[400]; /* A: dotted quad; TXT: the string */
 } dns_rec;
 
 typedef struct mock_dns {
@@ -37,7 +37,8 @@ static void dns_sent(uv_udp_send_t *req, int status) {
   free(req);
 }
 
-static void dns_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct sockaddr *from, unsigned flags) {
+static void dns_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct sockaddr *from,
+                     unsigned flags) {
   mock_dns *m = h->data;
   (void)flags;
   if (n < 17 || !from) return;
@@ -200,15 +201,17 @@ TEST(dnsaddr_and_dns4_server) {
 
   /* unknown names: LP2P_ERR_DNS, and the next address is tried */
   tdial d3 = {0};
-  CHECK_OK(lp2p_swarm_dial(a.sw, &b.id, (const char *[]){"/dns4/nowhere.lp2p.test/tcp/1", "/dnsaddr/none.lp2p.test"},
-                           2, tdial_cb, &d3));
+  CHECK_OK(lp2p_swarm_dial(a.sw, &b.id,
+                           (const char *[]){"/dns4/nowhere.lp2p.test/tcp/1", "/dnsaddr/none.lp2p.test"}, 2,
+                           tdial_cb, &d3));
   CHECK(RUN_UNTIL(&L, d3.done, 10000));
   CHECK_EQ(d3.err, 0); /* B is connected already: no lookup needed */
   tsw x;
   CHECK_OK(tsw_init(&x, &L, 9, NULL, 0));
   tdial d4 = {0};
-  CHECK_OK(lp2p_swarm_dial(a.sw, &x.id, (const char *[]){"/dns4/nowhere.lp2p.test/tcp/1", "/dnsaddr/none.lp2p.test"},
-                           2, tdial_cb, &d4));
+  CHECK_OK(lp2p_swarm_dial(a.sw, &x.id,
+                           (const char *[]){"/dns4/nowhere.lp2p.test/tcp/1", "/dnsaddr/none.lp2p.test"}, 2,
+                           tdial_cb, &d4));
   CHECK(RUN_UNTIL(&L, d4.done, 10000));
   CHECK_EQ(d4.err, LP2P_ERR_DIAL);
   CHECK_EQ(d4.n_errs, 2);

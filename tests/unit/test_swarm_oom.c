@@ -12,8 +12,8 @@
 static const char *const k_echo[] = {TECHO_PROTO};
 
 typedef struct outcome {
-  int ok;        /* the whole exchange succeeded */
-  int finished;  /* every callback arrived */
+  int ok;       /* the whole exchange succeeded */
+  int finished; /* every callback arrived */
 } outcome;
 
 static outcome scenario(failmem *fm) {
@@ -54,7 +54,8 @@ static outcome scenario(failmem *fm) {
       if (opened) CHECK(RUN_UNTIL(&L, c1.closed, 8000));
       /* B -> A on the same connection (A's inbound stream path) */
       if (got && d.err == 0 && RUN_UNTIL(&L, lp2p_swarm_is_connected(b.sw, lp2p_swarm_local_peer(a)), 3000))
-        opened2 = lp2p_swarm_open_stream(b.sw, lp2p_swarm_local_peer(a), k_echo, 1, &tclient_handler, &c2, NULL) == 0;
+        opened2 = lp2p_swarm_open_stream(b.sw, lp2p_swarm_local_peer(a), k_echo, 1, &tclient_handler, &c2,
+                                         NULL) == 0;
       if (opened2) CHECK(RUN_UNTIL(&L, c2.closed, 8000));
       o.finished = got && (!opened || c1.closed) && (!opened2 || c2.closed);
       o.ok = ready && opened && opened2 && c1.close_err == 0 && c2.close_err == 0 && c1.received == 3000 &&
@@ -82,7 +83,7 @@ TEST(oom_every_allocation) {
   long total = fm.count;
   CHECK(total > 20);
   int fails = 0, recovered = 0;
-  long only = getenv("OOM_N") ? atol(getenv("OOM_N")) : 0;  /* debugging: one run */
+  long only = getenv("OOM_N") ? atol(getenv("OOM_N")) : 0; /* debugging: one run */
   for (long n = only ? only : 1; n <= (only ? only : total + 5); n++) {
     failmem_init(&fm, n);
     outcome o = scenario(&fm);

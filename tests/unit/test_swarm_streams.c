@@ -34,7 +34,7 @@ static void rec_open(lp2p_stream *s, const char *p, void *ud) {
   r->s = s;
   if (r->reset_on_open) {
     lp2p_stream_reset(s);
-    lp2p_stream_reset(s);  /* idempotent */
+    lp2p_stream_reset(s);   /* idempotent */
     CHECK_EQ(r->closed, 0); /* on_close is deferred */
   }
 }
@@ -59,8 +59,8 @@ static void rec_close(lp2p_stream *s, int err, void *ud) {
   r->err = err;
   r->s = NULL;
 }
-static const lp2p_stream_handler rec_handler = {sizeof(lp2p_stream_handler), rec_open, rec_data, rec_eof, NULL,
-                                                rec_close};
+static const lp2p_stream_handler rec_handler = {
+    sizeof(lp2p_stream_handler), rec_open, rec_data, rec_eof, NULL, rec_close};
 
 /* 128 concurrent streams, each with its own verified content. */
 TEST(many_concurrent_streams) {
@@ -130,8 +130,8 @@ static void sink_close(lp2p_stream *s, int err, void *ud) {
   k->err = err;
   k->s = NULL;
 }
-static const lp2p_stream_handler sink_handler = {sizeof(lp2p_stream_handler), sink_open, sink_data, sink_eof, NULL,
-                                                 sink_close};
+static const lp2p_stream_handler sink_handler = {
+    sizeof(lp2p_stream_handler), sink_open, sink_data, sink_eof, NULL, sink_close};
 
 TEST(manual_consume_backpressure) {
   tloop L;
@@ -183,7 +183,8 @@ TEST(stream_limits) {
   CHECK_OK(lp2p_swarm_add_behaviour(b.sw, &techo_vtable, &eb));
   REQUIRE(connect_pair(&L, &a, &b));
   rec r[3] = {{0}};
-  for (int i = 0; i < 3; i++) CHECK_OK(lp2p_swarm_open_stream(a.sw, &b.id, k_echo, 1, &rec_handler, &r[i], NULL));
+  for (int i = 0; i < 3; i++)
+    CHECK_OK(lp2p_swarm_open_stream(a.sw, &b.id, k_echo, 1, &rec_handler, &r[i], NULL));
   CHECK(RUN_UNTIL(&L, r[0].opened && r[1].opened && r[2].closed, 5000));
   CHECK_EQ(r[2].opened, 0);
   CHECK_EQ(r[2].err, LP2P_ERR_RESET);
@@ -254,8 +255,8 @@ static void resetter_open(lp2p_stream *s, const char *p, void *ud) {
   x->opened++;
   lp2p_stream_reset(s);
 }
-static const lp2p_stream_handler resetter_handler = {sizeof(lp2p_stream_handler), resetter_open, NULL, NULL, NULL,
-                                                     NULL};
+static const lp2p_stream_handler resetter_handler = {
+    sizeof(lp2p_stream_handler), resetter_open, NULL, NULL, NULL, NULL};
 
 TEST(reentrant_callbacks) {
   tloop L;
@@ -328,8 +329,8 @@ TEST(garbage_clients) {
   techo eb = {0};
   CHECK_OK(lp2p_swarm_add_behaviour(b.sw, &techo_vtable, &eb));
   REQUIRE(connect_pair(&L, &a, &b));
-  static const uint8_t g1[] = "\x05hello";                                     /* no newline */
-  static const uint8_t g2[] = "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"; /* absurd length */
+  static const uint8_t g1[] = "\x05hello";                                         /* no newline */
+  static const uint8_t g2[] = "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff";      /* absurd length */
   static const uint8_t g3[] = "\x13/multistream/1.0.0\n\x07/noise\n\x00\x05hello"; /* bad noise msg1 */
   static const uint8_t g4[] = "\x13/multistream/1.0.0\n\x07/tls/1\n";              /* unsupported: na */
   const uint8_t *gs[] = {g1, g2, g3};
