@@ -443,6 +443,35 @@ TEST(listen_addresses) {
   CHECK_EQ(tloop_finish(&L), 0);
 }
 
+/* IPv6 loopback, when the host has it. */
+TEST(ipv6_loopback) {
+  tloop L;
+  tloop_init(&L);
+  tsw a, b;
+  CHECK_OK(tsw_init(&a, &L, 1, NULL, 0));
+  CHECK_OK(tsw_init(&b, &L, 2, NULL, 0));
+  int rv = lp2p_swarm_listen(b.sw, "/ip6/::1/tcp/0");
+  if (rv == 0) {
+    const lp2p_multiaddr *ma;
+    CHECK_EQ(lp2p_swarm_listen_addrs(b.sw, &ma, 1), 1);
+    char t[128];
+    lp2p_multiaddr_to_string(ma, t, sizeof t);
+    CHECK(!strncmp(t, "/ip6/::1/tcp/", 13));
+    tdial d = {0};
+    CHECK_OK(lp2p_swarm_dial(a.sw, &b.id, (const char *[]){t}, 1, tdial_cb, &d));
+    CHECK(RUN_UNTIL(&L, d.done && b.n_established == 1, 5000));
+    CHECK_EQ(d.err, 0);
+    char r[128];
+    lp2p_multiaddr_to_string(lp2p_swarm_peer_remote_addr(b.sw, &a.id), r, sizeof r);
+    CHECK(!strncmp(r, "/ip6/::1/tcp/", 13));
+  } else {
+    printf("     (no IPv6 loopback here: %s)\n", lp2p_err_name(rv));
+  }
+  tsw_free(&a);
+  tsw_free(&b);
+  CHECK_EQ(tloop_finish(&L), 0);
+}
+
 /* Registry: inbound handler replaced/removed; protocol list; bad ids rejected. */
 TEST(registry_api) {
   tloop L;
@@ -479,6 +508,7 @@ int main(void) {
   RUN(concurrent_dials_coalesce);
   RUN(redial_after_close);
   RUN(listen_addresses);
+  RUN(ipv6_loopback);
   RUN(registry_api);
   return test_done();
 }
