@@ -2,6 +2,7 @@
  * strict protobuf parsing, signing/verification per type, generation and key
  * files. */
 #include <errno.h>
+#include <pthread.h>
 #include <mbedtls/ecp.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/rsa.h>
@@ -680,6 +681,37 @@ TEST(null_and_empty_arguments) {
   lp2p_privkey_free(k);
 }
 
+/* ---- shared use from several threads (objects are read-only after creation) ---- */
+
+static lp2p_privkey *shared_keys[3];
+static int thread_failures;
+
+static void *sign_verify_worker(void *arg) {
+  long seed = (long)arg;
+  for (int i = 0; i < 12; i++) {
+    const lp2p_privkey *k = shared_keys[(seed + i) % 3];
+    uint8_t msg[16], sig[LP2P_SIGNATURE_MAX];
+    memset(msg, (int)(seed * 31 + i), sizeof msg);
+    int n = lp2p_privkey_sign(k, msg, sizeof msg, sig, sizeof sig);
+    if (n <= 0 || lp2p_pubkey_verify(lp2p_privkey_public(k), msg, sizeof msg, sig, (size_t)n) != 0 ||
+        lp2p_pubkey_verify(lp2p_privkey_public(k), msg, sizeof msg - 1, sig, (size_t)n) != LP2P_ERR_SIGNATURE)
+      __atomic_add_fetch(&thread_failures, 1, __ATOMIC_RELAXED);
+  }
+  return NULL;
+}
+
+TEST(keys_shared_between_threads) {
+  CHECK_OK(lp2p_privkey_generate(&shared_keys[0], LP2P_KEY_ED25519, 0));
+  CHECK_OK(lp2p_privkey_generate(&shared_keys[1], LP2P_KEY_SECP256K1, 0));
+  CHECK_OK(lp2p_privkey_generate(&shared_keys[2], LP2P_KEY_RSA, 2048));
+  REQUIRE(shared_keys[0] && shared_keys[1] && shared_keys[2]);
+  pthread_t t[4];
+  for (long i = 0; i < 4; i++) CHECK_EQ(pthread_create(&t[i], NULL, sign_verify_worker, (void *)i), 0);
+  for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+  CHECK_EQ(thread_failures, 0);
+  for (int i = 0; i < 3; i++) lp2p_privkey_free(shared_keys[i]);
+}
+
 /* ---- key files ---- */
 
 static char tmpdir[256];
@@ -793,6 +825,7 @@ int main(void) {
   RUN(generate_each_type);
   RUN(rsa_3072_generation);
   RUN(null_and_empty_arguments);
+  RUN(keys_shared_between_threads);
   RUN(keyfile_save_load);
   RUN(keyfile_errors);
   char cmd[300];
