@@ -35,6 +35,9 @@ LP2P_EXTERN int lp2p_peer_id_to_string(const lp2p_peer_id *id, char *buf, size_t
 LP2P_EXTERN int lp2p_peer_id_to_cid_string(const lp2p_peer_id *id, char *buf, size_t cap);
 LP2P_EXTERN int lp2p_peer_id_equal(const lp2p_peer_id *a, const lp2p_peer_id *b);
 LP2P_EXTERN int lp2p_peer_id_cmp(const lp2p_peer_id *a, const lp2p_peer_id *b); /* total order */
+/* For hash tables: SipHash-2-4 of the multihash bytes under a per-process random
+ * key (peers choose identity ids freely). Stable within one process only: never
+ * persist it or send it. */
 LP2P_EXTERN uint64_t lp2p_peer_id_hash(const lp2p_peer_id *id);
 /* For identity-multihash ids, the embedded public key (caller owns it);
  * LP2P_ERR_NOT_FOUND for sha2-256 ids. */
