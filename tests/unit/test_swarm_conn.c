@@ -257,7 +257,210 @@ TEST(pending_handshakes_and_timeout) {
   CHECK_EQ(tloop_finish(&L), 0);
 }
 
+/* ---- a lazy dialer (rust-libp2p V1Lazy style) built from the engines over a raw
+ * socket: every negotiation is pipelined with the next layer's first bytes:
+ *   flight 1: mss "/noise" + Noise msg1
+ *   flight 2: Noise msg3 + [mss "/yamux/1.0.0" + yamux SYN + mss echo proposal + app data]
+ * and no muxer list in the Noise handshake (rust does not send one). */
+typedef struct lazy {
+  uv_tcp_t tcp;
+  uv_connect_t creq;
+  lp2p_privkey *key;
+  lp2p_mss *sec, *mux, *app;
+  lp2p_noise *noise;
+  lp2p_yamux *mx;
+  uint32_t sid;
+  int stage, failed;
+  uint8_t in[1 << 16];
+  size_t in_len;
+  char echoed[64];
+  size_t n_echoed;
+} lazy;
+
+static void lazy_written(uv_write_t *w, int status) {
+  (void)status;
+  free(w);
+}
+static void lazy_send(lazy *z, const uint8_t *p, size_t n) {
+  uv_write_t *w = malloc(sizeof *w + n);
+  memcpy(w + 1, p, n);
+  uv_buf_t b = uv_buf_init((char *)(w + 1), (unsigned)n);
+  uv_write(w, (uv_stream_t *)&z->tcp, &b, 1, lazy_written);
+}
+static void lazy_flush_noise(lazy *z) {
+  const uint8_t *p;
+  size_t n = lp2p_noise_output(z->noise, &p);
+  if (n) {
+    lazy_send(z, p, n);
+    lp2p_noise_output_consumed(z->noise, n);
+  }
+}
+static void lazy_data(lp2p_yamux *mx, uint32_t id, const uint8_t *p, size_t n, void *ud) {
+  lazy *z = ud;
+  lp2p_yamux_consume(mx, id, n);
+  if (!lp2p_mss_done(z->app)) {
+    int64_t k = lp2p_mss_feed(z->app, p, n);
+    if (k < 0) {
+      z->failed = 1;
+      return;
+    }
+    p += k;
+    n -= (size_t)k;
+  }
+  if (n && z->n_echoed + n < sizeof z->echoed) {
+    memcpy(z->echoed + z->n_echoed, p, n);
+    z->n_echoed += n;
+  }
+}
+static const lp2p_yamux_callbacks lazy_ycb = {sizeof(lp2p_yamux_callbacks), NULL, lazy_data, NULL, NULL,
+                                              NULL, NULL, NULL};
+
+static void lazy_second_flight(lazy *z) {
+  static const char *const mux[] = {"/yamux/1.0.0"};
+  static const char *const app[] = {TECHO_PROTO};
+  lp2p_mss_new_dialer(&z->mux, mux, 1, NULL, NULL);
+  lp2p_yamux_config yc;
+  lp2p_yamux_config_default(&yc, 1);
+  yc.keepalive_interval = 0;
+  lp2p_yamux_new(&z->mx, &yc, &lazy_ycb, z, NULL);
+  lp2p_yamux_open_stream(z->mx, &z->sid);
+  lp2p_mss_new_dialer(&z->app, app, 1, NULL, NULL);
+  const uint8_t *p;
+  size_t n = lp2p_mss_output(z->app, &p);
+  uint8_t first[256];
+  memcpy(first, p, n);
+  memcpy(first + n, "hello, lazy", 11);
+  lp2p_yamux_write(z->mx, z->sid, first, n + 11);
+  lp2p_mss_output_consumed(z->app, n);
+  n = lp2p_mss_output(z->mux, &p);
+  lp2p_noise_write(z->noise, p, n); /* after msg3 in the noise output */
+  lp2p_mss_output_consumed(z->mux, n);
+  while ((n = lp2p_yamux_output(z->mx, &p)) > 0) {
+    lp2p_noise_write(z->noise, p, n);
+    lp2p_yamux_output_consumed(z->mx, n);
+  }
+  lazy_flush_noise(z); /* msg3 + muxer proposal + yamux frames: one write */
+}
+
+static void lazy_alloc(uv_handle_t *h, size_t s, uv_buf_t *b) {
+  lazy *z = h->data;
+  (void)s;
+  b->base = (char *)z->in + z->in_len;
+  b->len = sizeof z->in - z->in_len;
+}
+
+static void lazy_read(uv_stream_t *st, ssize_t nr, const uv_buf_t *b) {
+  lazy *z = st->data;
+  (void)b;
+  if (nr < 0) {
+    z->failed = z->failed || z->n_echoed < 11;
+    uv_read_stop(st);
+    return;
+  }
+  z->in_len += (size_t)nr;
+  for (int progress = 1; progress && !z->failed;) {
+    progress = 0;
+    int64_t k = 0;
+    if (z->stage == 0) {
+      k = lp2p_mss_feed(z->sec, z->in, z->in_len);
+      if (k >= 0 && lp2p_mss_done(z->sec)) z->stage = 1, progress = 1;
+    } else {
+      k = lp2p_noise_feed(z->noise, z->in, z->in_len);
+      if (k >= 0 && z->stage == 1 && lp2p_noise_handshake_done(z->noise)) {
+        z->stage = 2;
+        progress = 1;
+        lazy_second_flight(z);
+      }
+    }
+    if (k < 0) {
+      z->failed = 1;
+      break;
+    }
+    memmove(z->in, z->in + k, z->in_len - (size_t)k);
+    z->in_len -= (size_t)k;
+    if (k > 0) progress = 1;
+    if (z->stage == 2) {
+      const uint8_t *p;
+      size_t n;
+      while ((n = lp2p_noise_plaintext(z->noise, &p)) > 0) {
+        int64_t used = 0;
+        if (!lp2p_mss_done(z->mux)) {
+          used = lp2p_mss_feed(z->mux, p, n);
+          if (used < 0) z->failed = 1;
+        } else {
+          used = lp2p_yamux_feed(z->mx, p, n, 0);
+          if (used < 0) z->failed = 1;
+        }
+        if (z->failed || used == 0) break;
+        lp2p_noise_plaintext_consumed(z->noise, (size_t)used);
+      }
+    }
+  }
+}
+
+static void lazy_connected(uv_connect_t *req, int status) {
+  lazy *z = req->data;
+  if (status < 0) {
+    z->failed = 1;
+    return;
+  }
+  static const char *const sec[] = {"/noise"};
+  lp2p_mss_new_dialer(&z->sec, sec, 1, NULL, NULL);
+  lp2p_noise_config nc;
+  memset(&nc, 0, sizeof nc);
+  nc.struct_size = sizeof nc;
+  nc.initiator = 1;
+  nc.identity = z->key;
+  lp2p_noise_new(&z->noise, &nc, NULL);
+  /* flight 1: proposal + msg1, before the echo */
+  const uint8_t *p, *q;
+  size_t n = lp2p_mss_output(z->sec, &p), m = lp2p_noise_output(z->noise, &q);
+  uint8_t buf[256];
+  memcpy(buf, p, n);
+  memcpy(buf + n, q, m);
+  lazy_send(z, buf, n + m);
+  lp2p_mss_output_consumed(z->sec, n);
+  lp2p_noise_output_consumed(z->noise, m);
+  uv_read_start((uv_stream_t *)&z->tcp, lazy_alloc, lazy_read);
+}
+
+TEST(lazy_dialer_pipelining) {
+  tloop L;
+  tloop_init(&L);
+  tsw b;
+  CHECK_OK(tsw_init(&b, &L, 2, NULL, 1));
+  techo eb = {0};
+  CHECK_OK(lp2p_swarm_add_behaviour(b.sw, &techo_vtable, &eb));
+  lazy *z = calloc(1, sizeof *z);
+  uint8_t seed[32];
+  memset(seed, 5, sizeof seed);
+  CHECK_OK(lp2p_privkey_from_ed25519_seed(&z->key, seed));
+  uv_tcp_init(&L.loop, &z->tcp);
+  z->tcp.data = z;
+  z->creq.data = z;
+  struct sockaddr_in sa;
+  uv_ip4_addr("127.0.0.1", tsw_port(&b), &sa);
+  CHECK_EQ(uv_tcp_connect(&z->creq, &z->tcp, (const struct sockaddr *)&sa, lazy_connected), 0);
+  CHECK(RUN_UNTIL(&L, z->failed || z->n_echoed >= 11, 5000));
+  CHECK_EQ(z->failed, 0);
+  CHECK_EQ(z->n_echoed, 11);
+  CHECK_MEM(z->echoed, "hello, lazy", 11);
+  CHECK_EQ(b.n_established, 1);
+  CHECK_EQ(eb.opened, 1);
+  uv_close((uv_handle_t *)&z->tcp, NULL);
+  tsw_free(&b);
+  CHECK_EQ(tloop_finish(&L), 0);
+  lp2p_mss_free(z->sec);
+  lp2p_mss_free(z->mux);
+  lp2p_mss_free(z->app);
+  lp2p_noise_free(z->noise);
+  lp2p_yamux_free(z->mx);
+  lp2p_privkey_free(z->key);
+  free(z);
+}
+
 int main(void) {
+  RUN(lazy_dialer_pipelining);
   RUN(simultaneous_dial);
   RUN(idle_timeout);
   RUN(keepalive_timeout);
