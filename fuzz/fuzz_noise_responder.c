@@ -34,6 +34,9 @@ static lp2p_privkey *id_i, *id_r;
 static lp2p_peer_id peer_i, peer_r;
 static uint8_t good_payload[256]; /* valid identity_key + identity_sig of the initiator for kS_i */
 static size_t good_len;
+/* The raw initiator is deterministic up to msg1: keep its state (saves two X25519 per run). */
+static lp2p__noise_hs hs_after_msg1;
+static uint8_t msg1_wire[34];
 
 static void init_once(void) {
   if (id_i) return;
@@ -51,6 +54,10 @@ static void init_once(void) {
   CHECK(good_len <= sizeof good_payload);
   memcpy(good_payload, p, good_len);
   free(p);
+  size_t ml;
+  CHECK(lp2p__noise_hs_write(&hs, NULL, 0, msg1_wire + 2, 32, &ml) == 0 && ml == 32);
+  msg1_wire[1] = 32;
+  hs_after_msg1 = hs;
 }
 
 static void drain(lp2p_noise *n, uint8_t **acc, size_t *acc_len) {
@@ -142,14 +149,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
 
   /* a real initiator: msg1 */
-  lp2p__noise_hs hs;
-  CHECK(lp2p__noise_hs_init(&hs, 1, NULL, 0, kS_i, kE_i) == 0);
+  lp2p__noise_hs hs = hs_after_msg1;
   uint8_t *msg = malloc(70000), *wire = malloc(70000);
   CHECK(msg && wire);
   size_t ml, wl, pl;
-  CHECK(lp2p__noise_hs_write(&hs, NULL, 0, msg, 70000, &ml) == 0);
-  wl = frame(wire, msg, ml);
-  CHECK(feed_all(n, wire, wl, chunk, NULL, NULL) == 0);
+  CHECK(feed_all(n, msg1_wire, sizeof msg1_wire, chunk, NULL, NULL) == 0);
   size_t ol = lp2p_noise_output(n, &o);
   CHECK(ol > 2 + 96 && (size_t)(o[0] << 8 | o[1]) == ol - 2);
   CHECK(lp2p__noise_hs_read(&hs, o + 2, ol - 2, msg, 70000, &pl) == 0); /* our msg2 is valid */
