@@ -186,7 +186,7 @@ size_t lp2p_noise_output(lp2p_noise *n, const uint8_t **out) {
 
 void lp2p_noise_output_consumed(lp2p_noise *n, size_t k) { lp2p__noise_buf_consume(&n->out, k); }
 
-int lp2p_noise_handshake_done(const lp2p_noise *n) { return n && n->state == LP2P__NOISE_DONE && !n->err; }
+int lp2p_noise_handshake_done(const lp2p_noise *n) { return n && n->state == LP2P__NOISE_DONE; }
 int lp2p_noise_error(const lp2p_noise *n) { return n ? n->err : LP2P_ERR_INVAL; }
 int lp2p_noise_is_initiator(const lp2p_noise *n) { return n ? n->initiator : 0; }
 

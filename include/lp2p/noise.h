@@ -93,14 +93,15 @@ LP2P_EXTERN size_t lp2p_noise_output(lp2p_noise *n, const uint8_t **out);
 LP2P_EXTERN void lp2p_noise_output_consumed(lp2p_noise *n, size_t k);
 
 /* 1 once the handshake has completed (initiator: msg2 verified and msg3 queued; responder:
- * msg3 verified). The initiator may write transport data at once. */
+ * msg3 verified), and it stays 1 after a later transport error (see lp2p_noise_error). The
+ * initiator may write transport data at once. */
 LP2P_EXTERN int lp2p_noise_handshake_done(const lp2p_noise *n);
 /* The terminal error of the session, or 0. */
 LP2P_EXTERN int lp2p_noise_error(const lp2p_noise *n);
 LP2P_EXTERN int lp2p_noise_is_initiator(const lp2p_noise *n);
 
-/* The verified remote peer id / identity key; NULL before the handshake is done. Owned by n,
- * valid while n lives. */
+/* The verified remote peer id / identity key; NULL until the handshake is done (also when it
+ * failed). Owned by n, valid while n lives. */
 LP2P_EXTERN const lp2p_peer_id *lp2p_noise_remote_peer(const lp2p_noise *n);
 LP2P_EXTERN const lp2p_pubkey *lp2p_noise_remote_key(const lp2p_noise *n);
 /* The muxer agreed through the stream_muxers extension, or NULL (use multistream-select).

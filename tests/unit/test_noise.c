@@ -467,6 +467,9 @@ TEST(transport_garbage_and_tamper_are_terminal) {
     uint8_t f[20] = {0, (uint8_t)len};
     CHECK_EQ(lp2p_noise_feed(r, f, 2u + (size_t)len), LP2P_ERR_DECRYPT);
     CHECK_EQ(lp2p_noise_write(r, (const uint8_t *)"x", 1), LP2P_ERR_DECRYPT);
+    /* the handshake result stays readable after a transport error */
+    CHECK(lp2p_noise_handshake_done(r));
+    CHECK(lp2p_noise_remote_peer(r) && lp2p_peer_id_equal(lp2p_noise_remote_peer(r), &id_a));
     const uint8_t *p;
     CHECK_EQ(lp2p_noise_plaintext(r, &p), 0);
     lp2p_noise_free(i);
