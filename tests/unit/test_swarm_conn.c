@@ -257,6 +257,59 @@ TEST(pending_handshakes_and_timeout) {
   CHECK_EQ(tloop_finish(&L), 0);
 }
 
+/* A server that accepts TCP and never answers: the dial times out per address. */
+typedef struct silent_srv {
+  int accepted;
+  uv_tcp_t *last;
+} silent_srv;
+static void silent_conn(uv_stream_t *srv, int status) {
+  silent_srv *st = srv->data;
+  if (status < 0) return;
+  uv_tcp_t *t = malloc(sizeof *t);
+  uv_tcp_init(srv->loop, t);
+  uv_accept(srv, (uv_stream_t *)t);
+  st->accepted++;
+  st->last = t;
+}
+static void free_handle(uv_handle_t *h) { free(h); }
+
+TEST(dial_timeout) {
+  tloop L;
+  tloop_init(&L);
+  lp2p_swarm_config cfg;
+  tsw_config(&cfg);
+  cfg.dial_timeout_ms = 300;
+  tsw a;
+  CHECK_OK(tsw_init(&a, &L, 1, &cfg, 0));
+  uv_tcp_t srv;
+  silent_srv st = {0, NULL};
+  uv_tcp_init(&L.loop, &srv);
+  srv.data = &st;
+  struct sockaddr_in sa;
+  uv_ip4_addr("127.0.0.1", 0, &sa);
+  uv_tcp_bind(&srv, (const struct sockaddr *)&sa, 0);
+  CHECK_EQ(uv_listen((uv_stream_t *)&srv, 8, silent_conn), 0);
+  int len = sizeof sa;
+  uv_tcp_getsockname(&srv, (struct sockaddr *)&sa, &len);
+  char addr[64];
+  snprintf(addr, sizeof addr, "/ip4/127.0.0.1/tcp/%d", ntohs(sa.sin_port));
+  tsw b;
+  CHECK_OK(tsw_init(&b, &L, 2, NULL, 0));
+  tdial d = {0};
+  uint64_t t0 = uv_now(&L.loop);
+  CHECK_OK(lp2p_swarm_dial(a.sw, &b.id, (const char *[]){addr}, 1, tdial_cb, &d));
+  CHECK(RUN_UNTIL(&L, d.done, 5000));
+  CHECK_EQ(d.err, LP2P_ERR_TIMEOUT);
+  CHECK(uv_now(&L.loop) - t0 >= 290);
+  CHECK_EQ(st.accepted, 1);
+  CHECK_EQ(a.n_dial_failed, 1);
+  if (st.last) uv_close((uv_handle_t *)st.last, free_handle);
+  uv_close((uv_handle_t *)&srv, NULL);
+  tsw_free(&a);
+  tsw_free(&b);
+  CHECK_EQ(tloop_finish(&L), 0);
+}
+
 /* ---- a lazy dialer (rust-libp2p V1Lazy style) built from the engines over a raw
  * socket: every negotiation is pipelined with the next layer's first bytes:
  *   flight 1: mss "/noise" + Noise msg1
@@ -461,6 +514,7 @@ TEST(lazy_dialer_pipelining) {
 
 int main(void) {
   RUN(lazy_dialer_pipelining);
+  RUN(dial_timeout);
   RUN(simultaneous_dial);
   RUN(idle_timeout);
   RUN(keepalive_timeout);
