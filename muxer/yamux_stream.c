@@ -155,16 +155,19 @@ int lp2p__yamux_emit_data(lp2p_yamux *mx, lp2p__yamux_stream *s) {
   uint64_t chunk = s->sbuf.len;
   if (chunk > s->send_window) chunk = s->send_window;
   if (chunk > mx->max_frame) chunk = mx->max_frame;
-  uint8_t *p = lp2p__yamux_out_reserve(mx, LP2P__YAMUX_HDR_LEN + (size_t)chunk);
+  /* The FIN after the last bytes goes in its own WindowUpdate frame: js-libp2p-yamux 8.x applies a
+   * Data frame's flags before its payload and would drop the payload of a Data+FIN frame. */
+  int fin = (s->flags & YX_FIN_QUEUED) && chunk == s->sbuf.len;
+  size_t need = LP2P__YAMUX_HDR_LEN + (size_t)chunk + (fin ? LP2P__YAMUX_HDR_LEN : 0);
+  uint8_t *p = lp2p__yamux_out_reserve(mx, need);
   if (!p) return LP2P_ERR_NOMEM;
-  uint16_t flags = 0;
-  if ((s->flags & YX_FIN_QUEUED) && chunk == s->sbuf.len) {
-    flags |= LP2P__YAMUX_FIN;
+  lp2p__yamux_hdr_encode(p, LP2P__YAMUX_DATA, 0, s->id, (uint32_t)chunk);
+  ring_copy(&s->sbuf, p + LP2P__YAMUX_HDR_LEN, (size_t)chunk);
+  if (fin) {
+    lp2p__yamux_hdr_encode(p + LP2P__YAMUX_HDR_LEN + chunk, LP2P__YAMUX_WINDOW_UPDATE, LP2P__YAMUX_FIN, s->id, 0);
     s->flags |= YX_FIN_SENT;
   }
-  lp2p__yamux_hdr_encode(p, LP2P__YAMUX_DATA, flags, s->id, (uint32_t)chunk);
-  ring_copy(&s->sbuf, p + LP2P__YAMUX_HDR_LEN, (size_t)chunk);
-  mx->out_len += LP2P__YAMUX_HDR_LEN + (size_t)chunk;
+  mx->out_len += need;
   ring_pop(&s->sbuf, (size_t)chunk);
   s->send_window -= chunk;
   if (!s->sbuf.len) ring_free(&mx->mem, &s->sbuf);

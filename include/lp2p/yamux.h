@@ -61,7 +61,9 @@
  *
  * Output scheduling
  *   Control frames (SYN, ACK, window updates, ping answers, FIN, RST, GoAway)
- *   are queued as soon as they arise; Data frames are built lazily by
+ *   are queued as soon as they arise (a FIN queued behind buffered data follows
+ *   the last Data frame as its own WindowUpdate FIN: FIN is never put on a Data
+ *   frame with payload, which js-libp2p-yamux 8.x would drop); Data frames are built lazily by
  *   lp2p_yamux_output(), at most LP2P_YAMUX_MAX_DATA_FRAME payload bytes each,
  *   round-robin over streams with data and window, until about
  *   LP2P_YAMUX_OUTPUT_BATCH bytes are pending.
