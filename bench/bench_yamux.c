@@ -212,9 +212,7 @@ int main(int argc, char **argv) {
   memset(src, 0xA5, sizeof src);
   uint64_t total = bench_quick() ? (64u << 20) : (512u << 20);
   char name[128];
-  static const struct {
-    int n, tune;
-  } cases[] = {{1, 0}, {1, 1}, {100, 0}, {100, 1}};
+  static const struct { int n, tune; } cases[] = {{1, 0}, {1, 1}, {100, 0}, {100, 1}};
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     result r = run(cases[c].n, total, cases[c].tune, LP2P_YAMUX_MAX_DATA_FRAME, LP2P_YAMUX_OUTPUT_BATCH);
     snprintf(name, sizeof name, "pair %d stream%s, %s (window %u KiB)", cases[c].n, cases[c].n > 1 ? "s" : "",
@@ -241,14 +239,15 @@ int main(int argc, char **argv) {
   static const uint32_t rtts[] = {0, 1, 2, 4};
   for (size_t l = 0; l < 3; l++)
     for (size_t k = 0; k < 4; k++) {
-      result r = run_link(bench_quick() ? (16u << 20) : (64u << 20), rtts[k] != 0, links[l].rtt, links[l].mbit,
-                          rtts[k]);
+      result r = run_link(bench_quick() ? (16u << 20) : (64u << 20), rtts[k] != 0, links[l].rtt,
+                          links[l].mbit, rtts[k]);
       if (rtts[k])
-        snprintf(name, sizeof name, "simulated %u ms RTT, %.0f Mbit/s link: auto-tuned at %u RTT (window %u KiB)",
-                 links[l].rtt, links[l].mbit, rtts[k], r.win / 1024);
+        snprintf(name, sizeof name,
+                 "simulated %u ms RTT, %.0f Mbit/s link: auto-tuned at %u RTT (window %u KiB)", links[l].rtt,
+                 links[l].mbit, rtts[k], r.win / 1024);
       else
-        snprintf(name, sizeof name, "simulated %u ms RTT, %.0f Mbit/s link: fixed 256 KiB window", links[l].rtt,
-                 links[l].mbit);
+        snprintf(name, sizeof name, "simulated %u ms RTT, %.0f Mbit/s link: fixed 256 KiB window",
+                 links[l].rtt, links[l].mbit);
       report(name, r.bps, "B/s");
     }
   return bench_done();

@@ -28,11 +28,13 @@ static int load_config(lp2p_yamux_config *c, const lp2p_yamux_config *in) {
   c->struct_size = sizeof *c;
   c->is_client = in->is_client ? 1 : 0;
   if (!c->initial_window) c->initial_window = LP2P_YAMUX_DEFAULT_WINDOW;
-  if (!c->max_window) c->max_window = c->initial_window > LP2P_YAMUX_DEFAULT_MAX_WINDOW ? c->initial_window
-                                                                                      : LP2P_YAMUX_DEFAULT_MAX_WINDOW;
+  if (!c->max_window)
+    c->max_window =
+        c->initial_window > LP2P_YAMUX_DEFAULT_MAX_WINDOW ? c->initial_window : LP2P_YAMUX_DEFAULT_MAX_WINDOW;
   if (!c->max_inbound_streams) c->max_inbound_streams = LP2P_YAMUX_DEFAULT_MAX_INBOUND;
   if (!c->max_unacked_outbound) c->max_unacked_outbound = LP2P_YAMUX_DEFAULT_MAX_UNACKED;
-  if (c->initial_window < LP2P_YAMUX_DEFAULT_WINDOW || c->max_window < c->initial_window) return LP2P_ERR_INVAL;
+  if (c->initial_window < LP2P_YAMUX_DEFAULT_WINDOW || c->max_window < c->initial_window)
+    return LP2P_ERR_INVAL;
   return 0;
 }
 
@@ -266,7 +268,9 @@ static int accept_inbound(lp2p_yamux *mx, uint32_t id, lp2p__yamux_stream **out)
 
 /* ---- input ---- */
 
-static int proto_error(lp2p_yamux *mx) { return lp2p__yamux_fail(mx, LP2P_ERR_PROTO, LP2P_YAMUX_GOAWAY_PROTOCOL_ERROR); }
+static int proto_error(lp2p_yamux *mx) {
+  return lp2p__yamux_fail(mx, LP2P_ERR_PROTO, LP2P_YAMUX_GOAWAY_PROTOCOL_ERROR);
+}
 
 static int skip_body(lp2p_yamux *mx, const lp2p__yamux_hdr *h) {
   if (h->type == LP2P__YAMUX_DATA) {
@@ -308,7 +312,8 @@ static int on_stream_frame(lp2p_yamux *mx, const lp2p__yamux_hdr *h) {
     return 0;
   }
   if (s->flags & YX_REMOTE_FIN) return skip_body(mx, h); /* data after FIN: discarded */
-  if (h->length > s->recv_avail) return lp2p__yamux_fail(mx, LP2P_ERR_WINDOW, LP2P_YAMUX_GOAWAY_PROTOCOL_ERROR);
+  if (h->length > s->recv_avail)
+    return lp2p__yamux_fail(mx, LP2P_ERR_WINDOW, LP2P_YAMUX_GOAWAY_PROTOCOL_ERROR);
   if (!h->length) {
     if (h->flags & LP2P__YAMUX_FIN) lp2p__yamux_remote_fin(mx, s);
     return 0;
@@ -345,10 +350,8 @@ static int on_header(lp2p_yamux *mx) {
   if (h.version != LP2P__YAMUX_VERSION) return proto_error(mx);
   switch (h.type) {
   case LP2P__YAMUX_DATA:
-  case LP2P__YAMUX_WINDOW_UPDATE:
-    return on_stream_frame(mx, &h);
-  case LP2P__YAMUX_PING:
-    return on_ping(mx, &h);
+  case LP2P__YAMUX_WINDOW_UPDATE: return on_stream_frame(mx, &h);
+  case LP2P__YAMUX_PING: return on_ping(mx, &h);
   case LP2P__YAMUX_GO_AWAY:
     if (!mx->goaway_recv) {
       mx->goaway_recv = 1;
@@ -360,8 +363,7 @@ static int on_header(lp2p_yamux *mx) {
       }
     }
     return 0;
-  default:
-    return proto_error(mx);
+  default: return proto_error(mx);
   }
 }
 

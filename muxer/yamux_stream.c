@@ -164,7 +164,8 @@ int lp2p__yamux_emit_data(lp2p_yamux *mx, lp2p__yamux_stream *s) {
   lp2p__yamux_hdr_encode(p, LP2P__YAMUX_DATA, 0, s->id, (uint32_t)chunk);
   ring_copy(&s->sbuf, p + LP2P__YAMUX_HDR_LEN, (size_t)chunk);
   if (fin) {
-    lp2p__yamux_hdr_encode(p + LP2P__YAMUX_HDR_LEN + chunk, LP2P__YAMUX_WINDOW_UPDATE, LP2P__YAMUX_FIN, s->id, 0);
+    lp2p__yamux_hdr_encode(p + LP2P__YAMUX_HDR_LEN + chunk, LP2P__YAMUX_WINDOW_UPDATE, LP2P__YAMUX_FIN, s->id,
+                           0);
     s->flags |= YX_FIN_SENT;
   }
   mx->out_len += need;

@@ -68,7 +68,8 @@ static void run_one(const scen *sc, const uint8_t *in, size_t len, size_t split,
   snprintf(log, sizeof log, "%s", yh_log(&p));
   const char *out = yh_out_text(&p);
   if (rv != want) {
-    TEST_FAIL_("%s split %zu: feed returned %lld, want %lld", sc->name, split, (long long)rv, (long long)want);
+    TEST_FAIL_("%s split %zu: feed returned %lld, want %lld", sc->name, split, (long long)rv,
+               (long long)want);
     *failed = 1;
   } else if (strcmp(log, sc->log)) {
     TEST_FAIL_("%s split %zu: events \"%s\", want \"%s\"", sc->name, split, log, sc->log);
@@ -80,7 +81,8 @@ static void run_one(const scen *sc, const uint8_t *in, size_t len, size_t split,
     TEST_FAIL_("%s split %zu: error() %d", sc->name, split, lp2p_yamux_error(p.mx));
     *failed = 1;
   } else if (sc->count >= 0 && lp2p_yamux_stream_count(p.mx) != (size_t)sc->count) {
-    TEST_FAIL_("%s split %zu: %zu streams, want %d", sc->name, split, lp2p_yamux_stream_count(p.mx), sc->count);
+    TEST_FAIL_("%s split %zu: %zu streams, want %d", sc->name, split, lp2p_yamux_stream_count(p.mx),
+               sc->count);
     *failed = 1;
   } else if (p.nested) {
     TEST_FAIL_("%s split %zu: on_stream_close nested in a callback", sc->name, split);
@@ -324,7 +326,8 @@ TEST(data_frames) {
   /* one byte more than the window: fatal, GoAway(protocol error) */
   in_reset();
   frz(0, 1, W256K + 1, 16);
-  scen c = {"window_exceeded", 0, setup_srv_s1, "C1:LP2P_ERR_WINDOW", "GOAWAY#0=1", LP2P_ERR_WINDOW, 0, NULL, 1,
+  scen c = {"window_exceeded", 0, setup_srv_s1, "C1:LP2P_ERR_WINDOW", "GOAWAY#0=1", LP2P_ERR_WINDOW, 0,
+            NULL, 1,
             NULL};
   run_scen(&c, g_in, g_n);
 
@@ -406,7 +409,8 @@ TEST(rst_frames) {
   fr(T_WU, F_FIN, 1, 0, NULL);
   fr(T_WU, F_RST, 1, 0, NULL);
   fr(T_PING, F_SYN, 0, 1, NULL);
-  scen d = {"late_after_remote_rst", 0, setup_srv_s1, "C1:LP2P_ERR_RESET", "PING+ACK#0=1", 0, 0, NULL, 0, NULL};
+  scen d = {"late_after_remote_rst", 0, setup_srv_s1, "C1:LP2P_ERR_RESET", "PING+ACK#0=1", 0, 0, NULL, 0,
+            NULL};
   run_scen(&d, g_in, g_n);
 
   /* late frames after our RST (the peer had data in flight) */
@@ -471,7 +475,8 @@ TEST(violations) {
 
   in_reset();
   fr(4, 0, 0, 0, NULL);
-  scen b = {"unknown_type", 0, setup_srv_s1, "C1:LP2P_ERR_PROTO", "GOAWAY#0=1", LP2P_ERR_PROTO, 0, NULL, 0, NULL};
+  scen b = {"unknown_type", 0, setup_srv_s1, "C1:LP2P_ERR_PROTO", "GOAWAY#0=1", LP2P_ERR_PROTO, 0, NULL, 0,
+            NULL};
   run_scen(&b, g_in, g_n);
 
   /* both sides think they are the server/client */
@@ -486,18 +491,21 @@ TEST(violations) {
 
   in_reset();
   fr(T_DATA, F_SYN, 1, 1, "x");
-  scen d = {"syn_existing", 0, setup_srv_s1, "C1:LP2P_ERR_PROTO", "GOAWAY#0=1", LP2P_ERR_PROTO, 0, NULL, 0, NULL};
+  scen d = {"syn_existing", 0, setup_srv_s1, "C1:LP2P_ERR_PROTO", "GOAWAY#0=1", LP2P_ERR_PROTO, 0, NULL, 0,
+            NULL};
   run_scen(&d, g_in, g_n);
 
   in_reset();
   fr(T_WU, F_SYN, 1, 0, NULL);
-  scen e = {"syn_reused_after_close", 0, setup_srv_s1_remote_rst, "", "GOAWAY#0=1", LP2P_ERR_PROTO, 0, NULL, 0,
+  scen e = {"syn_reused_after_close", 0, setup_srv_s1_remote_rst, "", "GOAWAY#0=1", LP2P_ERR_PROTO, 0,
+            NULL, 0,
             NULL};
   run_scen(&e, g_in, g_n);
 
   in_reset();
   fr(T_DATA, 0, 5, 1, "x");
-  scen f = {"data_never_opened", 0, setup_srv_s1, "C1:LP2P_ERR_PROTO", "GOAWAY#0=1", LP2P_ERR_PROTO, 0, NULL, 0,
+  scen f = {"data_never_opened", 0, setup_srv_s1, "C1:LP2P_ERR_PROTO", "GOAWAY#0=1", LP2P_ERR_PROTO, 0,
+            NULL, 0,
             NULL};
   run_scen(&f, g_in, g_n);
 
@@ -522,7 +530,8 @@ TEST(violations) {
   fr(T_DATA, 0, 3, 2, "ok");
   fr(9, 0, 0, 0, NULL);
   fr(T_PING, F_SYN, 0, 1, NULL);
-  scen j = {"violation_mid_input", 0, NULL, "O3 D3:2 C3:LP2P_ERR_PROTO", "WU+ACK#3=0 GOAWAY#0=1", LP2P_ERR_PROTO, 0,
+  scen j = {"violation_mid_input", 0, NULL, "O3 D3:2 C3:LP2P_ERR_PROTO", "WU+ACK#3=0 GOAWAY#0=1",
+            LP2P_ERR_PROTO, 0,
             NULL, 0, NULL};
   run_scen(&j, g_in, g_n);
 }
@@ -539,7 +548,8 @@ TEST(inbound_limit) {
   fr(T_DATA, 0, 5, 3, "abc");      /* late frame for the refused stream */
   fr(T_WU, F_RST, 1, 0, NULL);     /* frees a slot */
   fr(T_WU, F_SYN, 7, 0, NULL);
-  scen a = {"inbound_limit", 0, NULL, "O1 O3 C1:LP2P_ERR_RESET O7", "WU+ACK#1=0 WU+ACK#3=0 WU+RST#5=0 WU+ACK#7=0",
+  scen a = {"inbound_limit", 0, NULL, "O1 O3 C1:LP2P_ERR_RESET O7",
+            "WU+ACK#1=0 WU+ACK#3=0 WU+RST#5=0 WU+ACK#7=0",
             0, 2, NULL, 0, &cfg};
   run_scen(&a, g_in, g_n);
   /* a SYN for the refused id later is a reuse */
