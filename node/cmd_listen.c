@@ -84,7 +84,8 @@ static void listen_usage(FILE *f) {
              "(\"peers\" is the number of connected peers after the event.)\n"
              "\n"
              "--control reads one command per line from stdin (testing): \"dial MADDR\",\n"
-             "\"ping PEER-ID|MADDR\", \"disconnect PEER-ID\", \"peers\", \"quit\". Results are\n"
+             "\"listen MADDR\", \"ping PEER-ID|MADDR\", \"disconnect PEER-ID\", \"peers\", \"quit\".\n"
+             "A new listen address is announced to connected peers by identify push. Results are\n"
              "events: dialed {peer, addr, error}, ping {peer, rtt_us, error}, peers {count, peers},\n"
              "disconnected {peer, error}, control-error {line, message}. End of input is ignored.\n");
 }
@@ -474,6 +475,9 @@ static void run_command(node *n, char *line) {
     lp2p_swarm_stop(n->sw);
   } else if (!strcmp(verb, "dial") && arg) {
     start_dial(n, arg);
+  } else if (!strcmp(verb, "listen") && arg) {
+    int rv = lp2p_swarm_listen(n->sw, arg); /* success: a "listening" event */
+    if (rv < 0) control_error(n, orig, lp2p_strerror(rv));
   } else if (!strcmp(verb, "ping") && arg) {
     lp2p_peer_id peer;
     int rv = control_peer(n, arg, &peer);
@@ -519,7 +523,7 @@ static void run_command(node *n, char *line) {
     free(txt);
     free(ids);
   } else {
-    control_error(n, orig, "unknown command (dial MADDR, ping PEER|MADDR, disconnect PEER, peers, quit)");
+    control_error(n, orig, "unknown command (dial MADDR, listen MADDR, ping PEER|MADDR, disconnect PEER, peers, quit)");
   }
 }
 

@@ -106,7 +106,7 @@ start_js() {
 start_ctl() {
   local name="$1"; shift
   _fifo "$name"
-  "$js" "$ctl" --timeout 600 "$@" <"$tmp/$name.in" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+  "$js" "$ctl" --timeout "${CTL_TIMEOUT:-600}" "$@" <"$tmp/$name.in" >"$tmp/$name.out" 2>"$tmp/$name.err" &
   jpid=$!
   _pids+=("$jpid")
   jaddr="$(wait_event "$tmp/$name.out" listening 30 addrs)" || jaddr=""

@@ -9,6 +9,8 @@
 //   --no-perf               do not serve /perf/1.0.0 (for "protocol not supported" tests)
 //   --perf                  serve /perf/1.0.0 (default)
 //   --timeout SEC           watchdog: exit 1 after SEC seconds (default 0 = off)
+//   --ping-max-outbound N   outbound /ipfs/ping/1.0.0 streams per connection (default 2, js's own
+//                           default is 1: see the services comment below)
 // Commands (one per line on stdin; results are events on stdout):
 //   dial MADDR                  -> dialed {addr, peer, ok, error?}
 //   ping MADDR|PEER             -> ping {peer, rtt} | ping:error {target, message}
@@ -16,6 +18,7 @@
 //                                  then pingloop {ok, failed, min, max, avg, firstError}
 //   peers                       -> peers {count, peers}
 //   hangup PEER                 -> hungup {peer}
+//   handle PROTOCOL             -> handled {protocol} (a new protocol: js sends identify push)
 //   quit                        -> stopped, exit 0
 // Events are JSON lines with "event" (same shapes as peer.mjs where they overlap):
 //   listening {peerId, addrs}, connection:open / connection:close {peer, addr, direction,
@@ -27,7 +30,7 @@ import { createInterface } from 'node:readline'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { generateKeyPair, privateKeyFromProtobuf } from '@libp2p/crypto/keys'
-import { identify } from '@libp2p/identify'
+import { identify, identifyPush } from '@libp2p/identify'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
@@ -39,7 +42,7 @@ const emit = (event, fields = {}) => process.stdout.write(JSON.stringify({ event
 const errMsg = (err) => err?.message ?? String(err)
 
 function parseArgs (argv) {
-  const o = { listen: [], key: null, mux: 'noise', perf: true, timeout: 0 }
+  const o = { listen: [], key: null, mux: 'noise', perf: true, timeout: 0, pingOut: 2 }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     const val = () => { if (i + 1 >= argv.length) throw new Error(`${a} needs a value`); return argv[++i] }
@@ -49,6 +52,7 @@ function parseArgs (argv) {
     else if (a === '--no-perf') o.perf = false
     else if (a === '--perf') o.perf = true
     else if (a === '--timeout') o.timeout = Number(val())
+    else if (a === '--ping-max-outbound') o.pingOut = Number(val())
     else throw new Error(`unknown argument ${a}`)
   }
   if (!['noise', 'mss'].includes(o.mux)) throw new Error('--muxer-negotiation must be noise or mss')
@@ -124,7 +128,12 @@ async function main () {
     connectionEncrypters: [noiseRecording(o.mux === 'mss')],
     streamMuxers: [yamux()],
     connectionGater: { denyDialMultiaddr: () => false },
-    services: { identify: identify(), ping: ping() }
+    // identifyPush: js only accepts/sends /ipfs/id/push/1.0.0 with this service.
+    // ping maxOutboundStreams 2 (--ping-max-outbound): js's connection monitor pings every connection every 10 s through
+    // the same per-connection outbound limit as the ping service (1 by default); an app pinging
+    // often (pingloop) then makes the heartbeat fail with TooManyOutboundProtocolStreamsError and
+    // js aborts the connection (reproduced js <-> js with js-libp2p 3.3.8).
+    services: { identify: identify(), identifyPush: identifyPush(), ping: ping({ maxOutboundStreams: o.pingOut }) }
   })
   const info = (c) => ({
     peer: c.remotePeer.toString(),
@@ -200,6 +209,10 @@ async function main () {
     async hangup (p) {
       try { await node.hangUp(peerIdFromString(p)) } catch (err) { emit('error', { where: 'hangup', message: errMsg(err) }) }
       emit('hungup', { peer: p })
+    },
+    async handle (protocol) {
+      await node.handle(protocol, (stream) => { stream.abort(new Error('not implemented')) })
+      emit('handled', { protocol })
     },
     async quit () { await stop(0) }
   }
