@@ -3,7 +3,8 @@
  *   tcp_bulk        raw TCP loopback throughput, sender and receiver in two processes (2 cores), 64 KiB
  *                   writes and reads like lp2p's I/O; also the CPU seconds per byte of each side
  *   tcp_connect     connect()+accept()+close() per second and the latency of one connect(), two processes
- *   tcp_rtt_32      32-byte ping-pong round trip over one TCP_NODELAY connection, two processes
+ *   tcp_rtt_32      32-byte ping-pong round trip over one TCP_NODELAY connection, two processes (blocking
+ *                   read/write); tcp_rtt_32_epoll the same with epoll_wait before every read (event-loop floor)
  *   chacha_enc/dec  libsodium ChaCha20-Poly1305 (IETF) on one Noise frame (65519 plaintext bytes + tag)
  *   x25519_keygen, x25519_dh, ed25519_sign, ed25519_verify: the public-key operations of a Noise XX handshake
  *   xx_crypto_side  the modelled crypto cost of one XX handshake per side (see xx_crypto below)
@@ -20,6 +21,7 @@
 #include <signal.h>
 #include <sodium.h>
 #include <sys/resource.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -278,6 +280,66 @@ static void tcp_rtt(void) {
   free(lat);
 }
 
+/* ---- the same ping-pong through epoll (the floor of any event-loop design: libuv, Node) ---------------- */
+static void epoll_wait_in(int ep) {
+  struct epoll_event ev;
+  while (epoll_wait(ep, &ev, 1, -1) < 0)
+    if (errno != EINTR) die("epoll_wait");
+}
+
+static int epoll_for(int fd) {
+  int ep = epoll_create1(0);
+  struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+  if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) die("epoll");
+  return ep;
+}
+
+static void tcp_rtt_epoll(void) {
+  struct sockaddr_in sa;
+  int lfd = listener(&sa);
+  pid_t pid = fork();
+  if (pid < 0) die("fork");
+  if (pid == 0) { /* each message: epoll_wait, read, write */
+    int fd = accept(lfd, NULL, NULL);
+    if (fd < 0) die("accept");
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int ep = epoll_for(fd);
+    uint8_t b[32];
+    for (;;) {
+      epoll_wait_in(ep);
+      ssize_t k = read(fd, b, sizeof b);
+      if (k <= 0) _exit(0);
+      write_all(fd, b, (size_t)k);
+    }
+  }
+  close(lfd);
+  int fd = connect_to(&sa, 1);
+  int ep = epoll_for(fd);
+  uint8_t b[32] = {1};
+  size_t cap = 1 << 20, n = 0;
+  uint64_t *lat = malloc(cap * sizeof *lat);
+  uint64_t t0 = bench_now_ns(), dl = t0 + (uint64_t)(g_seconds * 0.3e9);
+  for (int i = 0; n < cap; i++) {
+    uint64_t a = bench_now_ns();
+    write_all(fd, b, sizeof b);
+    size_t got = 0;
+    while (got < sizeof b) {
+      epoll_wait_in(ep);
+      ssize_t k = read(fd, b + got, sizeof b - got);
+      if (k <= 0) die("rtt epoll: eof");
+      got += (size_t)k;
+    }
+    if (i >= 200) lat[n++] = bench_now_ns() - a; /* after a warm-up */
+    if ((n & 255) == 255 && bench_now_ns() >= dl) break;
+  }
+  close(fd);
+  waitpid(pid, NULL, 0);
+  qsort(lat, n, sizeof *lat, cmp_u64);
+  report("tcp_rtt_32_epoll_p50", lat[n / 2] / 1e9, "s");
+  free(lat);
+}
+
 /* ---- ChaCha20-Poly1305 at the Noise frame size ----------------------------------------------------- */
 typedef struct aead_ctx {
   uint8_t key[32], nonce[12];
@@ -394,6 +456,7 @@ int main(int argc, char **argv) {
   if (wanted("tcp_bulk")) tcp_bulk();
   if (wanted("tcp_connect")) tcp_connect();
   if (wanted("tcp_rtt")) tcp_rtt();
+  if (wanted("tcp_rtt_epoll")) tcp_rtt_epoll();
   if (wanted("chacha")) chacha();
   if (wanted("xx")) xx_crypto();
   return bench_done();
