@@ -8,7 +8,9 @@
 # and each side sees the other's agent version, protocols and listen addresses. The muxer is
 # agreed inside Noise (early negotiation) in some runs and via multistream-select in others
 # (js --muxer-negotiation mss); which one was used is checked on both sides (js event field,
-# lp2p LP2P_LOG=debug line).
+# lp2p LP2P_LOG=debug line). Signed peer records are checked both ways: js's verifies in lp2p
+# (signed_record), and js only reports peer:identify for lp2p if lp2p's record verified.
+# Identify push, both ways: a new lp2p listen address reaches js, a new js protocol reaches lp2p.
 # Env (set by ctest): LP2P_NODE, LP2P_SOURCE_DIR. Needs scripts/deps (Node 22 + js-libp2p).
 . "$(dirname "${BASH_SOURCE[0]}")/lib_node.sh"
 
@@ -74,13 +76,13 @@ for combo in ed25519:noise secp256k1:noise rsa:mss; do
     "one('peer:identify').listenAddrs.some(a => a.startsWith('$llisten'))" \
     "one('connection:open').muxerNegotiation === '$mode' && one('connection:open').muxer === '/yamux/1.0.0'"
   wait_count "$tmp/c-$type.out" "count('peer-identified') >= 1" 10
-  check "js->lp2p $type: lp2p saw js's identify (agent, protocols, listen addrs)" "$tmp/c-$type.out" \
+  check "js->lp2p $type: lp2p saw js's identify (agent, protocols, listen addrs, verified signed record)" "$tmp/c-$type.out" \
     "one('connection-opened').direction === 'inbound'" \
     "one('peer-identified').agent_version.startsWith('js-libp2p/')" \
     "['/ipfs/id/1.0.0', '/ipfs/ping/1.0.0', '/perf/1.0.0'].every(p => one('peer-identified').protocols.includes(p))" \
     "one('peer-identified').listen_addrs.includes('$jl')" \
     "one('peer-identified').observed_addr === '$llisten'" \
-    "count('identify-failed') === 0"
+    "one('peer-identified').signed_record === true" "count('identify-failed') === 0"
   if grep -q "$(mux_line "$mode")" "$tmp/c-$type.err"; then ok "js->lp2p $type: lp2p log shows muxer via $mode"
   else bad "js->lp2p $type: lp2p log shows muxer via $mode" "$(grep -i muxer "$tmp/c-$type.err")"; fi
   stop_pid "$lpid" INT
@@ -99,8 +101,10 @@ wait_count "$tmp/push.out" "count('listening') === 2" 10
 second="$(grep '"listening"' "$tmp/push.out" | sed -n 2p | sed 's/.*"addr":"\([^"]*\)\/p2p\/.*/\1/')"
 got_second="all('peer:identify').some(e => e.peer === '$lid' && e.listenAddrs.some(a => a === '$second' || a.startsWith('$second/')))"
 wait_count "$tmp/jpush.out" "$got_second" 15
-check "push lp2p->js: a new lp2p listen address reaches js by identify push" "$tmp/jpush.out" \
+check "push lp2p->js: a new lp2p listen address reaches js by identify push (new signed record seq)" "$tmp/jpush.out" \
   "all('peer:identify').filter(e => e.peer === '$lid').length >= 2" "$got_second" \
+  "all('peer:identify').filter(e => e.peer === '$lid').every(e => Number(e.signedRecordSeq) > 1.6e12)" \
+  "new Set(all('peer:identify').filter(e => e.peer === '$lid').map(e => e.signedRecordSeq)).size >= 2" \
   "count('connection:open') === 1"
 js_cmd jpush "handle /lp2p-test/pushed/1.0.0"
 wait_count "$tmp/push.out" "all('identify-push').some(e => e.protocols.includes('/lp2p-test/pushed/1.0.0'))" 15

@@ -23,7 +23,8 @@
 // Events are JSON lines with "event" (same shapes as peer.mjs where they overlap):
 //   listening {peerId, addrs}, connection:open / connection:close {peer, addr, direction,
 //   muxerNegotiation}, peer:identify {peer, agentVersion, protocolVersion, protocols,
-//   listenAddrs, observedAddr}, error {where, message}, stopped {}.
+//   listenAddrs, observedAddr, signedRecordSeq (null: no verified signed peer record)},
+//   error {where, message}, stopped {}.
 // The node exits when its parent process goes away (no orphan after a killed test).
 import { readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
@@ -151,7 +152,8 @@ async function main () {
       protocolVersion: r.protocolVersion ?? null,
       protocols: r.protocols,
       listenAddrs: r.listenAddrs.map(String),
-      observedAddr: r.observedAddr?.toString() ?? null
+      observedAddr: r.observedAddr?.toString() ?? null,
+      signedRecordSeq: r.signedPeerRecord != null ? String(r.signedPeerRecord.seq) : null
     })
   })
   if (o.perf) await node.handle(PERF_PROTOCOL, servePerf, { maxInboundStreams: 64 })
