@@ -154,7 +154,8 @@ int lp2p__identify_merge(lp2p__identify_state *st, const uint8_t *msg, size_t le
   if (m->has_signedpeerrecord) {
     uint8_t *r = malloc(m->signedpeerrecord.len ? m->signedpeerrecord.len : 1);
     if (!r) goto oom;
-    memcpy(r, m->signedpeerrecord.data, m->signedpeerrecord.len);
+    /* an empty field comes with data == NULL: no memcpy from NULL */
+    if (m->signedpeerrecord.len) memcpy(r, m->signedpeerrecord.data, m->signedpeerrecord.len);
     free(st->record);
     st->record = r;
     st->record_len = m->signedpeerrecord.len;

@@ -27,7 +27,7 @@ static uint8_t *signed_buffer(const uint8_t *payload, size_t plen, size_t *out_l
   memcpy(p, k_payload_type, sizeof k_payload_type);
   p += sizeof k_payload_type;
   p += lp2p_uvarint_encode(plen, p, 9);
-  memcpy(p, payload, plen);
+  if (plen) memcpy(p, payload, plen); /* an empty payload may come as NULL */
   *out_len = n;
   return b;
 }
