@@ -13,7 +13,8 @@
 # corrupted handshake messages and transport frames), 3 identity (bad signatures and keys in the
 # handshake payload; lp2p-node ping dialing a hostile listener whose key does not match the
 # /p2p/ id), 4 yamux (window violations, stream id reuse and parity, bad version/type, SYN and
-# ping floods, stream-level multistream abuse), 5 timeouts (slowloris at the handshake timeout,
+# ping floods, stream-level multistream abuse), 4b identify pushes with malformed messages,
+# records and keys (only the push is rejected), 5 timeouts (slowloris at the handshake timeout,
 # silent streams at the negotiation timeout, the pending-handshake limit), 6 a flood of 4000
 # connections at once (limits apply, VmRSS stays bounded and returns to baseline, new
 # connections work afterwards). At the end lp2p-node gets SIGINT and must exit 0 (under the
@@ -110,6 +111,7 @@ run_hp() {
 #   KIND pre    = before the upgrade: inbound-connection-failed {addr .../tcp/<our port>}
 #        conn   = after the upgrade: connection-closed {peer <our id>, reason}
 #        stream = one stream: inbound-stream-failed {peer <our id>, error}
+#        push   = an identify push: identify-failed {peer <our id>, error}
 judge() {
   local label="$1" kind="$2" reason="$3" f="$4"
   local rc lport hid verdict ev logre i found=0 logged=0
@@ -132,6 +134,9 @@ $(cat "$f")"
     stream)
       ev="\"event\":\"inbound-stream-failed\",\"peer\":\"$hid\",.*\"error\":\"$reason\""
       logre="stream [0-9]+ \\(in\\) peer $hid: negotiation failed .*$reason\$" ;;
+    push)
+      ev="\"event\":\"identify-failed\",\"peer\":\"$hid\",\"error\":\"$reason\""
+      logre="identify: peer $hid: push rejected: $reason\$" ;;
   esac
   for ((i = 0; i < 30; i++)); do
     grep -q -- "$ev" "$tmp/srv.out" && found=1
@@ -260,6 +265,17 @@ if [ "$(cat "$f.rc")" = 0 ] && [ "$refused" -ge 188 ] && grep -q "inbound stream
 else
   bad "yamux-syn-flood: excess SYNs reset with LP2P_ERR_LIMIT, connection alive" "$(cat "$f"; echo "limit events: $refused")"
 fi
+group_end
+
+# ---- 4b: identify pushes (the protocol layer): only the push is rejected ----
+group "4b identify push"
+attack push-empty-record push LP2P_ERR_PROTO identify-push --tamper empty-record
+attack push-garbage push LP2P_ERR_PROTO identify-push --tamper garbage
+attack push-oversize push LP2P_ERR_TOO_LARGE identify-push --tamper oversize
+attack push-too-many push LP2P_ERR_LIMIT identify-push --tamper too-many
+attack push-other-key push LP2P_ERR_PEER_ID_MISMATCH identify-push --tamper other-key
+attack push-record-other-key push LP2P_ERR_PEER_ID_MISMATCH identify-push --tamper record-other-key
+attack push-record-badsig push LP2P_ERR_SIGNATURE identify-push --tamper record-badsig
 group_end
 
 # ---- 5: timeouts, slowloris, pending-handshake limit ----

@@ -32,8 +32,10 @@
 
 #include "lp2p/encoding.h"
 #include "lp2p/keys.h"
+#include "lp2p/multiaddr.h"
 #include "lp2p/peerid.h"
 #include "noise/noise_int.h"
+#include "protocols/identify/identify_int.h"
 
 #define MSS_HEADER "/multistream/1.0.0"
 #define NOISE_ID "/noise"
@@ -1246,6 +1248,90 @@ static int m_yamux_stream_mss(const char *mode) {
   return rv;
 }
 
+/* Identify pushes (/ipfs/id/push/1.0.0) with defects: only the push is rejected (the node
+ * reports identify-failed with the reason), the connection stays. */
+static int m_identify_push(void) {
+  static const char *const kinds[] = {"empty-record", "garbage", "oversize", "too-many",
+                                      "other-key",    "record-other-key", "record-badsig"};
+  int kind = -1;
+  for (int i = 0; i < (int)(sizeof kinds / sizeof *kinds); i++)
+    if (!strcmp(g_o.tamper, kinds[i])) kind = i;
+  if (kind < 0)
+    return fail("identify-push needs --tamper empty-record|garbage|oversize|too-many|other-key|record-other-key|"
+                "record-badsig");
+  hconn c;
+  if (secure_session(&c)) {
+    hc_free(&c);
+    return 1;
+  }
+  uint8_t pk[LP2P_PUBKEY_PB_MAX], opk[LP2P_PUBKEY_PB_MAX];
+  int pk_len = lp2p_pubkey_to_protobuf(lp2p_privkey_public(g_key), pk, sizeof pk);
+  int opk_len = lp2p_pubkey_to_protobuf(lp2p_privkey_public(g_other), opk, sizeof opk);
+  buf msg = {0}, wire = {0};
+  uint8_t *env = NULL;
+  size_t env_len = 0;
+  if (kind == 5 || kind == 6) {
+    lp2p_multiaddr *ma = NULL;
+    lp2p_multiaddr_parse(&ma, "/ip4/127.0.0.1/tcp/1", NULL, 0);
+    const lp2p_multiaddr *addrs[] = {ma};
+    lp2p__peer_record_seal(kind == 5 ? g_other : g_key, 1, addrs, 1, &env, &env_len);
+    lp2p_multiaddr_free(ma);
+    if (!env) {
+      hc_free(&c);
+      return fail("cannot seal a peer record");
+    }
+    if (kind == 6) env[env_len - 1] ^= 0x01; /* the signature is the last field */
+  }
+  pb_bytes(&msg, 1, kind == 4 ? opk : pk, (size_t)(kind == 4 ? opk_len : pk_len));
+  pb_bytes(&msg, 3, "/hostile/1.0.0", 14);
+  if (kind == 0) pb_bytes(&msg, 8, "", 0);
+  if (env) pb_bytes(&msg, 8, env, env_len);
+  free(env);
+  if (kind == 1) {
+    buf_varint(&wire, 40);
+    for (int i = 0; i < 40; i++) buf_byte(&wire, (uint8_t)(0xff - i));
+  } else if (kind == 2) {
+    buf_varint(&wire, 9000);
+    for (int i = 0; i < 9000; i++) buf_byte(&wire, 0x1a);
+  } else {
+    for (int i = 0; i < (kind == 3 ? 11 : 1); i++) {
+      buf_varint(&wire, msg.len);
+      buf_add(&wire, msg.p, msg.len);
+    }
+  }
+  buf b = {0};
+  buf_mss(&b, MSS_HEADER);
+  buf_mss(&b, "/ipfs/id/push/1.0.0");
+  st_open(&c, 1, b.p, b.len);
+  yst *s = st_get(&c, 1);
+  uint64_t end = now_ms() + (uint64_t)g_o.wait_ms;
+  while (st_count_lines(s, "/ipfs/id/push/1.0.0") < 1 && !s->rst && now_ms() < end)
+    if (pump(&c, 100) < 0) break;
+  int rv;
+  if (st_count_lines(s, "/ipfs/id/push/1.0.0") < 1) {
+    rv = fail("the node did not accept /ipfs/id/push/1.0.0");
+  } else {
+    st_send(&c, 1, wire.p, wire.len);
+    yx_send(&c, YX_WUPD, YX_FIN, 1, 0);
+    end = now_ms() + (uint64_t)g_o.wait_ms;
+    while (!s->fin && !s->rst && now_ms() < end)
+      if (pump(&c, 100) < 0) break;
+    if (c.closed)
+      rv = fail("identify-push %s: the node closed the connection", g_o.tamper);
+    else if (!s->fin && !s->rst)
+      rv = fail("identify-push %s: the node did not end the push stream", g_o.tamper);
+    else if (ping_ok(&c, g_o.wait_ms) < 0)
+      rv = fail("identify-push %s: no ping answer afterwards", g_o.tamper);
+    else
+      rv = pass("identify-push %s: push stream ended (%s), connection alive", g_o.tamper, s->rst ? "reset" : "FIN");
+  }
+  buf_free(&b);
+  buf_free(&msg);
+  buf_free(&wire);
+  hc_free(&c);
+  return rv;
+}
+
 /* Ping SYNs without reading the answers: the node must bound what it queues for us. */
 static int m_yamux_ping_flood(void) {
   hconn c;
@@ -1486,6 +1572,7 @@ static int w_window(const char *m) { (void)m; return m_yamux_window(); }
 static int w_syn(const char *m) { (void)m; return m_yamux_syn_flood(); }
 static int w_nego(const char *m) { (void)m; return m_yamux_nego_timeout(); }
 static int w_ping(const char *m) { (void)m; return m_yamux_ping_flood(); }
+static int w_idpush(const char *m) { (void)m; return m_identify_push(); }
 static int w_pending(const char *m) { (void)m; return m_pending(); }
 static int w_flood(const char *m) { (void)m; return m_flood(); }
 
@@ -1529,6 +1616,8 @@ static const mode k_modes[] = {
     {"yamux-nego-timeout", w_nego, "--count silent streams + one partial line; reset at the negotiation timeout "
                                    "(--min-ms)"},
     {"yamux-ping-flood", w_ping, "--count ping SYNs without reading the answers"},
+    {"identify-push", w_idpush, "an identify push with --tamper empty-record|garbage|oversize|too-many|other-key|"
+                                "record-other-key|record-badsig"},
     {"stream-na-flood", m_yamux_stream_mss, "unknown proposals on a stream (--count, default 40)"},
     {"stream-oversize", m_yamux_stream_mss, "a 100 KiB multistream line on a stream"},
     {"stream-bad-varint", m_yamux_stream_mss, "a bad varint on a stream"},
