@@ -112,7 +112,19 @@ check "push js->lp2p: a new js protocol reaches lp2p by identify push" "$tmp/pus
   "all('identify-push').some(e => e.protocols.includes('/lp2p-test/pushed/1.0.0'))" \
   "all('identify-push').every(e => e.agent_version.startsWith('js-libp2p/'))" \
   "count('connection-closed') === 0"
-stop_pid "$jpid" TERM
+# `lp2p-node listen --dial`: a second lp2p node dials the js node at start
+jp="$jpid" pushpid="$lpid"
+start_lp2p dialer --dial "$jaddr"
+did="${laddr##*/p2p/}"
+wait_count "$tmp/dialer.out" "count('dialed') === 1" 15
+check "listen --dial: lp2p dials js at start" "$tmp/dialer.out" \
+  "one('dialed').peer === '${jaddr##*/p2p/}'" "one('dialed').error === undefined" \
+  "one('connection-opened').direction === 'outbound'"
+wait_count "$tmp/jpush.out" "all('connection:open').some(c => c.peer === '$did' && c.direction === 'inbound')" 10
+check "listen --dial: js sees the inbound connection" "$tmp/jpush.out" \
+  "all('connection:open').some(c => c.peer === '$did' && c.direction === 'inbound')"
 stop_pid "$lpid" INT
+stop_pid "$jp" TERM
+stop_pid "$pushpid" INT
 
 finish
