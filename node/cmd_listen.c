@@ -688,9 +688,10 @@ int cmd_listen(const cli_command *cmd, int argc, char **argv) {
   }
   if ((rv = nc_identity("listen", path, 1, n.a.have_type ? n.a.type : LP2P_KEY_ED25519, &n.key))) return rv;
   if (n.a.have_type && lp2p_privkey_type(n.key) != n.a.type) {
+    lp2p_key_type have = lp2p_privkey_type(n.key);
     lp2p_privkey_free(n.key);
-    return cli_error("listen: identity %s holds a %s key, not %s", path, lp2p_key_type_name(lp2p_privkey_type(n.key)),
-                     lp2p_key_type_name(n.a.type));
+    return cli_error("listen: identity %s holds a %s key, not %s (use another --identity or drop --key-type)",
+                     path, lp2p_key_type_name(have), lp2p_key_type_name(n.a.type));
   }
   lp2p_peer_id me;
   lp2p_peer_id_from_pubkey(lp2p_privkey_public(n.key), &me);
