@@ -29,13 +29,6 @@ static size_t list_yamux(void *ud, const char **out, size_t max) {
 static const lp2p_mss_registry k_sec_registry = {only_noise, list_noise};
 static const lp2p_mss_registry k_mux_registry = {only_yamux, list_yamux};
 
-typedef struct wreq {
-  uv_write_t req;
-  lp2p__conn *c;
-  size_t len;
-  uint8_t data[];
-} wreq;
-
 static void conn_log(const lp2p__conn *c, lp2p_log_level lvl, const char *what, int err) {
   if ((int)lvl > (int)lp2p_log_get_level()) return;
   char pb[LP2P_PEER_ID_MAX_TEXT], ab[256];
@@ -51,6 +44,7 @@ static void conn_log(const lp2p__conn *c, lp2p_log_level lvl, const char *what, 
 static void conn_maybe_free(lp2p__conn *c) {
   if (c->io_open || c->timer_open) return;
   lp2p_swarm *sw = c->sw;
+  if (sw->rb_owner == c) sw->rb_owner = NULL;
   lp2p__bytes_free(&sw->mem, &c->rbuf);
   lp2p_multiaddr_free(c->remote_addr);
   lp2p_multiaddr_free(c->local_addr);
@@ -115,11 +109,45 @@ void lp2p__conn_close(lp2p__conn *c, int reason) {
 /* ------------------------------------------------------------------------- */
 /* output */
 
+/* Seal buffers come from the swarm's free list; exact-size buffers (cap != LP2P__SW_WBUF_CAP) hold
+ * copied tails and plaintext handshake bytes. */
+static lp2p__wbuf *wbuf_get(lp2p_swarm *sw, size_t cap) {
+  lp2p__wbuf *b;
+  if (cap == LP2P__SW_WBUF_CAP && sw->wpool) {
+    b = sw->wpool;
+    sw->wpool = b->next;
+    sw->n_wpool--;
+    return b;
+  }
+  b = lp2p__malloc(&sw->mem, sizeof *b + cap);
+  if (b) b->cap = cap;
+  return b;
+}
+
+static void wbuf_put(lp2p_swarm *sw, lp2p__wbuf *b) {
+  if (b->cap == LP2P__SW_WBUF_CAP && sw->n_wpool < LP2P__SW_WBUF_POOL && !sw->freeing) {
+    b->next = sw->wpool;
+    sw->wpool = b;
+    sw->n_wpool++;
+    return;
+  }
+  lp2p__free(&sw->mem, b);
+}
+
+void lp2p__wbuf_pool_free(lp2p_swarm *sw) {
+  while (sw->wpool) {
+    lp2p__wbuf *b = sw->wpool;
+    sw->wpool = b->next;
+    lp2p__free(&sw->mem, b);
+  }
+  sw->n_wpool = 0;
+}
+
 static void write_cb(uv_write_t *req, int status) {
-  wreq *w = (wreq *)req;
+  lp2p__wbuf *w = (lp2p__wbuf *)req;
   lp2p__conn *c = w->c;
   lp2p_swarm *sw = c->sw;
-  lp2p__free(&sw->mem, w);
+  wbuf_put(sw, w);
   if (status == UV_ECANCELED || c->state == LP2P__C_CLOSING) return;
   lp2p__swarm_enter(sw);
   if (status < 0) {
@@ -136,92 +164,107 @@ static void write_cb(uv_write_t *req, int status) {
   lp2p__swarm_leave(sw);
 }
 
-static int submit(lp2p__conn *c, wreq *w) {
-  uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
-  w->c = c;
-  int rv = uv_write(&w->req, c->io, &b, 1, write_cb);
+/* Writes as much of p[0..n) as the socket takes now (nothing while libuv still has queued writes,
+ * which keeps the order). Returns the bytes written or an error. */
+static int64_t try_write(lp2p__conn *c, const uint8_t *p, size_t n) {
+  uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+  int rv = uv_try_write(c->io, &b, 1);
+  if (rv >= 0) return rv;
+  if (rv == UV_EAGAIN || rv == UV_ENOSYS) return 0;
+  return lp2p__uv_err(rv);
+}
+
+/* Queues p[0..n) (already refused by the socket) in libuv; b (may be NULL) holds p and is given
+ * away: either queued itself or released after copying a small tail out of it. */
+static int queue_tail(lp2p__conn *c, lp2p__wbuf *b, const uint8_t *p, size_t n) {
+  lp2p_swarm *sw = c->sw;
+  if (!b || (b->cap == LP2P__SW_WBUF_CAP && n < LP2P__SW_WBUF_SMALL_TAIL)) {
+    lp2p__wbuf *t = wbuf_get(sw, n);
+    if (!t) {
+      if (b) wbuf_put(sw, b);
+      return LP2P_ERR_NOMEM;
+    }
+    memcpy(t->data, p, n);
+    if (b) wbuf_put(sw, b);
+    b = t;
+    p = t->data;
+  }
+  b->c = c;
+  uv_buf_t ub = uv_buf_init((char *)p, (unsigned)n);
+  int rv = uv_write(&b->req, c->io, &ub, 1, write_cb);
   if (rv) {
-    lp2p__free(&c->sw->mem, w);
+    wbuf_put(sw, b);
     return lp2p__uv_err(rv);
   }
   return 0;
 }
 
-static int write_copy(lp2p__conn *c, const uint8_t *p, size_t n) {
-  wreq *w = lp2p__malloc(&c->sw->mem, sizeof *w + n);
-  if (!w) return LP2P_ERR_NOMEM;
-  memcpy(w->data, p, n);
-  w->len = n;
-  return submit(c, w);
+/* Sends plaintext bytes (multistream, Noise handshake) straight from the engine's buffer. */
+static int send_plain(lp2p__conn *c, const uint8_t *p, size_t n) {
+  int64_t k = try_write(c, p, n);
+  if (k < 0) return (int)k;
+  if ((size_t)k == n) return 0;
+  return queue_tail(c, NULL, p + k, n - (size_t)k);
 }
 
-/* Encrypts p[0..n) into Noise frames and writes them. */
-static int write_sealed(lp2p__conn *c, const uint8_t *p, size_t n) {
-  size_t frames = (n + LP2P_NOISE_MAX_PLAINTEXT - 1) / LP2P_NOISE_MAX_PLAINTEXT;
-  wreq *w = lp2p__malloc(&c->sw->mem, sizeof *w + n + frames * LP2P_NOISE_FRAME_OVERHEAD);
-  if (!w) return LP2P_ERR_NOMEM;
-  size_t off = 0, out = 0;
+/* Sends b->data[0..n) and gives b away. */
+static int send_buf(lp2p__conn *c, lp2p__wbuf *b, size_t n) {
+  int64_t k = n ? try_write(c, b->data, n) : 0;
+  if (k < 0 || (size_t)k == n) {
+    wbuf_put(c->sw, b);
+    return k < 0 ? (int)k : 0;
+  }
+  return queue_tail(c, b, b->data + k, n - (size_t)k);
+}
+
+/* Seals p[0..n) as Noise frames into b at *out. */
+static int seal_into(lp2p__conn *c, lp2p__wbuf *b, size_t *out, const uint8_t *p, size_t n) {
+  size_t off = 0;
   while (off < n) {
     size_t k = n - off > LP2P_NOISE_MAX_PLAINTEXT ? LP2P_NOISE_MAX_PLAINTEXT : n - off;
-    int rv = lp2p_noise_seal_frame(c->noise, p + off, k, w->data + out);
-    if (rv < 0) {
-      lp2p__free(&c->sw->mem, w);
-      return rv;
-    }
-    out += (size_t)rv;
+    int rv = lp2p_noise_seal_frame(c->noise, p + off, k, b->data + *out);
+    if (rv < 0) return rv;
+    *out += (size_t)rv;
     off += k;
   }
-  w->len = out;
-  return submit(c, w);
+  return 0;
 }
 
-/* Interop guard: js-libp2p-yamux (8.x) applies the flags of a Data frame
- * before its payload, so the payload of a Data frame that carries FIN is
- * dropped there. Never send FIN on a Data frame with payload: clear it and
- * follow the frame with an empty WindowUpdate FIN. out needs n + 12 * (number
- * of such frames) bytes; returns the bytes written (n when nothing changed).
- * Frames are 12-byte headers (version, type, flags u16, id u32, length u32);
- * only Data (type 0) frames carry `length` payload bytes. */
-#define YX_HDR 12u
-size_t lp2p__swarm_fin_count(const uint8_t *p, size_t n) {
-  size_t off = 0, k = 0;
-  while (off + YX_HDR <= n) {
-    uint32_t len = ((uint32_t)p[off + 8] << 24) | ((uint32_t)p[off + 9] << 16) |
-                   ((uint32_t)p[off + 10] << 8) | p[off + 11];
-    int data = p[off + 1] == 0;
-    if (data && (p[off + 3] & 0x04) && len) k++;
-    off += YX_HDR + (data ? len : 0);
+/* Encrypts p[0..n) (n <= LP2P__SW_SEAL_FRAMES full frames) and sends it. */
+static int write_sealed(lp2p__conn *c, const uint8_t *p, size_t n) {
+  lp2p__wbuf *b = wbuf_get(c->sw, LP2P__SW_WBUF_CAP);
+  if (!b) return LP2P_ERR_NOMEM;
+  size_t out = 0;
+  int rv = seal_into(c, b, &out, p, n);
+  if (rv < 0) {
+    wbuf_put(c->sw, b);
+    return rv;
   }
-  return k;
+  return send_buf(c, b, out);
 }
-size_t lp2p__swarm_fin_split(const uint8_t *p, size_t n, uint8_t *out) {
-  size_t off = 0, o = 0;
-  while (off < n) {
-    if (off + YX_HDR > n) {
-      memcpy(out + o, p + off, n - off);
-      o += n - off;
-      break;
+
+/* Pulls yamux output into one seal buffer: whole Noise frames (LP2P_NOISE_MAX_PLAINTEXT) while more
+ * than a frame is pending, the rest as one short frame once the muxer has no more. Returns bytes
+ * sealed into b (0 = nothing to send) or an error. */
+static int64_t seal_yamux(lp2p__conn *c, lp2p__wbuf *b) {
+  size_t out = 0, frames = 0;
+  const uint8_t *p;
+  size_t n;
+  while (frames < LP2P__SW_SEAL_FRAMES && (n = lp2p_yamux_output(c->mx, &p)) > 0) {
+    size_t take = n;
+    if (n >= LP2P_NOISE_MAX_PLAINTEXT) {
+      size_t whole = n / LP2P_NOISE_MAX_PLAINTEXT;
+      if (whole > LP2P__SW_SEAL_FRAMES - frames) whole = LP2P__SW_SEAL_FRAMES - frames;
+      take = whole * LP2P_NOISE_MAX_PLAINTEXT;
+      frames += whole;
+    } else {
+      frames = LP2P__SW_SEAL_FRAMES; /* the muxer has nothing more right now */
     }
-    uint32_t len = ((uint32_t)p[off + 8] << 24) | ((uint32_t)p[off + 9] << 16) |
-                   ((uint32_t)p[off + 10] << 8) | p[off + 11];
-    int data = p[off + 1] == 0;
-    size_t flen = YX_HDR + (data ? len : 0);
-    if (off + flen > n) flen = n - off;
-    memcpy(out + o, p + off, flen);
-    if (data && (p[off + 3] & 0x04) && len) {
-      out[o + 3] &= (uint8_t)~0x04;
-      uint8_t *w = out + o + flen;
-      memset(w, 0, YX_HDR);
-      w[0] = 0;                      /* version */
-      w[1] = 1;                      /* WindowUpdate */
-      w[3] = 0x04;                   /* FIN */
-      memcpy(w + 4, p + off + 4, 4); /* stream id */
-      o += YX_HDR;
-    }
-    o += flen;
-    off += flen;
+    int rv = seal_into(c, b, &out, p, take);
+    if (rv < 0) return rv;
+    lp2p_yamux_output_consumed(c->mx, take);
   }
-  return o;
+  return (int64_t)out;
 }
 
 /* Pushes pending engine output to the socket (in layer order). */
@@ -231,11 +274,11 @@ static int flush_out(lp2p__conn *c) {
   int rv;
   if (!c->io || c->state == LP2P__C_CONNECTING) return 0;
   if (c->state == LP2P__C_MSS_SEC && c->mss && (n = lp2p_mss_output(c->mss, &p)) > 0) {
-    if ((rv = write_copy(c, p, n)) < 0) return rv;
+    if ((rv = send_plain(c, p, n)) < 0) return rv;
     lp2p_mss_output_consumed(c->mss, n);
   }
   if (c->noise && (n = lp2p_noise_output(c->noise, &p)) > 0) {
-    if ((rv = write_copy(c, p, n)) < 0) return rv;
+    if ((rv = send_plain(c, p, n)) < 0) return rv;
     lp2p_noise_output_consumed(c->noise, n);
   }
   if (c->state == LP2P__C_MSS_MUX && c->mss && (n = lp2p_mss_output(c->mss, &p)) > 0) {
@@ -243,21 +286,16 @@ static int flush_out(lp2p__conn *c) {
     lp2p_mss_output_consumed(c->mss, n);
   }
   if (c->mx) {
-    while (uv_stream_get_write_queue_size(c->io) < LP2P__SW_WRITE_HIGH) {
-      n = lp2p_yamux_output(c->mx, &p);
-      if (!n) break;
-      size_t fins = lp2p__swarm_fin_count(p, n);
-      if (fins) {
-        uint8_t *tmp = lp2p__malloc(&c->sw->mem, n + fins * YX_HDR);
-        if (!tmp) return LP2P_ERR_NOMEM;
-        size_t m = lp2p__swarm_fin_split(p, n, tmp);
-        rv = write_sealed(c, tmp, m);
-        lp2p__free(&c->sw->mem, tmp);
-      } else {
-        rv = write_sealed(c, p, n);
+    while (uv_stream_get_write_queue_size(c->io) < LP2P__SW_WRITE_HIGH && lp2p_yamux_want_output(c->mx)) {
+      lp2p__wbuf *b = wbuf_get(c->sw, LP2P__SW_WBUF_CAP);
+      if (!b) return LP2P_ERR_NOMEM;
+      int64_t k = seal_yamux(c, b);
+      if (k <= 0) {
+        wbuf_put(c->sw, b);
+        if (k < 0) return (int)k;
+        break;
       }
-      if (rv < 0) return rv;
-      lp2p_yamux_output_consumed(c->mx, n);
+      if ((rv = send_buf(c, b, (size_t)k)) < 0) return rv;
     }
     if (uv_stream_get_write_queue_size(c->io) >= LP2P__SW_WRITE_HIGH) c->write_blocked = 1;
   }
@@ -402,47 +440,50 @@ static int handshake_done(lp2p__conn *c) {
   return 0;
 }
 
-/* Hands decrypted bytes to the current encrypted layer. Returns the number
- * of plaintext bytes consumed or an error. */
-static int64_t drain_plaintext(lp2p__conn *c) {
-  const uint8_t *p;
-  size_t m;
-  int64_t total = 0;
-  while (!c->close_queued && (m = lp2p_noise_plaintext(c->noise, &p)) > 0) {
-    if (c->state == LP2P__C_MSS_MUX) {
-      int64_t k = lp2p_mss_feed(c->mss, p, m);
-      if (k < 0) return (int)k;
-      lp2p_noise_plaintext_consumed(c->noise, (size_t)k);
-      total += k;
-      if (!lp2p_mss_done(c->mss)) {
-        if ((size_t)k < m) return LP2P_ERR_PROTO;
-        break;
-      }
-      /* the echo/answer must leave before any yamux frame */
-      int rv = flush_out(c);
-      if (rv < 0) return rv;
-      if ((rv = start_yamux(c)) < 0) return rv;
-    } else if (c->state == LP2P__C_READY) {
-      c->in_feed = 1;
-      int64_t k = lp2p_yamux_feed(c->mx, p, m, lp2p__swarm_now(c->sw));
-      c->in_feed = 0;
-      if (k < 0) return (int)k;
-      lp2p_noise_plaintext_consumed(c->noise, (size_t)k);
-      total += k;
-      if (k == 0) break;
-      if (!c->remote_seen) {
-        c->remote_seen = 1;
-        if (c->peer && c->peer->primary) lp2p__peer_open_waiting(c->sw, c->peer);
-      }
-    } else {
-      break;
-    }
+/* Hands one decrypted frame to the current encrypted layer. */
+static int deliver_plaintext(lp2p__conn *c, const uint8_t *p, size_t m) {
+  if (c->state == LP2P__C_MSS_MUX) {
+    int64_t k = lp2p_mss_feed(c->mss, p, m);
+    if (k < 0) return (int)k;
+    if (!lp2p_mss_done(c->mss)) return (size_t)k < m ? LP2P_ERR_PROTO : 0;
+    /* the echo/answer must leave before any yamux frame */
+    int rv = flush_out(c);
+    if (rv < 0) return rv;
+    if ((rv = start_yamux(c)) < 0) return rv;
+    p += k;
+    m -= (size_t)k;
+    if (!m || c->close_queued) return 0;
   }
-  return total;
+  if (c->state != LP2P__C_READY || !m) return 0;
+  c->in_feed = 1;
+  int64_t k = lp2p_yamux_feed(c->mx, p, m, lp2p__swarm_now(c->sw));
+  c->in_feed = 0;
+  if (k < 0) return (int)k;
+  if (!c->remote_seen) {
+    c->remote_seen = 1;
+    if (c->peer && c->peer->primary) lp2p__peer_open_waiting(c->sw, c->peer);
+  }
+  return 0;
+}
+
+/* Transport frames after the handshake: every complete frame is decrypted in place and handed on;
+ * a trailing partial frame is left unconsumed. Returns the bytes used or an error. */
+static int64_t drive_frames(lp2p__conn *c, uint8_t *in, size_t len) {
+  size_t off = 0;
+  while (len - off >= 2 && !c->close_queued) {
+    size_t body = ((size_t)in[off] << 8) | in[off + 1];
+    if (len - off - 2 < body) break;
+    size_t m;
+    int rv = lp2p_noise_open_frame(c->noise, in + off + 2, body, &m);
+    if (rv < 0) return rv;
+    if ((rv = deliver_plaintext(c, in + off + 2, m)) < 0) return rv;
+    off += 2 + body;
+  }
+  return c->close_queued ? (int64_t)len : (int64_t)off;
 }
 
 /* Runs received bytes through the layers. Returns bytes used, or an error. */
-static int64_t drive(lp2p__conn *c, const uint8_t *in, size_t len) {
+static int64_t drive(lp2p__conn *c, uint8_t *in, size_t len) {
   size_t off = 0;
   int rv;
   for (;;) {
@@ -473,23 +514,16 @@ static int64_t drive(lp2p__conn *c, const uint8_t *in, size_t len) {
         }
         if (lp2p_noise_handshake_done(c->noise)) {
           if ((rv = handshake_done(c)) < 0) return rv;
-          continue;
+          continue; /* the rest are transport frames (the engine stops after the last message) */
         }
         if (off == len || k == 0) return (int64_t)off;
         continue;
       }
       case LP2P__C_MSS_MUX:
       case LP2P__C_READY: {
-        int64_t k = 0;
-        if (off < len) {
-          k = lp2p_noise_feed(c->noise, in + off, len - off);
-          if (k < 0) return k;
-          off += (size_t)k;
-        }
-        int64_t d = drain_plaintext(c);
-        if (d < 0) return d;
-        if (off == len || (k == 0 && d == 0)) return (int64_t)off;
-        continue;
+        int64_t k = drive_frames(c, in + off, len - off);
+        if (k < 0) return k;
+        return (int64_t)(off + (size_t)k);
       }
       default:
         return (int64_t)len;
@@ -497,46 +531,66 @@ static int64_t drive(lp2p__conn *c, const uint8_t *in, size_t len) {
   }
 }
 
-static void conn_input(lp2p__conn *c, const uint8_t *p, size_t n) {
-  int64_t used;
+/* The swarm's read buffer holds p[0..n) = this connection's earlier partial frame + new bytes. */
+static void conn_input(lp2p__conn *c, uint8_t *p, size_t n) {
   lp2p_swarm *sw = c->sw;
-  if (c->rbuf.len) {
-    if (lp2p__bytes_append(&sw->mem, &c->rbuf, p, n) < 0) {
-      lp2p__conn_close(c, LP2P_ERR_NOMEM);
-      return;
-    }
-    used = drive(c, c->rbuf.data, c->rbuf.len);
-    if (used >= 0) lp2p__bytes_consume(&c->rbuf, (size_t)used);
-  } else {
-    used = drive(c, p, n);
-    if (used >= 0 && (size_t)used < n &&
-        lp2p__bytes_append(&sw->mem, &c->rbuf, p + used, n - (size_t)used) < 0)
-      used = LP2P_ERR_NOMEM;
-  }
+  int64_t used = drive(c, p, n);
   if (used < 0) {
     conn_log(c, LP2P_LOG_DEBUG, "malformed input from peer, closing:", (int)used);
     lp2p__conn_close(c, (int)used);
     return;
   }
-  /* a bounded read buffer: the engines buffer partial messages themselves */
-  if (c->rbuf.len > 2 * LP2P__SW_READ_BUF + 65537) {
+  size_t left = n - (size_t)used;
+  if (left > LP2P__SW_MAX_LEFTOVER) { /* cannot happen with the layers' own buffering: be safe */
     lp2p__conn_close(c, LP2P_ERR_TOO_LARGE);
     return;
+  }
+  if (left && !c->close_queued) {
+    sw->rb_owner = c; /* stays in the read buffer until another connection reads */
+    sw->rb_off = (size_t)used;
+    sw->rb_len = left;
   }
   if (c->goaway_recv && c->live) lp2p__peer_conn_gone(sw, c, LP2P_ERR_GOAWAY);
   lp2p__conn_mark_dirty(c);
 }
 
+/* The read buffer is needed by another connection: the owner's partial frame moves to its rbuf. */
+static int rb_evict(lp2p_swarm *sw) {
+  lp2p__conn *o = sw->rb_owner;
+  sw->rb_owner = NULL;
+  o->rbuf.len = 0;
+  if (lp2p__bytes_append(&sw->mem, &o->rbuf, sw->readbuf + sw->rb_off, sw->rb_len) < 0) {
+    lp2p__conn_close(o, LP2P_ERR_NOMEM);
+    return LP2P_ERR_NOMEM;
+  }
+  return 0;
+}
+
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   lp2p__conn *c = h->data;
+  lp2p_swarm *sw = c->sw;
+  size_t keep = 0;
   (void)suggested;
-  buf->base = (char *)c->sw->readbuf;
-  buf->len = LP2P__SW_READ_BUF;
+  if (sw->rb_owner && sw->rb_owner != c) rb_evict(sw);
+  if (sw->rb_owner == c) {
+    memmove(sw->readbuf, sw->readbuf + sw->rb_off, sw->rb_len);
+    keep = sw->rb_len;
+  } else if (c->rbuf.len) {
+    memcpy(sw->readbuf, c->rbuf.data, c->rbuf.len);
+    keep = c->rbuf.len;
+    lp2p__bytes_free(&sw->mem, &c->rbuf); /* idle connections keep no buffer */
+  }
+  sw->rb_owner = keep ? c : NULL;
+  sw->rb_off = 0;
+  sw->rb_len = keep;
+  buf->base = (char *)sw->readbuf + keep;
+  buf->len = LP2P__SW_READ_BUF - keep;
 }
 
 static void read_cb(uv_stream_t *io, ssize_t nread, const uv_buf_t *buf) {
   lp2p__conn *c = io->data;
   lp2p_swarm *sw = c->sw;
+  (void)buf;
   if (c->state == LP2P__C_CLOSING) {
     /* lingering after our shutdown: discard until the peer closes too */
     if (nread < 0) {
@@ -554,7 +608,10 @@ static void read_cb(uv_stream_t *io, ssize_t nread, const uv_buf_t *buf) {
     if (c->mx && lp2p_yamux_remote_goaway(c->mx, NULL) && reason == LP2P_ERR_EOF) reason = LP2P_ERR_GOAWAY;
     lp2p__conn_close(c, reason);
   } else {
-    conn_input(c, (const uint8_t *)buf->base, (size_t)nread);
+    /* alloc_cb put this connection's partial frame (if any) in front of the new bytes */
+    size_t keep = sw->rb_owner == c ? sw->rb_len : 0;
+    sw->rb_owner = NULL;
+    conn_input(c, sw->readbuf, keep + (size_t)nread);
   }
   lp2p__swarm_leave(sw);
 }
@@ -754,16 +811,21 @@ void lp2p__conn_arm(lp2p__conn *c) {
       }
     }
   }
+  /* re-arm only for an earlier deadline: firing early is harmless (timer_cb re-checks everything and
+   * re-arms), and most flushes leave the deadline where it was */
   if (due == LP2P_TSTAMP_NEVER) {
-    uv_timer_stop(&c->timer);
-  } else {
+    if (c->armed) uv_timer_stop(&c->timer);
+    c->armed = 0;
+  } else if (!c->armed || due < c->armed) {
     uv_timer_start(&c->timer, timer_cb, due > now ? due - now : 0, 0);
+    c->armed = due ? due : 1;
   }
 }
 
 static void timer_cb(uv_timer_t *t) {
   lp2p__conn *c = t->data;
   lp2p_swarm *sw = c->sw;
+  c->armed = 0;
   if (c->state == LP2P__C_CLOSING || c->close_queued) return;
   lp2p__swarm_enter(sw);
   lp2p_tstamp now = lp2p__swarm_now(sw);
@@ -832,6 +894,7 @@ void lp2p__conn_teardown(lp2p__conn *c) {
   lp2p__conn_state prev = c->state;
   c->state = LP2P__C_CLOSING;
   c->tearing = 1;
+  if (sw->rb_owner == c) sw->rb_owner = NULL; /* its partial frame is of no use now */
   lp2p__list_del(&c->pending_link);
   lp2p__list_del(&c->sw_link);
   conn_log(c, LP2P_LOG_DEBUG, "closed:", reason);

@@ -212,6 +212,7 @@ int lp2p_swarm_post(lp2p_swarm *sw, void (*fn)(lp2p_swarm *sw, void *arg), void 
 static void final_free(lp2p_swarm *sw) {
   uv_mutex_destroy(&sw->post_mu);
   lp2p__free(&sw->mem, sw->readbuf);
+  lp2p__wbuf_pool_free(sw);
   lp2p__free(&sw->mem, sw->agent);
   lp2p_mem mem = sw->mem;
   lp2p__free(&mem, sw);

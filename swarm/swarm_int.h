@@ -26,8 +26,20 @@
 #define LP2P__SW_LOG "swarm"
 #define LP2P__SW_MAX_ADDRS_PER_PEER 32
 #define LP2P__SW_MAX_BEHAVIOURS 64
-#define LP2P__SW_READ_BUF (64 * 1024)
+/* One read buffer per swarm (reads are processed synchronously in read_cb): room for several full
+ * Noise frames (65,537 bytes on the wire), decrypted in place. A connection keeps only its trailing
+ * partial frame (in the read buffer while no other connection reads, else copied to conn->rbuf). */
+#define LP2P__SW_READ_BUF (256 * 1024)
+#define LP2P__SW_MAX_LEFTOVER (2 + 65535) /* a partial Noise frame */
 #define LP2P__SW_WRITE_HIGH (1024 * 1024) /* stop pulling engine output above this many queued bytes */
+/* Seal buffers: LP2P__SW_SEAL_FRAMES full Noise frames each, shared by the swarm's connections through
+ * a free list of at most LP2P__SW_WBUF_POOL buffers. A buffer is free again as soon as the socket took
+ * its bytes (uv_try_write); only a partly written one waits in libuv's queue (small tails are copied to
+ * an exact-size buffer so that a slow connection never pins a whole seal buffer). */
+#define LP2P__SW_SEAL_FRAMES 4
+#define LP2P__SW_WBUF_CAP (LP2P__SW_SEAL_FRAMES * (LP2P_NOISE_MAX_PLAINTEXT + LP2P_NOISE_FRAME_OVERHEAD))
+#define LP2P__SW_WBUF_POOL (LP2P__SW_WRITE_HIGH / LP2P__SW_WBUF_CAP + 2)
+#define LP2P__SW_WBUF_SMALL_TAIL (16 * 1024) /* tails below this are copied out of a seal buffer */
 #define LP2P__SW_CLOSE_GRACE_MS 1000      /* max wait for a graceful close to flush */
 #define LP2P__SW_MAX_DIAL_ADDRS 64
 /* Streams opened on a connection before the peer's muxer has sent us anything.
@@ -40,6 +52,15 @@ typedef struct lp2p__conn lp2p__conn;
 typedef struct lp2p__peer lp2p__peer;
 typedef struct lp2p__dial lp2p__dial;
 typedef struct lp2p__listener lp2p__listener;
+
+/* An output buffer: a uv_write_t while queued in libuv, else in the swarm's free list. */
+typedef struct lp2p__wbuf {
+  uv_write_t req;
+  struct lp2p__wbuf *next; /* free list */
+  lp2p__conn *c;
+  size_t cap;
+  uint8_t data[];
+} lp2p__wbuf;
 
 /* intrusive doubly linked list node */
 typedef struct lp2p__link {
@@ -132,7 +153,7 @@ struct lp2p__conn {
   lp2p_yamux *mx;
   lp2p_tstamp deadline;   /* dial/handshake deadline while upgrading */
   lp2p_tstamp idle_since; /* 0 = not idle */
-  lp2p_tstamp recheck_at; /* idle re-evaluation */
+  lp2p_tstamp armed;      /* due time the timer is armed for, 0 = not armed */
   lp2p__link streams;     /* lp2p_stream.conn_link */
   size_t n_streams, n_negotiating;
   int live; /* counted in peer->live */
@@ -254,8 +275,11 @@ struct lp2p_swarm {
   int post_closed;
   uv_idle_t soon;
   int soon_active;
-  uint8_t *readbuf;
-  int readbuf_busy;
+  uint8_t *readbuf;     /* LP2P__SW_READ_BUF bytes, see above */
+  lp2p__conn *rb_owner; /* its partial frame is readbuf[rb_off .. rb_off + rb_len) */
+  size_t rb_off, rb_len;
+  lp2p__wbuf *wpool; /* free seal buffers (LP2P__SW_WBUF_CAP bytes each) */
+  size_t n_wpool;
   lp2p_swarm_event_fn ev_fn;
   void *ev_ud;
   lp2p__behaviour behaviours[LP2P__SW_MAX_BEHAVIOURS];
@@ -303,11 +327,7 @@ void lp2p__conn_flush(lp2p__conn *c);
 void lp2p__conn_teardown(lp2p__conn *c); /* run from the close queue */
 void lp2p__conn_arm(lp2p__conn *c);
 int lp2p__conn_can_open(const lp2p__conn *c); /* early-stream gate */
-/* Interop guard for yamux output (see conn.c): number of Data frames with
- * payload that carry FIN, and the rewrite moving each FIN to an empty
- * WindowUpdate frame right after (out: n + 12 * count bytes). */
-size_t lp2p__swarm_fin_count(const uint8_t *p, size_t n);
-size_t lp2p__swarm_fin_split(const uint8_t *p, size_t n, uint8_t *out);
+void lp2p__wbuf_pool_free(lp2p_swarm *sw);
 
 /* stream.c */
 lp2p_stream *lp2p__stream_alloc(lp2p_swarm *sw, lp2p_direction dir, const lp2p_stream_handler *h, void *ud);

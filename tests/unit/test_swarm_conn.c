@@ -328,7 +328,42 @@ typedef struct lazy {
   size_t in_len;
   char echoed[64];
   size_t n_echoed;
+  int fin_with_data; /* half-close right after the first data */
+  /* yamux frames from the listener, parsed off the decrypted byte stream */
+  uint8_t yhdr[12];
+  size_t yhdr_len, ybody_left;
+  int data_frames, fin_frames, data_fin_frames;
 } lazy;
+
+/* Records the listener's yamux frames (version, type, flags u16, id u32, length u32; only Data (type
+ * 0) frames carry `length` payload bytes). */
+static void lazy_inspect(lazy *z, const uint8_t *p, size_t n) {
+  while (n) {
+    if (z->ybody_left) {
+      size_t k = n < z->ybody_left ? n : z->ybody_left;
+      z->ybody_left -= k;
+      p += k;
+      n -= k;
+      continue;
+    }
+    size_t k = 12 - z->yhdr_len < n ? 12 - z->yhdr_len : n;
+    memcpy(z->yhdr + z->yhdr_len, p, k);
+    z->yhdr_len += k;
+    p += k;
+    n -= k;
+    if (z->yhdr_len < 12) break;
+    z->yhdr_len = 0;
+    uint32_t len = ((uint32_t)z->yhdr[8] << 24) | ((uint32_t)z->yhdr[9] << 16) | ((uint32_t)z->yhdr[10] << 8) |
+                   z->yhdr[11];
+    int fin = (z->yhdr[3] & 0x04) != 0, data = z->yhdr[1] == 0;
+    z->fin_frames += fin;
+    if (data && len) {
+      z->data_frames++;
+      z->data_fin_frames += fin;
+      z->ybody_left = len;
+    }
+  }
+}
 
 static void lazy_written(uv_write_t *w, int status) {
   (void)status;
@@ -365,8 +400,8 @@ static void lazy_data(lp2p_yamux *mx, uint32_t id, const uint8_t *p, size_t n, v
     z->n_echoed += n;
   }
 }
-static const lp2p_yamux_callbacks lazy_ycb = {sizeof(lp2p_yamux_callbacks), NULL, lazy_data, NULL, NULL,
-                                              NULL, NULL, NULL};
+static const lp2p_yamux_callbacks lazy_ycb = {.struct_size = sizeof(lp2p_yamux_callbacks),
+                                              .on_stream_data = lazy_data};
 
 static void lazy_second_flight(lazy *z) {
   static const char *const mux[] = {"/yamux/1.0.0"};
@@ -384,6 +419,7 @@ static void lazy_second_flight(lazy *z) {
   memcpy(first, p, n);
   memcpy(first + n, "hello, lazy", 11);
   lp2p_yamux_write(z->mx, z->sid, first, n + 11);
+  if (z->fin_with_data) lp2p_yamux_close_write(z->mx, z->sid);
   lp2p_mss_output_consumed(z->app, n);
   n = lp2p_mss_output(z->mux, &p);
   lp2p_noise_write(z->noise, p, n); /* after msg3 in the noise output */
@@ -441,6 +477,7 @@ static void lazy_read(uv_stream_t *st, ssize_t nr, const uv_buf_t *b) {
           used = lp2p_mss_feed(z->mux, p, n);
           if (used < 0) z->failed = 1;
         } else {
+          lazy_inspect(z, p, n);
           used = lp2p_yamux_feed(z->mx, p, n, 0);
           if (used < 0) z->failed = 1;
         }
@@ -512,8 +549,51 @@ TEST(lazy_dialer_pipelining) {
   free(z);
 }
 
+/* Interop guard (js-libp2p-yamux 8.x drops the payload of a Data frame that carries FIN): the echo
+ * peer's answer and its half-close leave in one flush, and on the wire FIN never rides on a Data frame
+ * with payload. */
+TEST(fin_never_on_data_frame) {
+  tloop L;
+  tloop_init(&L);
+  tsw b;
+  CHECK_OK(tsw_init(&b, &L, 2, NULL, 1));
+  techo eb = {0};
+  CHECK_OK(lp2p_swarm_add_behaviour(b.sw, &techo_vtable, &eb));
+  lazy *z = calloc(1, sizeof *z);
+  z->fin_with_data = 1;
+  uint8_t seed[32];
+  memset(seed, 6, sizeof seed);
+  CHECK_OK(lp2p_privkey_from_ed25519_seed(&z->key, seed));
+  uv_tcp_init(&L.loop, &z->tcp);
+  z->tcp.data = z;
+  z->creq.data = z;
+  struct sockaddr_in sa;
+  uv_ip4_addr("127.0.0.1", tsw_port(&b), &sa);
+  CHECK_EQ(uv_tcp_connect(&z->creq, &z->tcp, (const struct sockaddr *)&sa, lazy_connected), 0);
+  CHECK(RUN_UNTIL(&L, z->failed || (z->n_echoed >= 11 && z->fin_frames >= 1), 5000));
+  CHECK_EQ(z->failed, 0);
+  CHECK_EQ(z->n_echoed, 11);
+  CHECK_MEM(z->echoed, "hello, lazy", 11);
+  CHECK(z->data_frames >= 1);    /* the echo arrived in Data frames ... */
+  CHECK_EQ(z->fin_frames, 1);    /* ... followed by exactly one FIN ... */
+  CHECK_EQ(z->data_fin_frames, 0); /* ... on a frame without payload */
+  CHECK(RUN_UNTIL(&L, eb.closed == 1, 3000));
+  CHECK_EQ(eb.close_errs, 0);
+  uv_close((uv_handle_t *)&z->tcp, NULL);
+  tsw_free(&b);
+  CHECK_EQ(tloop_finish(&L), 0);
+  lp2p_mss_free(z->sec);
+  lp2p_mss_free(z->mux);
+  lp2p_mss_free(z->app);
+  lp2p_noise_free(z->noise);
+  lp2p_yamux_free(z->mx);
+  lp2p_privkey_free(z->key);
+  free(z);
+}
+
 int main(void) {
   RUN(lazy_dialer_pipelining);
+  RUN(fin_never_on_data_frame);
   RUN(dial_timeout);
   RUN(simultaneous_dial);
   RUN(idle_timeout);

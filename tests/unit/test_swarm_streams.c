@@ -458,55 +458,6 @@ TEST(timers) {
   CHECK_EQ(tloop_finish(&L), 0);
 }
 
-/* Interop guard: FIN never rides on a Data frame with payload (js-yamux drops that payload). */
-static void put_hdr(uint8_t *p, uint8_t type, uint16_t flags, uint32_t id, uint32_t len) {
-  p[0] = 0;
-  p[1] = type;
-  p[2] = (uint8_t)(flags >> 8);
-  p[3] = (uint8_t)flags;
-  for (int i = 0; i < 4; i++) p[4 + i] = (uint8_t)(id >> (24 - 8 * i));
-  for (int i = 0; i < 4; i++) p[8 + i] = (uint8_t)(len >> (24 - 8 * i));
-}
-
-TEST(fin_split) {
-  uint8_t in[12 + 3 + 12 + 12 + 12 + 5], out[sizeof in + 24];
-  size_t o = 0;
-  put_hdr(in + o, 0, 0x4, 3, 3); /* Data FIN with payload: rewritten */
-  memcpy(in + o + 12, "abc", 3);
-  o += 15;
-  put_hdr(in + o, 1, 0x4, 5, 0); /* WindowUpdate FIN: kept */
-  o += 12;
-  put_hdr(in + o, 0, 0x4, 7, 0); /* empty Data FIN: kept */
-  o += 12;
-  put_hdr(in + o, 0, 0x1 | 0x4, 9, 5); /* Data SYN|FIN with payload: FIN moved, SYN kept */
-  memcpy(in + o + 12, "hello", 5);
-  o += 17;
-  CHECK_EQ(o, sizeof in);
-  CHECK_EQ(lp2p__swarm_fin_count(in, sizeof in), 2);
-  size_t m = lp2p__swarm_fin_split(in, sizeof in, out);
-  CHECK_EQ(m, sizeof in + 24);
-  uint8_t want[sizeof out];
-  size_t w = 0;
-  put_hdr(want + w, 0, 0, 3, 3);
-  memcpy(want + w + 12, "abc", 3);
-  w += 15;
-  put_hdr(want + w, 1, 0x4, 3, 0);
-  w += 12;
-  put_hdr(want + w, 1, 0x4, 5, 0);
-  w += 12;
-  put_hdr(want + w, 0, 0x4, 7, 0);
-  w += 12;
-  put_hdr(want + w, 0, 0x1, 9, 5);
-  memcpy(want + w + 12, "hello", 5);
-  w += 17;
-  put_hdr(want + w, 1, 0x4, 9, 0);
-  w += 12;
-  CHECK_EQ(w, m);
-  CHECK_MEM(out, want, m);
-  /* nothing to do: identical */
-  CHECK_EQ(lp2p__swarm_fin_count(in + 15, 24), 0);
-}
-
 /* Interop guard: js-libp2p aborts a connection on > 10 streams opened before its
  * upgrader attached the handler; we open at most LP2P__SW_EARLY_STREAMS until the
  * peer's muxer has sent a frame, the rest follow. */
@@ -546,7 +497,6 @@ TEST(early_stream_gate) {
 }
 
 int main(void) {
-  RUN(fin_split);
   RUN(early_stream_gate);
   RUN(many_concurrent_streams);
   RUN(manual_consume_backpressure);
