@@ -36,14 +36,16 @@ enum {
   YX_CLOSED = 1u << 6,       /* closed; waiting in the closing list for on_stream_close + free */
   YX_READY = 1u << 7,        /* in the ready ring (data + window) */
   YX_WANT_WRITABLE = 1u << 8,/* a write was short: fire on_stream_writable when room reopens */
-  YX_NOTIFY = 1u << 9,       /* in the writable-notification list */
   YX_ANNOUNCED = 1u << 10,   /* the application knows the id: on_stream_close owed */
+  YX_ZOMBIE = 1u << 11,      /* closed and released by the application, kept for its in-flight bytes */
 };
 
-/* Send buffer: a ring of bytes. */
+/* Send buffer: a ring of bytes. The first `inflight` bytes of the stream (see below) are referenced by
+ * pending output (gaps) and stay until lp2p_yamux_output_consumed() passes them; the rest is unframed. */
 typedef struct lp2p__yamux_ring {
   uint8_t *data;
-  size_t cap, head, len;
+  size_t cap, head, len; /* len = in-flight + unframed bytes */
+  uint64_t seq;          /* stream offset of data[head] (bytes popped so far) */
 } lp2p__yamux_ring;
 
 typedef struct lp2p__yamux_stream {
@@ -52,15 +54,21 @@ typedef struct lp2p__yamux_stream {
   int close_err;
   void *user;
   uint64_t send_window;     /* what the peer still lets us send */
-  lp2p__yamux_ring sbuf;    /* accepted, not yet framed */
+  lp2p__yamux_ring sbuf;    /* accepted bytes: in flight (framed, unsent) + unframed */
+  size_t inflight;          /* bytes at the ring head referenced by output gaps */
+  size_t counted;           /* this stream's share of mx->buffered: min(unframed, send_window) */
   uint32_t recv_win;        /* target receive window (auto-tuned) */
   uint32_t recv_avail;      /* what the peer may still send (advertised - received) */
   uint32_t recv_held;       /* received (incl. the frame being read) and not yet consumed */
   lp2p_tstamp epoch;        /* when the last window update was sent (auto-tuning) */
   struct lp2p__yamux_stream *rnext, *rprev; /* ready ring */
-  struct lp2p__yamux_stream *cnext;         /* closing list */
-  struct lp2p__yamux_stream *nnext;         /* writable-notification list */
+  struct lp2p__yamux_stream *cnext;         /* closing list, then zombie list */
+  struct lp2p__yamux_stream *bnext, *bprev; /* blocked-writer list (YX_WANT_WRITABLE), FIFO */
+  uint32_t pass;            /* last writer-notification pass that looked at this stream */
 } lp2p__yamux_stream;
+
+/* Unframed bytes: accepted by write, not yet put in a Data frame. */
+static inline size_t lp2p__yamux_unframed(const lp2p__yamux_stream *s) { return s->sbuf.len - s->inflight; }
 
 /* ---- id -> stream map (yamux_map.c): open addressing, linear probing ---- */
 typedef struct lp2p__yamux_map {
@@ -77,6 +85,13 @@ void lp2p__yamux_map_free(const lp2p_mem *mem, lp2p__yamux_map *m);
 /* ---- session ---- */
 #define LP2P__YAMUX_RECENT 64                 /* remembered recently closed inbound ids */
 #define LP2P__YAMUX_MAX_PENDING_OUT (2u << 20) /* unsent output beyond this on a control frame = flood */
+/* output_iov copies Data payloads up to this size into the output buffer instead of referencing them. */
+#define LP2P__YAMUX_COPY_MAX 1024u
+/* Smallest send ring (grows by doubling). */
+#define LP2P__YAMUX_RING_MIN 1024u
+/* Released rings above SPARE_MIN bytes are kept for reuse, up to min(send_budget, SPARE_MAX) in all. */
+#define LP2P__YAMUX_SPARE_MIN (16u * 1024u)
+#define LP2P__YAMUX_SPARE_MAX (1024u * 1024u)
 /* Auto-tuning threshold in RTTs. bench_yamux (simulated links): 2 reaches the throughput of 4 with half
  * the window; 1 is slightly slower and fragile when queueing inflates the RTT. */
 #define LP2P__YAMUX_TUNE_RTTS 2
@@ -85,6 +100,7 @@ struct lp2p_yamux {
   lp2p_mem mem;
   lp2p_yamux_config cfg;
   lp2p_yamux_callbacks cb;
+  lp2p_yamux_outbound_fn on_outbound_available;
   void *ud;
   int err;          /* fatal session error */
   int depth;        /* API/callback nesting */
@@ -95,12 +111,28 @@ struct lp2p_yamux {
   lp2p__yamux_map map;
   lp2p__yamux_stream *ready;                 /* ready ring head (next to serve) */
   lp2p__yamux_stream *closing, *closing_tail;
-  lp2p__yamux_stream *notify;
+  lp2p__yamux_stream *blocked, *blocked_tail; /* writers waiting for on_stream_writable, FIFO */
+  lp2p__yamux_stream *zombies;               /* closed streams whose bytes are still in flight */
   uint32_t recent[LP2P__YAMUX_RECENT];
   unsigned recent_n, recent_pos;
-  /* output */
+  /* Output: out[out_off .. out_len) holds control frames and Data frame headers (and, for the contiguous
+   * lp2p_yamux_output(), the payload too); the gaps splice payload from stream rings in after out[pos].
+   * Allocated on first use, released when drained (see LP2P__YAMUX_OUT_KEEP). */
   uint8_t *out;
-  size_t out_off, out_len, out_cap; /* unsent = out[out_off .. out_len) */
+  size_t out_off, out_len, out_cap;
+  struct lp2p__yamux_gap *gaps; /* FIFO ring of gap_n entries from gap_head, capacity gap_cap */
+  size_t gap_head, gap_n, gap_cap;
+  size_t gap_done;  /* bytes of the first gap already consumed */
+  size_t pending;   /* unsent bytes: out part + gaps */
+  /* send accounting */
+  size_t buffered;  /* sum of the streams' counted bytes (the session send budget applies to it) */
+  size_t ring_cap;  /* sum of the send rings' capacities */
+  void *spares;     /* spare ring buffers (yamux_stream.c) */
+  size_t spare_cap;
+  int budget_freed; /* buffered went down since blocked writers were last looked at */
+  uint32_t notify_pass;
+  int limit_hit;    /* open_stream returned LP2P_ERR_LIMIT (unacked): report on_outbound_available */
+  int outbound_avail;/* ... and the unacked count has dropped below the limit since */
   /* input parser */
   uint8_t hdr[LP2P__YAMUX_HDR_LEN];
   size_t hdr_len;
@@ -119,13 +151,24 @@ struct lp2p_yamux {
   uint32_t tune_rtts; /* grow the receive window when it was used up within this many RTTs */
 };
 
-/* Session helpers used by yamux_stream.c. All return 0 or a (fatal) error. */
+/* Payload of one Data frame, spliced into the output after out[pos]: len bytes of stream s from stream
+ * offset seq (s's ring holds them until consumed). */
+typedef struct lp2p__yamux_gap {
+  size_t pos;
+  lp2p__yamux_stream *s;
+  uint64_t seq;
+  size_t len;
+} lp2p__yamux_gap;
+
+/* Session helpers. All return 0 or a (fatal) error. */
 /* Appends a 12-byte control frame. On failure the session is failed (NOMEM, or
  * LIMIT when more than LP2P__YAMUX_MAX_PENDING_OUT bytes are unsent) and the
  * error returned. Callers that must not fail the session reserve first. */
 int lp2p__yamux_emit(lp2p_yamux *mx, uint8_t type, uint16_t flags, uint32_t id, uint32_t length);
+/* Appends a 12-byte frame without the flood check. 0 or LP2P_ERR_NOMEM (nothing changed, session intact). */
+int lp2p__yamux_put_frame(lp2p_yamux *mx, uint8_t type, uint16_t flags, uint32_t id, uint32_t length);
 /* Room for n more output bytes; pointer to where they go (out + out_len), or
- * NULL (LP2P_ERR_NOMEM, nothing changed). */
+ * NULL (LP2P_ERR_NOMEM, nothing changed). The caller adds what it wrote to out_len and pending. */
 uint8_t *lp2p__yamux_out_reserve(lp2p_yamux *mx, size_t n);
 /* Fails the session: queues GoAway(goaway_code) unless goaway_code < 0,
  * closes every stream with err. Returns err. */
@@ -137,31 +180,70 @@ void lp2p__yamux_enter(lp2p_yamux *mx);
 void lp2p__yamux_leave(lp2p_yamux *mx);
 /* Runs on_stream_close for closed streams and frees them (only at depth <= 1). */
 void lp2p__yamux_flush_closed(lp2p_yamux *mx);
+/* Fires the outbound-available callback if owed (outermost level of feed/output/handle_expiry only). */
+void lp2p__yamux_report_outbound(lp2p_yamux *mx);
+/* One fewer unacknowledged SYN (ACK, or the stream closed). */
+void lp2p__yamux_unacked_dec(lp2p_yamux *mx);
 /* Remember a closed/refused inbound id (a later SYN for it is a violation). */
 void lp2p__yamux_recent_add(lp2p_yamux *mx, uint32_t id);
 /* Live (not closing) stream or NULL. */
 lp2p__yamux_stream *lp2p__yamux_live(const lp2p_yamux *mx, uint32_t id);
 
+/* Output queue (yamux_output.c). */
+/* Builds Data frames round-robin until `target` bytes are pending; by_ref: payload stays in the rings
+ * (gaps), else it is copied into out. Then fires on_stream_writable for blocked writers with room. */
+void lp2p__yamux_build(lp2p_yamux *mx, size_t target, int by_ref);
+/* With nothing queued and no stream left: frees the output buffer, gap table and spare rings. (While
+ * streams exist they are kept for reuse: no malloc/free per message.) */
+void lp2p__yamux_release_idle(lp2p_yamux *mx);
+/* Frees the drained output buffer, gap table, empty send rings and spare rings (keep-alive tick). */
+void lp2p__yamux_trim(lp2p_yamux *mx);
+/* Releases everything the output queue holds (session free). */
+void lp2p__yamux_output_free(lp2p_yamux *mx);
+
 /* Stream helpers (yamux_stream.c). */
 lp2p__yamux_stream *lp2p__yamux_stream_new(lp2p_yamux *mx, uint32_t id, uint32_t flags);
 void lp2p__yamux_stream_destroy(lp2p_yamux *mx, lp2p__yamux_stream *s);
-size_t lp2p__yamux_writable(const lp2p__yamux_stream *s);
+/* How many bytes write would accept (per-stream cap and session budget). */
+size_t lp2p__yamux_writable(const lp2p_yamux *mx, const lp2p__yamux_stream *s);
 void lp2p__yamux_ready_add(lp2p_yamux *mx, lp2p__yamux_stream *s);
 void lp2p__yamux_ready_del(lp2p_yamux *mx, lp2p__yamux_stream *s);
-/* After the send window grew or the buffer drained: re-arm readiness and
- * fire on_stream_writable if a writer waits (immediately). */
+/* Stream s has unframed bytes and send window (belongs in the ready ring). */
+static inline int lp2p__yamux_sendable(const lp2p__yamux_stream *s) {
+  return s->sbuf.len > s->inflight && s->send_window;
+}
+/* After the send window grew: re-arm readiness and fire on_stream_writable if s waits and has room. */
 void lp2p__yamux_stream_room(lp2p_yamux *mx, lp2p__yamux_stream *s);
+/* Fires on_stream_writable for every blocked writer that has room now (FIFO). */
+void lp2p__yamux_notify_writers(lp2p_yamux *mx);
+/* Recomputes s->counted and mx->buffered after s's unframed bytes or send window changed. */
+void lp2p__yamux_recount(lp2p_yamux *mx, lp2p__yamux_stream *s);
 /* Window update if >= half the window is reclaimable (auto-tunes). */
 int lp2p__yamux_maybe_window_update(lp2p_yamux *mx, lp2p__yamux_stream *s);
 /* Remote FIN handling (on_stream_eof, full close). */
 void lp2p__yamux_remote_fin(lp2p_yamux *mx, lp2p__yamux_stream *s);
-/* Serializes one Data frame from s into the output. 0, or LP2P_ERR_NOMEM (nothing changed). */
-int lp2p__yamux_emit_data(lp2p_yamux *mx, lp2p__yamux_stream *s);
+/* Serializes one Data frame from s into the output (header in out; payload copied, or by reference as a
+ * gap when by_ref). 0, or LP2P_ERR_NOMEM (nothing changed). */
+int lp2p__yamux_emit_data(lp2p_yamux *mx, lp2p__yamux_stream *s, int by_ref);
+/* Copies n bytes of s's ring starting off bytes after the ring head. */
+void lp2p__yamux_ring_copy(const lp2p__yamux_ring *r, size_t off, uint8_t *dst, size_t n);
+/* Where byte `off` (after the head) of the ring is and how many bytes follow it contiguously. */
+const uint8_t *lp2p__yamux_ring_at(const lp2p__yamux_ring *r, size_t off, size_t *contig);
+/* Removes n sent bytes from the head of s's ring (n <= in flight, or <= len when nothing is in flight);
+ * releases the ring when it drains and is not worth keeping. */
+void lp2p__yamux_ring_sent(lp2p_yamux *mx, lp2p__yamux_stream *s, size_t n);
+/* Frees the spare ring buffers. */
+void lp2p__yamux_spares_free(lp2p_yamux *mx);
+/* Frees s's ring if it is empty. */
+void lp2p__yamux_ring_release(lp2p_yamux *mx, lp2p__yamux_stream *s);
 /* Bytes delivered to the app and not yet consumed. */
 uint32_t lp2p__yamux_consumable(const lp2p_yamux *mx, const lp2p__yamux_stream *s);
 
 /* Test/diagnostic accessors (not exported from the shared library). */
 int lp2p__yamux_stream_windows(const lp2p_yamux *mx, uint32_t id, uint64_t *send_window, uint32_t *recv_win,
                                uint32_t *recv_avail, size_t *buffered);
+/* Session-wide: budgeted bytes (mx->buffered), ring capacity, output buffer capacity, zombies. */
+void lp2p__yamux_send_stats(const lp2p_yamux *mx, size_t *buffered, size_t *ring_cap, size_t *out_cap,
+                            size_t *zombies);
 
 #endif

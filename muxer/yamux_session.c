@@ -18,6 +18,8 @@ void lp2p_yamux_config_default(lp2p_yamux_config *cfg, int is_client) {
   cfg->max_unacked_outbound = LP2P_YAMUX_DEFAULT_MAX_UNACKED;
   cfg->keepalive_interval = LP2P_YAMUX_DEFAULT_KEEPALIVE_INTERVAL;
   cfg->keepalive_timeout = LP2P_YAMUX_DEFAULT_KEEPALIVE_TIMEOUT;
+  cfg->send_budget = LP2P_YAMUX_DEFAULT_SEND_BUDGET;
+  cfg->max_frame_payload = LP2P_YAMUX_MAX_DATA_FRAME;
 }
 
 static int load_config(lp2p_yamux_config *c, const lp2p_yamux_config *in) {
@@ -33,7 +35,10 @@ static int load_config(lp2p_yamux_config *c, const lp2p_yamux_config *in) {
         c->initial_window > LP2P_YAMUX_DEFAULT_MAX_WINDOW ? c->initial_window : LP2P_YAMUX_DEFAULT_MAX_WINDOW;
   if (!c->max_inbound_streams) c->max_inbound_streams = LP2P_YAMUX_DEFAULT_MAX_INBOUND;
   if (!c->max_unacked_outbound) c->max_unacked_outbound = LP2P_YAMUX_DEFAULT_MAX_UNACKED;
-  if (c->initial_window < LP2P_YAMUX_DEFAULT_WINDOW || c->max_window < c->initial_window)
+  if (!c->send_budget) c->send_budget = LP2P_YAMUX_DEFAULT_SEND_BUDGET;
+  if (!c->max_frame_payload) c->max_frame_payload = LP2P_YAMUX_MAX_DATA_FRAME;
+  if (c->initial_window < LP2P_YAMUX_DEFAULT_WINDOW || c->max_window < c->initial_window ||
+      c->max_frame_payload > LP2P_YAMUX_MAX_FRAME_PAYLOAD_LIMIT)
     return LP2P_ERR_INVAL;
   return 0;
 }
@@ -55,16 +60,10 @@ int lp2p_yamux_new(lp2p_yamux **out, const lp2p_yamux_config *cfg, const lp2p_ya
   mx->cb.struct_size = sizeof mx->cb;
   mx->ud = ud;
   mx->next_id = c.is_client ? 1 : 2;
-  mx->max_frame = LP2P_YAMUX_MAX_DATA_FRAME;
+  mx->max_frame = c.max_frame_payload;
   mx->out_batch = LP2P_YAMUX_OUTPUT_BATCH;
   mx->tune_rtts = LP2P__YAMUX_TUNE_RTTS;
-  mx->out_cap = 4096;
-  mx->out = lp2p__malloc(&mx->mem, mx->out_cap);
-  if (!mx->out) {
-    lp2p__free(mem, mx);
-    return LP2P_ERR_NOMEM;
-  }
-  *out = mx;
+  *out = mx; /* the output buffer is allocated on first use */
   return 0;
 }
 
@@ -73,7 +72,7 @@ void lp2p_yamux_free(lp2p_yamux *mx) {
   for (size_t i = 0; i < mx->map.cap; i++)
     if (mx->map.slots[i]) lp2p__yamux_stream_destroy(mx, mx->map.slots[i]);
   lp2p__yamux_map_free(&mx->mem, &mx->map);
-  lp2p__free(&mx->mem, mx->out);
+  lp2p__yamux_output_free(mx);
   lp2p_mem mem = mx->mem;
   lp2p__free(&mem, mx);
 }
@@ -100,51 +99,47 @@ void lp2p__yamux_flush_closed(lp2p_yamux *mx) {
     }
     lp2p__yamux_map_del(&mx->map, s->id);
     if (mx->body_stream == s) mx->body_stream = NULL;
-    lp2p__yamux_stream_destroy(mx, s);
+    if (s->inflight) { /* its last bytes are still queued: freed once they are consumed */
+      s->flags |= YX_ZOMBIE;
+      s->cnext = mx->zombies;
+      mx->zombies = s;
+    } else {
+      lp2p__yamux_stream_destroy(mx, s);
+    }
+  }
+  if (!mx->map.n && mx->map.cap) { /* no stream left: no table, and no buffers once output drained */
+    lp2p__yamux_map_free(&mx->mem, &mx->map);
+    lp2p__yamux_release_idle(mx);
   }
 }
 
-/* ---- output ---- */
-
-uint8_t *lp2p__yamux_out_reserve(lp2p_yamux *mx, size_t n) {
-  if (n > mx->out_cap - mx->out_len && mx->out_off) {
-    memmove(mx->out, mx->out + mx->out_off, mx->out_len - mx->out_off);
-    mx->out_len -= mx->out_off;
-    mx->out_off = 0;
-  }
-  if (n > mx->out_cap - mx->out_len) {
-    if (n > SIZE_MAX / 2 - mx->out_len) return NULL;
-    size_t ncap = mx->out_cap * 2;
-    if (ncap < mx->out_len + n) ncap = mx->out_len + n;
-    uint8_t *p = lp2p__realloc(&mx->mem, mx->out, ncap);
-    if (!p) return NULL;
-    mx->out = p;
-    mx->out_cap = ncap;
-  }
-  return mx->out + mx->out_len;
+void lp2p_yamux_set_on_outbound_available(lp2p_yamux *mx, lp2p_yamux_outbound_fn fn) {
+  if (mx) mx->on_outbound_available = fn;
 }
 
-static int put_frame(lp2p_yamux *mx, uint8_t type, uint16_t flags, uint32_t id, uint32_t length) {
-  uint8_t *p = lp2p__yamux_out_reserve(mx, LP2P__YAMUX_HDR_LEN);
-  if (!p) return LP2P_ERR_NOMEM;
-  lp2p__yamux_hdr_encode(p, type, flags, id, length);
-  mx->out_len += LP2P__YAMUX_HDR_LEN;
-  return 0;
+void lp2p__yamux_unacked_dec(lp2p_yamux *mx) {
+  mx->n_unacked--;
+  if (mx->limit_hit && mx->n_unacked < mx->cfg.max_unacked_outbound) mx->outbound_avail = 1;
 }
 
-int lp2p__yamux_emit(lp2p_yamux *mx, uint8_t type, uint16_t flags, uint32_t id, uint32_t length) {
-  if (mx->err) return mx->err;
-  if (mx->out_len - mx->out_off > LP2P__YAMUX_MAX_PENDING_OUT)
-    return lp2p__yamux_fail(mx, LP2P_ERR_LIMIT, LP2P_YAMUX_GOAWAY_INTERNAL_ERROR);
-  if (put_frame(mx, type, flags, id, length)) return lp2p__yamux_fail(mx, LP2P_ERR_NOMEM, -1);
-  return 0;
+void lp2p__yamux_report_outbound(lp2p_yamux *mx) {
+  if (mx->depth || !mx->outbound_avail) return;
+  mx->outbound_avail = mx->limit_hit = 0;
+  if (mx->err || mx->goaway_sent || mx->goaway_recv || !mx->on_outbound_available) return;
+  lp2p__yamux_enter(mx);
+  mx->depth++;
+  mx->on_outbound_available(mx, mx->ud);
+  mx->depth--;
+  lp2p__yamux_leave(mx);
 }
+
+/* ---- fatal errors ---- */
 
 int lp2p__yamux_fail(lp2p_yamux *mx, int err, int goaway_code) {
   if (mx->err) return mx->err;
   mx->err = err;
   if (goaway_code >= 0 && !mx->goaway_sent &&
-      !put_frame(mx, LP2P__YAMUX_GO_AWAY, 0, 0, (uint32_t)goaway_code))
+      !lp2p__yamux_put_frame(mx, LP2P__YAMUX_GO_AWAY, 0, 0, (uint32_t)goaway_code))
     mx->goaway_sent = 1;
   for (size_t i = 0; i < mx->map.cap; i++)
     if (mx->map.slots[i]) lp2p__yamux_stream_close(mx, mx->map.slots[i], err);
@@ -153,54 +148,17 @@ int lp2p__yamux_fail(lp2p_yamux *mx, int err, int goaway_code) {
   return err;
 }
 
-size_t lp2p_yamux_output(lp2p_yamux *mx, const uint8_t **out) {
-  if (!mx) return 0;
-  lp2p__yamux_enter(mx);
-  lp2p__yamux_stream *notify = NULL, **ntail = &notify;
-  while (!mx->err && mx->ready && mx->out_len - mx->out_off < mx->out_batch) {
-    lp2p__yamux_stream *s = mx->ready;
-    if (lp2p__yamux_emit_data(mx, s)) break; /* out of memory: try again on the next call */
-    if (s->sbuf.len && s->send_window)
-      mx->ready = s->rnext; /* round-robin: s moves to the tail */
-    else
-      lp2p__yamux_ready_del(mx, s);
-    if ((s->flags & YX_FIN_SENT) && (s->flags & YX_REMOTE_FIN)) lp2p__yamux_stream_close(mx, s, 0);
-    if ((s->flags & YX_WANT_WRITABLE) && !(s->flags & YX_NOTIFY) && lp2p__yamux_writable(s) > 0) {
-      s->flags |= YX_NOTIFY;
-      s->nnext = NULL;
-      *ntail = s;
-      ntail = &s->nnext;
-    }
-  }
-  /* Writable notifications after the batch is built (streams are not freed before leave). */
-  for (lp2p__yamux_stream *s = notify, *next; s; s = next) {
-    next = s->nnext;
-    s->flags &= ~(uint32_t)YX_NOTIFY;
-    lp2p__yamux_stream_room(mx, s);
-  }
-  lp2p__yamux_leave(mx);
-  if (out) *out = mx->out + mx->out_off;
-  return mx->out_len - mx->out_off;
-}
-
-void lp2p_yamux_output_consumed(lp2p_yamux *mx, size_t n) {
-  if (!mx) return;
-  size_t pending = mx->out_len - mx->out_off;
-  mx->out_off += n < pending ? n : pending;
-  if (mx->out_off == mx->out_len) mx->out_off = mx->out_len = 0;
-}
-
-int lp2p_yamux_want_output(const lp2p_yamux *mx) {
-  return mx && (mx->out_len > mx->out_off || (!mx->err && mx->ready));
-}
-
 /* ---- opening ---- */
 
 int lp2p_yamux_open_stream(lp2p_yamux *mx, uint32_t *id) {
   if (!mx || !id) return LP2P_ERR_INVAL;
   if (mx->err) return mx->err;
   if (mx->goaway_sent || mx->goaway_recv) return LP2P_ERR_GOAWAY;
-  if (mx->n_unacked >= mx->cfg.max_unacked_outbound || mx->next_id > UINT32_MAX) return LP2P_ERR_LIMIT;
+  if (mx->next_id > UINT32_MAX) return LP2P_ERR_LIMIT;
+  if (mx->n_unacked >= mx->cfg.max_unacked_outbound) {
+    mx->limit_hit = 1; /* outbound-available callback once an ACK brings the count below the limit */
+    return LP2P_ERR_LIMIT;
+  }
   if (!lp2p__yamux_out_reserve(mx, LP2P__YAMUX_HDR_LEN)) return LP2P_ERR_NOMEM;
   lp2p__yamux_stream *s = lp2p__yamux_stream_new(mx, (uint32_t)mx->next_id, YX_OUTBOUND | YX_AWAIT_ACK);
   if (!s) return LP2P_ERR_NOMEM;
@@ -299,7 +257,7 @@ static int on_stream_frame(lp2p_yamux *mx, const lp2p__yamux_hdr *h) {
   if (s->flags & YX_CLOSED) return skip_body(mx, h);
   if ((h->flags & LP2P__YAMUX_ACK) && (s->flags & YX_AWAIT_ACK)) {
     s->flags &= ~(uint32_t)YX_AWAIT_ACK;
-    mx->n_unacked--;
+    lp2p__yamux_unacked_dec(mx);
   }
   if (h->flags & LP2P__YAMUX_RST) {
     lp2p__yamux_stream_close(mx, s, LP2P_ERR_RESET);
@@ -307,6 +265,7 @@ static int on_stream_frame(lp2p_yamux *mx, const lp2p__yamux_hdr *h) {
   }
   if (h->type == LP2P__YAMUX_WINDOW_UPDATE) {
     s->send_window += h->length;
+    lp2p__yamux_recount(mx, s);
     lp2p__yamux_stream_room(mx, s);
     if (h->flags & LP2P__YAMUX_FIN) lp2p__yamux_remote_fin(mx, s);
     return 0;
@@ -410,7 +369,9 @@ int64_t lp2p_yamux_feed(lp2p_yamux *mx, const uint8_t *in, size_t len, lp2p_tsta
     }
     lp2p__yamux_flush_closed(mx);
   }
+  if (!mx->err && mx->budget_freed && mx->blocked) lp2p__yamux_notify_writers(mx); /* a reset freed budget */
   lp2p__yamux_leave(mx);
+  if (mx->outbound_avail) lp2p__yamux_report_outbound(mx);
   return mx->err ? mx->err : (int64_t)len;
 }
 
@@ -452,6 +413,7 @@ int lp2p_yamux_handle_expiry(lp2p_yamux *mx, lp2p_tstamp now) {
   if (mx->err) return mx->err;
   mx->now = now;
   lp2p__yamux_enter(mx);
+  lp2p__yamux_trim(mx); /* keep-alive tick: release buffers an idle session does not need */
   if (mx->ping_out) {
     if (mx->cfg.keepalive_timeout && now >= mx->ping_sent && now - mx->ping_sent >= mx->cfg.keepalive_timeout)
       lp2p__yamux_fail(mx, LP2P_ERR_TIMEOUT, -1);
@@ -459,6 +421,7 @@ int lp2p_yamux_handle_expiry(lp2p_yamux *mx, lp2p_tstamp now) {
     send_ping(mx, now);
   }
   lp2p__yamux_leave(mx);
+  if (mx->outbound_avail) lp2p__yamux_report_outbound(mx);
   return mx->err;
 }
 

@@ -1,39 +1,106 @@
-/* muxer/yamux_stream.c - per-stream state: send ring, flow control (receive
- * window updates with auto-tuning, send window), half-close, reset, and the
- * stream-level public API. */
+/* muxer/yamux_stream.c - per-stream state: send ring (kept while the stream
+ * lives, released lazily), blocked writers and the session send budget, flow
+ * control (receive window updates with auto-tuning, send window), half-close,
+ * reset, and the stream-level public API. */
 #include "muxer/yamux_int.h"
 
 /* ---- send ring ---- */
 
-static void ring_copy(const lp2p__yamux_ring *r, uint8_t *dst, size_t n) {
-  size_t first = r->cap - r->head;
+void lp2p__yamux_ring_copy(const lp2p__yamux_ring *r, size_t off, uint8_t *dst, size_t n) {
+  if (!n) return;
+  size_t start = r->head + off;
+  if (start >= r->cap) start -= r->cap;
+  size_t first = r->cap - start;
   if (first > n) first = n;
-  memcpy(dst, r->data + r->head, first);
-  memcpy(dst + first, r->data, n - first);
+  memcpy(dst, r->data + start, first);
+  if (n > first) memcpy(dst + first, r->data, n - first);
 }
 
-static void ring_pop(lp2p__yamux_ring *r, size_t n) {
+const uint8_t *lp2p__yamux_ring_at(const lp2p__yamux_ring *r, size_t off, size_t *contig) {
+  size_t start = r->head + off;
+  if (start >= r->cap) start -= r->cap;
+  *contig = r->cap - start;
+  return r->data + start;
+}
+
+/* Spare ring buffers: a big ring released by a stream is kept (up to LP2P__YAMUX_SPARE_MAX bytes in all)
+ * for the next stream that needs a big ring, instead of going back to malloc: freeing and allocating
+ * 64-320 KiB blocks in turn makes glibc trim and regrow its heap (a page fault per 4 KiB each time). */
+typedef struct spare {
+  struct spare *next;
+  size_t cap;
+} spare;
+
+static uint8_t *buf_get(lp2p_yamux *mx, size_t need, size_t *cap) {
+  if (*cap > LP2P__YAMUX_SPARE_MIN)
+    for (spare **pp = (spare **)&mx->spares; *pp; pp = &(*pp)->next) {
+      spare *sp = *pp;
+      if (sp->cap < need) continue;
+      *pp = sp->next;
+      mx->spare_cap -= sp->cap;
+      *cap = sp->cap;
+      return (uint8_t *)sp;
+    }
+  return lp2p__malloc(&mx->mem, *cap);
+}
+
+static void buf_put(lp2p_yamux *mx, uint8_t *p, size_t cap) {
+  size_t max = mx->cfg.send_budget < LP2P__YAMUX_SPARE_MAX ? mx->cfg.send_budget : LP2P__YAMUX_SPARE_MAX;
+  if (cap <= LP2P__YAMUX_SPARE_MIN || mx->spare_cap + cap > max) {
+    lp2p__free(&mx->mem, p);
+    return;
+  }
+  spare *sp = (spare *)(void *)p;
+  sp->cap = cap;
+  sp->next = mx->spares;
+  mx->spares = sp;
+  mx->spare_cap += cap;
+}
+
+void lp2p__yamux_spares_free(lp2p_yamux *mx) {
+  while (mx->spares) {
+    spare *sp = mx->spares;
+    mx->spares = sp->next;
+    lp2p__free(&mx->mem, sp);
+  }
+  mx->spare_cap = 0;
+}
+
+static void ring_free(lp2p_yamux *mx, lp2p__yamux_ring *r) {
+  mx->ring_cap -= r->cap;
+  buf_put(mx, r->data, r->cap);
+  r->data = NULL;
+  r->cap = r->head = r->len = 0; /* seq stays: the stream offset goes on */
+}
+
+void lp2p__yamux_ring_release(lp2p_yamux *mx, lp2p__yamux_stream *s) {
+  if (!s->sbuf.len && s->sbuf.data) ring_free(mx, &s->sbuf);
+}
+
+void lp2p__yamux_ring_sent(lp2p_yamux *mx, lp2p__yamux_stream *s, size_t n) {
+  lp2p__yamux_ring *r = &s->sbuf;
   r->head += n;
   if (r->head >= r->cap) r->head -= r->cap;
   r->len -= n;
-  if (!r->len) r->head = 0;
+  r->seq += n;
+  if (r->len) return;
+  r->head = 0;
+  /* Drained: keep the ring for the stream's next writes unless no more can come (closed, or FIN queued)
+   * or the session's rings add up to more than the send budget (then release this one: lazy shrink). */
+  if ((s->flags & (YX_CLOSED | YX_FIN_QUEUED)) || mx->ring_cap > mx->cfg.send_budget) ring_free(mx, r);
 }
 
-static void ring_free(const lp2p_mem *mem, lp2p__yamux_ring *r) {
-  lp2p__free(mem, r->data);
-  memset(r, 0, sizeof *r);
-}
-
-static int ring_push(const lp2p_mem *mem, lp2p__yamux_ring *r, const uint8_t *p, size_t n) {
+/* Appends n bytes; the ring may grow to lim bytes (more only if n alone needs it). */
+static int ring_push(lp2p_yamux *mx, lp2p__yamux_ring *r, const uint8_t *p, size_t n, size_t lim) {
   if (n > r->cap - r->len) {
-    size_t need = r->len + n, ncap = r->cap ? r->cap * 2 : 16384;
+    size_t need = r->len + n, ncap = r->cap ? r->cap * 2 : LP2P__YAMUX_RING_MIN;
     if (ncap < need) ncap = need;
-    size_t lim = (size_t)LP2P_YAMUX_SEND_BUFFER_MAX + LP2P_YAMUX_SEND_SLACK; /* writes never exceed it */
     if (ncap > lim && need <= lim) ncap = lim;
-    uint8_t *nd = lp2p__malloc(mem, ncap);
+    uint8_t *nd = buf_get(mx, need, &ncap);
     if (!nd) return LP2P_ERR_NOMEM;
-    if (r->len) ring_copy(r, nd, r->len);
-    lp2p__free(mem, r->data);
+    lp2p__yamux_ring_copy(r, 0, nd, r->len);
+    if (r->data) buf_put(mx, r->data, r->cap);
+    mx->ring_cap += ncap - r->cap;
     r->data = nd;
     r->cap = ncap;
     r->head = 0;
@@ -43,9 +110,69 @@ static int ring_push(const lp2p_mem *mem, lp2p__yamux_ring *r, const uint8_t *p,
   size_t first = r->cap - tail;
   if (first > n) first = n;
   memcpy(r->data + tail, p, first);
-  memcpy(r->data, p + first, n - first);
+  if (n > first) memcpy(r->data, p + first, n - first);
   r->len += n;
   return 0;
+}
+
+/* ---- blocked writers (FIFO of YX_WANT_WRITABLE streams) ---- */
+
+static void want_set(lp2p_yamux *mx, lp2p__yamux_stream *s) {
+  if (s->flags & YX_WANT_WRITABLE) return;
+  s->flags |= YX_WANT_WRITABLE;
+  s->pass = mx->notify_pass; /* a pass in progress does not look at it again */
+  s->bnext = NULL;
+  s->bprev = mx->blocked_tail;
+  if (mx->blocked_tail)
+    mx->blocked_tail->bnext = s;
+  else
+    mx->blocked = s;
+  mx->blocked_tail = s;
+}
+
+static void want_clear(lp2p_yamux *mx, lp2p__yamux_stream *s) {
+  if (!(s->flags & YX_WANT_WRITABLE)) return;
+  s->flags &= ~(uint32_t)YX_WANT_WRITABLE;
+  if (s->bprev)
+    s->bprev->bnext = s->bnext;
+  else
+    mx->blocked = s->bnext;
+  if (s->bnext)
+    s->bnext->bprev = s->bprev;
+  else
+    mx->blocked_tail = s->bprev;
+  s->bnext = s->bprev = NULL;
+}
+
+static void fire_writable(lp2p_yamux *mx, lp2p__yamux_stream *s) {
+  want_clear(mx, s);
+  if ((s->flags & YX_ANNOUNCED) && mx->cb.on_stream_writable) {
+    mx->depth++;
+    mx->cb.on_stream_writable(mx, s->id, mx->ud);
+    mx->depth--;
+  }
+}
+
+void lp2p__yamux_notify_writers(lp2p_yamux *mx) {
+  if (!mx->budget_freed || !mx->blocked) return;
+  mx->budget_freed = 0;
+  uint32_t pass = ++mx->notify_pass;
+  /* Oldest first. A callback may write (and block again: back to the tail, marked with this pass), close
+   * or reset streams, so the walk restarts from the head after each one; streams already looked at in this
+   * pass are skipped. Stream memory stays valid: frees are deferred until the outermost call returns. */
+  for (lp2p__yamux_stream *s = mx->blocked; s;) {
+    if (s->pass == pass) {
+      s = s->bnext;
+      continue;
+    }
+    s->pass = pass;
+    if (!lp2p__yamux_writable(mx, s)) {
+      s = s->bnext;
+      continue;
+    }
+    fire_writable(mx, s);
+    s = mx->blocked;
+  }
 }
 
 /* ---- lifecycle ---- */
@@ -69,17 +196,20 @@ lp2p__yamux_stream *lp2p__yamux_stream_new(lp2p_yamux *mx, uint32_t id, uint32_t
 }
 
 void lp2p__yamux_stream_destroy(lp2p_yamux *mx, lp2p__yamux_stream *s) {
-  ring_free(&mx->mem, &s->sbuf);
+  if (s->sbuf.data) ring_free(mx, &s->sbuf);
   lp2p__free(&mx->mem, s);
 }
 
 void lp2p__yamux_stream_close(lp2p_yamux *mx, lp2p__yamux_stream *s, int err) {
   if (s->flags & YX_CLOSED) return;
   lp2p__yamux_ready_del(mx, s);
+  want_clear(mx, s);
   s->flags |= YX_CLOSED;
-  s->flags &= ~(uint32_t)YX_WANT_WRITABLE;
   s->close_err = err;
-  ring_free(&mx->mem, &s->sbuf);
+  /* Unframed bytes are dropped; bytes in flight stay until the output passes them. */
+  s->sbuf.len = s->inflight;
+  lp2p__yamux_recount(mx, s);
+  lp2p__yamux_ring_release(mx, s);
   mx->n_streams--;
   if (!(s->flags & YX_OUTBOUND)) {
     mx->n_inbound--;
@@ -87,7 +217,7 @@ void lp2p__yamux_stream_close(lp2p_yamux *mx, lp2p__yamux_stream *s, int err) {
   }
   if (s->flags & YX_AWAIT_ACK) {
     s->flags &= ~(uint32_t)YX_AWAIT_ACK;
-    mx->n_unacked--;
+    lp2p__yamux_unacked_dec(mx);
   }
   s->cnext = NULL;
   if (mx->closing_tail)
@@ -104,10 +234,27 @@ lp2p__yamux_stream *lp2p__yamux_live(const lp2p_yamux *mx, uint32_t id) {
 
 /* ---- send side ---- */
 
-size_t lp2p__yamux_writable(const lp2p__yamux_stream *s) {
+void lp2p__yamux_recount(lp2p_yamux *mx, lp2p__yamux_stream *s) {
+  size_t un = lp2p__yamux_unframed(s);
+  size_t c = un < s->send_window ? un : (size_t)s->send_window;
+  if (c < s->counted) mx->budget_freed = 1;
+  mx->buffered = mx->buffered - s->counted + c;
+  s->counted = c;
+}
+
+size_t lp2p__yamux_writable(const lp2p_yamux *mx, const lp2p__yamux_stream *s) {
   uint64_t cap = s->send_window < LP2P_YAMUX_SEND_BUFFER_MAX ? s->send_window : LP2P_YAMUX_SEND_BUFFER_MAX;
   cap += LP2P_YAMUX_SEND_SLACK;
-  return s->sbuf.len >= cap ? 0 : (size_t)(cap - s->sbuf.len);
+  size_t un = lp2p__yamux_unframed(s);
+  if (un >= cap) return 0;
+  size_t per = (size_t)(cap - un);
+  /* The next h bytes would be sendable now and count against the session budget; bytes beyond the send
+   * window do not (a stalled stream holds at most the slack and must not block the others). */
+  uint64_t h = s->send_window > un ? s->send_window - un : 0;
+  if (!h) return per;
+  if (mx->buffered >= mx->cfg.send_budget) return 0;
+  size_t room = mx->cfg.send_budget - mx->buffered;
+  return h <= room || per <= room ? per : room;
 }
 
 void lp2p__yamux_ready_add(lp2p_yamux *mx, lp2p__yamux_stream *s) {
@@ -140,39 +287,8 @@ void lp2p__yamux_ready_del(lp2p_yamux *mx, lp2p__yamux_stream *s) {
 
 void lp2p__yamux_stream_room(lp2p_yamux *mx, lp2p__yamux_stream *s) {
   if (s->flags & YX_CLOSED) return;
-  if (s->sbuf.len && s->send_window) lp2p__yamux_ready_add(mx, s);
-  if ((s->flags & YX_WANT_WRITABLE) && lp2p__yamux_writable(s) > 0) {
-    s->flags &= ~(uint32_t)YX_WANT_WRITABLE;
-    if ((s->flags & YX_ANNOUNCED) && mx->cb.on_stream_writable) {
-      mx->depth++;
-      mx->cb.on_stream_writable(mx, s->id, mx->ud);
-      mx->depth--;
-    }
-  }
-}
-
-int lp2p__yamux_emit_data(lp2p_yamux *mx, lp2p__yamux_stream *s) {
-  uint64_t chunk = s->sbuf.len;
-  if (chunk > s->send_window) chunk = s->send_window;
-  if (chunk > mx->max_frame) chunk = mx->max_frame;
-  /* The FIN after the last bytes goes in its own WindowUpdate frame: js-libp2p-yamux 8.x applies a
-   * Data frame's flags before its payload and would drop the payload of a Data+FIN frame. */
-  int fin = (s->flags & YX_FIN_QUEUED) && chunk == s->sbuf.len;
-  size_t need = LP2P__YAMUX_HDR_LEN + (size_t)chunk + (fin ? LP2P__YAMUX_HDR_LEN : 0);
-  uint8_t *p = lp2p__yamux_out_reserve(mx, need);
-  if (!p) return LP2P_ERR_NOMEM;
-  lp2p__yamux_hdr_encode(p, LP2P__YAMUX_DATA, 0, s->id, (uint32_t)chunk);
-  ring_copy(&s->sbuf, p + LP2P__YAMUX_HDR_LEN, (size_t)chunk);
-  if (fin) {
-    lp2p__yamux_hdr_encode(p + LP2P__YAMUX_HDR_LEN + chunk, LP2P__YAMUX_WINDOW_UPDATE, LP2P__YAMUX_FIN, s->id,
-                           0);
-    s->flags |= YX_FIN_SENT;
-  }
-  mx->out_len += need;
-  ring_pop(&s->sbuf, (size_t)chunk);
-  s->send_window -= chunk;
-  if (!s->sbuf.len) ring_free(&mx->mem, &s->sbuf);
-  return 0;
+  if (lp2p__yamux_sendable(s)) lp2p__yamux_ready_add(mx, s);
+  if ((s->flags & YX_WANT_WRITABLE) && lp2p__yamux_writable(mx, s) > 0) fire_writable(mx, s);
 }
 
 /* ---- receive side ---- */
@@ -221,14 +337,17 @@ int64_t lp2p_yamux_write(lp2p_yamux *mx, uint32_t id, const uint8_t *p, size_t n
   if (!s) return LP2P_ERR_NOT_FOUND;
   if (s->flags & (YX_CLOSED | YX_FIN_QUEUED)) return LP2P_ERR_CLOSED;
   if (!n) return 0;
-  size_t k = lp2p__yamux_writable(s);
+  size_t k = lp2p__yamux_writable(mx, s);
   if (k > n) k = n;
   if (k) {
-    int rv = ring_push(&mx->mem, &s->sbuf, p, k);
+    /* The ring holds the bytes in flight too. */
+    size_t lim = (size_t)LP2P_YAMUX_SEND_BUFFER_MAX + LP2P_YAMUX_SEND_SLACK + s->inflight;
+    int rv = ring_push(mx, &s->sbuf, p, k, lim);
     if (rv) return rv;
+    lp2p__yamux_recount(mx, s);
     if (s->send_window) lp2p__yamux_ready_add(mx, s);
   }
-  if (k < n) s->flags |= YX_WANT_WRITABLE;
+  if (k < n) want_set(mx, s);
   return (int64_t)k;
 }
 
@@ -236,7 +355,7 @@ size_t lp2p_yamux_write_capacity(const lp2p_yamux *mx, uint32_t id) {
   if (!mx || mx->err) return 0;
   lp2p__yamux_stream *s = lp2p__yamux_live(mx, id);
   if (!s || (s->flags & YX_FIN_QUEUED)) return 0;
-  return lp2p__yamux_writable(s);
+  return lp2p__yamux_writable(mx, s);
 }
 
 int lp2p_yamux_close_write(lp2p_yamux *mx, uint32_t id) {
@@ -246,12 +365,14 @@ int lp2p_yamux_close_write(lp2p_yamux *mx, uint32_t id) {
   if (!s) return LP2P_ERR_NOT_FOUND;
   if (s->flags & YX_CLOSED) return LP2P_ERR_CLOSED;
   if (s->flags & YX_FIN_QUEUED) return 0;
-  if (!s->sbuf.len && !lp2p__yamux_out_reserve(mx, LP2P__YAMUX_HDR_LEN)) return LP2P_ERR_NOMEM;
+  size_t unframed = lp2p__yamux_unframed(s);
+  if (!unframed && !lp2p__yamux_out_reserve(mx, LP2P__YAMUX_HDR_LEN)) return LP2P_ERR_NOMEM;
   lp2p__yamux_enter(mx);
   s->flags |= YX_FIN_QUEUED;
-  s->flags &= ~(uint32_t)YX_WANT_WRITABLE;
+  want_clear(mx, s);
+  lp2p__yamux_ring_release(mx, s); /* no more writes: an empty ring is not needed any more */
   int rv = 0;
-  if (!s->sbuf.len) { /* nothing buffered: FIN now, else it rides on the last Data frame */
+  if (!unframed) { /* nothing buffered: FIN now, else it rides on the last Data frame */
     rv = lp2p__yamux_emit(mx, LP2P__YAMUX_WINDOW_UPDATE, LP2P__YAMUX_FIN, id, 0);
     if (!rv) {
       s->flags |= YX_FIN_SENT;
@@ -308,6 +429,6 @@ int lp2p__yamux_stream_windows(const lp2p_yamux *mx, uint32_t id, uint64_t *send
   if (send_window) *send_window = s->send_window;
   if (recv_win) *recv_win = s->recv_win;
   if (recv_avail) *recv_avail = s->recv_avail;
-  if (buffered) *buffered = s->sbuf.len;
+  if (buffered) *buffered = lp2p__yamux_unframed(s);
   return 0;
 }

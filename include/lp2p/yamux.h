@@ -11,10 +11,25 @@
  *     bytes) and the allocator; ud is borrowed. lp2p_yamux_free() releases
  *     everything (no callback fires from free).
  *   - Pointers passed to callbacks (on_stream_data) are valid during the call.
- *   - The pointer returned by lp2p_yamux_output() is valid until the next call
- *     on the session. Bytes returned by lp2p_yamux_output() stay at the front
- *     of the output until lp2p_yamux_output_consumed() removes them.
+ *   - The pointer returned by lp2p_yamux_output() and the iovecs filled by
+ *     lp2p_yamux_output_iov() point into session memory (the output buffer and
+ *     the streams' send rings) and are valid until the next call on the session
+ *     other than the const accessors (want_output, pending, error, rtt,
+ *     stream_count, stream_user, write_capacity, next_expiry, remote_goaway).
+ *     Returned bytes stay at the front of the output until
+ *     lp2p_yamux_output_consumed() removes them.
  *   - lp2p_yamux_write() copies what it accepts.
+ *
+ * Memory
+ *   A session allocates nothing until it is used: the output buffer is
+ *   allocated on demand and released when drained (a large one, left by the
+ *   contiguous lp2p_yamux_output() during bulk transfers, is kept for reuse
+ *   until the next keep-alive tick, lp2p_yamux_handle_expiry(), finds it
+ *   drained). A stream's send ring is allocated on its first write, kept while
+ *   the stream lives, and released when the stream closes, when it drains while
+ *   the session's rings add up to more than send_budget, or at a keep-alive
+ *   tick when it is empty. An idle session with no streams holds only the
+ *   session object (sizeof(struct lp2p_yamux), about 0.75 KiB).
  *
  * Streams
  *   Ids: the client (connection dialer) uses odd ids 1,3,5..., the server even
@@ -34,8 +49,10 @@
  *
  * Callbacks and reentrancy
  *   Callbacks fire only from inside calls on the session: feed (all kinds),
- *   output (on_stream_writable when buffered data drained, on_stream_close when
- *   a FIN completed a close), handle_expiry, and on_stream_close from
+ *   output / output_iov (on_stream_writable when buffered data drained,
+ *   on_stream_close when a FIN completed a close, the outbound-available
+ *   callback of lp2p_yamux_set_on_outbound_available()),
+ *   handle_expiry, and on_stream_close from
  *   close_write / reset / consume / open_stream / ping / go_away when they
  *   complete a close or the session fails. Never from write or free. Callbacks
  *   may call any function on the session except lp2p_yamux_feed() (returns
@@ -58,15 +75,54 @@
  *   what the send window allows (at most LP2P_YAMUX_SEND_BUFFER_MAX bytes
  *   buffered against it) plus LP2P_YAMUX_SEND_SLACK bytes; when it accepts fewer
  *   bytes than offered, on_stream_writable fires once room reopens.
+ *   Session send budget: the bytes accepted by write() and not yet put into a
+ *   Data frame that the peer's window would let us send now, summed over all
+ *   streams, stay within cfg.send_budget (default
+ *   LP2P_YAMUX_DEFAULT_SEND_BUDGET). Once it is used up, write() accepts 0 (or
+ *   what is left) and on_stream_writable follows when output has been built
+ *   and room reopened; blocked writers are served oldest first (a writer that
+ *   blocks again queues behind the others). Bytes beyond a stream's send window
+ *   (at most LP2P_YAMUX_SEND_SLACK per stream) do not count, so streams whose
+ *   peer does not read cannot block the others.
  *
  * Output scheduling
  *   Control frames (SYN, ACK, window updates, ping answers, FIN, RST, GoAway)
  *   are queued as soon as they arise (a FIN queued behind buffered data follows
  *   the last Data frame as its own WindowUpdate FIN: FIN is never put on a Data
- *   frame with payload, which js-libp2p-yamux 8.x would drop); Data frames are built lazily by
- *   lp2p_yamux_output(), at most LP2P_YAMUX_MAX_DATA_FRAME payload bytes each,
- *   round-robin over streams with data and window, until about
- *   LP2P_YAMUX_OUTPUT_BATCH bytes are pending.
+ *   frame with payload, which js-libp2p-yamux 8.x would drop, so callers need no
+ *   FIN splitting); Data frames are built lazily by lp2p_yamux_output() /
+ *   lp2p_yamux_output_iov(), at most cfg.max_frame_payload (default
+ *   LP2P_YAMUX_MAX_DATA_FRAME) payload bytes each, round-robin over streams
+ *   with data and window, until about LP2P_YAMUX_OUTPUT_BATCH bytes are pending
+ *   (output_iov: min(max_bytes, LP2P_YAMUX_OUTPUT_BATCH)).
+ *
+ * Gather output (lp2p_yamux_output_iov): instead of copying Data payload into
+ *   one buffer, the output is described by iovecs: runs of frame headers and
+ *   control frames from the output buffer, and payload pointing straight into
+ *   the streams' send rings (a payload may take two iovecs when it wraps around
+ *   its ring). This saves one copy of every payload byte. Usage (swarm, sealing
+ *   into Noise frames of at most LP2P_NOISE_MAX_PLAINTEXT = 65,519 bytes):
+ *
+ *     lp2p_iovec iov[32];
+ *     for (;;) {
+ *       size_t k = lp2p_yamux_output_iov(mx, iov, 32, 2 * 65519);
+ *       if (!k) break;
+ *       size_t total = 0;
+ *       for (size_t i = 0; i < k; i++) total += iov[i].len;
+ *       ... seal/copy the bytes of iov[0..k) (in order) into Noise frames ...
+ *       lp2p_yamux_output_consumed(mx, total);  // or fewer: the rest stays queued
+ *     }
+ *
+ *   With max_bytes a multiple of 65,519 and at most LP2P_YAMUX_OUTPUT_BATCH,
+ *   every call returns exactly max_bytes while that much can be sent, so the
+ *   sealed frames are full except the last one of a burst (no runt frame per
+ *   batch). Alternatively cfg.max_frame_payload = LP2P_YAMUX_NOISE_FRAME_PAYLOAD
+ *   (65,507) makes every full Data frame (12-byte header + payload) exactly one
+ *   Noise plaintext. Don't free, reset or write on the session between
+ *   output_iov and using the iovecs (any non-const call invalidates them);
+ *   output_consumed may be called with any n <= total. lp2p_yamux_output() and
+ *   lp2p_yamux_output_iov() may be mixed (output() then copies what output_iov
+ *   left referenced), but a caller normally uses one of them.
  *
  * Errors
  *   Protocol violations by the peer (bad version, unknown frame type, data
@@ -101,8 +157,16 @@ extern "C" {
 #define LP2P_YAMUX_DEFAULT_MAX_UNACKED 256u
 #define LP2P_YAMUX_DEFAULT_KEEPALIVE_INTERVAL 30000u
 #define LP2P_YAMUX_DEFAULT_KEEPALIVE_TIMEOUT 10000u
-/* Largest Data frame payload we send. */
+/* Largest Data frame payload we send (default of cfg.max_frame_payload). */
 #define LP2P_YAMUX_MAX_DATA_FRAME (64u * 1024u)
+/* Upper bound for cfg.max_frame_payload. */
+#define LP2P_YAMUX_MAX_FRAME_PAYLOAD_LIMIT (16u * 1024u * 1024u)
+/* Size of a frame header. */
+#define LP2P_YAMUX_FRAME_HEADER 12u
+/* cfg.max_frame_payload that makes header + payload exactly one Noise plaintext (65,519 - 12). */
+#define LP2P_YAMUX_NOISE_FRAME_PAYLOAD (65519u - LP2P_YAMUX_FRAME_HEADER)
+/* Default session send budget (cfg.send_budget). */
+#define LP2P_YAMUX_DEFAULT_SEND_BUDGET (1024u * 1024u)
 /* lp2p_yamux_output() builds Data frames until this many bytes are pending. */
 #define LP2P_YAMUX_OUTPUT_BATCH (128u * 1024u)
 /* Per stream: buffered bytes allowed against the peer's window (cap) ... */
@@ -129,6 +193,10 @@ typedef struct lp2p_yamux_config {
                                      * keep-alive ping is due at once (it also measures the RTT) */
   lp2p_tstamp keepalive_timeout;    /* ms without ping answer => LP2P_ERR_TIMEOUT, 0 = never (default
                                      * 10000); applies to any outstanding ping */
+  /* Added later (callers with a smaller struct_size get the defaults); 0 means the default. */
+  size_t send_budget;               /* session send budget in bytes (see Flow control; default 1 MiB) */
+  uint32_t max_frame_payload;       /* Data frame payload cap, <= LP2P_YAMUX_MAX_FRAME_PAYLOAD_LIMIT
+                                     * (default 64 KiB; LP2P_YAMUX_NOISE_FRAME_PAYLOAD: one Noise frame) */
 } lp2p_yamux_config;
 
 /* Fills defaults (values above). */
@@ -155,6 +223,23 @@ typedef struct lp2p_yamux_callbacks {
   void (*on_goaway)(lp2p_yamux *mx, uint32_t code, void *ud);
 } lp2p_yamux_callbacks;
 
+/* Optional, set after lp2p_yamux_new() (a setter rather than a new lp2p_yamux_callbacks member, so that
+ * positional initializers of that struct keep compiling under -Wextra): fn(mx, ud) is called when
+ * lp2p_yamux_open_stream() returned LP2P_ERR_LIMIT because max_unacked_outbound SYNs were unacknowledged
+ * and since then an ACK (or the close of such a stream) brought the count below the limit, i.e.
+ * open_stream can succeed again (also from inside fn). Fires once per LP2P_ERR_LIMIT episode, at the end of
+ * the outermost feed / output / output_iov / handle_expiry call (a local reset of an unacknowledged stream
+ * is reported by the next of those calls), never after a GoAway either way or a session error. ud is the
+ * pointer given to lp2p_yamux_new(). NULL fn disables it. */
+typedef void (*lp2p_yamux_outbound_fn)(lp2p_yamux *mx, void *ud);
+LP2P_EXTERN void lp2p_yamux_set_on_outbound_available(lp2p_yamux *mx, lp2p_yamux_outbound_fn fn);
+
+/* One piece of gathered output (see lp2p_yamux_output_iov). */
+typedef struct lp2p_iovec {
+  const uint8_t *base;
+  size_t len;
+} lp2p_iovec;
+
 /* cfg required (struct_size >= the size up to keepalive_timeout; missing
  * tail fields take defaults); cb may be NULL; mem NULL = libc.
  * LP2P_ERR_INVAL for a bad config, LP2P_ERR_NOMEM. */
@@ -168,14 +253,25 @@ LP2P_EXTERN void lp2p_yamux_free(lp2p_yamux *mx);
 LP2P_EXTERN int64_t lp2p_yamux_feed(lp2p_yamux *mx, const uint8_t *in, size_t len, lp2p_tstamp now);
 /* Bytes to send; *out valid until the next call on mx. 0 = nothing to send. */
 LP2P_EXTERN size_t lp2p_yamux_output(lp2p_yamux *mx, const uint8_t **out);
-/* n bytes of the output were sent (n larger than pending is clamped). */
+/* Gather form of lp2p_yamux_output() (see "Gather output" above): builds Data frames until
+ * min(max_bytes, LP2P_YAMUX_OUTPUT_BATCH) bytes are pending, then fills iov[0..max_iov) with the first
+ * pending bytes, at most max_bytes in total, in order. Returns the number of entries filled (0 = nothing
+ * to send, or a NULL/0 argument); the byte count is the sum of their len. The iovecs point into session
+ * memory, valid until the next non-const call on mx. */
+LP2P_EXTERN size_t lp2p_yamux_output_iov(lp2p_yamux *mx, lp2p_iovec *iov, size_t max_iov, size_t max_bytes);
+/* n bytes of the output were sent (n larger than pending is clamped). Works for both output forms.
+ * Never fires callbacks. */
 LP2P_EXTERN void lp2p_yamux_output_consumed(lp2p_yamux *mx, size_t n);
-/* 1 if lp2p_yamux_output() would return bytes now. */
+/* 1 if lp2p_yamux_output() / lp2p_yamux_output_iov() would return bytes now. */
 LP2P_EXTERN int lp2p_yamux_want_output(const lp2p_yamux *mx);
+/* Bytes already queued for sending (frames built, not yet consumed); more may be built on the next
+ * output call. */
+LP2P_EXTERN size_t lp2p_yamux_pending(const lp2p_yamux *mx);
 
 /* Opens a stream (SYN queued). LP2P_ERR_LIMIT when max_unacked_outbound SYNs
- * are unacknowledged or ids are exhausted, LP2P_ERR_GOAWAY after a GoAway
- * either way, LP2P_ERR_NOMEM, or the session error. */
+ * are unacknowledged (lp2p_yamux_set_on_outbound_available() reports when that is over) or ids
+ * are exhausted, LP2P_ERR_GOAWAY after a GoAway either way, LP2P_ERR_NOMEM, or
+ * the session error. */
 LP2P_EXTERN int lp2p_yamux_open_stream(lp2p_yamux *mx, uint32_t *id);
 /* Queues bytes; returns how many were accepted (may be < n; 0 => wait for
  * on_stream_writable). LP2P_ERR_CLOSED after close_write or once the stream is
@@ -207,7 +303,8 @@ LP2P_EXTERN uint32_t lp2p_yamux_rtt(const lp2p_yamux *mx);
  * timeout); LP2P_TSTAMP_NEVER if none. May be in the past: call it now. */
 LP2P_EXTERN lp2p_tstamp lp2p_yamux_next_expiry(const lp2p_yamux *mx);
 /* Sends a due keep-alive ping; returns LP2P_ERR_TIMEOUT (session dead) when a
- * ping went unanswered for keepalive_timeout. */
+ * ping went unanswered for keepalive_timeout. Also releases drained buffers
+ * (output buffer, empty send rings) an idle session does not need. */
 LP2P_EXTERN int lp2p_yamux_handle_expiry(lp2p_yamux *mx, lp2p_tstamp now);
 /* 0 or the fatal session error. */
 LP2P_EXTERN int lp2p_yamux_error(const lp2p_yamux *mx);
