@@ -431,6 +431,225 @@ TEST(allocation_failures) {
   CHECK(runs > 10);
 }
 
+/* ---- gather output (lp2p_yamux_output_iov) between the two sessions ---- */
+
+static uint8_t g_wire[4 << 20];
+
+/* Moves from -> to with output_iov (max_iov entries, max_bytes per call); part: consume about half of
+ * what each call returned (the rest comes again). Returns 0 or the first feed error. */
+static int iov_move(yh_peer *from, yh_peer *to, size_t max_iov, size_t max_bytes, int part, int *moved) {
+  lp2p_iovec iov[64];
+  size_t k;
+  while ((k = lp2p_yamux_output_iov(from->mx, iov, max_iov, max_bytes)) > 0) {
+    size_t total = 0;
+    for (size_t i = 0; i < k; i++) {
+      if (total + iov[i].len > sizeof g_wire) abort();
+      memcpy(g_wire + total, iov[i].base, iov[i].len);
+      total += iov[i].len;
+    }
+    size_t take = part && total > 1 ? total / 2 + 1 : total;
+    lp2p_yamux_output_consumed(from->mx, take);
+    *moved = 1;
+    int64_t rv = lp2p_yamux_feed(to->mx, g_wire, take, to->now);
+    if (rv < 0) return (int)rv;
+  }
+  return 0;
+}
+
+typedef struct iov_stats {
+  size_t max_buffered, max_ring;
+} iov_stats;
+
+static int iov_pump(yh_peer *a, yh_peer *b, int max_rounds, size_t max_iov, size_t max_bytes, int part,
+                    iov_stats *st) {
+  for (int r = 0; r < max_rounds; r++) {
+    int moved = 0, rv;
+    if ((rv = iov_move(a, b, max_iov, max_bytes, part, &moved))) return rv;
+    if ((rv = iov_move(b, a, max_iov, max_bytes, part, &moved))) return rv;
+    if (st) {
+      size_t buffered, ring;
+      lp2p__yamux_send_stats(a->mx, &buffered, &ring, NULL, NULL);
+      if (buffered > st->max_buffered) st->max_buffered = buffered;
+      if (ring > st->max_ring) st->max_ring = ring;
+    }
+    if (!moved) return 0;
+  }
+  return 0;
+}
+
+/* A opens streams with a goal on its own: up to the unacked limit, then from the outbound-available
+ * callback whenever an ACK frees a slot. */
+static int g_to_open, g_opened, g_avail_calls;
+static uint64_t g_goal;
+static uint32_t g_first;
+static void open_more(lp2p_yamux *mx, void *ud) {
+  yh_peer *p = ud;
+  g_avail_calls++;
+  while (g_opened < g_to_open) {
+    uint32_t id;
+    int rv = lp2p_yamux_open_stream(mx, &id);
+    if (rv == LP2P_ERR_LIMIT) return;
+    CHECK_OK(rv);
+    if (rv) return;
+    if (!g_first) g_first = id;
+    yh_stream *s = yh_st(p, id);
+    s->known = 1;
+    s->tx_goal = g_goal;
+    s->fin_after_goal = 1;
+    CHECK_OK(yh_write_pattern(p, id));
+    g_opened++;
+  }
+}
+
+static void iov_transfer(int nstreams, uint64_t per, size_t budget, size_t max_iov, size_t max_bytes,
+                         int part, iov_stats *st) {
+  lp2p_yamux_config ca, cb;
+  lp2p_yamux_config_default(&ca, 1);
+  lp2p_yamux_config_default(&cb, 0);
+  ca.keepalive_interval = cb.keepalive_interval = 0;
+  ca.send_budget = budget;
+  cb.max_inbound_streams = (uint32_t)nstreams + 1;
+  REQUIRE(yh_peer_init(&A, 1, &ca, NULL) == 0 && yh_peer_init(&B, 0, &cb, NULL) == 0);
+  A.verify = B.verify = 1;
+  A.keep_data = B.keep_data = 0;
+  A.record = B.record = 0;
+  lp2p_yamux_set_on_outbound_available(A.mx, open_more);
+  g_to_open = nstreams;
+  g_opened = g_avail_calls = 0;
+  g_goal = per;
+  g_first = 0;
+  open_more(A.mx, &A);
+  g_avail_calls = 0;
+  CHECK_OK(iov_pump(&A, &B, 1 << 30, max_iov, max_bytes, part, st));
+  CHECK_EQ(g_opened, nstreams);
+  uint64_t got = 0, bad = 0, eof = 0;
+  for (int i = 0; i < nstreams; i++) {
+    yh_stream *s = yh_st(&B, g_first + 2 * (uint32_t)i);
+    got += s->rx;
+    bad += s->bad;
+    eof += (uint64_t)s->eof;
+  }
+  CHECK_EQ(got, per * (uint64_t)nstreams);
+  CHECK_EQ(bad, 0);
+  CHECK_EQ(eof, (uint64_t)nstreams);
+  CHECK_EQ(lp2p_yamux_error(A.mx) | lp2p_yamux_error(B.mx), 0);
+  size_t buffered = 1, zombies = 1;
+  lp2p__yamux_send_stats(A.mx, &buffered, NULL, NULL, &zombies);
+  CHECK_EQ(buffered, 0);
+  CHECK_EQ(zombies, 0);
+  pair_free();
+}
+
+TEST(transfer_iov_64mib_one_stream) {
+  iov_stats st = {0, 0};
+  iov_transfer(1, 64u << 20, 0, 64, 2 * 65519, 0, &st);
+  CHECK(st.max_ring <= LP2P_YAMUX_SEND_BUFFER_MAX + LP2P_YAMUX_SEND_SLACK + 2 * 65536);
+}
+
+TEST(transfer_iov_100_streams_partial) {
+  iov_stats st = {0, 0};
+  iov_transfer(100, 200000, 256u << 10, 3, 50000, 1, &st); /* few iovecs, small pulls, half consumed */
+  CHECK(st.max_buffered <= 256u << 10);
+}
+
+/* 1000 streams x 64 KiB on one session with a 256 KiB send budget: opened as ACKs come back (the
+ * outbound-available callback), the sender's buffers stay bounded by the budget instead of 64 MiB. */
+TEST(transfer_iov_1000_streams_budget) {
+  iov_stats st = {0, 0};
+  iov_transfer(1000, 64u << 10, 256u << 10, 32, 2 * 65519, 0, &st);
+  CHECK(g_avail_calls > 0);
+  printf("  1000 streams: peak budgeted %zu B, peak ring capacity %zu B, outbound-available calls %d\n",
+         st.max_buffered, st.max_ring, g_avail_calls);
+  CHECK(st.max_buffered <= 256u << 10);
+  CHECK(st.max_ring <= 2u << 20);
+}
+
+/* Allocation failures with the gather path on both sides (budget small, partial consumption). */
+static int oom_scenario_iov(const lp2p_mem *mem, int *complete) {
+  yh_peer a, b;
+  *complete = 0;
+  lp2p_yamux_config ca;
+  lp2p_yamux_config_default(&ca, 1);
+  ca.keepalive_interval = 0;
+  ca.send_budget = 100000;
+  int rv = yh_peer_init(&a, 1, &ca, mem);
+  if (rv) return rv == LP2P_ERR_NOMEM ? 0 : rv;
+  rv = yh_peer_init(&b, 0, NULL, mem);
+  if (rv) {
+    yh_peer_free(&a);
+    return rv == LP2P_ERR_NOMEM ? 0 : rv;
+  }
+  a.verify = b.verify = 1;
+  a.keep_data = b.keep_data = 0;
+  g_reply = 30000;
+  b.hook = hook_reply;
+  uint32_t ids[3];
+  int nopen = 0;
+  for (int i = 0; i < 3; i++) {
+    uint32_t id;
+    if (lp2p_yamux_open_stream(a.mx, &id)) continue;
+    yh_stream *s = yh_st(&a, id);
+    s->tx_goal = 300000;
+    s->fin_after_goal = 1;
+    yh_write_pattern(&a, id);
+    ids[nopen++] = id;
+  }
+  for (int r = 0; r < 2000; r++) {
+    for (int i = 0; i < nopen; i++) {
+      yh_stream *s = yh_st(&a, ids[i]);
+      if (!s->closed && s->tx < s->tx_goal + 1) yh_write_pattern(&a, ids[i]);
+    }
+    for (size_t i = 0; i < b.n_st; i++) {
+      yh_stream *s = &b.st[i];
+      if (s->known && !s->closed && s->tx_goal) yh_write_pattern(&b, (uint32_t)i);
+    }
+    rv = iov_pump(&a, &b, 4, 5, 70000, r & 1, NULL);
+    if (rv || lp2p_yamux_error(a.mx) || lp2p_yamux_error(b.mx)) break;
+  }
+  int e1 = lp2p_yamux_error(a.mx), e2 = lp2p_yamux_error(b.mx);
+  if (e1 && e1 != LP2P_ERR_NOMEM) rv = e1;
+  if (e2 && e2 != LP2P_ERR_NOMEM) rv = e2;
+  if (!rv && nopen == 3) {
+    int done = 1;
+    for (int i = 0; i < 3; i++) {
+      yh_stream *x = yh_st(&a, ids[i]), *y = yh_st(&b, ids[i]);
+      if (!(x->closed && !x->close_err && x->rx == 30000 && y->rx == 300000 && !x->bad && !y->bad)) done = 0;
+    }
+    *complete = done;
+  }
+  if (a.nested || b.nested) rv = LP2P_ERR_INTERNAL;
+  yh_peer_free(&a);
+  yh_peer_free(&b);
+  return rv == LP2P_ERR_NOMEM ? 0 : rv;
+}
+
+TEST(allocation_failures_iov) {
+  long runs = 0, completed_despite = 0;
+  for (long n = 1;; n++) {
+    failmem fm;
+    failmem_init(&fm, n);
+    int complete = 0;
+    int rv = oom_scenario_iov(&fm.mem, &complete);
+    runs++;
+    if (rv) {
+      TEST_FAIL_("fail_at %ld: scenario returned %d (%s)", n, rv, lp2p_strerror(rv));
+      break;
+    }
+    if (fm.live != 0) {
+      TEST_FAIL_("fail_at %ld: %ld blocks leaked", n, fm.live);
+      break;
+    }
+    if (!fm.triggered) {
+      CHECK(complete);
+      break;
+    }
+    completed_despite += complete;
+  }
+  printf("  allocation-failure runs (gather): %ld (completed despite the failure: %ld)\n", runs,
+         completed_despite);
+  CHECK(runs > 10);
+}
+
 int main(void) {
   RUN(many_streams);
   RUN(half_close);
@@ -446,5 +665,9 @@ int main(void) {
   RUN(inbound_stream_cap);
   RUN(unacked_syn_limit);
   RUN(allocation_failures);
+  RUN(transfer_iov_64mib_one_stream);
+  RUN(transfer_iov_100_streams_partial);
+  RUN(transfer_iov_1000_streams_budget);
+  RUN(allocation_failures_iov);
   return test_done();
 }
