@@ -4,14 +4,19 @@
  *   op%8 0..2  feed the next arg+1 bytes (raw frames from the "peer")
  *   op%8 3     consume some of a stream's delivered bytes
  *   op%8 4     write arg*97 bytes on a stream
- *   op%8 5     pull output, mark part or all of it sent
+ *   op%8 5     pull output (arg bit 1: gather form output_iov with 1 + arg/4%8 iovecs and at most
+ *              arg*300 bytes, or all), mark part (bit 0 clear: half) or all of it sent
  *   op%8 6     close_write / reset / open_stream / go_away / ping
  *   op%8 7     advance time by arg*50 ms, handle_expiry
  * Mode bits: 0x07 inbound stream cap - 1, 0x08 keep-alive on, 0x10 refuse every
  * third inbound stream, 0x20 open a stream first, 0x40 fail the k-th allocation
  * (k = next byte), 0x80 callbacks act re-entrantly (reset/write/close/open from
- * inside callbacks). Checks: no crash (ASan/UBSan), no leak through lp2p_mem,
- * on_stream_close exactly once per known stream, never nested in a callback. */
+ * inside callbacks); pairs: 0x30 both set: 3000-byte session send budget, 0x28:
+ * 1500-byte Data frames, 0x18: at most 3 unacknowledged SYNs. The
+ * outbound-available callback opens a stream. Checks: no crash (ASan/UBSan), no
+ * leak through lp2p_mem, on_stream_close exactly once per known stream, never
+ * nested in a callback, every gathered byte readable, the gathered total equals
+ * lp2p_yamux_pending() when nothing limits it. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +129,13 @@ static void cb_close(lp2p_yamux *mx, uint32_t id, int err, void *ud) {
   (void)err;
 }
 
+static void cb_avail(lp2p_yamux *mx, void *ud) {
+  fz *f = ud;
+  uint32_t nid;
+  if (f->depth) abort(); /* only from the outermost call */
+  if (f->n < MAXS && lp2p_yamux_open_stream(mx, &nid) == 0) add(f, nid);
+}
+
 static void cb_pong(lp2p_yamux *mx, uint32_t rtt, void *ud) { (void)mx, (void)rtt, (void)ud; }
 static void cb_goaway(lp2p_yamux *mx, uint32_t code, void *ud) { (void)mx, (void)code, (void)ud; }
 
@@ -140,15 +152,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   cfg.max_inbound_streams = (uint32_t)(f.mode & 7) + 1;
   cfg.keepalive_interval = (f.mode & 8) ? 1000 : 0;
   cfg.keepalive_timeout = 500;
+  if ((f.mode & 0x30) == 0x30) cfg.send_budget = 3000;
+  if ((f.mode & 0x28) == 0x28) cfg.max_frame_payload = 1500;
+  if ((f.mode & 0x18) == 0x18) cfg.max_unacked_outbound = 3;
   lp2p_yamux_callbacks cb = {sizeof cb, cb_open, cb_data, cb_eof, cb_writable, cb_close, cb_pong, cb_goaway};
   if (lp2p_yamux_new(&f.mx, &cfg, &cb, &f, &mem)) {
     if (f.live) abort();
     return 0;
   }
+  lp2p_yamux_set_on_outbound_available(f.mx, cb_avail);
   lp2p_tstamp now = 0;
   uint32_t id;
   if ((f.mode & 0x20) && lp2p_yamux_open_stream(f.mx, &id) == 0) add(&f, id);
   static uint8_t zeros[255 * 97];
+  static uint8_t scratch[70000];
   while (pos + 2 <= size) {
     uint8_t op = data[pos] & 7, arg = data[pos + 1];
     pos += 2;
@@ -178,8 +195,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       break;
     }
     case 5: {
-      const uint8_t *o;
-      size_t n = lp2p_yamux_output(f.mx, &o);
+      size_t n = 0;
+      if (arg & 2) {
+        lp2p_iovec iov[8];
+        size_t max_iov = 1 + (size_t)(arg / 4 % 8), max_bytes = arg >= 128 ? SIZE_MAX : (size_t)arg * 300;
+        size_t k = lp2p_yamux_output_iov(f.mx, iov, max_iov, max_bytes);
+        if (k > max_iov) abort();
+        for (size_t i = 0; i < k; i++) {
+          if (!iov[i].len) abort();
+          memcpy(scratch, iov[i].base, iov[i].len < sizeof scratch ? iov[i].len : sizeof scratch);
+          if (iov[i].len > sizeof scratch) memcpy(scratch, iov[i].base + iov[i].len - 64, 64);
+          n += iov[i].len;
+        }
+        if (n > max_bytes || n > lp2p_yamux_pending(f.mx)) abort();
+        if (k < max_iov && max_bytes == SIZE_MAX && n != lp2p_yamux_pending(f.mx)) abort();
+      } else {
+        const uint8_t *o;
+        n = lp2p_yamux_output(f.mx, &o);
+        if (n > lp2p_yamux_pending(f.mx)) abort();
+        if (n) memcpy(scratch, o + n - 1, 1);
+      }
       lp2p_yamux_output_consumed(f.mx, arg & 1 ? n : n / 2);
       break;
     }
