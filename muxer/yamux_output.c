@@ -133,8 +133,9 @@ static size_t fill_iov(const lp2p_yamux *mx, lp2p_iovec *iov, size_t max_iov, si
       continue;
     }
     if (!gp) break;
-    size_t skip = g ? 0 : mx->gap_done;
-    size_t off = (size_t)(gp->seq - gp->s->sbuf.seq) + skip, left = gp->len - skip;
+    /* The ring head is the first unsent byte of its stream: that of the first gap (partly sent), or the
+     * start of a later gap when it is its stream's oldest. */
+    size_t off = g ? (size_t)(gp->seq - gp->s->sbuf.seq) : 0, left = gp->len - (g ? 0 : mx->gap_done);
     while (left && k < max_iov && total < max_bytes) {
       size_t contig;
       const uint8_t *p = lp2p__yamux_ring_at(&gp->s->sbuf, off, &contig);
