@@ -551,6 +551,7 @@ static void conn_input(lp2p__conn *c, uint8_t *p, size_t n) {
     sw->rb_len = left;
   }
   if (c->goaway_recv && c->live) lp2p__peer_conn_gone(sw, c, LP2P_ERR_GOAWAY);
+  if (c->mx_blocked && !c->close_queued) lp2p__conn_unblock(c); /* an ACK may have arrived */
   lp2p__conn_mark_dirty(c);
 }
 
@@ -791,6 +792,10 @@ void lp2p__conn_arm(lp2p__conn *c) {
           due = s->nego_deadline;
       }
     }
+    if (c->mx_blocked && c->peer && c->peer->primary == c) {
+      lp2p_tstamp w = lp2p__peer_waiting_due(c->peer);
+      if (w < due) due = w;
+    }
     int demoted = !c->live;
     if (demoted || sw->cfg.idle_timeout_ms) {
       if (conn_is_idle(c)) {
@@ -845,6 +850,7 @@ static void timer_cb(uv_timer_t *t) {
         it = it->next;
         lp2p__stream_check_deadline(s, now);
       }
+      if (c->mx_blocked && c->peer && c->peer->primary == c) lp2p__peer_expire_waiting(sw, c->peer, now);
       if (c->live && sw->cfg.idle_timeout_ms && c->idle_since &&
           now >= c->idle_since + sw->cfg.idle_timeout_ms && conn_is_idle(c)) {
         conn_log(c, LP2P_LOG_DEBUG, "idle, closing", 0);
@@ -860,7 +866,38 @@ static void timer_cb(uv_timer_t *t) {
 /* GoAway / teardown */
 
 int lp2p__conn_can_open(const lp2p__conn *c) {
-  return c->remote_seen || c->n_streams < LP2P__SW_EARLY_STREAMS;
+  return (c->remote_seen || c->n_streams < LP2P__SW_EARLY_STREAMS) && !c->mx_blocked;
+}
+
+void lp2p__conn_unblock(lp2p__conn *c) {
+  if (!c->mx_blocked) return;
+  c->mx_blocked = 0;
+  if (c->peer && c->peer->primary == c) lp2p__peer_open_waiting(c->sw, c->peer); /* may block again */
+}
+
+static uint64_t proto_hash(const char *p) {
+  uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+  for (; *p; p++) h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+  return h ? h : 1;
+}
+
+int lp2p__conn_knows(const lp2p__conn *c, const char *proto) {
+  uint64_t h = proto_hash(proto);
+  for (unsigned i = 0; i < LP2P__SW_KNOWN_PROTOS; i++)
+    if (c->known[i] == h) return 1;
+  return 0;
+}
+
+void lp2p__conn_learn(lp2p__conn *c, const char *proto, int ok) {
+  uint64_t h = proto_hash(proto);
+  for (unsigned i = 0; i < LP2P__SW_KNOWN_PROTOS; i++) {
+    if (c->known[i] != h) continue;
+    if (!ok) c->known[i] = 0;
+    return;
+  }
+  if (!ok) return;
+  c->known[c->known_next] = h; /* round robin: the oldest entry goes */
+  c->known_next = (c->known_next + 1) % LP2P__SW_KNOWN_PROTOS;
 }
 
 void lp2p__conn_goaway(lp2p__conn *c) {

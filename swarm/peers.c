@@ -236,13 +236,44 @@ void lp2p__peer_conn_ready(lp2p_swarm *sw, lp2p__conn *c) {
   lp2p__peer_open_waiting(sw, pe);
 }
 
+/* yamux refused s (un-ACKed SYN limit): back to the front of the queue until the peer ACKs. */
+static void requeue_blocked(lp2p_swarm *sw, lp2p__peer *pe, lp2p_stream *s) {
+  lp2p__list_add_tail(pe->waiting.next, &s->wait_link); /* inserted before the first: at the head */
+  pe->primary->mx_blocked = 1;
+  if (!s->nego_deadline && sw->cfg.stream_negotiation_timeout_ms)
+    s->nego_deadline = lp2p__swarm_now(sw) + sw->cfg.stream_negotiation_timeout_ms;
+  lp2p__conn_mark_dirty(pe->primary); /* arms the timer for the deadline */
+}
+
 void lp2p__peer_open_waiting(lp2p_swarm *sw, lp2p__peer *pe) {
-  (void)sw;
   while (pe->primary && lp2p__conn_can_open(pe->primary) && !lp2p__list_empty(&pe->waiting)) {
     lp2p_stream *s = LP2P__CONTAINER(pe->waiting.next, lp2p_stream, wait_link);
     lp2p__list_del(&s->wait_link);
     int rv = lp2p__stream_start_outbound(s, pe->primary);
-    if (rv < 0) lp2p__stream_fail(s, rv);
+    if (rv == LP2P__SW_BLOCKED)
+      requeue_blocked(sw, pe, s);
+    else if (rv < 0)
+      lp2p__stream_fail(s, rv);
+  }
+}
+
+lp2p_tstamp lp2p__peer_waiting_due(const lp2p__peer *pe) {
+  for (const lp2p__link *it = pe->waiting.next; it != &pe->waiting; it = it->next) {
+    const lp2p_stream *s = LP2P__CONTAINER(it, lp2p_stream, wait_link);
+    if (s->nego_deadline) return s->nego_deadline; /* queued in deadline order */
+  }
+  return LP2P_TSTAMP_NEVER;
+}
+
+void lp2p__peer_expire_waiting(lp2p_swarm *sw, lp2p__peer *pe, lp2p_tstamp now) {
+  (void)sw;
+  for (lp2p__link *it = pe->waiting.next; it != &pe->waiting;) {
+    lp2p_stream *s = LP2P__CONTAINER(it, lp2p_stream, wait_link);
+    it = it->next;
+    if (!s->nego_deadline) continue;
+    if (now < s->nego_deadline) break;
+    lp2p__list_del(&s->wait_link);
+    lp2p__stream_fail(s, LP2P_ERR_TIMEOUT);
   }
 }
 

@@ -48,7 +48,7 @@ static void detach(lp2p_stream *s, int rst) {
       lp2p_yamux_stream_set_user(c->mx, s->id, NULL);
       if (rst) lp2p_yamux_reset(c->mx, s->id);
     }
-    if (s->state == LP2P__ST_NEGOTIATING && c->n_negotiating) c->n_negotiating--;
+    if (s->state == LP2P__ST_NEGOTIATING && !s->lazy && c->n_negotiating) c->n_negotiating--;
     lp2p__list_del(&s->conn_link);
     c->n_streams--;
     lp2p__conn_mark_dirty(c);
@@ -56,6 +56,7 @@ static void detach(lp2p_stream *s, int rst) {
   }
   s->has_id = 0;
   lp2p__list_del(&s->wait_link);
+  lp2p__list_del(&s->open_link);
 }
 
 static void queue_close(lp2p_stream *s, int err) {
@@ -100,18 +101,38 @@ static void nego_failed(lp2p_stream *s, int err, int rst) {
       (err == LP2P_ERR_RESET || err == LP2P_ERR_EOF || err == 0))
     err = LP2P_ERR_UNSUPPORTED;
   if (!err) err = LP2P_ERR_EOF;
-  stream_log(s, "negotiation failed", NULL, err);
+  if (s->lazy && err == LP2P_ERR_UNSUPPORTED && s->conn) lp2p__conn_learn(s->conn, s->protos[0], 0);
+  stream_log(s, s->lazy ? "optimistic negotiation failed" : "negotiation failed", NULL, err);
   if (s->dir == LP2P_DIR_INBOUND) emit_inbound_failure(s, err);
+  if (rst && s->dir == LP2P_DIR_INBOUND && s->mss && s->has_id && s->conn && lp2p_mss_rejections(s->mss) > 0) {
+    /* our "na" must reach the peer before the RST (which drops the stream's buffered bytes): after a
+     * refused proposal a lazy dialer's data reads as a malformed line here, and that dialer needs the
+     * "na" to report "protocol not supported" */
+    const uint8_t *p;
+    size_t n;
+    while ((n = lp2p_mss_output(s->mss, &p)) > 0) {
+      int64_t k = lp2p_yamux_write(s->conn->mx, s->id, p, n);
+      if (k <= 0) break;
+      lp2p_mss_output_consumed(s->mss, (size_t)k);
+    }
+    lp2p__conn_flush(s->conn);
+  }
   detach(s, rst);
   queue_close(s, err);
+}
+
+static int mss_pending(lp2p_stream *s) {
+  const uint8_t *p;
+  return s->mss && lp2p_mss_output(s->mss, &p) > 0;
 }
 
 void lp2p__stream_flush_mss(lp2p_stream *s) {
   const uint8_t *p;
   size_t n;
   if (!s->mss || !s->has_id || !s->conn) return;
+  lp2p__conn *c = s->conn;
   while ((n = lp2p_mss_output(s->mss, &p)) > 0) {
-    int64_t k = lp2p_yamux_write(s->conn->mx, s->id, p, n);
+    int64_t k = lp2p_yamux_write(c->mx, s->id, p, n);
     if (k < 0) {
       nego_failed(s, (int)k, 1);
       return;
@@ -119,7 +140,11 @@ void lp2p__stream_flush_mss(lp2p_stream *s) {
     if (k == 0) break; /* resumes on on_stream_writable */
     lp2p_mss_output_consumed(s->mss, (size_t)k);
   }
-  lp2p__conn_mark_dirty(s->conn);
+  if (s->fin_pending && !mss_pending(s)) { /* a lazy stream's close_write waited for the proposal */
+    s->fin_pending = 0;
+    lp2p_yamux_close_write(c->mx, s->id);
+  }
+  lp2p__conn_mark_dirty(c);
 }
 
 static void deliver_data(lp2p_stream *s, const uint8_t *p, size_t n) {
@@ -155,6 +180,7 @@ static int nego_done(lp2p_stream *s) {
     nego_failed(s, LP2P_ERR_NOMEM, 1);
     return -1;
   }
+  if (s->dir == LP2P_DIR_OUTBOUND && s->conn) lp2p__conn_learn(s->conn, proto, 1);
   lp2p_mss_free(s->mss);
   s->mss = NULL;
   if (s->conn && s->conn->n_negotiating) s->conn->n_negotiating--;
@@ -219,11 +245,15 @@ int lp2p__stream_on_inbound(lp2p__conn *c, uint32_t id) {
 int lp2p__stream_start_outbound(lp2p_stream *s, lp2p__conn *c) {
   lp2p_swarm *sw = s->sw;
   if (sw->cfg.max_streams_per_conn && c->n_streams >= sw->cfg.max_streams_per_conn) return LP2P_ERR_LIMIT;
-  int rv = lp2p_mss_new_dialer(&s->mss, (const char *const *)s->protos, s->n_protos, NULL, &sw->mem);
-  if (rv < 0) return rv;
   uint32_t id;
-  rv = lp2p_yamux_open_stream(c->mx, &id);
+  int rv = lp2p_yamux_open_stream(c->mx, &id);
+  if (rv == LP2P_ERR_LIMIT) return LP2P__SW_BLOCKED; /* un-ACKed SYNs: wait for the peer */
   if (rv < 0) return rv;
+  rv = lp2p_mss_new_dialer(&s->mss, (const char *const *)s->protos, s->n_protos, NULL, &sw->mem);
+  if (rv < 0) {
+    lp2p_yamux_reset(c->mx, id);
+    return rv;
+  }
   s->conn = c;
   s->id = id;
   s->has_id = 1;
@@ -232,16 +262,53 @@ int lp2p__stream_start_outbound(lp2p_stream *s, lp2p__conn *c) {
   lp2p__list_add_tail(&c->streams, &s->conn_link);
   c->n_streams++;
   s->state = LP2P__ST_NEGOTIATING;
-  c->n_negotiating++;
-  if (sw->cfg.stream_negotiation_timeout_ms)
-    s->nego_deadline = lp2p__swarm_now(sw) + sw->cfg.stream_negotiation_timeout_ms;
-  stream_log(s, "proposing", s->protos[0], 0);
+  s->lazy = s->n_protos == 1 && lp2p__conn_knows(c, s->protos[0]);
+  if (s->lazy) {
+    /* on_open right after the proposal is queued (before the flush: the first writes join it) */
+    lp2p__list_add_tail(&sw->openq, &s->open_link);
+    lp2p__swarm_kick(sw);
+  } else {
+    c->n_negotiating++;
+    if (sw->cfg.stream_negotiation_timeout_ms)
+      s->nego_deadline = lp2p__swarm_now(sw) + sw->cfg.stream_negotiation_timeout_ms;
+  }
+  stream_log(s, s->lazy ? "proposing (optimistic)" : "proposing", s->protos[0], 0);
   lp2p__stream_flush_mss(s);
   return 0;
 }
 
+void lp2p__stream_deliver_open(lp2p_stream *s) {
+  if (s->state != LP2P__ST_NEGOTIATING || !s->lazy) return;
+  s->protocol = lp2p__strndup(&s->sw->mem, s->protos[0], strlen(s->protos[0]));
+  if (!s->protocol) {
+    nego_failed(s, LP2P_ERR_NOMEM, 1);
+    return;
+  }
+  s->state = LP2P__ST_OPEN;
+  stream_log(s, "open (optimistic)", s->protocol, 0);
+  if (s->h.on_open) {
+    s->in_cb++;
+    s->h.on_open(s, s->protocol, s->ud);
+    s->in_cb--;
+  }
+}
+
+/* The peer confirmed a lazily negotiated protocol. */
+static void lazy_confirmed(lp2p_stream *s) {
+  lp2p_mss_free(s->mss);
+  s->mss = NULL;
+  s->lazy = 0;
+  stream_log(s, "confirmed", s->protocol, 0);
+}
+
 void lp2p__stream_mx_data(lp2p_stream *s, const uint8_t *p, size_t n) {
-  if (s->state == LP2P__ST_NEGOTIATING) {
+  if (s->lazy && s->state == LP2P__ST_NEGOTIATING) { /* its on_open is still queued: first things first */
+    lp2p__list_del(&s->open_link);
+    lp2p__stream_deliver_open(s);
+    if (s->state != LP2P__ST_OPEN) return;
+  }
+  if (s->state == LP2P__ST_NEGOTIATING || (s->state == LP2P__ST_OPEN && s->mss)) {
+    lp2p__stream_state st = s->state;
     int64_t k = lp2p_mss_feed(s->mss, p, n);
     if (k < 0) {
       nego_failed(s, (int)k, 1);
@@ -250,8 +317,12 @@ void lp2p__stream_mx_data(lp2p_stream *s, const uint8_t *p, size_t n) {
     /* negotiation bytes are ours: give the window back (from inside feed: no callback) */
     if (k > 0 && s->conn) lp2p_yamux_consume(s->conn->mx, s->id, (size_t)k);
     lp2p__stream_flush_mss(s);
-    if (s->state != LP2P__ST_NEGOTIATING || !lp2p_mss_done(s->mss)) return;
-    if (nego_done(s) < 0) return;
+    if (s->state != st || !lp2p_mss_done(s->mss)) return;
+    if (st == LP2P__ST_NEGOTIATING) {
+      if (nego_done(s) < 0) return;
+    } else {
+      lazy_confirmed(s);
+    }
     deliver_data(s, p + k, n - (size_t)k);
     return;
   }
@@ -260,7 +331,7 @@ void lp2p__stream_mx_data(lp2p_stream *s, const uint8_t *p, size_t n) {
 
 void lp2p__stream_mx_eof(lp2p_stream *s) {
   s->eof = 1;
-  if (s->state == LP2P__ST_NEGOTIATING) {
+  if (s->state == LP2P__ST_NEGOTIATING || (s->state == LP2P__ST_OPEN && s->mss)) { /* never confirmed */
     nego_failed(s, LP2P_ERR_EOF, 1);
     return;
   }
@@ -275,6 +346,10 @@ void lp2p__stream_mx_writable(lp2p_stream *s) {
   if (s->state == LP2P__ST_NEGOTIATING) {
     lp2p__stream_flush_mss(s);
     return;
+  }
+  if (s->state == LP2P__ST_OPEN && mss_pending(s)) { /* a lazy proposal goes first */
+    lp2p__stream_flush_mss(s);
+    if (s->state != LP2P__ST_OPEN || mss_pending(s)) return;
   }
   if (s->state != LP2P__ST_OPEN || !s->want_writable) return;
   if (s->conn && s->conn->write_blocked) return;
@@ -337,10 +412,13 @@ int lp2p_swarm_open_stream(lp2p_swarm *sw, const lp2p_peer_id *peer, const char 
 
   lp2p__peer *pe = lp2p__peer_find(sw, peer);
   if (pe && pe->primary && !lp2p__conn_can_open(pe->primary)) {
-    lp2p__list_add_tail(&pe->waiting, &s->wait_link); /* until the peer's muxer has spoken */
+    /* until the peer's muxer has spoken, or (mx_blocked) has ACKed some of our streams */
+    lp2p__list_add_tail(&pe->waiting, &s->wait_link);
+    if (pe->primary->mx_blocked && sw->cfg.stream_negotiation_timeout_ms)
+      s->nego_deadline = lp2p__swarm_now(sw) + sw->cfg.stream_negotiation_timeout_ms;
   } else if (pe && pe->primary) {
-    int rv = lp2p__stream_start_outbound(s, pe->primary);
-    if (rv < 0) lp2p__stream_fail(s, rv);
+    lp2p__list_add_tail(&pe->waiting, &s->wait_link);
+    lp2p__peer_open_waiting(sw, pe); /* opens it now unless yamux is at its un-ACKed SYN limit */
   } else if (pe && pe->dial) {
     lp2p__list_add_tail(&pe->waiting, &s->wait_link);
   } else if (pe && pe->n_addrs) {
@@ -366,6 +444,14 @@ int64_t lp2p_stream_write(lp2p_stream *s, const uint8_t *p, size_t n) {
     s->want_writable = 1;
     return 0;
   }
+  if (mss_pending(s)) { /* lazy: the proposal must reach the muxer before any data */
+    lp2p__stream_flush_mss(s);
+    if (s->state != LP2P__ST_OPEN || !s->conn) return LP2P_ERR_CLOSED;
+    if (mss_pending(s)) {
+      s->want_writable = 1;
+      return 0;
+    }
+  }
   int64_t k = lp2p_yamux_write(s->conn->mx, s->id, p, n);
   if (k < 0) return k == LP2P_ERR_NOT_FOUND ? LP2P_ERR_CLOSED : k;
   if ((size_t)k < n) s->want_writable = 1;
@@ -378,6 +464,10 @@ int lp2p_stream_close_write(lp2p_stream *s) {
   if (s->write_closed) return 0;
   if (s->state == LP2P__ST_PENDING || s->state == LP2P__ST_NEGOTIATING) return LP2P_ERR_STATE;
   s->write_closed = 1;
+  if (s->has_id && s->conn && mss_pending(s)) {
+    s->fin_pending = 1; /* sent by lp2p__stream_flush_mss once the proposal is out */
+    return 0;
+  }
   if (s->has_id && s->conn) {
     lp2p__conn *c = s->conn;
     int rv = lp2p_yamux_close_write(c->mx, s->id); /* may close the stream (on_stream_close) */

@@ -66,7 +66,8 @@ lp2p_tstamp lp2p_swarm_now(const lp2p_swarm *sw) { return lp2p__swarm_now(sw); }
 
 static int has_pending(const lp2p_swarm *sw) {
   return !lp2p__list_empty(&sw->conn_closeq) || !lp2p__list_empty(&sw->closeq) ||
-         !lp2p__list_empty(&sw->dial_doneq) || !lp2p__list_empty(&sw->tasks) || !lp2p__list_empty(&sw->dirty);
+         !lp2p__list_empty(&sw->dial_doneq) || !lp2p__list_empty(&sw->tasks) || !lp2p__list_empty(&sw->openq) ||
+         !lp2p__list_empty(&sw->dirty);
 }
 
 static void process_pending(lp2p_swarm *sw) {
@@ -96,6 +97,12 @@ static void process_pending(lp2p_swarm *sw) {
       void *arg = t->arg;
       lp2p__free(&sw->mem, t);
       fn(sw, arg);
+      continue;
+    }
+    if (!lp2p__list_empty(&sw->openq)) { /* before the flush: first writes leave with the proposal */
+      lp2p_stream *s = LP2P__CONTAINER(sw->openq.next, lp2p_stream, open_link);
+      lp2p__list_del(&s->open_link);
+      lp2p__stream_deliver_open(s);
       continue;
     }
     if (!lp2p__list_empty(&sw->dirty)) {
@@ -286,6 +293,7 @@ static int swarm_init(lp2p_swarm **out, const lp2p_swarm_config *cfg, uv_loop_t 
   lp2p__list_init(&sw->dirty);
   lp2p__list_init(&sw->conn_closeq);
   lp2p__list_init(&sw->closeq);
+  lp2p__list_init(&sw->openq);
   lp2p__list_init(&sw->dial_doneq);
   lp2p__list_init(&sw->tasks);
   lp2p__list_init(&sw->peer_lru);

@@ -47,6 +47,10 @@
  * before its upgrader has attached its stream handler ("early streams"). */
 #define LP2P__SW_EARLY_STREAMS 8
 #define LP2P__SW_MAX_RESOLUTIONS 8 /* DNS lookups per dial */
+/* Outbound protocols the peer has accepted on a connection (hashes): a later stream proposing exactly
+ * one of them is negotiated optimistically (lazily): on_open follows the proposal at once and the first
+ * writes travel with it; a late "na" fails the stream with LP2P_ERR_UNSUPPORTED. */
+#define LP2P__SW_KNOWN_PROTOS 4
 
 typedef struct lp2p__conn lp2p__conn;
 typedef struct lp2p__peer lp2p__peer;
@@ -97,6 +101,7 @@ struct lp2p_stream {
   lp2p__link conn_link;  /* in conn->streams */
   lp2p__link wait_link;  /* in peer->waiting (pending outbound) */
   lp2p__link close_link; /* in sw->closeq */
+  lp2p__link open_link;  /* in sw->openq (lazy negotiation: on_open due) */
   lp2p_peer_id peer;     /* len 0 = unknown */
   lp2p_direction dir;
   lp2p__stream_state state;
@@ -111,6 +116,8 @@ struct lp2p_stream {
   char *protocol;            /* agreed */
   lp2p_tstamp nego_deadline; /* 0 = none */
   int said_na;               /* inbound: we answered "na" at least once */
+  int lazy;                  /* outbound, optimistic: OPEN before the peer confirmed (s->mss still set) */
+  int fin_pending;           /* close_write waits for the proposal to reach the muxer */
   int manual_consume;
   int write_closed, eof, want_writable;
   int close_err;
@@ -165,6 +172,9 @@ struct lp2p__conn {
   int write_blocked; /* socket queue above high water */
   int was_ready;
   int remote_seen;        /* a yamux frame arrived from the peer (its muxer runs) */
+  int mx_blocked;         /* yamux refused a new stream (un-ACKed SYN limit): peer->waiting waits */
+  uint64_t known[LP2P__SW_KNOWN_PROTOS]; /* accepted outbound protocols (hashes, 0 = free) */
+  unsigned known_next;
   int counted_pending_in; /* counted in sw->pending_inbound */
   int counted_in, counted_out;
 };
@@ -294,6 +304,7 @@ struct lp2p_swarm {
   lp2p__link dirty;       /* conns needing flush/arm */
   lp2p__link conn_closeq; /* conns to tear down */
   lp2p__link closeq;      /* streams whose on_close is due */
+  lp2p__link openq;       /* lazily negotiated streams whose on_open is due */
   lp2p__link dial_doneq;  /* finished dials whose callbacks are due */
   lp2p__link tasks;       /* deferred internal tasks */
   lp2p__peer **ptab;      /* peer hash table */
@@ -326,12 +337,19 @@ void lp2p__conn_mark_dirty(lp2p__conn *c);
 void lp2p__conn_flush(lp2p__conn *c);
 void lp2p__conn_teardown(lp2p__conn *c); /* run from the close queue */
 void lp2p__conn_arm(lp2p__conn *c);
-int lp2p__conn_can_open(const lp2p__conn *c); /* early-stream gate */
+int lp2p__conn_can_open(const lp2p__conn *c); /* early-stream gate, un-ACKed SYN limit */
+void lp2p__conn_unblock(lp2p__conn *c);       /* yamux can open streams again */
+int lp2p__conn_knows(const lp2p__conn *c, const char *proto);
+void lp2p__conn_learn(lp2p__conn *c, const char *proto, int ok); /* ok 0: forget */
 void lp2p__wbuf_pool_free(lp2p_swarm *sw);
 
 /* stream.c */
 lp2p_stream *lp2p__stream_alloc(lp2p_swarm *sw, lp2p_direction dir, const lp2p_stream_handler *h, void *ud);
-int lp2p__stream_start_outbound(lp2p_stream *s, lp2p__conn *c); /* opens the yamux stream and proposes */
+/* Opens the yamux stream and proposes. 0, LP2P__SW_BLOCKED (yamux at its un-ACKed SYN limit: nothing
+ * done, the caller queues s in peer->waiting and sets c->mx_blocked) or an error. */
+#define LP2P__SW_BLOCKED 1
+int lp2p__stream_start_outbound(lp2p_stream *s, lp2p__conn *c);
+void lp2p__stream_deliver_open(lp2p_stream *s); /* from the open queue */
 int lp2p__stream_on_inbound(lp2p__conn *c, uint32_t id);        /* yamux on_stream_open */
 void lp2p__stream_mx_data(lp2p_stream *s, const uint8_t *p, size_t n);
 void lp2p__stream_mx_eof(lp2p_stream *s);
@@ -363,6 +381,10 @@ int lp2p__peer_add_addr(lp2p_swarm *sw, lp2p__peer *pe, const lp2p_multiaddr *ma
 void lp2p__peer_conn_ready(lp2p_swarm *sw, lp2p__conn *c); /* connection became usable: live set + events */
 void lp2p__peer_conn_gone(lp2p_swarm *sw, lp2p__conn *c, int reason); /* leaves the live set */
 void lp2p__peer_open_waiting(lp2p_swarm *sw, lp2p__peer *pe);
+/* Streams queued behind the un-ACKed SYN limit time out like a negotiation: earliest deadline (or
+ * LP2P_TSTAMP_NEVER), and failing the expired ones. */
+lp2p_tstamp lp2p__peer_waiting_due(const lp2p__peer *pe);
+void lp2p__peer_expire_waiting(lp2p_swarm *sw, lp2p__peer *pe, lp2p_tstamp now);
 void lp2p__peer_fail_waiting(lp2p_swarm *sw, lp2p__peer *pe, int err);
 const lp2p__proto *lp2p__registry_find(const lp2p_swarm *sw, const char *id, size_t len);
 void lp2p__registry_free(lp2p_swarm *sw);

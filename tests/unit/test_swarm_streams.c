@@ -496,8 +496,201 @@ TEST(early_stream_gate) {
   CHECK_EQ(tloop_finish(&L), 0);
 }
 
+/* Optimistic (lazy) negotiation: once the peer accepted a protocol on a connection, a stream proposing
+ * just that protocol opens without waiting for the answer (the first writes join the proposal), and a
+ * late "na" still fails it with LP2P_ERR_UNSUPPORTED; the protocol is then negotiated fully again. */
+TEST(optimistic_negotiation) {
+  tloop L;
+  tloop_init(&L);
+  tsw a, b;
+  CHECK_OK(tsw_init(&a, &L, 1, NULL, 1));
+  CHECK_OK(tsw_init(&b, &L, 2, NULL, 1));
+  techo eb = {0};
+  CHECK_OK(lp2p_swarm_add_behaviour(b.sw, &techo_vtable, &eb));
+  REQUIRE(connect_pair(&L, &a, &b));
+  tclient c1;
+  tclient_init(&c1, 1000, 1);
+  CHECK_OK(lp2p_swarm_open_stream(a.sw, &b.id, k_echo, 1, &tclient_handler, &c1, NULL));
+  CHECK(RUN_UNTIL(&L, c1.closed, 3000));
+  CHECK_EQ(c1.close_err, 0);
+  CHECK_EQ(c1.received, 1000);
+
+  /* known now: optimistic, and the data written in on_open travels with the proposal */
+  tclient c2;
+  tclient_init(&c2, 70000, 2);
+  lp2p_stream *s2;
+  CHECK_OK(lp2p_swarm_open_stream(a.sw, &b.id, k_echo, 1, &tclient_handler, &c2, &s2));
+  CHECK_EQ(c2.opened, 0); /* never from inside the call */
+  CHECK_EQ(lp2p_stream_write(s2, (const uint8_t *)"x", 1), LP2P_ERR_STATE);
+  CHECK(RUN_UNTIL(&L, c2.opened, 3000));
+  CHECK_STR(c2.protocol, TECHO_PROTO);
+  CHECK(RUN_UNTIL(&L, c2.closed, 3000));
+  CHECK_EQ(c2.close_err, 0);
+  CHECK_EQ(c2.received, 70000);
+  CHECK_EQ(c2.mismatch, 0);
+  CHECK_EQ(eb.opened, 2);
+
+  /* the answer is not needed to open: B stops reading, A's stream opens anyway */
+  lp2p__conn *cb = first_conn(b.sw);
+  REQUIRE(cb && cb->io);
+  uv_read_stop(cb->io);
+  rec r = {0};
+  CHECK_OK(lp2p_swarm_open_stream(a.sw, &b.id, k_echo, 1, &rec_handler, &r, NULL));
+  CHECK(RUN_UNTIL(&L, r.opened, 3000));
+  CHECK_EQ(lp2p_stream_write(r.s, (const uint8_t *)"hello", 5), 5);
+  lp2p_stream_reset(r.s);
+  CHECK(RUN_UNTIL(&L, r.closed, 3000));
+  CHECK_EQ(r.err, LP2P_ERR_CANCELED);
+  tsw_free(&a);
+  tsw_free(&b);
+  CHECK_EQ(tloop_finish(&L), 0);
+}
+
+TEST(optimistic_negotiation_refused) {
+  tloop L;
+  tloop_init(&L);
+  tsw a, b;
+  CHECK_OK(tsw_init(&a, &L, 1, NULL, 1));
+  CHECK_OK(tsw_init(&b, &L, 2, NULL, 1));
+  techo eb = {0};
+  CHECK_OK(lp2p_swarm_add_behaviour(b.sw, &techo_vtable, &eb));
+  REQUIRE(connect_pair(&L, &a, &b));
+  tclient c1;
+  tclient_init(&c1, 100, 1);
+  CHECK_OK(lp2p_swarm_open_stream(a.sw, &b.id, k_echo, 1, &tclient_handler, &c1, NULL));
+  CHECK(RUN_UNTIL(&L, c1.closed, 3000));
+  CHECK_EQ(c1.close_err, 0);
+  /* B drops the protocol: the optimistic stream opens, writes, then learns "na" */
+  CHECK_OK(lp2p_swarm_remove_protocol(b.sw, TECHO_PROTO));
+  tclient c2;
+  tclient_init(&c2, 100, 2);
+  CHECK_OK(lp2p_swarm_open_stream(a.sw, &b.id, k_echo, 1, &tclient_handler, &c2, NULL));
+  CHECK(RUN_UNTIL(&L, c2.closed, 3000));
+  CHECK_EQ(c2.opened, 1);
+  CHECK_EQ(c2.close_err, LP2P_ERR_UNSUPPORTED);
+  CHECK_EQ(c2.received, 0);
+  CHECK(RUN_UNTIL(&L, b.n_in_stream_failed == 1, 2000));
+  /* forgotten: the next stream negotiates fully (no on_open) */
+  tclient c3;
+  tclient_init(&c3, 100, 3);
+  CHECK_OK(lp2p_swarm_open_stream(a.sw, &b.id, k_echo, 1, &tclient_handler, &c3, NULL));
+  CHECK(RUN_UNTIL(&L, c3.closed, 3000));
+  CHECK_EQ(c3.opened, 0);
+  CHECK_EQ(c3.close_err, LP2P_ERR_UNSUPPORTED);
+  /* several proposals: always the full negotiation, the second choice is taken */
+  rec other = {0};
+  CHECK_OK(lp2p_swarm_set_protocol(b.sw, "/other/1", &rec_handler, &other));
+  tclient c4;
+  tclient_init(&c4, 100, 4);
+  CHECK_OK(lp2p_swarm_open_stream(a.sw, &b.id, (const char *[]){TECHO_PROTO, "/other/1"}, 2, &tclient_handler,
+                                  &c4, NULL));
+  CHECK(RUN_UNTIL(&L, c4.opened, 3000));
+  CHECK_STR(c4.protocol, "/other/1");
+  CHECK(RUN_UNTIL(&L, other.opened == 1, 3000));
+  CHECK(lp2p_swarm_is_connected(a.sw, &b.id));
+  CHECK_EQ(a.n_closed, 0);
+  tsw_free(&a);
+  tsw_free(&b);
+  CHECK_EQ(tloop_finish(&L), 0);
+}
+
+/* More streams than yamux lets us have un-ACKed SYNs for (256): the rest wait on the connection and
+ * open as ACKs arrive, none fails. */
+TEST(streams_beyond_unacked_limit) {
+  enum { N = 400, LEN = 3000 };
+  tloop L;
+  tloop_init(&L);
+  tsw a, b;
+  CHECK_OK(tsw_init(&a, &L, 1, NULL, 1));
+  CHECK_OK(tsw_init(&b, &L, 2, NULL, 1));
+  techo eb = {0};
+  CHECK_OK(lp2p_swarm_add_behaviour(b.sw, &techo_vtable, &eb));
+  REQUIRE(connect_pair(&L, &a, &b));
+  tclient warm;
+  tclient_init(&warm, 10, 99);
+  CHECK_OK(lp2p_swarm_open_stream(a.sw, &b.id, (const char *[]){"/unknown/1"}, 1, &tclient_handler, &warm, NULL));
+  CHECK(RUN_UNTIL(&L, warm.closed, 3000)); /* the peer's muxer has spoken: no early-stream gate */
+  CHECK_EQ(warm.close_err, LP2P_ERR_UNSUPPORTED);
+  lp2p__conn *c = first_conn(a.sw);
+  REQUIRE(c && c->remote_seen);
+  tclient *cl = calloc(N, sizeof *cl);
+  for (int i = 0; i < N; i++) {
+    tclient_init(&cl[i], LEN, (uint32_t)i + 1);
+    CHECK_OK(lp2p_swarm_open_stream(a.sw, &b.id, k_echo, 1, &tclient_handler, &cl[i], NULL));
+  }
+  CHECK_EQ(c->mx_blocked, 1);
+  CHECK_EQ(c->n_streams, LP2P_YAMUX_DEFAULT_MAX_UNACKED);
+  int done = 0;
+  tloop_guard_start(&L, 10000);
+  while (done < N && !L.fired) {
+    uv_run(&L.loop, UV_RUN_ONCE);
+    done = 0;
+    for (int i = 0; i < N; i++) done += cl[i].closed;
+  }
+  tloop_guard_stop(&L);
+  int ok = 0;
+  for (int i = 0; i < N; i++) ok += cl[i].closed && !cl[i].close_err && cl[i].received == LEN && !cl[i].mismatch;
+  CHECK_EQ(ok, N);
+  CHECK_EQ(c->mx_blocked, 0);
+  CHECK_EQ(lp2p_swarm_dial_count(a.sw), 1);
+  free(cl);
+  tsw_free(&a);
+  tsw_free(&b);
+  CHECK_EQ(tloop_finish(&L), 0);
+}
+
+/* ... and when the peer never ACKs, the waiting streams time out like a negotiation (no hang). */
+TEST(unacked_limit_timeout) {
+  enum { N = 300 };
+  tloop L;
+  tloop_init(&L);
+  lp2p_swarm_config cfg;
+  tsw_config(&cfg);
+  cfg.stream_negotiation_timeout_ms = 300;
+  tsw a, b;
+  CHECK_OK(tsw_init(&a, &L, 1, &cfg, 1));
+  CHECK_OK(tsw_init(&b, &L, 2, NULL, 1));
+  techo eb = {0};
+  CHECK_OK(lp2p_swarm_add_behaviour(b.sw, &techo_vtable, &eb));
+  REQUIRE(connect_pair(&L, &a, &b));
+  tclient warm;
+  tclient_init(&warm, 10, 99);
+  CHECK_OK(lp2p_swarm_open_stream(a.sw, &b.id, k_echo, 1, &tclient_handler, &warm, NULL));
+  CHECK(RUN_UNTIL(&L, warm.closed, 3000));
+  lp2p__conn *cb = first_conn(b.sw);
+  REQUIRE(cb && cb->io);
+  uv_read_stop(cb->io);
+  rec *r = calloc(N, sizeof *r);
+  for (int i = 0; i < N; i++)
+    CHECK_OK(lp2p_swarm_open_stream(a.sw, &b.id, (const char *[]){"/other/1"}, 1, &rec_handler, &r[i], NULL));
+  lp2p__conn *ca = first_conn(a.sw);
+  REQUIRE(ca);
+  CHECK_EQ(ca->mx_blocked, 1);
+  int done = 0;
+  tloop_guard_start(&L, 3000);
+  while (done < N && !L.fired) {
+    uv_run(&L.loop, UV_RUN_ONCE);
+    done = 0;
+    for (int i = 0; i < N; i++) done += r[i].closed;
+  }
+  tloop_guard_stop(&L);
+  int timed_out = 0;
+  for (int i = 0; i < N; i++) timed_out += r[i].closed == 1 && r[i].err == LP2P_ERR_TIMEOUT && !r[i].opened;
+  CHECK_EQ(timed_out, N);
+  CHECK(lp2p_swarm_is_connected(a.sw, &b.id));
+  free(r);
+  tsw_free(&a);
+  tsw_free(&b);
+  CHECK_EQ(tloop_finish(&L), 0);
+}
+
+
 int main(void) {
   RUN(early_stream_gate);
+  RUN(optimistic_negotiation);
+  RUN(optimistic_negotiation_refused);
+  RUN(streams_beyond_unacked_limit);
+  RUN(unacked_limit_timeout);
   RUN(many_concurrent_streams);
   RUN(manual_consume_backpressure);
   RUN(stream_limits);
