@@ -27,6 +27,7 @@
 
 enum {
   OPT_LISTEN, OPT_IDENTITY, OPT_KEY_TYPE, OPT_AGENT, OPT_DIAL, OPT_IDLE, OPT_KA_INTERVAL, OPT_KA_TIMEOUT,
+  OPT_MAX_INBOUND, OPT_MAX_PENDING, OPT_HS_TIMEOUT, OPT_STREAM_TIMEOUT, OPT_MAX_STREAMS,
   OPT_ECHO, OPT_CONTROL, OPT_JSON, OPT_HELP
 };
 static const cli_opt listen_opts[] = {
@@ -38,6 +39,11 @@ static const cli_opt listen_opts[] = {
     [OPT_IDLE] = {"idle-timeout", "MS", "close connections idle this long (default 30000, 0 = never)"},
     [OPT_KA_INTERVAL] = {"keepalive-interval", "MS", "yamux keep-alive ping period (default 15000)"},
     [OPT_KA_TIMEOUT] = {"keepalive-timeout", "MS", "close a connection whose ping is unanswered (default 10000)"},
+    [OPT_MAX_INBOUND] = {"max-inbound", "N", "inbound connections, established + pending (default 256, 0 = no limit)"},
+    [OPT_MAX_PENDING] = {"max-pending", "N", "inbound connections still in their handshake (default 64, 0 = no limit)"},
+    [OPT_HS_TIMEOUT] = {"handshake-timeout", "MS", "inbound accept -> yamux ready, else closed (default 10000, 0 = never)"},
+    [OPT_STREAM_TIMEOUT] = {"stream-timeout", "MS", "multistream negotiation of a new stream (default 10000, 0 = never)"},
+    [OPT_MAX_STREAMS] = {"max-streams", "N", "streams per connection, beyond: reset (default 512, 0 = no limit)"},
     [OPT_ECHO] = {"echo", NULL, "testing: also serve " ECHO_PROTOCOL " (echo every byte, then FIN)"},
     [OPT_CONTROL] = {"control", NULL, "testing: read commands from stdin (see below)"},
     [OPT_JSON] = CLI_OPT_JSON,
@@ -55,6 +61,9 @@ typedef struct listen_args {
   int have_type;
   uint64_t idle, ka_interval, ka_timeout;
   int have_idle, have_ka_interval, have_ka_timeout;
+  /* limits and timeouts copied into lp2p_swarm_config when given (have[OPT_*]) */
+  uint64_t limit[N_OPTS];
+  int have[N_OPTS];
   int echo, control, json;
 } listen_args;
 
@@ -121,6 +130,15 @@ static int on_opt(void *ud, size_t idx, const char *val) {
       if (nc_parse_uint(val, UINT32_MAX, &a->ka_timeout))
         return cli_usage_error("listen: bad --keepalive-timeout '%s'", val);
       a->have_ka_timeout = 1;
+      break;
+    case OPT_MAX_INBOUND:
+    case OPT_MAX_PENDING:
+    case OPT_HS_TIMEOUT:
+    case OPT_STREAM_TIMEOUT:
+    case OPT_MAX_STREAMS:
+      if (nc_parse_uint(val, UINT32_MAX, &a->limit[idx]))
+        return cli_usage_error("listen: bad --%s '%s'", listen_opts[idx].name, val);
+      a->have[idx] = 1;
       break;
     case OPT_ECHO: a->echo = 1; break;
     case OPT_CONTROL: a->control = 1; break;
@@ -643,6 +661,11 @@ static int setup(node *n) {
   if (n->a.have_idle) cfg.idle_timeout_ms = (uint32_t)n->a.idle;
   if (n->a.have_ka_interval) cfg.keepalive_interval_ms = (uint32_t)n->a.ka_interval;
   if (n->a.have_ka_timeout) cfg.keepalive_timeout_ms = (uint32_t)n->a.ka_timeout;
+  if (n->a.have[OPT_MAX_INBOUND]) cfg.max_inbound_conns = (uint32_t)n->a.limit[OPT_MAX_INBOUND];
+  if (n->a.have[OPT_MAX_PENDING]) cfg.max_pending_inbound = (uint32_t)n->a.limit[OPT_MAX_PENDING];
+  if (n->a.have[OPT_HS_TIMEOUT]) cfg.handshake_timeout_ms = (uint32_t)n->a.limit[OPT_HS_TIMEOUT];
+  if (n->a.have[OPT_STREAM_TIMEOUT]) cfg.stream_negotiation_timeout_ms = (uint32_t)n->a.limit[OPT_STREAM_TIMEOUT];
+  if (n->a.have[OPT_MAX_STREAMS]) cfg.max_streams_per_conn = (uint32_t)n->a.limit[OPT_MAX_STREAMS];
   int rv = lp2p_swarm_new(&n->sw, &cfg, NULL);
   if (rv < 0) return cli_error("listen: cannot create the swarm: %s", lp2p_strerror(rv));
   lp2p_swarm_set_event_handler(n->sw, on_swarm_event, n);

@@ -3,7 +3,8 @@
 # /p2p/<id> suffix, one per stdout line, flushed while the node runs; the default address
 # (loopback, a free port) and identity (the file `lp2p-node id` uses); several --listen incl.
 # IPv6; --json events; the --control channel (peers, ping of an unknown peer, quit); SIGTERM and
-# SIGINT give exit 0; lp2p-node ping/identify between two lp2p nodes; usage errors.
+# SIGINT give exit 0; lp2p-node ping/identify between two lp2p nodes; the limit/timeout flags (parsing,
+# rejection, --max-pending and --handshake-timeout reaching the swarm); usage errors.
 # Env (set by ctest): LP2P_NODE (binary), LP2P_SOURCE_DIR.
 set -uo pipefail
 src="${LP2P_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
@@ -90,10 +91,50 @@ check "--control quit: exit 0, stopping/stopped events" \
   "rc=$rc $(tail -3 "$tmp/c.out")"
 
 # ---- usage ----
+"$node" listen --help >"$tmp/h.out"
 "$node" listen --listen /ip4/999.0.0.1/tcp/0 --identity "$tmp/c.key" >/dev/null 2>"$tmp/u.err"; r=$?
 check "bad --listen address: usage error" '[ $r = 2 ] && grep -q "bad listen address" "$tmp/u.err"' "$(cat "$tmp/u.err")"
 "$node" listen --idle-timeout x >/dev/null 2>"$tmp/u.err"; r=$?
 check "bad --idle-timeout: usage error" '[ $r = 2 ]' "$(cat "$tmp/u.err")"
+# limit/timeout flags: plain non-negative decimals <= 2^32-1, anything else is a usage error
+for o in max-inbound max-pending handshake-timeout stream-timeout max-streams; do
+  bads=""
+  for v in x -1 1.5 4294967296 " 5" 12k ""; do
+    "$node" listen "--$o=$v" --identity "$tmp/c.key" >/dev/null 2>"$tmp/u.err"; r=$?
+    [ $r = 2 ] && [ "$(wc -l <"$tmp/u.err")" = 1 ] || bads="$bads [$v]: rc=$r $(cat "$tmp/u.err")"
+  done
+  "$node" listen --$o 7 --bogus >/dev/null 2>"$tmp/u.err"; r=$? # a good value: the parser goes on to --bogus
+  grep -q "unknown option '--bogus'" "$tmp/u.err" || bads="$bads [7]: $(cat "$tmp/u.err")"
+  "$node" listen --$o x >/dev/null 2>"$tmp/u.err"
+  grep -q "^lp2p-node: listen: bad --$o 'x'$" "$tmp/u.err" || bads="$bads message: $(cat "$tmp/u.err")"
+  grep -Eq "^  --$o (N|MS) +.*\(default [0-9]+, 0 = " "$tmp/h.out" || bads="$bads not in --help"
+  check "--$o: bad values rejected (usage error), documented in --help" '[ -z "$bads" ]' "$bads"
+done
+"$node" listen --max-inbound 0 --max-pending 4294967295 --handshake-timeout 0 --stream-timeout 1 --max-streams 0 \
+  --identity "$tmp/c.key" >"$tmp/z.out" 2>"$tmp/z.err" &
+pid=$!; pids+=($pid)
+wait_lines "$tmp/z.out" 1
+check "limit flags: 0 and 2^32-1 are accepted" 'kill -0 $pid && grep -q "/p2p/" "$tmp/z.out"' "$(cat "$tmp/z.err")"
+stop $pid TERM
+# the values reach the swarm: --max-pending 1 refuses a second silent connection at once,
+# --handshake-timeout 400 closes the first one after ~0.4 s (the default is 10 s)
+"$node" listen --json --max-pending 1 --handshake-timeout 400 --identity "$tmp/c.key" >"$tmp/l.out" 2>"$tmp/l.err" &
+pid=$!; pids+=($pid)
+wait_lines "$tmp/l.out" 1
+lport="$(sed -n 's|.*"addr":"/ip4/127.0.0.1/tcp/\([0-9]*\)/p2p/.*|\1|p' "$tmp/l.out" | head -1)"
+exec 8<>"/dev/tcp/127.0.0.1/$lport"
+sleep 0.1
+exec 9<>"/dev/tcp/127.0.0.1/$lport"
+t0=$(date +%s%3N)
+for _ in $(seq 50); do grep -q '"error":"LP2P_ERR_TIMEOUT"' "$tmp/l.out" && break; sleep 0.05; done
+t1=$(date +%s%3N)
+exec 8>&- 9>&-
+check "--max-pending 1: the second silent connection is refused (LP2P_ERR_LIMIT)" \
+  '[ "$(grep -c "\"event\":\"inbound-connection-failed\",.*\"error\":\"LP2P_ERR_LIMIT\"" "$tmp/l.out")" = 1 ]' "$(cat "$tmp/l.out")"
+check "--handshake-timeout 400: the first one is closed with LP2P_ERR_TIMEOUT within 2.5 s" \
+  '[ "$(grep -c "\"event\":\"inbound-connection-failed\",.*\"error\":\"LP2P_ERR_TIMEOUT\"" "$tmp/l.out")" = 1 ] && [ $((t1 - t0)) -lt 2500 ]' \
+  "after $((t1 - t0)) ms: $(cat "$tmp/l.out")"
+stop $pid TERM
 "$node" listen extra >/dev/null 2>"$tmp/u.err"; r=$?
 check "positional argument: usage error" '[ $r = 2 ] && grep -q "unexpected argument" "$tmp/u.err"' "$(cat "$tmp/u.err")"
 "$node" --help >"$tmp/h.out"
