@@ -8,7 +8,9 @@
  *     2     msg2 built by the real responder with its *payload* taken from body ([len16][payload])
  *     3     like 2, but the payload is a valid identity key + signature followed by the fuzzed bytes
  *   opt bits 2-3: our muxer list (none, yamux, mplex+yamux, yamux+mplex); bit 4: expect the right
- *   peer id, bit 5: expect a wrong one.
+ *   peer id, bit 5: expect a wrong one; bit 6: the session borrows a per-node lp2p_noise_identity
+ *   made from the same fixed static key (so every byte must come out the same), bit 7 (with bit 6):
+ *   and is given no lp2p_privkey.
  *   chunk: feed in pieces of chunk bytes (0 = all at once).
  * After a completed handshake (modes 2, 3): msg3 must be valid for the real responder, and the rest
  * of body is transport data [n][flags][plaintext...] encrypted with the responder's key (flags bit 0
@@ -30,6 +32,7 @@ static const uint8_t kS_i[32] = {0x33, 1}, kE_i[32] = {0x33, 2}, kS_r[32] = {0x4
 
 static lp2p_privkey *id_i, *id_r;
 static lp2p_peer_id peer_i, peer_r;
+static lp2p_noise_identity *nid; /* our static key as a shared per-node identity */
 static uint8_t good_payload[256]; /* valid identity_key + identity_sig of the responder for kS_r */
 static size_t good_len;
 /* The engine's msg1 is fixed (fixed keys): keep the raw responder's state after reading it. */
@@ -45,6 +48,7 @@ static void init_once(void) {
   CHECK(lp2p_privkey_from_ed25519_seed(&id_r, seed) == 0);
   CHECK(lp2p_peer_id_from_pubkey(lp2p_privkey_public(id_i), &peer_i) == 0);
   CHECK(lp2p_peer_id_from_pubkey(lp2p_privkey_public(id_r), &peer_r) == 0);
+  CHECK(lp2p__noise_identity_new_ex(&nid, id_i, kS_i, NULL) == 0);
   lp2p__noise_hs hs;
   CHECK(lp2p__noise_hs_init(&hs, 0, NULL, 0, kS_r, kE_r) == 0);
   uint8_t *p = NULL;
@@ -52,7 +56,7 @@ static void init_once(void) {
   CHECK(good_len <= sizeof good_payload);
   memcpy(good_payload, p, good_len);
   free(p);
-  lp2p_noise_config cfg = {sizeof cfg, 1, id_i, NULL, NULL, 0};
+  lp2p_noise_config cfg = {sizeof cfg, 1, id_i, NULL, NULL, 0, NULL};
   lp2p__noise_test_params tp = {kS_i, kE_i, NULL, 0};
   lp2p_noise *n = NULL;
   CHECK(lp2p__noise_new_ex(&n, &cfg, NULL, &tp) == 0);
@@ -99,6 +103,8 @@ static int feed_all(lp2p_noise *n, const uint8_t *in, size_t len, size_t chunk, 
 }
 
 static void check_done_state(lp2p_noise *n, const char *const *mux, size_t nmux) {
+  /* the handshake state lives exactly as long as the handshake */
+  CHECK((n->hs == NULL) == (lp2p_noise_handshake_done(n) || lp2p_noise_error(n) != 0));
   const uint8_t *o;
   if (!lp2p_noise_handshake_done(n)) {
     CHECK(lp2p_noise_remote_peer(n) == NULL && lp2p_noise_muxer(n) == NULL);
@@ -135,8 +141,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t nmux = counts[(opt >> 2) & 3];
   const lp2p_peer_id *expected = (opt & 0x10) ? &peer_r : (opt & 0x20) ? &peer_i : NULL;
 
-  lp2p_noise_config cfg = {sizeof cfg, 1, id_i, expected, mux, nmux};
+  lp2p_noise_config cfg = {sizeof cfg, 1, id_i, expected, mux, nmux, NULL};
   lp2p__noise_test_params tp = {kS_i, kE_i, NULL, 0};
+  if (opt & 0x40) {
+    tp.static_priv = NULL;
+    cfg.noise_identity = nid;
+    if (opt & 0x80) cfg.identity = NULL;
+  }
   lp2p_noise *n = NULL;
   CHECK(lp2p__noise_new_ex(&n, &cfg, NULL, &tp) == 0);
   const uint8_t *o;

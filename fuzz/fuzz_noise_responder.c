@@ -9,7 +9,9 @@
  *     3  like 2, but the payload is a valid identity key + signature followed by the fuzzed bytes
  *        (extensions, duplicate or unknown fields)
  *   opt bits 2-3: our muxer list (none, yamux, mplex+yamux, yamux+weird); bit 4: expect the right
- *   peer id, bit 5: expect a wrong one.
+ *   peer id, bit 5: expect a wrong one; bit 6: the session borrows a per-node lp2p_noise_identity
+ *   made from the same fixed static key (so every byte must come out the same), bit 7 (with bit 6):
+ *   and is given no lp2p_privkey.
  *   chunk: feed in pieces of chunk bytes (0 = all at once).
  * Transport data (modes 2 and 3, after a completed handshake): [n][flags][n*37 % 4096 plaintext
  * bytes]... encrypted with the initiator's key; flags bit 0 flips a ciphertext bit, bit 1 sends
@@ -32,6 +34,7 @@ static const uint8_t kS_i[32] = {0x11, 1}, kE_i[32] = {0x11, 2}, kS_r[32] = {0x2
 
 static lp2p_privkey *id_i, *id_r;
 static lp2p_peer_id peer_i, peer_r;
+static lp2p_noise_identity *nid; /* our static key as a shared per-node identity */
 static uint8_t good_payload[256]; /* valid identity_key + identity_sig of the initiator for kS_i */
 static size_t good_len;
 /* The raw initiator is deterministic up to msg1: keep its state (saves two X25519 per run). */
@@ -47,6 +50,7 @@ static void init_once(void) {
   CHECK(lp2p_privkey_from_ed25519_seed(&id_r, seed) == 0);
   CHECK(lp2p_peer_id_from_pubkey(lp2p_privkey_public(id_i), &peer_i) == 0);
   CHECK(lp2p_peer_id_from_pubkey(lp2p_privkey_public(id_r), &peer_r) == 0);
+  CHECK(lp2p__noise_identity_new_ex(&nid, id_r, kS_r, NULL) == 0);
   lp2p__noise_hs hs;
   CHECK(lp2p__noise_hs_init(&hs, 1, NULL, 0, kS_i, kE_i) == 0);
   uint8_t *p = NULL;
@@ -93,6 +97,8 @@ static int feed_all(lp2p_noise *n, const uint8_t *in, size_t len, size_t chunk, 
 }
 
 static void check_done_state(lp2p_noise *n, const char *const *mux, size_t nmux) {
+  /* the handshake state lives exactly as long as the handshake */
+  CHECK((n->hs == NULL) == (lp2p_noise_handshake_done(n) || lp2p_noise_error(n) != 0));
   if (!lp2p_noise_handshake_done(n)) {
     CHECK(lp2p_noise_remote_peer(n) == NULL && lp2p_noise_muxer(n) == NULL);
     return;
@@ -134,8 +140,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t nmux = counts[(opt >> 2) & 3];
   const lp2p_peer_id *expected = (opt & 0x10) ? &peer_i : (opt & 0x20) ? &peer_r : NULL;
 
-  lp2p_noise_config cfg = {sizeof cfg, 0, id_r, expected, mux, nmux};
+  lp2p_noise_config cfg = {sizeof cfg, 0, id_r, expected, mux, nmux, NULL};
   lp2p__noise_test_params tp = {kS_r, kE_r, NULL, 0};
+  if (opt & 0x40) {
+    tp.static_priv = NULL;
+    cfg.noise_identity = nid;
+    if (opt & 0x80) cfg.identity = NULL;
+  }
   lp2p_noise *n = NULL;
   CHECK(lp2p__noise_new_ex(&n, &cfg, NULL, &tp) == 0);
   const uint8_t *o;

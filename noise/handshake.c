@@ -16,6 +16,15 @@ size_t lp2p__noise_hs_overhead(int msg_index) {
   }
 }
 
+size_t lp2p__noise_hs_payload_offset(int msg_index) {
+  switch (msg_index) {
+  case 0: return 32;      /* after e */
+  case 1: return 32 + 48; /* after e, enc(s) */
+  case 2: return 48;      /* after enc(s) */
+  default: return 0;
+  }
+}
+
 static int keypair(uint8_t priv[32], uint8_t pub[32], const uint8_t *fixed) {
   if (fixed)
     memcpy(priv, fixed, 32);
@@ -24,14 +33,28 @@ static int keypair(uint8_t priv[32], uint8_t pub[32], const uint8_t *fixed) {
   return crypto_scalarmult_base(pub, priv) == 0 ? 0 : LP2P_ERR_INTERNAL;
 }
 
-int lp2p__noise_hs_init(lp2p__noise_hs *hs, int initiator, const uint8_t *prologue, size_t prologue_len,
-                        const uint8_t *s_priv, const uint8_t *e_priv) {
+static void start(lp2p__noise_hs *hs, int initiator, const uint8_t *prologue, size_t prologue_len) {
   memset(hs, 0, sizeof *hs);
   hs->initiator = initiator ? 1 : 0;
   lp2p__noise_sym_init(&hs->sym, LP2P__NOISE_PROTOCOL_NAME);
   lp2p__noise_sym_mix_hash(&hs->sym, prologue, prologue_len);
+}
+
+int lp2p__noise_hs_init(lp2p__noise_hs *hs, int initiator, const uint8_t *prologue, size_t prologue_len,
+                        const uint8_t *s_priv, const uint8_t *e_priv) {
+  start(hs, initiator, prologue, prologue_len);
   int rv = keypair(hs->s_priv, hs->s_pub, s_priv);
   if (rv == 0) rv = keypair(hs->e_priv, hs->e_pub, e_priv);
+  if (rv) lp2p__noise_hs_wipe(hs);
+  return rv;
+}
+
+int lp2p__noise_hs_init_keys(lp2p__noise_hs *hs, int initiator, const uint8_t *prologue, size_t prologue_len,
+                             const uint8_t s_priv[32], const uint8_t s_pub[32], const uint8_t *e_priv) {
+  start(hs, initiator, prologue, prologue_len);
+  memcpy(hs->s_priv, s_priv, 32);
+  memcpy(hs->s_pub, s_pub, 32);
+  int rv = keypair(hs->e_priv, hs->e_pub, e_priv);
   if (rv) lp2p__noise_hs_wipe(hs);
   return rv;
 }

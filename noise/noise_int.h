@@ -3,6 +3,7 @@
  *  symmetric.c  CipherState / SymmetricState / HKDF (Noise spec §5.1, §5.2)
  *  handshake.c  the raw XX pattern (§5.3, §7.5) with arbitrary payloads and prologue
  *  payload.c    the libp2p NoiseHandshakePayload: build (sign) and check (verify, muxers)
+ *  identity.c   lp2p_noise_identity: static key + signed payload fields, made once per node
  *  session.c    lp2p_noise: framing, handshake driving, buffers
  *  transport.c  transport frames (write / seal / open / plaintext)
  *
@@ -73,11 +74,19 @@ typedef struct lp2p__noise_hs {
 
 /* Overhead of handshake message i (0..2) beyond its payload. */
 size_t lp2p__noise_hs_overhead(int msg_index);
+/* Where lp2p__noise_hs_write puts the (encrypted) payload of message i in its output: 32, 80, 48. */
+size_t lp2p__noise_hs_payload_offset(int msg_index);
 /* s_priv / e_priv: 32-byte X25519 private keys, or NULL for fresh random keys. The prologue is
  * mixed into h (empty for libp2p). Returns 0 or LP2P_ERR_INTERNAL (bad fixed key). */
 int lp2p__noise_hs_init(lp2p__noise_hs *hs, int initiator, const uint8_t *prologue, size_t prologue_len,
                         const uint8_t *s_priv, const uint8_t *e_priv);
+/* The same with a ready static keypair (copied; s_pub = X25519 base point times s_priv): no
+ * static key generation. */
+int lp2p__noise_hs_init_keys(lp2p__noise_hs *hs, int initiator, const uint8_t *prologue, size_t prologue_len,
+                             const uint8_t s_priv[32], const uint8_t s_pub[32], const uint8_t *e_priv);
 /* Writes the next message (our turn) into out (cap bytes); *out_len = payload_len + overhead.
+ * The payload may already sit at out + lp2p__noise_hs_payload_offset(step) (it is then
+ * encrypted in place); otherwise it must not overlap out.
  * LP2P_ERR_STATE if it is not our turn, LP2P_ERR_BUFSIZE if cap is too small. */
 int lp2p__noise_hs_write(lp2p__noise_hs *hs, const uint8_t *payload, size_t payload_len, uint8_t *out, size_t cap,
                          size_t *out_len);
@@ -99,6 +108,16 @@ void lp2p__noise_hs_wipe(lp2p__noise_hs *hs);
 /* Encodes our NoiseHandshakePayload into a buffer allocated with m (*out, caller frees with m). */
 int lp2p__noise_payload_build(const lp2p_mem *m, const lp2p_privkey *identity, const uint8_t static_pub[32],
                               const char *const *muxers, size_t n_muxers, uint8_t **out, size_t *out_len);
+/* The same in two parts, whose concatenation is the payload above (protobuf-c packs fields in
+ * field-number order): fields 1 and 2 (identity key + signature over static_pub), made once per
+ * static key, and field 4 (the stream_muxers extension; 0 bytes without muxers), per session.
+ * id_fields: *len = bytes needed; written only when cap suffices (else LP2P_ERR_BUFSIZE). */
+#define LP2P__NOISE_ID_FIELDS_MAX (LP2P_PUBKEY_PB_MAX + LP2P_SIGNATURE_MAX + 6) /* 2 x (tag + 2-byte len) */
+int lp2p__noise_payload_id_fields(const lp2p_privkey *identity, const uint8_t static_pub[32], uint8_t *out,
+                                  size_t cap, size_t *len);
+size_t lp2p__noise_payload_ext_size(const char *const *muxers, size_t n_muxers);
+/* Writes exactly lp2p__noise_payload_ext_size() bytes to out. */
+void lp2p__noise_payload_ext_pack(const char *const *muxers, size_t n_muxers, uint8_t *out);
 
 typedef struct lp2p__noise_remote {
   lp2p_pubkey *key; /* owned by the caller on success */
@@ -112,6 +131,19 @@ typedef struct lp2p__noise_remote {
 int lp2p__noise_payload_check(const lp2p_mem *m, const uint8_t *payload, size_t len, const uint8_t rs[32],
                               int we_initiate, const lp2p_peer_id *expected, const lp2p_peer_id *self,
                               const char *const *muxers, size_t n_muxers, lp2p__noise_remote *out);
+
+/* ---- identity.c ---- */
+struct lp2p_noise_identity {
+  lp2p_mem mem;
+  uint8_t s_priv[32], s_pub[32]; /* the X25519 static keypair */
+  lp2p_peer_id self_id;          /* peer id of the identity key (self-connection check) */
+  size_t fields_len;
+  uint8_t fields[];              /* NoiseHandshakePayload fields 1 and 2 (key, signature) */
+};
+
+/* lp2p_noise_identity_new with a fixed static private key (NULL = random). */
+int lp2p__noise_identity_new_ex(lp2p_noise_identity **out, const lp2p_privkey *identity, const uint8_t *static_priv,
+                                const lp2p_mem *mem);
 
 /* ---- session ---- */
 typedef struct lp2p__noise_buf {
@@ -133,29 +165,38 @@ enum lp2p__noise_state {
   LP2P__NOISE_DONE,
 };
 
-struct lp2p_noise {
-  lp2p_mem mem;
-  int initiator;
-  int state;
-  int err; /* terminal error or 0 */
-  const lp2p_privkey *identity;
-  lp2p_peer_id self_id;
+/* Everything only the handshake needs; allocated by lp2p_noise_new, wiped and freed as soon as
+ * the handshake completes or fails. */
+typedef struct lp2p__noise_handshake {
+  lp2p__noise_hs hs;
+  const lp2p_noise_identity *id; /* cfg->noise_identity, or own_id */
+  lp2p_noise_identity *own_id;   /* per-session static key + signature (no noise_identity given) */
   lp2p_peer_id expected;
   int has_expected;
-  char **muxers;
+  int muxer_index;               /* result of the remote payload check, -1 = multistream */
   size_t n_muxers;
-  lp2p__noise_hs hs;
+  char *muxers[LP2P_NOISE_MAX_MUXERS]; /* copies of cfg->muxers */
+} lp2p__noise_handshake;
+
+struct lp2p_noise {
+  lp2p_mem mem;
   lp2p__noise_cipher tx, rx;
+  lp2p__noise_handshake *hs; /* NULL once the handshake is over (done or failed) */
   lp2p_pubkey *remote_key;
-  lp2p_peer_id remote_id;
-  int muxer_index;
+  char *muxer;               /* agreed muxer (moved out of hs->muxers) or NULL */
+  int err;                   /* terminal error or 0 */
+  uint8_t initiator;
+  uint8_t state;
+  uint8_t release_out;       /* free the handshake's output buffer once it drains */
   /* framing of received bytes */
   uint8_t hdr[2];
-  uint8_t hdr_len;     /* 0..2 bytes of the length prefix received */
-  size_t body_len;     /* announced body length (valid when hdr_len == 2) */
-  lp2p_bytes partial;  /* body bytes received so far (len < body_len) */
-  lp2p__noise_buf out; /* wire bytes to send */
-  lp2p__noise_buf pt;  /* decrypted plaintext for the caller */
+  uint8_t hdr_len;           /* 0..2 bytes of the length prefix received */
+  uint32_t body_len;         /* announced body length (valid when hdr_len == 2) */
+  lp2p_bytes partial;        /* body bytes received so far (len < body_len) */
+  lp2p__noise_buf out;       /* wire bytes to send */
+  lp2p__noise_buf pt;        /* decrypted plaintext for the caller */
+  lp2p_peer_id remote_id;
+  uint8_t h[LP2P__NOISE_HASHLEN]; /* final handshake hash */
 };
 
 /* transport.c: decrypts one complete frame body into n->pt. */
@@ -171,10 +212,11 @@ typedef struct lp2p__noise_test_params {
   size_t prologue_len;
 } lp2p__noise_test_params;
 
-/* lp2p_noise_new with fixed keys / prologue (tp may be NULL). */
+/* lp2p_noise_new with fixed keys / prologue (tp may be NULL). static_priv cannot be combined with
+ * cfg->noise_identity (LP2P_ERR_INVAL). */
 int lp2p__noise_new_ex(lp2p_noise **out, const lp2p_noise_config *cfg, const lp2p_mem *mem,
                        const lp2p__noise_test_params *tp);
-/* Handshake hash h (32 bytes; final after the handshake). */
+/* Handshake hash h (32 bytes; final after the handshake, zero after a failed one). */
 const uint8_t *lp2p__noise_handshake_hash(const lp2p_noise *n);
 /* Force the transport nonces (tests of nonce exhaustion). */
 void lp2p__noise_set_nonces(lp2p_noise *n, uint64_t tx_nonce, uint64_t rx_nonce);

@@ -12,8 +12,8 @@ static void signed_data(uint8_t out[LP2P__NOISE_SIG_PREFIX_LEN + 32], const uint
   memcpy(out + LP2P__NOISE_SIG_PREFIX_LEN, static_pub, 32);
 }
 
-int lp2p__noise_payload_build(const lp2p_mem *m, const lp2p_privkey *identity, const uint8_t static_pub[32],
-                              const char *const *muxers, size_t n_muxers, uint8_t **out, size_t *out_len) {
+int lp2p__noise_payload_id_fields(const lp2p_privkey *identity, const uint8_t static_pub[32], uint8_t *out,
+                                  size_t cap, size_t *len) {
   uint8_t pk[LP2P_PUBKEY_PB_MAX], sig[LP2P_SIGNATURE_MAX], msg[LP2P__NOISE_SIG_PREFIX_LEN + 32];
   int pk_len = lp2p_pubkey_to_protobuf(lp2p_privkey_public(identity), pk, sizeof pk);
   if (pk_len < 0) return pk_len == LP2P_ERR_NOMEM ? pk_len : LP2P_ERR_INTERNAL;
@@ -22,27 +22,56 @@ int lp2p__noise_payload_build(const lp2p_mem *m, const lp2p_privkey *identity, c
   if (sig_len < 0) return sig_len == LP2P_ERR_NOMEM ? sig_len : LP2P_ERR_INTERNAL;
 
   Lp2pNoise__NoiseHandshakePayload p = LP2P_NOISE__NOISE_HANDSHAKE_PAYLOAD__INIT;
-  Lp2pNoise__NoiseExtensions ext = LP2P_NOISE__NOISE_EXTENSIONS__INIT;
   p.has_identity_key = 1;
   p.identity_key.data = pk;
   p.identity_key.len = (size_t)pk_len;
   p.has_identity_sig = 1;
   p.identity_sig.data = sig;
   p.identity_sig.len = (size_t)sig_len;
-  if (n_muxers) {
-    ext.n_stream_muxers = n_muxers;
-    ext.stream_muxers = (char **)muxers;
-    p.extensions = &ext;
-  }
-  size_t len = lp2p_noise__noise_handshake_payload__get_packed_size(&p);
-  uint8_t *buf = lp2p__malloc(m, len);
+  *len = lp2p_noise__noise_handshake_payload__get_packed_size(&p);
+  if (!out || cap < *len) return LP2P_ERR_BUFSIZE;
+  return lp2p_noise__noise_handshake_payload__pack(&p, out) == *len ? 0 : LP2P_ERR_INTERNAL;
+}
+
+/* A payload message holding only the extensions (field 4) with the muxer list. */
+static void ext_only(Lp2pNoise__NoiseHandshakePayload *p, Lp2pNoise__NoiseExtensions *ext, const char *const *muxers,
+                     size_t n_muxers) {
+  lp2p_noise__noise_handshake_payload__init(p);
+  lp2p_noise__noise_extensions__init(ext);
+  ext->n_stream_muxers = n_muxers;
+  ext->stream_muxers = (char **)muxers;
+  p->extensions = ext;
+}
+
+size_t lp2p__noise_payload_ext_size(const char *const *muxers, size_t n_muxers) {
+  if (!n_muxers) return 0;
+  Lp2pNoise__NoiseHandshakePayload p;
+  Lp2pNoise__NoiseExtensions ext;
+  ext_only(&p, &ext, muxers, n_muxers);
+  return lp2p_noise__noise_handshake_payload__get_packed_size(&p);
+}
+
+void lp2p__noise_payload_ext_pack(const char *const *muxers, size_t n_muxers, uint8_t *out) {
+  if (!n_muxers) return;
+  Lp2pNoise__NoiseHandshakePayload p;
+  Lp2pNoise__NoiseExtensions ext;
+  ext_only(&p, &ext, muxers, n_muxers);
+  lp2p_noise__noise_handshake_payload__pack(&p, out);
+}
+
+int lp2p__noise_payload_build(const lp2p_mem *m, const lp2p_privkey *identity, const uint8_t static_pub[32],
+                              const char *const *muxers, size_t n_muxers, uint8_t **out, size_t *out_len) {
+  uint8_t fields[LP2P__NOISE_ID_FIELDS_MAX];
+  size_t flen = 0;
+  int rv = lp2p__noise_payload_id_fields(identity, static_pub, fields, sizeof fields, &flen);
+  if (rv) return rv == LP2P_ERR_BUFSIZE ? LP2P_ERR_INTERNAL : rv;
+  size_t elen = lp2p__noise_payload_ext_size(muxers, n_muxers);
+  uint8_t *buf = lp2p__malloc(m, flen + elen);
   if (!buf) return LP2P_ERR_NOMEM;
-  if (lp2p_noise__noise_handshake_payload__pack(&p, buf) != len) {
-    lp2p__free(m, buf);
-    return LP2P_ERR_INTERNAL;
-  }
+  memcpy(buf, fields, flen);
+  lp2p__noise_payload_ext_pack(muxers, n_muxers, buf + flen);
   *out = buf;
-  *out_len = len;
+  *out_len = flen + elen;
   return 0;
 }
 

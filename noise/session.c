@@ -1,5 +1,6 @@
 /* session.c - lp2p_noise: the libp2p Noise session (framing, handshake driving, buffers). */
 #include <sodium.h>
+#include <stddef.h>
 
 #include "noise/noise_int.h"
 
@@ -28,22 +29,58 @@ void lp2p__noise_buf_free(const lp2p_mem *m, lp2p__noise_buf *buf) {
   buf->off = 0;
 }
 
+/* ---- releasing what the handshake needed ---- */
+
+static void release_handshake(lp2p_noise *n) {
+  lp2p__noise_handshake *h = n->hs;
+  if (!h) return;
+  for (size_t i = 0; i < h->n_muxers; i++) lp2p__free(&n->mem, h->muxers[i]);
+  lp2p_noise_identity_free(h->own_id);
+  sodium_memzero(h, sizeof *h);
+  lp2p__free(&n->mem, h);
+  n->hs = NULL;
+}
+
+static void release_partial(lp2p_noise *n) {
+  if (n->partial.data) sodium_memzero(n->partial.data, n->partial.cap);
+  lp2p__bytes_free(&n->mem, &n->partial);
+}
+
+static void release_out(lp2p_noise *n) {
+  lp2p__noise_buf_free(&n->mem, &n->out);
+  n->release_out = 0;
+}
+
 int lp2p__noise_fail(lp2p_noise *n, int err) {
   if (!n->err) n->err = err;
-  lp2p__noise_hs_wipe_keys(&n->hs);
+  release_handshake(n);
+  release_partial(n); /* a dead session reads nothing more */
   lp2p__noise_cipher_wipe(&n->tx);
   lp2p__noise_cipher_wipe(&n->rx);
   return n->err;
 }
 
-/* Queues u16be(len) || handshake message (our next one) carrying payload. */
-static int queue_handshake_msg(lp2p_noise *n, const uint8_t *payload, size_t payload_len) {
-  size_t body = payload_len + lp2p__noise_hs_overhead(n->hs.step);
+/* Queues u16be(len) || our next handshake message. Its payload (with_payload: our
+ * NoiseHandshakePayload = the identity's key and signature fields || the muxer extension; else
+ * empty) is assembled right where the message carries it in the output buffer and encrypted in
+ * place: no payload buffer, no signature here. */
+static int queue_handshake_msg(lp2p_noise *n, int with_payload) {
+  lp2p__noise_handshake *h = n->hs;
+  const char *const *mux = (const char *const *)h->muxers;
+  size_t ext = with_payload ? lp2p__noise_payload_ext_size(mux, h->n_muxers) : 0;
+  size_t plen = with_payload ? h->id->fields_len + ext : 0;
+  size_t body = plen + lp2p__noise_hs_overhead(h->hs.step);
   if (body > LP2P_NOISE_MAX_FRAME) return LP2P_ERR_INTERNAL; /* bounded by the config limits */
   uint8_t *dst = lp2p__noise_buf_reserve(&n->mem, &n->out, 2 + body);
   if (!dst) return LP2P_ERR_NOMEM;
+  uint8_t *payload = NULL;
+  if (with_payload) {
+    payload = dst + 2 + lp2p__noise_hs_payload_offset(h->hs.step);
+    memcpy(payload, h->id->fields, h->id->fields_len);
+    lp2p__noise_payload_ext_pack(mux, h->n_muxers, payload + h->id->fields_len);
+  }
   size_t written = 0;
-  int rv = lp2p__noise_hs_write(&n->hs, payload, payload_len, dst + 2, body, &written);
+  int rv = lp2p__noise_hs_write(&h->hs, payload, plen, dst + 2, body, &written);
   if (rv) return rv;
   dst[0] = (uint8_t)(written >> 8);
   dst[1] = (uint8_t)written;
@@ -51,50 +88,47 @@ static int queue_handshake_msg(lp2p_noise *n, const uint8_t *payload, size_t pay
   return 0;
 }
 
-/* Our libp2p payload (msg2 for the responder, msg3 for the initiator). */
-static int queue_payload_msg(lp2p_noise *n) {
-  uint8_t *payload = NULL;
-  size_t len = 0;
-  int rv = lp2p__noise_payload_build(&n->mem, n->identity, n->hs.s_pub, (const char *const *)n->muxers,
-                                     n->n_muxers, &payload, &len);
-  if (rv) return rv;
-  rv = queue_handshake_msg(n, payload, len);
-  lp2p__free(&n->mem, payload);
-  return rv;
-}
-
 /* Reads msg2 (initiator) or msg3 (responder): decrypt, verify the remote payload. */
 static int read_payload_msg(lp2p_noise *n, const uint8_t *msg, size_t len) {
-  size_t overhead = lp2p__noise_hs_overhead(n->hs.step);
+  lp2p__noise_handshake *h = n->hs;
+  size_t overhead = lp2p__noise_hs_overhead(h->hs.step);
   if (len < overhead) return LP2P_ERR_HANDSHAKE;
   uint8_t *payload = lp2p__malloc(&n->mem, len - overhead);
   if (!payload) return LP2P_ERR_NOMEM;
   size_t plen = 0;
-  int rv = lp2p__noise_hs_read(&n->hs, msg, len, payload, len - overhead, &plen);
+  int rv = lp2p__noise_hs_read(&h->hs, msg, len, payload, len - overhead, &plen);
   lp2p__noise_remote remote;
   if (rv == 0)
-    rv = lp2p__noise_payload_check(&n->mem, payload, plen, n->hs.rs, n->initiator,
-                                   n->has_expected ? &n->expected : NULL, &n->self_id,
-                                   (const char *const *)n->muxers, n->n_muxers, &remote);
+    rv = lp2p__noise_payload_check(&n->mem, payload, plen, h->hs.rs, n->initiator,
+                                   h->has_expected ? &h->expected : NULL, &h->id->self_id,
+                                   (const char *const *)h->muxers, h->n_muxers, &remote);
   sodium_memzero(payload, len - overhead);
   lp2p__free(&n->mem, payload);
   if (rv) return rv;
   n->remote_key = remote.key;
   n->remote_id = remote.id;
-  n->muxer_index = remote.muxer_index;
+  h->muxer_index = remote.muxer_index;
   return 0;
 }
 
+/* Split, keep what the API still returns, drop the rest of the handshake state. */
 static int finish(lp2p_noise *n) {
+  lp2p__noise_handshake *h = n->hs;
   lp2p__noise_cipher c1, c2;
-  int rv = lp2p__noise_hs_split(&n->hs, &c1, &c2);
+  int rv = lp2p__noise_hs_split(&h->hs, &c1, &c2);
   if (rv) return rv;
   n->tx = n->initiator ? c1 : c2;
   n->rx = n->initiator ? c2 : c1;
   lp2p__noise_cipher_wipe(&c1);
   lp2p__noise_cipher_wipe(&c2);
-  lp2p__noise_hs_wipe_keys(&n->hs);
+  memcpy(n->h, h->hs.sym.h, sizeof n->h);
+  if (h->muxer_index >= 0) { /* the agreed name moves to the session; the list goes */
+    n->muxer = h->muxers[h->muxer_index];
+    h->muxers[h->muxer_index] = NULL;
+  }
   n->state = LP2P__NOISE_DONE;
+  release_handshake(n);
+  if (n->release_out && !lp2p__noise_buf_pending(&n->out)) release_out(n);
   return 0;
 }
 
@@ -104,14 +138,14 @@ static int handshake_step(lp2p_noise *n, const uint8_t *msg, size_t len) {
   case LP2P__NOISE_WAIT_MSG1: {
     uint8_t none[1];
     size_t plen = 0;
-    if ((rv = lp2p__noise_hs_read(&n->hs, msg, len, none, 0, &plen))) return rv;
-    if ((rv = queue_payload_msg(n))) return rv;
+    if ((rv = lp2p__noise_hs_read(&n->hs->hs, msg, len, none, 0, &plen))) return rv;
+    if ((rv = queue_handshake_msg(n, 1))) return rv;
     n->state = LP2P__NOISE_WAIT_MSG3;
     return 0;
   }
   case LP2P__NOISE_WAIT_MSG2:
     if ((rv = read_payload_msg(n, msg, len))) return rv;
-    if ((rv = queue_payload_msg(n))) return rv;
+    if ((rv = queue_handshake_msg(n, 1))) return rv;
     return finish(n);
   case LP2P__NOISE_WAIT_MSG3:
     if ((rv = read_payload_msg(n, msg, len))) return rv;
@@ -127,7 +161,7 @@ static int check_length(const lp2p_noise *n, size_t len) {
   case LP2P__NOISE_WAIT_MSG1: return len == 32 ? 0 : LP2P_ERR_HANDSHAKE; /* e, empty payload */
   case LP2P__NOISE_WAIT_MSG2:
   case LP2P__NOISE_WAIT_MSG3:
-    return len >= lp2p__noise_hs_overhead(n->hs.step) ? 0 : LP2P_ERR_HANDSHAKE;
+    return len >= lp2p__noise_hs_overhead(n->hs->hs.step) ? 0 : LP2P_ERR_HANDSHAKE;
   default: return len >= LP2P_NOISE_TAG_LEN ? 0 : LP2P_ERR_DECRYPT;
   }
 }
@@ -173,7 +207,10 @@ int64_t lp2p_noise_feed(lp2p_noise *n, const uint8_t *in, size_t len) {
     int rv = process_frame(n, body, n->body_len);
     n->partial.len = 0;
     if (rv) return lp2p__noise_fail(n, rv);
-    if (!was_done && n->state == LP2P__NOISE_DONE) break; /* the rest is transport data */
+    if (!was_done && n->state == LP2P__NOISE_DONE) { /* the rest is transport data */
+      release_partial(n);
+      break;
+    }
   }
   return (int64_t)used;
 }
@@ -184,7 +221,12 @@ size_t lp2p_noise_output(lp2p_noise *n, const uint8_t **out) {
   return pending;
 }
 
-void lp2p_noise_output_consumed(lp2p_noise *n, size_t k) { lp2p__noise_buf_consume(&n->out, k); }
+void lp2p_noise_output_consumed(lp2p_noise *n, size_t k) {
+  lp2p__noise_buf_consume(&n->out, k);
+  /* the buffer that carried the last handshake message goes once it is sent (transport output
+   * written later gets a buffer again, kept from then on) */
+  if (n->release_out && n->state == LP2P__NOISE_DONE && !lp2p__noise_buf_pending(&n->out)) release_out(n);
+}
 
 int lp2p_noise_handshake_done(const lp2p_noise *n) { return n && n->state == LP2P__NOISE_DONE; }
 int lp2p_noise_error(const lp2p_noise *n) { return n ? n->err : LP2P_ERR_INVAL; }
@@ -198,13 +240,16 @@ const lp2p_pubkey *lp2p_noise_remote_key(const lp2p_noise *n) {
   return lp2p_noise_handshake_done(n) ? n->remote_key : NULL;
 }
 
-const char *lp2p_noise_muxer(const lp2p_noise *n) {
-  if (!lp2p_noise_handshake_done(n) || n->muxer_index < 0) return NULL;
-  return n->muxers[n->muxer_index];
-}
+const char *lp2p_noise_muxer(const lp2p_noise *n) { return lp2p_noise_handshake_done(n) ? n->muxer : NULL; }
 
-static int check_config(const lp2p_noise_config *cfg) {
-  if (!cfg || cfg->struct_size < sizeof(lp2p_noise_config) || !cfg->identity) return LP2P_ERR_INVAL;
+/* The noise_identity field exists for callers whose struct_size covers it. */
+#define CFG_V1_SIZE offsetof(lp2p_noise_config, noise_identity)
+#define CFG_V2_SIZE (CFG_V1_SIZE + sizeof(const lp2p_noise_identity *))
+
+static int check_config(const lp2p_noise_config *cfg, const lp2p_noise_identity **nid) {
+  if (!cfg || cfg->struct_size < CFG_V1_SIZE) return LP2P_ERR_INVAL;
+  *nid = cfg->struct_size >= CFG_V2_SIZE ? cfg->noise_identity : NULL;
+  if (!cfg->identity && !*nid) return LP2P_ERR_INVAL;
   if (cfg->n_muxers > LP2P_NOISE_MAX_MUXERS || (cfg->n_muxers && !cfg->muxers)) return LP2P_ERR_INVAL;
   for (size_t i = 0; i < cfg->n_muxers; i++) {
     if (!cfg->muxers[i]) return LP2P_ERR_INVAL;
@@ -214,39 +259,54 @@ static int check_config(const lp2p_noise_config *cfg) {
   return 0;
 }
 
+/* identity given alongside noise_identity: it must be the key the identity object was made from. */
+static int same_key(const lp2p_privkey *identity, const lp2p_noise_identity *nid) {
+  lp2p_peer_id id;
+  int rv = lp2p_peer_id_from_pubkey(lp2p_privkey_public(identity), &id);
+  if (rv) return rv;
+  return lp2p_peer_id_equal(&id, &nid->self_id) ? 0 : LP2P_ERR_INVAL;
+}
+
 int lp2p__noise_new_ex(lp2p_noise **out, const lp2p_noise_config *cfg, const lp2p_mem *mem,
                        const lp2p__noise_test_params *tp) {
   if (!out) return LP2P_ERR_INVAL;
   *out = NULL;
-  int rv = check_config(cfg);
+  const lp2p_noise_identity *nid = NULL;
+  int rv = check_config(cfg, &nid);
   if (rv) return rv;
+  if (nid && tp && tp->static_priv) return LP2P_ERR_INVAL;
+  if (nid && cfg->identity && (rv = same_key(cfg->identity, nid))) return rv;
   if (sodium_init() < 0) return LP2P_ERR_INTERNAL;
   mem = lp2p__mem_or_default(mem);
   lp2p_noise *n = lp2p__calloc(mem, 1, sizeof *n);
   if (!n) return LP2P_ERR_NOMEM;
   n->mem = *mem;
   n->initiator = cfg->initiator ? 1 : 0;
-  n->identity = cfg->identity;
-  n->muxer_index = -1;
+  n->release_out = 1;
+  rv = LP2P_ERR_NOMEM;
+  lp2p__noise_handshake *h = n->hs = lp2p__calloc(&n->mem, 1, sizeof *n->hs);
+  if (!h) goto fail;
+  h->muxer_index = -1;
   if (cfg->expected_remote) {
-    n->expected = *cfg->expected_remote;
-    n->has_expected = 1;
+    h->expected = *cfg->expected_remote;
+    h->has_expected = 1;
   }
-  if ((rv = lp2p_peer_id_from_pubkey(lp2p_privkey_public(cfg->identity), &n->self_id))) goto fail;
-  if (cfg->n_muxers) {
-    rv = LP2P_ERR_NOMEM;
-    n->muxers = lp2p__calloc(&n->mem, cfg->n_muxers, sizeof *n->muxers);
-    if (!n->muxers) goto fail;
-    for (; n->n_muxers < cfg->n_muxers; n->n_muxers++) {
-      const char *s = cfg->muxers[n->n_muxers];
-      if (!(n->muxers[n->n_muxers] = lp2p__strndup(&n->mem, s, strlen(s)))) goto fail;
-    }
+  for (; h->n_muxers < cfg->n_muxers; h->n_muxers++) {
+    const char *s = cfg->muxers[h->n_muxers];
+    if (!(h->muxers[h->n_muxers] = lp2p__strndup(&n->mem, s, strlen(s)))) goto fail;
   }
-  rv = lp2p__noise_hs_init(&n->hs, n->initiator, tp ? tp->prologue : NULL, tp ? tp->prologue_len : 0,
-                           tp ? tp->static_priv : NULL, tp ? tp->ephemeral_priv : NULL);
+  if (nid) {
+    h->id = nid;
+  } else {
+    rv = lp2p__noise_identity_new_ex(&h->own_id, cfg->identity, tp ? tp->static_priv : NULL, &n->mem);
+    if (rv) goto fail;
+    h->id = h->own_id;
+  }
+  rv = lp2p__noise_hs_init_keys(&h->hs, n->initiator, tp ? tp->prologue : NULL, tp ? tp->prologue_len : 0,
+                                h->id->s_priv, h->id->s_pub, tp ? tp->ephemeral_priv : NULL);
   if (rv) goto fail;
   if (n->initiator) {
-    if ((rv = queue_handshake_msg(n, NULL, 0))) goto fail; /* msg1: e, empty payload */
+    if ((rv = queue_handshake_msg(n, 0))) goto fail; /* msg1: e, empty payload */
     n->state = LP2P__NOISE_WAIT_MSG2;
   } else {
     n->state = LP2P__NOISE_WAIT_MSG1;
@@ -265,11 +325,10 @@ int lp2p_noise_new(lp2p_noise **out, const lp2p_noise_config *cfg, const lp2p_me
 void lp2p_noise_free(lp2p_noise *n) {
   if (!n) return;
   lp2p_mem mem = n->mem;
-  for (size_t i = 0; i < n->n_muxers; i++) lp2p__free(&mem, n->muxers[i]);
-  lp2p__free(&mem, n->muxers);
+  release_handshake(n);
+  lp2p__free(&mem, n->muxer);
   lp2p_pubkey_free(n->remote_key);
-  if (n->partial.data) sodium_memzero(n->partial.data, n->partial.cap);
-  lp2p__bytes_free(&mem, &n->partial);
+  release_partial(n);
   lp2p__noise_buf_free(&mem, &n->out);
   lp2p__noise_buf_free(&mem, &n->pt);
   sodium_memzero(n, sizeof *n);
@@ -278,7 +337,7 @@ void lp2p_noise_free(lp2p_noise *n) {
 
 /* ---- test hooks ---- */
 
-const uint8_t *lp2p__noise_handshake_hash(const lp2p_noise *n) { return n->hs.sym.h; }
+const uint8_t *lp2p__noise_handshake_hash(const lp2p_noise *n) { return n->hs ? n->hs->hs.sym.h : n->h; }
 
 void lp2p__noise_set_nonces(lp2p_noise *n, uint64_t tx_nonce, uint64_t rx_nonce) {
   n->tx.n = tx_nonce;

@@ -10,7 +10,10 @@
  * msg3 `-> s, se` + the initiator's payload. A payload carries the identity
  * public key (libp2p PublicKey protobuf), the signature of
  * "noise-libp2p-static-key:" || static X25519 public key, and optionally the
- * stream_muxers extension. The X25519 static key is fresh for every session.
+ * stream_muxers extension. The X25519 static key is fresh for every session,
+ * unless the session borrows a per-node lp2p_noise_identity (static key and
+ * signature made once, as js-libp2p and go-libp2p do): that saves one X25519
+ * key generation and one signature per handshake.
  * The remote identity is verified (every key type keys.h supports), the remote
  * peer id is derived from it and compared with cfg->expected_remote.
  *
@@ -28,8 +31,15 @@
  * uses libc internally. Input buffering is bounded: at most one partial frame (<= 65537 bytes) is
  * held; decrypted plaintext waiting for the caller is bounded by
  * LP2P_NOISE_MAX_PENDING_PLAINTEXT (+ one frame), after which feed stops
- * consuming until the caller drains lp2p_noise_plaintext. Secrets are wiped on
- * free. Not thread-safe: one session is used by one thread at a time. */
+ * consuming until the caller drains lp2p_noise_plaintext. Once the handshake is
+ * over (done or failed) its state is wiped and freed at once (ephemeral and
+ * per-session static keys, symmetric state, muxer list, the buffer of a split
+ * handshake message; the output buffer that carried the handshake messages when
+ * it drains): an established session keeps the two cipher states, the remote
+ * peer id and key, the agreed muxer, the handshake hash and the transport
+ * buffers it actually uses. Secrets are wiped on free. Not thread-safe: one
+ * session is used by one thread at a time (a shared lp2p_noise_identity is
+ * only read, see below). */
 #ifndef LP2P_NOISE_H
 #define LP2P_NOISE_H
 #include "lp2p/common.h"
@@ -55,19 +65,47 @@ extern "C" {
 
 typedef struct lp2p_noise lp2p_noise;
 
+/* ---- per-node static identity (optional, recommended for anything that handles many
+ * connections) ----
+ * Made once from the identity key: a fresh X25519 static keypair, the identity public key
+ * (libp2p PublicKey protobuf) and the identity's signature of "noise-libp2p-static-key:" ||
+ * static public key, already encoded as the payload's key and signature fields. Sessions that
+ * borrow it (lp2p_noise_config.noise_identity) neither generate a static key nor sign.
+ * Ownership: the caller owns it (lp2p_noise_identity_free) and it must outlive every session
+ * that borrows it. The identity key is only read during lp2p_noise_identity_new (not retained).
+ * Thread-safety: immutable after creation; any number of sessions, on any threads, may borrow
+ * and read it at the same time without locking (only _free must not race with them).
+ * The static private key stays in memory for the object's lifetime and is wiped on free. */
+typedef struct lp2p_noise_identity lp2p_noise_identity;
+
+/* Returns 0, LP2P_ERR_INVAL (NULL out or identity), LP2P_ERR_NOMEM or LP2P_ERR_INTERNAL (the
+ * key cannot sign). Allocates through mem (NULL = libc; copied). */
+LP2P_EXTERN int lp2p_noise_identity_new(lp2p_noise_identity **out, const lp2p_privkey *identity,
+                                        const lp2p_mem *mem);
+/* Wipes the static key and frees. NULL is fine. */
+LP2P_EXTERN void lp2p_noise_identity_free(lp2p_noise_identity *id);
+
 typedef struct lp2p_noise_config {
   size_t struct_size;                  /* sizeof(lp2p_noise_config) */
   int initiator;                       /* 1 = we dialed (send msg1 and msg3) */
-  const lp2p_privkey *identity;        /* borrowed; must outlive the session */
+  /* borrowed; must outlive the session. May be NULL when noise_identity is given; when both are
+   * given they must be the same key (LP2P_ERR_INVAL otherwise). */
+  const lp2p_privkey *identity;
   const lp2p_peer_id *expected_remote; /* optional (copied); mismatch => LP2P_ERR_PEER_ID_MISMATCH */
   /* stream_muxers extension for early muxer negotiation, in order of preference; the strings are
    * copied. 0 = don't send the extension (always fall back to multistream-select). */
   const char *const *muxers;
   size_t n_muxers;
+  /* Optional (NULL = a fresh static key and signature per session, as before): the node's static
+   * key and signed payload fields (lp2p_noise_identity_new), borrowed; must outlive the session.
+   * Appended field: callers built against the older, shorter struct (struct_size up to
+   * expected_remote..n_muxers) are still accepted and get NULL here. */
+  const lp2p_noise_identity *noise_identity;
 } lp2p_noise_config;
 
 /* Creates a session. The initiator's msg1 is queued in the output at once.
- * LP2P_ERR_INVAL: bad config (no identity, muxer list beyond the limits above).
+ * LP2P_ERR_INVAL: bad config (no identity at all, identity and noise_identity of different keys,
+ * muxer list beyond the limits above, struct_size too small).
  * Caller owns *out (lp2p_noise_free). */
 LP2P_EXTERN int lp2p_noise_new(lp2p_noise **out, const lp2p_noise_config *cfg, const lp2p_mem *mem);
 /* Wipes keys and buffers and frees. NULL is fine. */

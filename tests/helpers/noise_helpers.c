@@ -102,6 +102,11 @@ int nh_handshake(lp2p_noise *ini, lp2p_noise *res, size_t chunk, int *ierr, int 
 
 int nh_new(lp2p_noise **out, int initiator, const lp2p_privkey *id, const lp2p_peer_id *expected,
            const char *const *muxers, size_t n_muxers, const lp2p_mem *mem) {
+  return nh_new_id(out, initiator, id, NULL, expected, muxers, n_muxers, mem);
+}
+
+int nh_new_id(lp2p_noise **out, int initiator, const lp2p_privkey *id, const lp2p_noise_identity *nid,
+              const lp2p_peer_id *expected, const char *const *muxers, size_t n_muxers, const lp2p_mem *mem) {
   lp2p_noise_config cfg;
   memset(&cfg, 0, sizeof cfg);
   cfg.struct_size = sizeof cfg;
@@ -110,5 +115,55 @@ int nh_new(lp2p_noise **out, int initiator, const lp2p_privkey *id, const lp2p_p
   cfg.expected_remote = expected;
   cfg.muxers = muxers;
   cfg.n_muxers = n_muxers;
+  cfg.noise_identity = nid;
   return lp2p_noise_new(out, &cfg, mem);
+}
+
+#define CM_HDR 16u /* keeps the blocks 16-byte aligned */
+
+static void *cm_malloc(size_t n, void *u) {
+  nh_countmem *c = u;
+  uint8_t *p = malloc(CM_HDR + n);
+  if (!p) return NULL;
+  memcpy(p, &n, sizeof n);
+  c->live_bytes += n;
+  c->live_blocks++;
+  return p + CM_HDR;
+}
+
+static void *cm_realloc(void *q, size_t n, void *u) {
+  nh_countmem *c = u;
+  if (!q) return cm_malloc(n, u);
+  size_t old;
+  memcpy(&old, (uint8_t *)q - CM_HDR, sizeof old);
+  uint8_t *p = realloc((uint8_t *)q - CM_HDR, CM_HDR + n);
+  if (!p) return NULL;
+  memcpy(p, &n, sizeof n);
+  c->live_bytes = c->live_bytes - old + n;
+  return p + CM_HDR;
+}
+
+static void cm_free(void *q, void *u) {
+  nh_countmem *c = u;
+  if (!q) return;
+  size_t old;
+  memcpy(&old, (uint8_t *)q - CM_HDR, sizeof old);
+  if (c->watch_size && old == c->watch_size) {
+    const uint8_t *b = q;
+    int dirty = 0;
+    for (size_t i = 0; i < old; i++) dirty |= b[i];
+    c->watched_frees++;
+    c->watched_dirty += dirty != 0;
+  }
+  c->live_bytes -= old;
+  c->live_blocks--;
+  free((uint8_t *)q - CM_HDR);
+}
+
+void nh_countmem_init(nh_countmem *c) {
+  memset(c, 0, sizeof *c);
+  c->mem.malloc_fn = cm_malloc;
+  c->mem.realloc_fn = cm_realloc;
+  c->mem.free_fn = cm_free;
+  c->mem.user = c;
 }

@@ -35,5 +35,19 @@ int nh_handshake(lp2p_noise *ini, lp2p_noise *res, size_t chunk, int *ierr, int 
 /* Convenience constructor. */
 int nh_new(lp2p_noise **out, int initiator, const lp2p_privkey *id, const lp2p_peer_id *expected,
            const char *const *muxers, size_t n_muxers, const lp2p_mem *mem);
+/* The same with a per-node lp2p_noise_identity (id may then be NULL). */
+int nh_new_id(lp2p_noise **out, int initiator, const lp2p_privkey *id, const lp2p_noise_identity *nid,
+              const lp2p_peer_id *expected, const char *const *muxers, size_t n_muxers, const lp2p_mem *mem);
+
+/* An lp2p_mem counting live bytes and blocks (a size header sits before each block). Blocks of
+ * exactly watch_size bytes are checked on free: watched_dirty counts those not wiped to zero. */
+typedef struct nh_countmem {
+  lp2p_mem mem;
+  size_t live_bytes;
+  long live_blocks;
+  size_t watch_size;
+  long watched_frees, watched_dirty;
+} nh_countmem;
+void nh_countmem_init(nh_countmem *c);
 
 #endif

@@ -204,7 +204,7 @@ static const uint8_t kS_i[32] = {1, 2, 3}, kE_i[32] = {4, 5, 6}, kS_r[32] = {7, 
 static void new_fixed(lp2p_noise **n, int initiator) {
   lp2p__noise_test_params tp = {initiator ? kS_i : kS_r, initiator ? kE_i : kE_r, NULL, 0};
   lp2p_noise_config cfg = {sizeof cfg, initiator, initiator ? ids[0].key : other_key,
-                           initiator ? &other_id : &ids[0].id, yamux, 1};
+                           initiator ? &other_id : &ids[0].id, yamux, 1, NULL};
   if (lp2p__noise_new_ex(n, &cfg, NULL, &tp)) abort();
 }
 

@@ -145,7 +145,7 @@ static int64_t forged_msg3(const forge *f, const lp2p_peer_id *expected, const c
 
 TEST(config_validation) {
   lp2p_noise *n = (lp2p_noise *)1;
-  lp2p_noise_config cfg = {sizeof cfg, 1, key_a, NULL, NULL, 0};
+  lp2p_noise_config cfg = {sizeof cfg, 1, key_a, NULL, NULL, 0, NULL};
   CHECK_EQ(lp2p_noise_new(&n, NULL, NULL), LP2P_ERR_INVAL);
   CHECK(n == NULL);
   CHECK_EQ(lp2p_noise_new(NULL, &cfg, NULL), LP2P_ERR_INVAL);

@@ -1,7 +1,8 @@
 /* test_noise_vectors.c - the libp2p Noise handshake vectors (noise-libp2p-handshake.json):
  * with the vector's fixed X25519 keys and Ed25519 identities the engine reproduces msg1..msg3,
  * the handshake hash, the split keys and the transport frames byte for byte, in both roles,
- * without and with the stream_muxers extension. */
+ * without and with the stream_muxers extension; and again with the static key and signature
+ * taken from a per-node lp2p_noise_identity made from the vector's static key. */
 #include <sodium.h>
 
 #include "json.h"
@@ -14,6 +15,8 @@ typedef struct side {
   lp2p_privkey *key;
   lp2p_peer_id id;
   uint8_t *static_priv, *ephemeral_priv;
+  lp2p_noise_identity *nid; /* from static_priv, used when use_nid is set */
+  int use_nid;
 } side;
 
 static int load_side(const json *j, side *s) {
@@ -27,10 +30,12 @@ static int load_side(const json *j, side *s) {
   if (lp2p_peer_id_parse(json_str(j, "peer_id"), &s->id)) return -1;
   s->static_priv = json_hex(j, "static_priv", &n);
   s->ephemeral_priv = json_hex(j, "ephemeral_priv", &n);
-  return s->static_priv && s->ephemeral_priv ? 0 : -1;
+  if (!s->static_priv || !s->ephemeral_priv) return -1;
+  return lp2p__noise_identity_new_ex(&s->nid, s->key, s->static_priv, NULL) ? -1 : 0;
 }
 
 static void free_side(side *s) {
+  lp2p_noise_identity_free(s->nid);
   lp2p_privkey_free(s->key);
   free(s->static_priv);
   free(s->ephemeral_priv);
@@ -41,8 +46,13 @@ static const char *const yamux[] = {"/yamux/1.0.0"};
 static int new_engine(lp2p_noise **out, int initiator, const side *me, const lp2p_peer_id *expected,
                       int with_muxers) {
   lp2p_noise_config cfg = {sizeof cfg, initiator, me->key, expected, with_muxers ? yamux : NULL,
-                           with_muxers ? 1u : 0u};
+                           with_muxers ? 1u : 0u, NULL};
   lp2p__noise_test_params tp = {me->static_priv, me->ephemeral_priv, NULL, 0};
+  if (me->use_nid) { /* the static key comes from the shared identity; the privkey stays unused */
+    cfg.noise_identity = me->nid;
+    cfg.identity = NULL;
+    tp.static_priv = NULL;
+  }
   return lp2p__noise_new_ex(out, &cfg, NULL, &tp);
 }
 
@@ -91,11 +101,12 @@ static void check_payload_and_sizes(const json *v, const side *me, const json *m
   CHECK_EQ(m3, with_muxers ? 184 : 168);
 }
 
-static void run_vector(const json *v) {
+static void run_vector(const json *v, int use_nid) {
   int with_muxers = !strcmp(json_str(v, "label"), "stream-muxers-yamux");
   side I, R;
   REQUIRE(load_side(json_get(v, "initiator"), &I) == 0);
   REQUIRE(load_side(json_get(v, "responder"), &R) == 0);
+  I.use_nid = R.use_nid = use_nid;
   size_t n;
   uint8_t *hh = json_hex(v, "handshake_hash", &n);
   uint8_t *k_ir = json_hex(v, "k_initiator_to_responder", &n);
@@ -185,7 +196,16 @@ TEST(libp2p_vector_no_extensions) {
   REQUIRE(doc);
   const json *v = json_at(json_get(doc, "vectors"), 0);
   REQUIRE(v && !strcmp(json_str(v, "label"), "no-extensions"));
-  run_vector(v);
+  run_vector(v, 0);
+  json_free(doc);
+}
+
+TEST(libp2p_vector_no_extensions_shared_identity) {
+  json *doc = json_load_vector("noise-libp2p-handshake.json");
+  REQUIRE(doc);
+  const json *v = json_at(json_get(doc, "vectors"), 0);
+  REQUIRE(v && !strcmp(json_str(v, "label"), "no-extensions"));
+  run_vector(v, 1);
   json_free(doc);
 }
 
@@ -194,7 +214,16 @@ TEST(libp2p_vector_stream_muxers) {
   REQUIRE(doc);
   const json *v = json_at(json_get(doc, "vectors"), 1);
   REQUIRE(v && !strcmp(json_str(v, "label"), "stream-muxers-yamux"));
-  run_vector(v);
+  run_vector(v, 0);
+  json_free(doc);
+}
+
+TEST(libp2p_vector_stream_muxers_shared_identity) {
+  json *doc = json_load_vector("noise-libp2p-handshake.json");
+  REQUIRE(doc);
+  const json *v = json_at(json_get(doc, "vectors"), 1);
+  REQUIRE(v && !strcmp(json_str(v, "label"), "stream-muxers-yamux"));
+  run_vector(v, 1);
   json_free(doc);
 }
 
@@ -309,6 +338,8 @@ int main(void) {
   if (sodium_init() < 0) return 1;
   RUN(libp2p_vector_no_extensions);
   RUN(libp2p_vector_stream_muxers);
+  RUN(libp2p_vector_no_extensions_shared_identity);
+  RUN(libp2p_vector_stream_muxers_shared_identity);
   RUN(vector_msg2_with_muxers_to_initiator_without);
   RUN(vector_expected_peer_mismatch_both_roles);
   RUN(vector_tampered_messages_rejected);
