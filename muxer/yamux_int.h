@@ -2,9 +2,11 @@
  * yamux_map.c, yamux_stream.c and yamux_session.c (and reachable by tests that
  * link the static library). Nothing here is part of the public API.
  *
- * Ownership: the session owns every stream (lp2p__yamux_stream), the stream map
- * and the output buffer; streams own their send ring. All memory goes through
- * the session's lp2p_mem. */
+ * Ownership: the session owns every stream (lp2p__yamux_stream), the stream map,
+ * the output buffer, the gap table, the zombie streams (closed, freed once their
+ * in-flight bytes are consumed) and the spare ring buffers; streams own their
+ * send ring. Gaps point at streams, never the other way. All memory goes
+ * through the session's lp2p_mem. */
 #ifndef LP2P_MUXER_YAMUX_INT_H
 #define LP2P_MUXER_YAMUX_INT_H
 #include "core/mem.h"

@@ -21,15 +21,18 @@
  *   - lp2p_yamux_write() copies what it accepts.
  *
  * Memory
- *   A session allocates nothing until it is used: the output buffer is
- *   allocated on demand and released when drained (a large one, left by the
- *   contiguous lp2p_yamux_output() during bulk transfers, is kept for reuse
- *   until the next keep-alive tick, lp2p_yamux_handle_expiry(), finds it
- *   drained). A stream's send ring is allocated on its first write, kept while
- *   the stream lives, and released when the stream closes, when it drains while
- *   the session's rings add up to more than send_budget, or at a keep-alive
- *   tick when it is empty. An idle session with no streams holds only the
- *   session object (sizeof(struct lp2p_yamux), about 0.75 KiB).
+ *   A session allocates nothing until it is used. The output buffer is
+ *   allocated on demand, kept while streams exist (no allocation per message)
+ *   and released once the output is drained and no stream is left. A stream's
+ *   send ring is allocated on its first write (1 KiB, doubling as needed), kept
+ *   while the stream may still write, and released when it drains after FIN or
+ *   close, when it drains while the session's rings add up to more than
+ *   send_budget, or at a keep-alive tick when it is empty. Released rings above
+ *   16 KiB are kept as spares (at most min(send_budget, 1 MiB)) for the next
+ *   stream that needs a big ring, until no stream is left or the next tick.
+ *   lp2p_yamux_handle_expiry() (the keep-alive tick) releases every drained
+ *   buffer. An idle session with no streams holds only the session object
+ *   (sizeof(struct lp2p_yamux), about 0.8 KiB).
  *
  * Streams
  *   Ids: the client (connection dialer) uses odd ids 1,3,5..., the server even
