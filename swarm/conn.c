@@ -243,26 +243,54 @@ static int write_sealed(lp2p__conn *c, const uint8_t *p, size_t n) {
   return send_buf(c, b, out);
 }
 
-/* Pulls yamux output into one seal buffer: whole Noise frames (LP2P_NOISE_MAX_PLAINTEXT) while more
- * than a frame is pending, the rest as one short frame once the muxer has no more. Returns bytes
- * sealed into b (0 = nothing to send) or an error. */
-static int64_t seal_yamux(lp2p__conn *c, lp2p__wbuf *b) {
-  size_t out = 0, frames = 0;
-  const uint8_t *p;
-  size_t n;
-  while (frames < LP2P__SW_SEAL_FRAMES && (n = lp2p_yamux_output(c->mx, &p)) > 0) {
-    size_t take = n;
-    if (n >= LP2P_NOISE_MAX_PLAINTEXT) {
-      size_t whole = n / LP2P_NOISE_MAX_PLAINTEXT;
-      if (whole > LP2P__SW_SEAL_FRAMES - frames) whole = LP2P__SW_SEAL_FRAMES - frames;
-      take = whole * LP2P_NOISE_MAX_PLAINTEXT;
-      frames += whole;
-    } else {
-      frames = LP2P__SW_SEAL_FRAMES; /* the muxer has nothing more right now */
+/* Copies n bytes of the gathered output, from iov[*i] at *off on, to dst. */
+static void gather(const lp2p_iovec *iov, size_t *i, size_t *off, uint8_t *dst, size_t n) {
+  while (n) {
+    size_t k = iov[*i].len - *off < n ? iov[*i].len - *off : n;
+    memcpy(dst, iov[*i].base + *off, k);
+    dst += k;
+    n -= k;
+    *off += k;
+    if (*off == iov[*i].len) {
+      (*i)++;
+      *off = 0;
     }
-    int rv = seal_into(c, b, &out, p, take);
-    if (rv < 0) return rv;
-    lp2p_yamux_output_consumed(c->mx, take);
+  }
+}
+
+/* Pulls yamux output into one seal buffer, straight from the muxer's buffers (lp2p_yamux_output_iov):
+ * each Noise frame's plaintext is gathered where its ciphertext goes and encrypted in place, so every
+ * payload byte is copied once. Frames are full (LP2P_NOISE_MAX_PLAINTEXT) while the muxer has more;
+ * only the last one of a burst is short. Returns the bytes sealed into b (0 = nothing to send) or an
+ * error. */
+static int64_t seal_yamux(lp2p__conn *c, lp2p__wbuf *b) {
+  lp2p_iovec iov[LP2P__SW_IOV];
+  size_t out = 0, frames = 0;
+  while (frames < LP2P__SW_SEAL_FRAMES) {
+    size_t want = (LP2P__SW_SEAL_FRAMES - frames) * (size_t)LP2P_NOISE_MAX_PLAINTEXT;
+    if (want > LP2P__SW_PULL) want = LP2P__SW_PULL;
+    size_t k = lp2p_yamux_output_iov(c->mx, iov, LP2P__SW_IOV, want), total = 0;
+    if (!k) break;
+    for (size_t j = 0; j < k; j++) total += iov[j].len;
+    int more = total == want; /* else the muxer ran dry, or the iovecs did */
+    size_t use = total;
+    if (k == LP2P__SW_IOV && total >= LP2P_NOISE_MAX_PLAINTEXT) {
+      use -= total % LP2P_NOISE_MAX_PLAINTEXT; /* out of iovecs: whole frames now, the rest next time */
+      more = 1;
+    }
+    size_t i = 0, off = 0;
+    for (size_t left = use; left;) {
+      size_t fl = left < LP2P_NOISE_MAX_PLAINTEXT ? left : LP2P_NOISE_MAX_PLAINTEXT;
+      uint8_t *pt = b->data + out + 2; /* the ciphertext's place */
+      gather(iov, &i, &off, pt, fl);
+      int rv = lp2p_noise_seal_frame(c->noise, pt, fl, b->data + out);
+      if (rv < 0) return rv;
+      out += (size_t)rv;
+      left -= fl;
+      frames++;
+    }
+    lp2p_yamux_output_consumed(c->mx, use);
+    if (!more) break;
   }
   return (int64_t)out;
 }
@@ -293,6 +321,8 @@ static int flush_out(lp2p__conn *c) {
       if (k <= 0) {
         wbuf_put(c->sw, b);
         if (k < 0) return (int)k;
+        /* the muxer has output but built none: out of memory, it retries on the next call (soon) */
+        if (lp2p_yamux_want_output(c->mx)) c->flush_retry = 1;
         break;
       }
       if ((rv = send_buf(c, b, (size_t)k)) < 0) return rv;
@@ -356,6 +386,11 @@ static void ycb_goaway(lp2p_yamux *mx, uint32_t code, void *ud) {
   lp2p__conn_mark_dirty(c);
 }
 
+static void ycb_outbound(lp2p_yamux *mx, void *ud) {
+  (void)mx;
+  lp2p__conn_unblock(ud); /* below the un-ACKed SYN limit again: open the waiting streams */
+}
+
 static const lp2p_yamux_callbacks k_ycb = {
     .struct_size = sizeof(lp2p_yamux_callbacks),
     .on_stream_open = ycb_open,
@@ -399,6 +434,7 @@ static int start_yamux(lp2p__conn *c) {
   yc.keepalive_timeout = sw->cfg.keepalive_timeout_ms;
   int rv = lp2p_yamux_new(&c->mx, &yc, &k_ycb, c, &sw->mem);
   if (rv < 0) return rv;
+  lp2p_yamux_set_on_outbound_available(c->mx, ycb_outbound);
   lp2p_mss_free(c->mss);
   c->mss = NULL;
   c->state = LP2P__C_READY;
@@ -551,7 +587,6 @@ static void conn_input(lp2p__conn *c, uint8_t *p, size_t n) {
     sw->rb_len = left;
   }
   if (c->goaway_recv && c->live) lp2p__peer_conn_gone(sw, c, LP2P_ERR_GOAWAY);
-  if (c->mx_blocked && !c->close_queued) lp2p__conn_unblock(c); /* an ACK may have arrived */
   lp2p__conn_mark_dirty(c);
 }
 
@@ -785,6 +820,10 @@ void lp2p__conn_arm(lp2p__conn *c) {
     }
     lp2p_tstamp y = lp2p_yamux_next_expiry(c->mx);
     if (y < due) due = y;
+    if (c->flush_retry) {
+      c->flush_retry = 0;
+      if (now + LP2P__SW_RETRY_MS < due) due = now + LP2P__SW_RETRY_MS; /* timer_cb marks c dirty */
+    }
     if (c->n_negotiating) {
       for (lp2p__link *it = c->streams.next; it != &c->streams; it = it->next) {
         lp2p_stream *s = LP2P__CONTAINER(it, lp2p_stream, conn_link);

@@ -40,7 +40,11 @@
 #define LP2P__SW_WBUF_CAP (LP2P__SW_SEAL_FRAMES * (LP2P_NOISE_MAX_PLAINTEXT + LP2P_NOISE_FRAME_OVERHEAD))
 #define LP2P__SW_WBUF_POOL (LP2P__SW_WRITE_HIGH / LP2P__SW_WBUF_CAP + 2)
 #define LP2P__SW_WBUF_SMALL_TAIL (16 * 1024) /* tails below this are copied out of a seal buffer */
+/* yamux output is pulled in pieces of whole Noise frames (<= LP2P_YAMUX_OUTPUT_BATCH) ... */
+#define LP2P__SW_PULL (2 * (size_t)LP2P_NOISE_MAX_PLAINTEXT)
+#define LP2P__SW_IOV 64 /* ... described by at most this many iovecs */
 #define LP2P__SW_CLOSE_GRACE_MS 1000      /* max wait for a graceful close to flush */
+#define LP2P__SW_RETRY_MS 10              /* retry a flush the muxer could not build (out of memory) */
 #define LP2P__SW_MAX_DIAL_ADDRS 64
 /* Streams opened on a connection before the peer's muxer has sent us anything.
  * js-libp2p aborts the whole connection when more than 10 streams arrive
@@ -170,6 +174,7 @@ struct lp2p__conn {
   int tearing; /* teardown running: no more dirty/close queuing */
   int in_feed;
   int write_blocked; /* socket queue above high water */
+  int flush_retry;   /* the muxer failed to build output (no memory): flush again soon */
   int was_ready;
   int remote_seen;        /* a yamux frame arrived from the peer (its muxer runs) */
   int mx_blocked;         /* yamux refused a new stream (un-ACKed SYN limit): peer->waiting waits */
