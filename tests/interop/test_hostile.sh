@@ -56,7 +56,9 @@ LP2P_LOG=debug start_lp2p srv --echo --handshake-timeout $HANDSHAKE_MS --stream-
 [ -n "$laddr" ] || finish
 port="${laddr#/ip4/127.0.0.1/tcp/}"; port="${port%%/*}"
 lid="${laddr##*/p2p/}"
-start_ctl js
+# js's connection monitor logs why it would abort the connection (ping timeout, too many ping
+# streams); js-yamux sends GoAway code 0 for every abort, so its own reason is only in js.err
+DEBUG="${DEBUG:-libp2p:connection-monitor*}" start_ctl js
 [ -n "$jaddr" ] || finish
 jid="${jaddr##*/p2p/}"
 js_cmd js "dial $laddr"
@@ -367,6 +369,7 @@ group_end
 # ---- the js connection survived everything; clean shutdown ----
 check "js: one connection, never closed, no ping failed" "$tmp/js.out" "count('connection:close') === 0" \
   "count('ping:error') === 0" "count('ping') >= 20"
+grep -q "connection:close" "$tmp/js.out" && { echo "       js.err (connection monitor):"; grep -iE "error|abort" "$tmp/js.err" | tail -10 | sed 's/^/       /'; }
 check "lp2p-node: the js connection was opened once and never closed" "$tmp/srv.out" \
   "all('connection-opened').filter(e => e.peer === '$jid').length === 1" \
   "all('connection-closed').filter(e => e.peer === '$jid').length === 0"
