@@ -199,12 +199,27 @@ static int queue_tail(lp2p__conn *c, lp2p__wbuf *b, const uint8_t *p, size_t n) 
   return 0;
 }
 
-/* Sends plaintext bytes (multistream, Noise handshake) straight from the engine's buffer. */
-static int send_plain(lp2p__conn *c, const uint8_t *p, size_t n) {
-  int64_t k = try_write(c, p, n);
-  if (k < 0) return (int)k;
-  if ((size_t)k == n) return 0;
-  return queue_tail(c, NULL, p + k, n - (size_t)k);
+/* Sends plaintext bytes (multistream, Noise handshake: up to two pieces, in one write) straight from
+ * the engines' buffers. */
+static int send_plain(lp2p__conn *c, const uint8_t *p, size_t n, const uint8_t *q, size_t m) {
+  uv_buf_t b[2] = {uv_buf_init((char *)p, (unsigned)n), uv_buf_init((char *)q, (unsigned)m)};
+  int k = uv_try_write(c->io, b, m ? 2 : 1);
+  if (k < 0 && k != UV_EAGAIN && k != UV_ENOSYS) return lp2p__uv_err(k);
+  size_t done = k < 0 ? 0 : (size_t)k;
+  if (done == n + m) return 0;
+  lp2p__wbuf *t = wbuf_get(c->sw, n + m - done);
+  if (!t) return LP2P_ERR_NOMEM;
+  size_t len = 0;
+  if (done < n) {
+    memcpy(t->data, p + done, n - done);
+    len = n - done;
+    done = n;
+  }
+  if (m) {
+    memcpy(t->data + len, q + (done - n), m - (done - n));
+    len += m - (done - n);
+  }
+  return queue_tail(c, t, t->data, len);
 }
 
 /* Sends b->data[0..n) and gives b away. */
@@ -301,13 +316,15 @@ static int flush_out(lp2p__conn *c) {
   size_t n;
   int rv;
   if (!c->io || c->state == LP2P__C_CONNECTING) return 0;
-  if (c->state == LP2P__C_MSS_SEC && c->mss && (n = lp2p_mss_output(c->mss, &p)) > 0) {
-    if ((rv = send_plain(c, p, n)) < 0) return rv;
-    lp2p_mss_output_consumed(c->mss, n);
-  }
-  if (c->noise && (n = lp2p_noise_output(c->noise, &p)) > 0) {
-    if ((rv = send_plain(c, p, n)) < 0) return rv;
-    lp2p_noise_output_consumed(c->noise, n);
+  /* multistream for /noise, then Noise handshake bytes (a dialer's msg1 follows its proposal) */
+  const uint8_t *q = NULL;
+  size_t m = 0;
+  n = c->state == LP2P__C_MSS_SEC && c->mss ? lp2p_mss_output(c->mss, &p) : 0;
+  if (c->noise) m = lp2p_noise_output(c->noise, &q);
+  if (n || m) {
+    if ((rv = n ? send_plain(c, p, n, q, m) : send_plain(c, q, m, NULL, 0)) < 0) return rv;
+    if (n) lp2p_mss_output_consumed(c->mss, n);
+    if (m) lp2p_noise_output_consumed(c->noise, m);
   }
   if (c->state == LP2P__C_MSS_MUX && c->mss && (n = lp2p_mss_output(c->mss, &p)) > 0) {
     if ((rv = write_sealed(c, p, n)) < 0) return rv;
@@ -405,7 +422,7 @@ static const lp2p_yamux_callbacks k_ycb = {
 /* ------------------------------------------------------------------------- */
 /* upgrade pipeline */
 
-static int start_noise(lp2p__conn *c) {
+static int new_noise(lp2p__conn *c) {
   lp2p_swarm *sw = c->sw;
   lp2p_noise_config nc;
   memset(&nc, 0, sizeof nc);
@@ -415,10 +432,7 @@ static int start_noise(lp2p__conn *c) {
   nc.expected_remote = c->expected.len ? &c->expected : NULL;
   nc.muxers = k_mux_ids;
   nc.n_muxers = 1;
-  int rv = lp2p_noise_new(&c->noise, &nc, &sw->mem);
-  if (rv < 0) return rv;
-  c->state = LP2P__C_NOISE;
-  return 0;
+  return lp2p_noise_new(&c->noise, &nc, &sw->mem);
 }
 
 static int start_yamux(lp2p__conn *c) {
@@ -538,7 +552,8 @@ static int64_t drive(lp2p__conn *c, uint8_t *in, size_t len) {
         if ((rv = flush_out(c)) < 0) return rv; /* our mss answer precedes noise bytes */
         lp2p_mss_free(c->mss);
         c->mss = NULL;
-        if ((rv = start_noise(c)) < 0) return rv;
+        if (!c->noise && (rv = new_noise(c)) < 0) return rv; /* (a dialer's session exists already) */
+        c->state = LP2P__C_NOISE;
         continue;
       }
       case LP2P__C_NOISE: {
@@ -669,14 +684,17 @@ static void on_connect(uv_connect_t *req, int status) {
     c->tr->addrs(c->io, &c->local_addr, NULL);
     rv = lp2p_mss_new_dialer(&c->mss, k_noise_ids, 1, NULL, &sw->mem);
   }
+  /* lazy (multistream V1Lazy, as rust-libp2p dials): Noise msg1 follows the /noise proposal in the
+   * same write instead of waiting a round trip for the echo; js-libp2p and go-libp2p listeners keep
+   * the bytes after the proposal for the negotiated protocol. A listener without /noise answers "na":
+   * the dial fails as it would anyway. */
+  if (!rv) rv = new_noise(c);
   if (!rv) {
     c->state = LP2P__C_MSS_SEC;
     rv = start_reading(c);
   }
   if (!rv) {
     conn_log(c, LP2P_LOG_DEBUG, "tcp connected", 0);
-    /* lazy: the noise initiator message could follow the proposal, but js/go
-     * listeners expect the echo first; we wait for it */
     lp2p__conn_mark_dirty(c);
   } else {
     conn_log(c, LP2P_LOG_DEBUG, "connect failed:", rv);

@@ -310,6 +310,72 @@ TEST(dial_timeout) {
   CHECK_EQ(tloop_finish(&L), 0);
 }
 
+/* Our dialer is lazy too: Noise msg1 follows the /noise proposal in the first flight, without waiting
+ * for the listener's echo (a listener that never answers still receives it). */
+typedef struct record_srv {
+  uv_tcp_t *conn;
+  uint8_t buf[256];
+  size_t len;
+} record_srv;
+static void record_alloc(uv_handle_t *h, size_t n, uv_buf_t *b) {
+  record_srv *r = h->data;
+  (void)n;
+  b->base = (char *)r->buf + r->len;
+  b->len = sizeof r->buf - r->len;
+}
+static void record_read(uv_stream_t *st, ssize_t nr, const uv_buf_t *b) {
+  record_srv *r = st->data;
+  (void)b;
+  if (nr > 0) r->len += (size_t)nr;
+  if (nr < 0 || r->len == sizeof r->buf) uv_read_stop(st);
+}
+static void record_conn(uv_stream_t *srv, int status) {
+  record_srv *r = srv->data;
+  if (status < 0 || r->conn) return;
+  r->conn = malloc(sizeof *r->conn);
+  uv_tcp_init(srv->loop, r->conn);
+  r->conn->data = r;
+  uv_accept(srv, (uv_stream_t *)r->conn);
+  uv_read_start((uv_stream_t *)r->conn, record_alloc, record_read);
+}
+
+TEST(lazy_security_first_flight) {
+  tloop L;
+  tloop_init(&L);
+  lp2p_swarm_config cfg;
+  tsw_config(&cfg);
+  cfg.dial_timeout_ms = 400;
+  tsw a, b;
+  CHECK_OK(tsw_init(&a, &L, 1, &cfg, 0));
+  CHECK_OK(tsw_init(&b, &L, 2, NULL, 0));
+  uv_tcp_t srv;
+  record_srv r;
+  memset(&r, 0, sizeof r);
+  uv_tcp_init(&L.loop, &srv);
+  srv.data = &r;
+  struct sockaddr_in sa;
+  uv_ip4_addr("127.0.0.1", 0, &sa);
+  uv_tcp_bind(&srv, (const struct sockaddr *)&sa, 0);
+  CHECK_EQ(uv_listen((uv_stream_t *)&srv, 8, record_conn), 0);
+  int len = sizeof sa;
+  uv_tcp_getsockname(&srv, (struct sockaddr *)&sa, &len);
+  char addr[64];
+  snprintf(addr, sizeof addr, "/ip4/127.0.0.1/tcp/%d", ntohs(sa.sin_port));
+  tdial d = {0};
+  CHECK_OK(lp2p_swarm_dial(a.sw, &b.id, (const char *[]){addr}, 1, tdial_cb, &d));
+  static const uint8_t hello[] = "\x13/multistream/1.0.0\n\x07/noise\n\x00\x20"; /* + 32-byte e */
+  CHECK(RUN_UNTIL(&L, r.len >= sizeof hello - 1 + 32, 2000));
+  CHECK(RUN_UNTIL(&L, d.done, 2000));
+  CHECK_EQ(d.err, LP2P_ERR_TIMEOUT);
+  CHECK_EQ(r.len, sizeof hello - 1 + 32); /* nothing else: msg2 never came */
+  CHECK_MEM(r.buf, hello, sizeof hello - 1);
+  if (r.conn) uv_close((uv_handle_t *)r.conn, free_handle);
+  uv_close((uv_handle_t *)&srv, NULL);
+  tsw_free(&a);
+  tsw_free(&b);
+  CHECK_EQ(tloop_finish(&L), 0);
+}
+
 /* ---- a lazy dialer (rust-libp2p V1Lazy style) built from the engines over a raw
  * socket: every negotiation is pipelined with the next layer's first bytes:
  *   flight 1: mss "/noise" + Noise msg1
@@ -595,6 +661,7 @@ int main(void) {
   RUN(lazy_dialer_pipelining);
   RUN(fin_never_on_data_frame);
   RUN(dial_timeout);
+  RUN(lazy_security_first_flight);
   RUN(simultaneous_dial);
   RUN(idle_timeout);
   RUN(keepalive_timeout);
