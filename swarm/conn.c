@@ -432,6 +432,7 @@ static int new_noise(lp2p__conn *c) {
   nc.expected_remote = c->expected.len ? &c->expected : NULL;
   nc.muxers = k_mux_ids;
   nc.n_muxers = 1;
+  nc.noise_identity = sw->noise_id;
   return lp2p_noise_new(&c->noise, &nc, &sw->mem);
 }
 

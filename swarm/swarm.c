@@ -219,6 +219,7 @@ int lp2p_swarm_post(lp2p_swarm *sw, void (*fn)(lp2p_swarm *sw, void *arg), void 
 static void final_free(lp2p_swarm *sw) {
   uv_mutex_destroy(&sw->post_mu);
   lp2p__free(&sw->mem, sw->readbuf);
+  lp2p_noise_identity_free(sw->noise_id);
   lp2p__wbuf_pool_free(sw);
   lp2p__free(&sw->mem, sw->agent);
   lp2p_mem mem = sw->mem;
@@ -267,6 +268,8 @@ static int swarm_init(lp2p_swarm **out, const lp2p_swarm_config *cfg, uv_loop_t 
   int rv = 0;
   if (!sw->agent || !sw->readbuf) rv = LP2P_ERR_NOMEM;
   if (!rv) rv = lp2p_peer_id_from_pubkey(lp2p_privkey_public(cfg->identity), &sw->local);
+  /* the Noise static key and its signed payload, made once for every connection */
+  if (!rv) rv = lp2p_noise_identity_new(&sw->noise_id, cfg->identity, mem);
   if (rv) {
     lp2p__free(mem, sw->agent);
     lp2p__free(mem, sw->readbuf);
@@ -276,6 +279,7 @@ static int swarm_init(lp2p_swarm **out, const lp2p_swarm_config *cfg, uv_loop_t 
   sw->cfg.agent_version = sw->agent;
   if (!loop) {
     if ((rv = uv_loop_init(&sw->own_loop)) != 0) {
+      lp2p_noise_identity_free(sw->noise_id);
       lp2p__free(mem, sw->agent);
       lp2p__free(mem, sw->readbuf);
       lp2p__free(mem, sw);

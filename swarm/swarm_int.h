@@ -290,6 +290,7 @@ struct lp2p_swarm {
   int post_closed;
   uv_idle_t soon;
   int soon_active;
+  lp2p_noise_identity *noise_id; /* static key + signed payload shared by every Noise session */
   uint8_t *readbuf;     /* LP2P__SW_READ_BUF bytes, see above */
   lp2p__conn *rb_owner; /* its partial frame is readbuf[rb_off .. rb_off + rb_len) */
   size_t rb_off, rb_len;
