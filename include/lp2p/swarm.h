@@ -32,6 +32,8 @@
  *     offered in the handshake extension; expected peer id from /p2p/ enforced)
  *     -> if Noise agreed a muxer use it, else multistream-select
  *     "/yamux/1.0.0" inside Noise -> yamux session.
+ *   The dialer sends Noise msg1 right behind its "/noise" proposal (lazy, as
+ *   rust-libp2p's V1Lazy), without waiting a round trip for the echo.
  *   Bytes that follow a negotiated multistream line are kept for the next layer.
  *   Yamux pings from the peer are answered; a keep-alive ping is sent every
  *   keepalive_interval_ms and the connection dies with LP2P_ERR_TIMEOUT if it is
@@ -71,9 +73,21 @@
  *   Outbound: lp2p_swarm_open_stream() proposes the given ids in order; if the
  *   peer accepts none the stream ends with on_close(LP2P_ERR_UNSUPPORTED); if
  *   negotiation does not finish in time, on_close(LP2P_ERR_TIMEOUT). Never hangs.
+ *   Optimistic negotiation: a stream proposing exactly ONE protocol that the
+ *   peer already accepted on the same connection gets on_open right after the
+ *   proposal is queued (the first writes travel with it, no round trip). If the
+ *   peer refuses it after all (protocol removed meanwhile), the stream, though
+ *   opened, ends with on_close(LP2P_ERR_UNSUPPORTED) and the protocol is
+ *   negotiated fully again on that connection; a peer that never answers leaves
+ *   such a stream open (the application's own timeouts apply, as for any open
+ *   stream). Several proposals or a protocol not yet accepted on the
+ *   connection: full negotiation, on_open only after the peer's answer.
  *   Until the peer's muxer has sent its first frame, at most 8 streams are
  *   opened on a new connection (js-libp2p aborts connections that receive more
  *   than 10 streams before its upgrade completes); later ones wait, then go.
+ *   Likewise, beyond yamux's limit of 256 un-acknowledged outbound streams new
+ *   ones wait on the connection and open as the peer acknowledges; one still
+ *   waiting after stream_negotiation_timeout_ms ends with LP2P_ERR_TIMEOUT.
  *
  * Flow control (chosen: AUTO-CONSUME)
  *   By default the bytes passed to on_data are credited back to the yamux
@@ -328,7 +342,8 @@ LP2P_EXTERN int lp2p_swarm_keep_alive(lp2p_swarm *sw, const lp2p_peer_id *peer, 
 
 /* Stream handler. Copied (first struct_size bytes) when registered/passed;
  * every member optional. ud: the pointer given with the handler.
- * Order per stream: on_open once (after successful negotiation), then any of
+ * Order per stream: on_open once (after successful negotiation, or at once for
+ * an optimistic one, see "Streams" above), then any of
  * on_data / on_eof / on_writable, then on_close exactly once (also when
  * on_open never happened: negotiation failure, dial failure, ...). After
  * on_close returns the stream pointer is invalid. */
