@@ -50,13 +50,17 @@ int lp2p__noise_hs_init(lp2p__noise_hs *hs, int initiator, const uint8_t *prolog
 }
 
 int lp2p__noise_hs_init_keys(lp2p__noise_hs *hs, int initiator, const uint8_t *prologue, size_t prologue_len,
-                             const uint8_t s_priv[32], const uint8_t s_pub[32], const uint8_t *e_priv) {
+                             const uint8_t *s_priv, const uint8_t *s_pub, const uint8_t *e_priv) {
   start(hs, initiator, prologue, prologue_len);
-  memcpy(hs->s_priv, s_priv, 32);
-  memcpy(hs->s_pub, s_pub, 32);
+  if (s_priv && s_pub) lp2p__noise_hs_set_static(hs, s_priv, s_pub);
   int rv = keypair(hs->e_priv, hs->e_pub, e_priv);
   if (rv) lp2p__noise_hs_wipe(hs);
   return rv;
+}
+
+void lp2p__noise_hs_set_static(lp2p__noise_hs *hs, const uint8_t s_priv[32], const uint8_t s_pub[32]) {
+  memcpy(hs->s_priv, s_priv, 32);
+  memcpy(hs->s_pub, s_pub, 32);
 }
 
 /* MixKey(DH(priv, pub)); an all-zero result (low-order point) aborts the handshake. */

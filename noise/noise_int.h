@@ -81,9 +81,11 @@ size_t lp2p__noise_hs_payload_offset(int msg_index);
 int lp2p__noise_hs_init(lp2p__noise_hs *hs, int initiator, const uint8_t *prologue, size_t prologue_len,
                         const uint8_t *s_priv, const uint8_t *e_priv);
 /* The same with a ready static keypair (copied; s_pub = X25519 base point times s_priv): no
- * static key generation. */
+ * static key generation. s_priv / s_pub may be NULL: set them with lp2p__noise_hs_set_static
+ * before the message that sends s (msg2 for the responder, msg3 for the initiator). */
 int lp2p__noise_hs_init_keys(lp2p__noise_hs *hs, int initiator, const uint8_t *prologue, size_t prologue_len,
-                             const uint8_t s_priv[32], const uint8_t s_pub[32], const uint8_t *e_priv);
+                             const uint8_t *s_priv, const uint8_t *s_pub, const uint8_t *e_priv);
+void lp2p__noise_hs_set_static(lp2p__noise_hs *hs, const uint8_t s_priv[32], const uint8_t s_pub[32]);
 /* Writes the next message (our turn) into out (cap bytes); *out_len = payload_len + overhead.
  * The payload may already sit at out + lp2p__noise_hs_payload_offset(step) (it is then
  * encrypted in place); otherwise it must not overlap out.
@@ -169,8 +171,15 @@ enum lp2p__noise_state {
  * the handshake completes or fails. */
 typedef struct lp2p__noise_handshake {
   lp2p__noise_hs hs;
-  const lp2p_noise_identity *id; /* cfg->noise_identity, or own_id */
-  lp2p_noise_identity *own_id;   /* per-session static key + signature (no noise_identity given) */
+  /* cfg->noise_identity, or own_id once made. Without a noise_identity the per-session static key
+   * and signature are made only when our payload message is due (nothing is signed for a peer that
+   * never sends msg1). */
+  const lp2p_noise_identity *id;
+  lp2p_noise_identity *own_id;
+  const lp2p_privkey *identity;  /* cfg->identity, for own_id */
+  uint8_t fixed_s[32];           /* test hook: fixed per-session static key */
+  int has_fixed_s;
+  lp2p_peer_id self_id;          /* our peer id (self-connection check) */
   lp2p_peer_id expected;
   int has_expected;
   int muxer_index;               /* result of the remote payload check, -1 = multistream */

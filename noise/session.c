@@ -64,8 +64,20 @@ int lp2p__noise_fail(lp2p_noise *n, int err) {
  * NoiseHandshakePayload = the identity's key and signature fields || the muxer extension; else
  * empty) is assembled right where the message carries it in the output buffer and encrypted in
  * place: no payload buffer, no signature here. */
+/* Our static key and signed payload fields: the node's, or made now for this session alone. */
+static int ensure_identity(lp2p__noise_handshake *h, const lp2p_mem *mem) {
+  if (h->id) return 0;
+  int rv = lp2p__noise_identity_new_ex(&h->own_id, h->identity, h->has_fixed_s ? h->fixed_s : NULL, mem);
+  if (rv) return rv;
+  h->id = h->own_id;
+  lp2p__noise_hs_set_static(&h->hs, h->id->s_priv, h->id->s_pub);
+  return 0;
+}
+
 static int queue_handshake_msg(lp2p_noise *n, int with_payload) {
   lp2p__noise_handshake *h = n->hs;
+  int rv;
+  if (with_payload && (rv = ensure_identity(h, &n->mem))) return rv;
   const char *const *mux = (const char *const *)h->muxers;
   size_t ext = with_payload ? lp2p__noise_payload_ext_size(mux, h->n_muxers) : 0;
   size_t plen = with_payload ? h->id->fields_len + ext : 0;
@@ -80,7 +92,7 @@ static int queue_handshake_msg(lp2p_noise *n, int with_payload) {
     lp2p__noise_payload_ext_pack(mux, h->n_muxers, payload + h->id->fields_len);
   }
   size_t written = 0;
-  int rv = lp2p__noise_hs_write(&h->hs, payload, plen, dst + 2, body, &written);
+  rv = lp2p__noise_hs_write(&h->hs, payload, plen, dst + 2, body, &written);
   if (rv) return rv;
   dst[0] = (uint8_t)(written >> 8);
   dst[1] = (uint8_t)written;
@@ -100,7 +112,7 @@ static int read_payload_msg(lp2p_noise *n, const uint8_t *msg, size_t len) {
   lp2p__noise_remote remote;
   if (rv == 0)
     rv = lp2p__noise_payload_check(&n->mem, payload, plen, h->hs.rs, n->initiator,
-                                   h->has_expected ? &h->expected : NULL, &h->id->self_id,
+                                   h->has_expected ? &h->expected : NULL, &h->self_id,
                                    (const char *const *)h->muxers, h->n_muxers, &remote);
   sodium_memzero(payload, len - overhead);
   lp2p__free(&n->mem, payload);
@@ -297,13 +309,17 @@ int lp2p__noise_new_ex(lp2p_noise **out, const lp2p_noise_config *cfg, const lp2
   }
   if (nid) {
     h->id = nid;
+    h->self_id = nid->self_id;
   } else {
-    rv = lp2p__noise_identity_new_ex(&h->own_id, cfg->identity, tp ? tp->static_priv : NULL, &n->mem);
-    if (rv) goto fail;
-    h->id = h->own_id;
+    h->identity = cfg->identity;
+    if (tp && tp->static_priv) {
+      memcpy(h->fixed_s, tp->static_priv, 32);
+      h->has_fixed_s = 1;
+    }
+    if ((rv = lp2p_peer_id_from_pubkey(lp2p_privkey_public(cfg->identity), &h->self_id))) goto fail;
   }
   rv = lp2p__noise_hs_init_keys(&h->hs, n->initiator, tp ? tp->prologue : NULL, tp ? tp->prologue_len : 0,
-                                h->id->s_priv, h->id->s_pub, tp ? tp->ephemeral_priv : NULL);
+                                nid ? nid->s_priv : NULL, nid ? nid->s_pub : NULL, tp ? tp->ephemeral_priv : NULL);
   if (rv) goto fail;
   if (n->initiator) {
     if ((rv = queue_handshake_msg(n, 0))) goto fail; /* msg1: e, empty payload */

@@ -10,10 +10,12 @@
  * msg3 `-> s, se` + the initiator's payload. A payload carries the identity
  * public key (libp2p PublicKey protobuf), the signature of
  * "noise-libp2p-static-key:" || static X25519 public key, and optionally the
- * stream_muxers extension. The X25519 static key is fresh for every session,
- * unless the session borrows a per-node lp2p_noise_identity (static key and
- * signature made once, as js-libp2p and go-libp2p do): that saves one X25519
- * key generation and one signature per handshake.
+ * stream_muxers extension. The X25519 static key is fresh for every session
+ * (generated and signed when the session's own payload message is due: msg2
+ * for the responder, msg3 for the initiator), unless the session borrows a
+ * per-node lp2p_noise_identity (static key and signature made once, as
+ * js-libp2p and go-libp2p do): that saves one X25519 key generation and one
+ * signature per handshake.
  * The remote identity is verified (every key type keys.h supports), the remote
  * peer id is derived from it and compared with cfg->expected_remote.
  *

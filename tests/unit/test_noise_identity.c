@@ -342,13 +342,18 @@ TEST(released_state_and_identity_are_wiped) {
     CHECK_EQ(cm.watched_frees, 1);
     CHECK_EQ(cm.watched_dirty, 0);
     CHECK_EQ(cm.live_blocks, 0);
-    /* a session's own (per-session) static key + signature: wiped when the handshake ends */
+    /* a session's own (per-session) static key + signature: made when msg2 is due (not for a
+     * peer that never sends msg1), wiped when the handshake ends */
     nh_countmem_init(&cm);
     lp2p_noise *i = NULL, *r = NULL;
-    CHECK_OK(nh_new(&i, 1, ids[k].key, NULL, NULL, 0, &cm.mem));
-    REQUIRE(i && i->hs && i->hs->own_id);
-    cm.watch_size = sizeof(lp2p_noise_identity) + i->hs->own_id->fields_len;
-    CHECK_OK(nh_new(&r, 0, ids[k == 0 ? 1 : 0].key, NULL, NULL, 0, NULL));
+    CHECK_OK(nh_new(&i, 1, ids[k == 0 ? 1 : 0].key, NULL, NULL, 0, NULL));
+    CHECK_OK(nh_new(&r, 0, ids[k].key, NULL, NULL, 0, &cm.mem));
+    REQUIRE(i && r && r->hs && i->hs);
+    CHECK(r->hs->own_id == NULL && r->hs->id == NULL);
+    CHECK(i->hs->own_id == NULL); /* the initiator's only at msg3 */
+    CHECK_OK(nh_transfer(i, r, 0, NULL));
+    REQUIRE(r->hs && r->hs->own_id && r->hs->id == r->hs->own_id);
+    cm.watch_size = sizeof(lp2p_noise_identity) + r->hs->own_id->fields_len;
     CHECK_OK(nh_handshake(i, r, 0, NULL, NULL));
     CHECK_EQ(cm.watched_frees, 1);
     lp2p_noise_free(i);
