@@ -8,7 +8,9 @@
 # Env (set by ctest): LP2P_NODE, LP2P_SOURCE_DIR. Needs scripts/deps (Node 22 + js-libp2p).
 . "$(dirname "${BASH_SOURCE[0]}")/lib_node.sh"
 
-if ldd "$node_exe" 2>/dev/null | grep -q libasan; then
+# grep reads all of ldd's output: with pipefail, "grep -q" could SIGPIPE ldd and fail the test.
+lddout="$(ldd "$node_exe" 2>/dev/null)"
+if [[ "$lddout" == *libasan* ]]; then
   mode=asan
   export ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=1"
 elif command -v valgrind >/dev/null; then
