@@ -60,10 +60,6 @@ int lp2p__noise_fail(lp2p_noise *n, int err) {
   return n->err;
 }
 
-/* Queues u16be(len) || our next handshake message. Its payload (with_payload: our
- * NoiseHandshakePayload = the identity's key and signature fields || the muxer extension; else
- * empty) is assembled right where the message carries it in the output buffer and encrypted in
- * place: no payload buffer, no signature here. */
 /* Our static key and signed payload fields: the node's, or made now for this session alone. */
 static int ensure_identity(lp2p__noise_handshake *h, const lp2p_mem *mem) {
   if (h->id) return 0;
@@ -74,6 +70,10 @@ static int ensure_identity(lp2p__noise_handshake *h, const lp2p_mem *mem) {
   return 0;
 }
 
+/* Queues u16be(len) || our next handshake message. Its payload (with_payload: our
+ * NoiseHandshakePayload = the identity's key and signature fields || the muxer extension; else
+ * empty) is assembled right where the message carries it in the output buffer and encrypted in
+ * place: no payload buffer, and no signature with a shared identity. */
 static int queue_handshake_msg(lp2p_noise *n, int with_payload) {
   lp2p__noise_handshake *h = n->hs;
   int rv;
