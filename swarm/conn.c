@@ -610,6 +610,7 @@ static void conn_input(lp2p__conn *c, uint8_t *p, size_t n) {
 static int rb_evict(lp2p_swarm *sw) {
   lp2p__conn *o = sw->rb_owner;
   sw->rb_owner = NULL;
+  sw->rb_evictions++;
   o->rbuf.len = 0;
   if (lp2p__bytes_append(&sw->mem, &o->rbuf, sw->readbuf + sw->rb_off, sw->rb_len) < 0) {
     lp2p__conn_close(o, LP2P_ERR_NOMEM);

@@ -294,6 +294,7 @@ struct lp2p_swarm {
   uint8_t *readbuf;     /* LP2P__SW_READ_BUF bytes, see above */
   lp2p__conn *rb_owner; /* its partial frame is readbuf[rb_off .. rb_off + rb_len) */
   size_t rb_off, rb_len;
+  uint64_t rb_evictions; /* partial frames moved out of readbuf for another connection (statistics) */
   lp2p__wbuf *wpool; /* free seal buffers (LP2P__SW_WBUF_CAP bytes each) */
   size_t n_wpool;
   lp2p_swarm_event_fn ev_fn;
