@@ -258,54 +258,64 @@ static int write_sealed(lp2p__conn *c, const uint8_t *p, size_t n) {
   return send_buf(c, b, out);
 }
 
-/* Copies n bytes of the gathered output, from iov[*i] at *off on, to dst. */
-static void gather(const lp2p_iovec *iov, size_t *i, size_t *off, uint8_t *dst, size_t n) {
-  while (n) {
-    size_t k = iov[*i].len - *off < n ? iov[*i].len - *off : n;
-    memcpy(dst, iov[*i].base + *off, k);
-    dst += k;
-    n -= k;
-    *off += k;
-    if (*off == iov[*i].len) {
-      (*i)++;
-      *off = 0;
-    }
-  }
-}
-
-/* Pulls yamux output into one seal buffer, straight from the muxer's buffers (lp2p_yamux_output_iov):
- * each Noise frame's plaintext is gathered where its ciphertext goes and encrypted in place, so every
- * payload byte is copied once. Frames are full (LP2P_NOISE_MAX_PLAINTEXT) while the muxer has more;
- * only the last one of a burst is short. Returns the bytes sealed into b (0 = nothing to send) or an
- * error. */
+/* Pulls yamux output into one seal buffer, straight from the muxer's memory (lp2p_yamux_output_iov).
+ * Noise is a byte stream, so frame boundaries may follow the pieces: a payload piece of at least
+ * LP2P__SW_DIRECT_MIN bytes (it sits in a stream's send ring) is encrypted from there into b, no copy;
+ * frame headers, control frames and small payloads are gathered (copied) into b where their frame's
+ * ciphertext goes and encrypted in place. A yamux Data frame carries at most LP2P_NOISE_MAX_PLAINTEXT
+ * bytes (start_yamux), so a payload is one Noise frame, its header one short frame (28 bytes on the
+ * wire) or part of the gathered frame before it. Returns the bytes sealed into b (0 = nothing to send)
+ * or an error. */
 static int64_t seal_yamux(lp2p__conn *c, lp2p__wbuf *b) {
   lp2p_iovec iov[LP2P__SW_IOV];
-  size_t out = 0, frames = 0;
-  while (frames < LP2P__SW_SEAL_FRAMES) {
-    size_t want = (LP2P__SW_SEAL_FRAMES - frames) * (size_t)LP2P_NOISE_MAX_PLAINTEXT;
+  const size_t reserve = LP2P_NOISE_FRAME_OVERHEAD * (LP2P__SW_IOV + LP2P__SW_PULL / LP2P_NOISE_MAX_PLAINTEXT + 2);
+  size_t out = 0, glen = 0; /* glen: plaintext gathered at b->data + out + 2 for the next frame */
+  int rv;
+  for (;;) {
+    size_t used = out + (glen ? glen + LP2P_NOISE_FRAME_OVERHEAD : 0);
+    if (used + reserve + LP2P__SW_MIN_PULL > b->cap) break;
+    size_t want = b->cap - used - reserve;
     if (want > LP2P__SW_PULL) want = LP2P__SW_PULL;
     size_t k = lp2p_yamux_output_iov(c->mx, iov, LP2P__SW_IOV, want), total = 0;
     if (!k) break;
-    for (size_t j = 0; j < k; j++) total += iov[j].len;
-    int more = total == want; /* else the muxer ran dry, or the iovecs did */
-    size_t use = total;
-    if (k == LP2P__SW_IOV && total >= LP2P_NOISE_MAX_PLAINTEXT) {
-      use -= total % LP2P_NOISE_MAX_PLAINTEXT; /* out of iovecs: whole frames now, the rest next time */
-      more = 1;
+    for (size_t j = 0; j < k; j++) {
+      const uint8_t *p = iov[j].base;
+      size_t n = iov[j].len;
+      total += n;
+      if (n >= LP2P__SW_DIRECT_MIN) {
+        if (glen) { /* what was gathered goes first */
+          if ((rv = lp2p_noise_seal_frame(c->noise, b->data + out + 2, glen, b->data + out)) < 0) return rv;
+          out += (size_t)rv;
+          glen = 0;
+        }
+        while (n) {
+          size_t fl = n < LP2P_NOISE_MAX_PLAINTEXT ? n : LP2P_NOISE_MAX_PLAINTEXT;
+          if ((rv = lp2p_noise_seal_frame(c->noise, p, fl, b->data + out)) < 0) return rv;
+          out += (size_t)rv;
+          p += fl;
+          n -= fl;
+        }
+        continue;
+      }
+      while (n) {
+        size_t take = LP2P_NOISE_MAX_PLAINTEXT - glen < n ? LP2P_NOISE_MAX_PLAINTEXT - glen : n;
+        memcpy(b->data + out + 2 + glen, p, take);
+        glen += take;
+        p += take;
+        n -= take;
+        if (glen == LP2P_NOISE_MAX_PLAINTEXT) {
+          if ((rv = lp2p_noise_seal_frame(c->noise, b->data + out + 2, glen, b->data + out)) < 0) return rv;
+          out += (size_t)rv;
+          glen = 0;
+        }
+      }
     }
-    size_t i = 0, off = 0;
-    for (size_t left = use; left;) {
-      size_t fl = left < LP2P_NOISE_MAX_PLAINTEXT ? left : LP2P_NOISE_MAX_PLAINTEXT;
-      uint8_t *pt = b->data + out + 2; /* the ciphertext's place */
-      gather(iov, &i, &off, pt, fl);
-      int rv = lp2p_noise_seal_frame(c->noise, pt, fl, b->data + out);
-      if (rv < 0) return rv;
-      out += (size_t)rv;
-      left -= fl;
-      frames++;
-    }
-    lp2p_yamux_output_consumed(c->mx, use);
-    if (!more) break;
+    lp2p_yamux_output_consumed(c->mx, total);
+    if (total < want && k < LP2P__SW_IOV) break; /* the muxer has no more right now */
+  }
+  if (glen) {
+    if ((rv = lp2p_noise_seal_frame(c->noise, b->data + out + 2, glen, b->data + out)) < 0) return rv;
+    out += (size_t)rv;
   }
   return (int64_t)out;
 }
@@ -447,6 +457,7 @@ static int start_yamux(lp2p__conn *c) {
   if (sw->cfg.max_streams_per_conn) yc.max_inbound_streams = sw->cfg.max_streams_per_conn + 1;
   yc.keepalive_interval = sw->cfg.keepalive_interval_ms;
   yc.keepalive_timeout = sw->cfg.keepalive_timeout_ms;
+  yc.max_frame_payload = LP2P_NOISE_MAX_PLAINTEXT; /* a payload is one Noise frame (seal_yamux) */
   int rv = lp2p_yamux_new(&c->mx, &yc, &k_ycb, c, &sw->mem);
   if (rv < 0) return rv;
   lp2p_yamux_set_on_outbound_available(c->mx, ycb_outbound);

@@ -40,9 +40,11 @@
 #define LP2P__SW_WBUF_CAP (LP2P__SW_SEAL_FRAMES * (LP2P_NOISE_MAX_PLAINTEXT + LP2P_NOISE_FRAME_OVERHEAD))
 #define LP2P__SW_WBUF_POOL (LP2P__SW_WRITE_HIGH / LP2P__SW_WBUF_CAP + 2)
 #define LP2P__SW_WBUF_SMALL_TAIL (16 * 1024) /* tails below this are copied out of a seal buffer */
-/* yamux output is pulled in pieces of whole Noise frames (<= LP2P_YAMUX_OUTPUT_BATCH) ... */
+/* yamux output is pulled in pieces of at most LP2P__SW_PULL bytes (<= LP2P_YAMUX_OUTPUT_BATCH) ... */
 #define LP2P__SW_PULL (2 * (size_t)LP2P_NOISE_MAX_PLAINTEXT)
-#define LP2P__SW_IOV 64 /* ... described by at most this many iovecs */
+#define LP2P__SW_IOV 64            /* ... described by at most this many iovecs ... */
+#define LP2P__SW_MIN_PULL 1024     /* ... while a seal buffer has room for this much more */
+#define LP2P__SW_DIRECT_MIN 4096   /* payload pieces this long are encrypted where the muxer keeps them */
 #define LP2P__SW_CLOSE_GRACE_MS 1000      /* max wait for a graceful close to flush */
 #define LP2P__SW_RETRY_MS 10              /* retry a flush the muxer could not build (out of memory) */
 #define LP2P__SW_MAX_DIAL_ADDRS 64
