@@ -224,6 +224,7 @@ void lp2p__peer_conn_ready(lp2p_swarm *sw, lp2p__conn *c) {
     c->live = 1;
     pe->live++;
     pe->primary = winner;
+    lp2p__stream_restart_negotiating(loser, pe); /* opened below, on the winner */
     /* the side that dialed the losing connection sends the GoAway; the other
      * side only stops using it for new streams and follows that GoAway */
     if (loser->dir == LP2P_DIR_OUTBOUND) lp2p__conn_goaway(loser);

@@ -277,6 +277,23 @@ int lp2p__stream_start_outbound(lp2p_stream *s, lp2p__conn *c) {
   return 0;
 }
 
+void lp2p__stream_restart_negotiating(lp2p__conn *c, lp2p__peer *pe) {
+  /* from the last to the first, each put in front: the waiting queue keeps their order */
+  for (lp2p__link *it = c->streams.prev; it != &c->streams;) {
+    lp2p_stream *s = LP2P__CONTAINER(it, lp2p_stream, conn_link);
+    it = it->prev;
+    if (s->dir != LP2P_DIR_OUTBOUND || s->state != LP2P__ST_NEGOTIATING || s->lazy) continue;
+    stream_log(s, "restarting on the kept connection", s->protos[0], 0);
+    detach(s, 1);
+    lp2p_mss_free(s->mss);
+    s->mss = NULL;
+    s->state = LP2P__ST_PENDING;
+    s->nego_deadline = 0;
+    s->id = 0;
+    lp2p__list_add_tail(pe->waiting.next, &s->wait_link);
+  }
+}
+
 void lp2p__stream_deliver_open(lp2p_stream *s) {
   if (s->state != LP2P__ST_NEGOTIATING || !s->lazy) return;
   s->protocol = lp2p__strndup(&s->sw->mem, s->protos[0], strlen(s->protos[0]));

@@ -359,6 +359,11 @@ lp2p_stream *lp2p__stream_alloc(lp2p_swarm *sw, lp2p_direction dir, const lp2p_s
 #define LP2P__SW_BLOCKED 1
 int lp2p__stream_start_outbound(lp2p_stream *s, lp2p__conn *c);
 void lp2p__stream_deliver_open(lp2p_stream *s); /* from the open queue */
+/* c is retired in favour of another connection to pe (simultaneous dial): its outbound streams still
+ * negotiating (no on_open yet, nothing written by the app) are reset there and queued in front of
+ * pe->waiting, to start over on the kept connection. (js-libp2p may leave a stream it received just
+ * before our GoAway unanswered.) */
+void lp2p__stream_restart_negotiating(lp2p__conn *c, lp2p__peer *pe);
 int lp2p__stream_on_inbound(lp2p__conn *c, uint32_t id);        /* yamux on_stream_open */
 void lp2p__stream_mx_data(lp2p_stream *s, const uint8_t *p, size_t n);
 void lp2p__stream_mx_eof(lp2p_stream *s);

@@ -92,6 +92,44 @@ TEST(simultaneous_dial) {
   }
 }
 
+/* A stream still negotiating on a connection that the simultaneous-dial rule retires starts over on
+ * the kept one (here the peer never reads the retired connection again). */
+TEST(retired_connection_restarts_negotiation) {
+  tloop L;
+  tloop_init(&L);
+  tsw a, b;
+  CHECK_OK(tsw_init(&a, &L, 1, NULL, 1));
+  CHECK_OK(tsw_init(&b, &L, 2, NULL, 1));
+  techo ea = {0}, eb = {0};
+  CHECK_OK(lp2p_swarm_add_behaviour(a.sw, &techo_vtable, &ea));
+  CHECK_OK(lp2p_swarm_add_behaviour(b.sw, &techo_vtable, &eb));
+  /* the connection kept is the one dialed by the smaller peer id: the larger dials first */
+  tsw *big = lp2p_peer_id_cmp(&a.id, &b.id) > 0 ? &a : &b, *small = big == &a ? &b : &a;
+  tdial d1 = {0};
+  CHECK_OK(lp2p_swarm_dial(big->sw, NULL, (const char *[]){small->addr}, 1, tdial_cb, &d1));
+  CHECK(RUN_UNTIL(&L, d1.done && small->n_established == 1, 5000));
+  lp2p__conn *c1 = first_conn(small->sw);
+  REQUIRE(c1 && c1->io);
+  uv_read_stop(c1->io); /* nothing proposed on the first connection is ever answered */
+  tclient cl;
+  tclient_init(&cl, 1000, 5);
+  CHECK_OK(lp2p_swarm_open_stream(big->sw, &small->id, k_echo, 1, &tclient_handler, &cl, NULL));
+  tloop_sleep(&L, 50);
+  CHECK_EQ(cl.opened, 0);
+  tdial d2 = {0};
+  CHECK_OK(lp2p_swarm_dial(small->sw, NULL, (const char *[]){big->base_addr}, 1, tdial_cb, &d2));
+  CHECK(RUN_UNTIL(&L, cl.closed, 5000));
+  CHECK_EQ(cl.opened, 1);
+  CHECK_EQ(cl.close_err, 0);
+  CHECK_EQ(cl.received, 1000);
+  CHECK_EQ(cl.mismatch, 0);
+  CHECK_EQ(d2.err, 0);
+  CHECK(lp2p_swarm_is_connected(big->sw, &small->id));
+  tsw_free(&a);
+  tsw_free(&b);
+  CHECK_EQ(tloop_finish(&L), 0);
+}
+
 /* Idle connections close; holds, behaviour hooks and open streams keep them. */
 TEST(idle_timeout) {
   tloop L;
@@ -663,6 +701,7 @@ int main(void) {
   RUN(dial_timeout);
   RUN(lazy_security_first_flight);
   RUN(simultaneous_dial);
+  RUN(retired_connection_restarts_negotiation);
   RUN(idle_timeout);
   RUN(keepalive_timeout);
   RUN(connection_limits);
