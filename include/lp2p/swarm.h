@@ -48,7 +48,8 @@
  *   other side already has the kept connection up); the other side stops using
  *   it for new streams and follows that GoAway. A GoAway'd connection opens no
  *   new streams, lets its existing streams finish, and is closed once it has
- *   none. Connection events are per-peer transitions (0 -> 1 live connection:
+ *   none; our outbound streams still negotiating on it (no on_open yet) are
+ *   reset there and start over on the kept connection. Connection events are per-peer transitions (0 -> 1 live connection:
  *   CONN_ESTABLISHED, 1 -> 0: CONN_CLOSED), so such a swap emits no event.
  *
  *   A connection stops being live at once when: the remote closes TCP
