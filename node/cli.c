@@ -135,6 +135,16 @@ static void put_key(cli_json *j, const char *key) {
   put(j, ":", 1);
 }
 
+void cli_json_str_array(cli_json *j, const char *key, const char *const *v, size_t n) {
+  put_key(j, key);
+  put(j, "[", 1);
+  for (size_t i = 0; i < n; i++) {
+    if (i) put(j, ",", 1);
+    put_str(j, v[i] ? v[i] : "");
+  }
+  put(j, "]", 1);
+}
+
 void cli_json_begin(cli_json *j) {
   memset(j, 0, sizeof *j);
   put(j, "{", 1);

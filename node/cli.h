@@ -72,6 +72,8 @@ void cli_json_begin(cli_json *j);
 void cli_json_str(cli_json *j, const char *key, const char *val); /* val NULL => null */
 void cli_json_int(cli_json *j, const char *key, long long val);
 void cli_json_bool(cli_json *j, const char *key, int val);
+/* "key":["v0","v1",...]; NULL entries are written as "". */
+void cli_json_str_array(cli_json *j, const char *key, const char *const *v, size_t n);
 /* Writes the object and a newline to f, flushes and frees the buffer. Returns
  * 0, or -1 on write/allocation failure. */
 int cli_json_emit(cli_json *j, FILE *f);

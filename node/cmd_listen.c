@@ -534,7 +534,7 @@ static void run_command(node *n, char *line) {
       cli_json_begin(&j);
       cli_json_str(&j, "event", "peers");
       cli_json_int(&j, "count", (long long)cnt);
-      nc_json_str_array(&j, "peers", (const char *const *)txt, cnt);
+      cli_json_str_array(&j, "peers", (const char *const *)txt, cnt);
       nc_json_out(&j);
     }
     for (size_t i = 0; i < cnt; i++) free(txt[i]);

@@ -116,66 +116,19 @@ const char *nc_ma_str(const lp2p_multiaddr *ma, char *buf, size_t cap) {
 
 const char *nc_dir_str(lp2p_direction d) { return d == LP2P_DIR_OUTBOUND ? "outbound" : "inbound"; }
 
-/* ---- JSON (extends cli_json: same buffer conventions as node/cli.c) ---- */
-
-static void jput(cli_json *j, const char *s, size_t n) {
-  if (j->oom) return;
-  if (j->len + n + 1 > j->cap) {
-    size_t cap = j->cap ? j->cap : 128;
-    while (cap < j->len + n + 1) cap *= 2;
-    char *p = realloc(j->buf, cap);
-    if (!p) {
-      j->oom = 1;
-      return;
-    }
-    j->buf = p;
-    j->cap = cap;
-  }
-  memcpy(j->buf + j->len, s, n);
-  j->len += n;
-  j->buf[j->len] = 0;
-}
-
-static void jput_str(cli_json *j, const char *s) {
-  jput(j, "\"", 1);
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    char esc[8];
-    if (*p == '"' || *p == '\\') {
-      esc[0] = '\\';
-      esc[1] = (char)*p;
-      jput(j, esc, 2);
-    } else if (*p < 0x20) {
-      snprintf(esc, sizeof esc, "\\u%04x", *p);
-      jput(j, esc, 6);
-    } else {
-      jput(j, (const char *)p, 1);
-    }
-  }
-  jput(j, "\"", 1);
-}
-
-void nc_json_str_array(cli_json *j, const char *key, const char *const *v, size_t n) {
-  if (j->fields++) jput(j, ",", 1);
-  jput_str(j, key);
-  jput(j, ":[", 2);
-  for (size_t i = 0; i < n; i++) {
-    if (i) jput(j, ",", 1);
-    jput_str(j, v[i] ? v[i] : "");
-  }
-  jput(j, "]", 1);
-}
+/* ---- JSON ---- */
 
 void nc_json_identify(cli_json *j, const lp2p_identify_info *in) {
   cli_json_str(j, "agent_version", in->agent_version);
   cli_json_str(j, "protocol_version", in->protocol_version);
-  nc_json_str_array(j, "protocols", in->protocols, in->n_protocols);
+  cli_json_str_array(j, "protocols", in->protocols, in->n_protocols);
   size_t n = in->n_listen_addrs;
   char **addrs = calloc(n ? n : 1, sizeof *addrs);
   for (size_t i = 0; addrs && i < n; i++) {
     char buf[LP2P_MULTIADDR_MAX_TEXT];
     addrs[i] = strdup(nc_ma_str(in->listen_addrs[i], buf, sizeof buf) ? buf : "?");
   }
-  nc_json_str_array(j, "listen_addrs", (const char *const *)addrs, addrs ? n : 0);
+  cli_json_str_array(j, "listen_addrs", (const char *const *)addrs, addrs ? n : 0);
   for (size_t i = 0; addrs && i < n; i++) free(addrs[i]);
   free(addrs);
   char buf[LP2P_MULTIADDR_MAX_TEXT];

@@ -39,8 +39,6 @@ const char *nc_ma_str(const lp2p_multiaddr *ma, char *buf, size_t cap);   /* NUL
 const char *nc_dir_str(lp2p_direction d);                                 /* "inbound" / "outbound" */
 
 /* ---- JSON ---- */
-/* Adds "key":["v0",...] to j (strings escaped like cli_json_str). */
-void nc_json_str_array(cli_json *j, const char *key, const char *const *v, size_t n);
 /* Adds the identify info fields (agent_version, protocol_version, protocols,
  * listen_addrs, observed_addr, signed_record) to j. */
 void nc_json_identify(cli_json *j, const lp2p_identify_info *in);
