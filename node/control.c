@@ -302,10 +302,13 @@ static void src_free(ctl_src *c) {
   free(c);
 }
 
-static void accept_clients(void) {
+/* Returns 1 when accepting must pause (out of descriptors or memory: the
+ * pending connection would wake poll at once, forever). */
+static int accept_clients(void) {
   for (;;) {
     int fd = accept4(ctl.lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return; /* EAGAIN, or a transient error: poll again */
+    if (fd < 0)
+      return errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM;
     ctl_src *c = NULL;
     pthread_mutex_lock(&ctl.mu);
     if (ctl.n_clients < CTL_MAX_CLIENTS && (c = calloc(1, sizeof *c))) {
@@ -322,12 +325,14 @@ static void accept_clients(void) {
       close(fd);
     }
   }
+  return 0;
 }
 
 static void *io_main(void *arg) {
   (void)arg;
   struct pollfd fds[3 + CTL_MAX_CLIENTS];
   ctl_src *who[3 + CTL_MAX_CLIENTS];
+  int accept_paused = 0;
   for (;;) {
     size_t nf = 0;
     pthread_mutex_lock(&ctl.mu);
@@ -338,7 +343,7 @@ static void *io_main(void *arg) {
     int room = queue_room();
     fds[nf] = (struct pollfd){.fd = ctl.wake[0], .events = POLLIN};
     who[nf++] = NULL;
-    if (ctl.lfd >= 0) {
+    if (ctl.lfd >= 0 && !accept_paused) {
       fds[nf] = (struct pollfd){.fd = ctl.lfd, .events = POLLIN};
       who[nf++] = NULL;
     }
@@ -354,7 +359,9 @@ static void *io_main(void *arg) {
     }
     pthread_mutex_unlock(&ctl.mu);
 
-    if (poll(fds, nf, -1) < 0) {
+    int rv = poll(fds, nf, accept_paused ? 100 : -1);
+    accept_paused = 0;
+    if (rv < 0) {
       if (errno == EINTR) continue;
       break;
     }
@@ -368,7 +375,7 @@ static void *io_main(void *arg) {
         continue;
       }
       if (fds[i].fd == ctl.lfd && !s) {
-        accept_clients();
+        accept_paused = accept_clients();
         continue;
       }
       if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) {
