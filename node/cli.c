@@ -170,6 +170,11 @@ void cli_json_bool(cli_json *j, const char *key, int val) {
   put(j, val ? "true" : "false", val ? 4 : 5);
 }
 
+int cli_json_end(cli_json *j) {
+  put(j, "}\n", 2);
+  return j->oom ? -1 : 0;
+}
+
 int cli_json_emit(cli_json *j, FILE *f) {
   put(j, "}\n", 2);
   int rv = -1;

@@ -77,6 +77,9 @@ void cli_json_str_array(cli_json *j, const char *key, const char *const *v, size
 /* Writes the object and a newline to f, flushes and frees the buffer. Returns
  * 0, or -1 on write/allocation failure. */
 int cli_json_emit(cli_json *j, FILE *f);
+/* Closes the object and adds the newline: j->buf/j->len then hold the line
+ * (the caller frees j->buf). Returns 0, or -1 after an allocation failure. */
+int cli_json_end(cli_json *j);
 
 /* ---- paths ---- */
 /* Data directory per the XDG base directory spec: $XDG_DATA_HOME if set to an

@@ -1,19 +1,20 @@
 /* node/cmd_listen.c - `lp2p-node listen`: a long-running node that serves
  * ping, identify (+push) and perf, prints its listen addresses and reports
- * connection events, until SIGINT/SIGTERM. Testing extras: an echo protocol
- * (--echo), outbound dials (--dial) and a command channel on stdin
- * (--control). */
+ * connection events, until SIGINT/SIGTERM. Commands (one per line: dial,
+ * listen, ping, disconnect, peers, quit) come from stdin (--control) and from
+ * the clients of a unix socket (--api), all run by run_command; events go to
+ * stdout and, as JSON lines, to the API clients (node/control.c). Testing
+ * extras: an echo protocol (--echo) and outbound dials (--dial). */
 #include <errno.h>
 #include <limits.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+#include <sys/stat.h>
 
 #include "commands.h"
+#include "control.h"
 #include "lp2p/identify.h"
 #include "lp2p/perf.h"
 #include "lp2p/ping.h"
@@ -28,11 +29,11 @@
 enum {
   OPT_LISTEN, OPT_IDENTITY, OPT_KEY_TYPE, OPT_AGENT, OPT_DIAL, OPT_IDLE, OPT_KA_INTERVAL, OPT_KA_TIMEOUT,
   OPT_MAX_INBOUND, OPT_MAX_PENDING, OPT_HS_TIMEOUT, OPT_STREAM_TIMEOUT, OPT_MAX_STREAMS,
-  OPT_ECHO, OPT_CONTROL, OPT_JSON, OPT_HELP
+  OPT_ECHO, OPT_CONTROL, OPT_API, OPT_DATA_DIR, OPT_JSON, OPT_HELP
 };
 static const cli_opt listen_opts[] = {
     [OPT_LISTEN] = {"listen", "MADDR", "listen address, repeatable (default " DEFAULT_LISTEN ")"},
-    [OPT_IDENTITY] = {"identity", "FILE", "identity key file (default: the one `lp2p-node id` uses; created)"},
+    [OPT_IDENTITY] = {"identity", "FILE", "identity key file (default DIR/identity.key of --data-dir: the one `lp2p-node id` uses; created)"},
     [OPT_KEY_TYPE] = {"key-type", "TYPE", "ed25519 (default), secp256k1 or rsa: type of a new key"},
     [OPT_AGENT] = {"agent", "STRING", "identify agent version (default lp2p/<version>)"},
     [OPT_DIAL] = {"dial", "MADDR", "also dial this peer at start, repeatable"},
@@ -45,7 +46,9 @@ static const cli_opt listen_opts[] = {
     [OPT_STREAM_TIMEOUT] = {"stream-timeout", "MS", "multistream negotiation of a new stream (default 10000, 0 = never)"},
     [OPT_MAX_STREAMS] = {"max-streams", "N", "streams per connection, beyond: reset (default 512, 0 = no limit)"},
     [OPT_ECHO] = {"echo", NULL, "testing: also serve " ECHO_PROTOCOL " (echo every byte, then FIN)"},
-    [OPT_CONTROL] = {"control", NULL, "testing: read commands from stdin (see below)"},
+    [OPT_CONTROL] = {"control", NULL, "read commands from stdin (see below)"},
+    [OPT_API] = {"api", "PATH", "serve the same commands and JSON events on a unix socket (mode 0600, see below)"},
+    [OPT_DATA_DIR] = {"data-dir", "DIR", "where the node keeps its state (default $XDG_DATA_HOME/lp2p, created 0700)"},
     [OPT_JSON] = CLI_OPT_JSON,
     [OPT_HELP] = CLI_OPT_HELP,
 };
@@ -56,7 +59,7 @@ typedef struct listen_args {
   size_t n_listen;
   const char *dial[MAX_DIAL];
   size_t n_dial;
-  const char *identity, *agent;
+  const char *identity, *agent, *api, *data_dir;
   lp2p_key_type type;
   int have_type;
   uint64_t idle, ka_interval, ka_timeout;
@@ -92,11 +95,24 @@ static void listen_usage(FILE *f) {
              "  perf-served {peer, upload, download, error}   stopping {signal}   stopped {}\n"
              "(\"peers\" is the number of connected peers after the event.)\n"
              "\n"
-             "--control reads one command per line from stdin (testing): \"dial MADDR\",\n"
+             "--control reads one command per line from stdin: \"dial MADDR\",\n"
              "\"listen MADDR\", \"ping PEER-ID|MADDR\", \"disconnect PEER-ID\", \"peers\", \"quit\".\n"
              "A new listen address is announced to connected peers by identify push. Results are\n"
              "events: dialed {peer, addr, error}, ping {peer, rtt_us, error}, peers {count, peers},\n"
-             "disconnected {peer, error}, control-error {line, message}. End of input is ignored.\n");
+             "disconnected {peer, error}, control-error {line, message}. End of input is ignored.\n"
+             "\n"
+             "--api PATH serves the same commands on a unix socket (mode 0600) to several\n"
+             "clients at once; each client receives every event above as JSON lines (whatever\n"
+             "--json says about stdout), except that the result of a command (dialed, ping,\n"
+             "peers, disconnected, control-error) goes only to the client that sent it (stdin's\n"
+             "results go to every client). A line longer than 64 KiB gets a control-error and\n"
+             "the client is dropped; a client that stops reading (4 MiB of events pending) is\n"
+             "dropped. The node refuses to start when PATH belongs to a running node, replaces a\n"
+             "socket file left by a crash, and removes PATH when it stops.\n"
+             "\n"
+             "--data-dir DIR holds what the node keeps (today the identity key, DIR/identity.key,\n"
+             "unless --identity says otherwise). Default: $XDG_DATA_HOME/lp2p, or\n"
+             "~/.local/share/lp2p when XDG_DATA_HOME is unset: the directory `lp2p-node id` uses.\n");
 }
 
 static int on_opt(void *ud, size_t idx, const char *val) {
@@ -142,6 +158,8 @@ static int on_opt(void *ud, size_t idx, const char *val) {
       break;
     case OPT_ECHO: a->echo = 1; break;
     case OPT_CONTROL: a->control = 1; break;
+    case OPT_API: a->api = val; break;
+    case OPT_DATA_DIR: a->data_dir = val; break;
     case OPT_JSON: a->json = 1; break;
   }
   return 0;
@@ -152,6 +170,8 @@ typedef struct node {
   lp2p_swarm *sw;
   lp2p_privkey *key;
   char peer_id[LP2P_PEER_ID_MAX_TEXT];
+  int api;                 /* API clients may exist: build JSON events even without --json */
+  char data_dir[PATH_MAX]; /* "" when none (no home directory and --identity given) */
 } node;
 
 /* ------------------------------------------------------------------------- */
@@ -165,6 +185,17 @@ static void text_line(const char *fmt, ...) {
   va_end(ap);
   putchar('\n');
   fflush(stdout);
+}
+
+/* One JSON event: on stdout with --json, and to the API clients (to: that
+ * client only; 0: every client). Frees j's buffer. */
+static void emit(node *n, cli_json *j, uint64_t to) {
+  if (cli_json_end(j) == 0) {
+    if (n->a.json && fwrite(j->buf, 1, j->len, stdout) == j->len) fflush(stdout);
+    if (n->api) ctl_send(to, j->buf, j->len);
+  }
+  free(j->buf);
+  memset(j, 0, sizeof *j);
 }
 
 static void on_swarm_event(lp2p_swarm *sw, const lp2p_swarm_event *ev, void *ud) {
@@ -186,13 +217,13 @@ static void on_swarm_event(lp2p_swarm *sw, const lp2p_swarm_event *ev, void *ud)
           text_line("%s", full);
         else
           text_line("listen address closed: %s", full);
-        break;
+        if (!n->api) break;
       }
       cli_json_str(&j, "event", added ? "listening" : "listen-closed");
       cli_json_str(&j, "addr", full);
       cli_json_str(&j, "peer_id", n->peer_id);
       if (!added && ev->err) nc_json_error(&j, ev->err);
-      nc_json_out(&j);
+      emit(n, &j, 0);
       return;
     }
     case LP2P_SWARM_EV_CONN_ESTABLISHED:
@@ -204,7 +235,7 @@ static void on_swarm_event(lp2p_swarm *sw, const lp2p_swarm_event *ev, void *ud)
         else
           text_line("connection closed: %s %s %s (%s)", peer ? peer : "?", addr ? addr : "?", nc_dir_str(ev->dir),
                     lp2p_strerror(ev->err));
-        break;
+        if (!n->api) break;
       }
       cli_json_str(&j, "event", open ? "connection-opened" : "connection-closed");
       cli_json_str(&j, "peer", peer);
@@ -216,7 +247,7 @@ static void on_swarm_event(lp2p_swarm *sw, const lp2p_swarm_event *ev, void *ud)
         cli_json_str(&j, "message", lp2p_strerror(ev->err));
       }
       cli_json_int(&j, "peers", (long long)npeers);
-      nc_json_out(&j);
+      emit(n, &j, 0);
       return;
     }
     case LP2P_SWARM_EV_DIAL_FAILED:
@@ -227,13 +258,13 @@ static void on_swarm_event(lp2p_swarm *sw, const lp2p_swarm_event *ev, void *ud)
                                                                           : "inbound-stream-failed";
       if (!n->a.json) {
         text_line("%s: %s %s (%s)", name, peer ? peer : "", addr ? addr : "", lp2p_strerror(ev->err));
-        break;
+        if (!n->api) break;
       }
       cli_json_str(&j, "event", name);
       if (peer) cli_json_str(&j, "peer", peer);
       if (addr) cli_json_str(&j, "addr", addr);
       nc_json_error(&j, ev->err);
-      nc_json_out(&j);
+      emit(n, &j, 0);
       return;
     }
   }
@@ -254,7 +285,7 @@ static void on_identify_event(lp2p_identify *id, const lp2p_identify_event *ev, 
                 ev->type == LP2P_IDENTIFY_EV_IDENTIFIED ? "peer identified" : "identify push", peer,
                 ev->info->agent_version ? ev->info->agent_version : "", ev->info->n_protocols,
                 ev->info->n_listen_addrs);
-    return;
+    if (!n->api) return;
   }
   cli_json j;
   cli_json_begin(&j);
@@ -266,7 +297,7 @@ static void on_identify_event(lp2p_identify *id, const lp2p_identify_event *ev, 
     nc_json_error(&j, ev->err);
   else
     nc_json_identify(&j, ev->info);
-  nc_json_out(&j);
+  emit(n, &j, 0);
 }
 
 static void on_perf_served(lp2p_swarm *sw, const lp2p_peer_id *peer, int err, const lp2p_perf_result *r, void *ud) {
@@ -277,7 +308,7 @@ static void on_perf_served(lp2p_swarm *sw, const lp2p_peer_id *peer, int err, co
     text_line("perf served: %s received %llu bytes, sent %llu bytes%s%s", nc_peer_str(peer, pb, sizeof pb),
               (unsigned long long)r->uploaded, (unsigned long long)r->downloaded, err ? ": " : "",
               err ? lp2p_strerror(err) : "");
-    return;
+    if (!n->api) return;
   }
   cli_json j;
   cli_json_begin(&j);
@@ -286,7 +317,7 @@ static void on_perf_served(lp2p_swarm *sw, const lp2p_peer_id *peer, int err, co
   cli_json_int(&j, "upload", (long long)r->uploaded);
   cli_json_int(&j, "download", (long long)r->downloaded);
   if (err) nc_json_error(&j, err);
-  nc_json_out(&j);
+  emit(n, &j, 0);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -386,64 +417,80 @@ static const lp2p_stream_handler echo_handler = {
 };
 
 /* ------------------------------------------------------------------------- */
-/* dials and the control channel (testing) */
+/* dials and the commands (--control, --api) */
 
-typedef struct dial_ctx {
+/* Where a command's result goes: origin 0 (stdin, --dial) = every API client,
+ * else only the API client that sent it (if it is still connected). */
+typedef struct cmd_ctx {
   node *n;
-  char *addr;
-} dial_ctx;
+  uint64_t origin;
+  char *addr; /* dials */
+} cmd_ctx;
+
+static cmd_ctx *ctx_new(node *n, uint64_t origin) {
+  cmd_ctx *c = calloc(1, sizeof *c);
+  if (c) {
+    c->n = n;
+    c->origin = origin;
+  }
+  return c;
+}
 
 static void on_dialed(lp2p_swarm *sw, const lp2p_peer_id *peer, int err, const lp2p_dial_error *errs, size_t ne,
                       void *ud) {
-  dial_ctx *d = ud;
+  cmd_ctx *d = ud;
+  node *n = d->n;
   (void)sw;
   if (err == LP2P_ERR_DIAL && ne) err = errs[0].err;
   char pb[LP2P_PEER_ID_MAX_TEXT];
-  if (!d->n->a.json) {
+  if (!n->a.json) {
     if (err)
       text_line("dial %s failed: %s", d->addr, lp2p_strerror(err));
     else
       text_line("dialed %s: %s", d->addr, nc_peer_str(peer, pb, sizeof pb));
-  } else {
+  }
+  if (n->a.json || n->api) {
     cli_json j;
     cli_json_begin(&j);
     cli_json_str(&j, "event", "dialed");
     cli_json_str(&j, "addr", d->addr);
     cli_json_str(&j, "peer", err ? NULL : nc_peer_str(peer, pb, sizeof pb));
     if (err) nc_json_error(&j, err);
-    nc_json_out(&j);
+    emit(n, &j, d->origin);
   }
   free(d->addr);
   free(d);
 }
 
-static void start_dial(node *n, const char *addr) {
-  dial_ctx *d = calloc(1, sizeof *d);
+static void start_dial(node *n, const char *addr, uint64_t origin) {
+  cmd_ctx *d = ctx_new(n, origin);
   if (!d || !(d->addr = strdup(addr))) {
     free(d);
     return;
   }
-  d->n = n;
   const char *addrs[] = {addr};
   int rv = lp2p_swarm_dial(n->sw, NULL, addrs, 1, on_dialed, d);
   if (rv < 0) on_dialed(n->sw, NULL, rv, NULL, 0, d);
 }
 
-static void control_error(node *n, const char *line, const char *msg) {
+static void control_error(node *n, uint64_t origin, const char *line, const char *msg) {
   if (!n->a.json) {
     text_line("control: %s: %s", line, msg);
-    return;
+    if (!n->api) return;
   }
   cli_json j;
   cli_json_begin(&j);
   cli_json_str(&j, "event", "control-error");
   cli_json_str(&j, "line", line);
   cli_json_str(&j, "message", msg);
-  nc_json_out(&j);
+  emit(n, &j, origin);
 }
 
 static void on_control_pong(lp2p_swarm *sw, const lp2p_peer_id *peer, int err, uint64_t rtt_us, void *ud) {
-  node *n = ud;
+  cmd_ctx *c = ud;
+  node *n = c->n;
+  uint64_t origin = c->origin;
+  free(c);
   (void)sw;
   char pb[LP2P_PEER_ID_MAX_TEXT];
   if (!n->a.json) {
@@ -451,7 +498,7 @@ static void on_control_pong(lp2p_swarm *sw, const lp2p_peer_id *peer, int err, u
       text_line("ping %s failed: %s", nc_peer_str(peer, pb, sizeof pb), lp2p_strerror(err));
     else
       text_line("pong from %s: time=%.3f ms", nc_peer_str(peer, pb, sizeof pb), (double)rtt_us / 1000.0);
-    return;
+    if (!n->api) return;
   }
   cli_json j;
   cli_json_begin(&j);
@@ -461,7 +508,7 @@ static void on_control_pong(lp2p_swarm *sw, const lp2p_peer_id *peer, int err, u
     nc_json_error(&j, err);
   else
     cli_json_int(&j, "rtt_us", (long long)rtt_us);
-  nc_json_out(&j);
+  emit(n, &j, origin);
 }
 
 /* Peer id from "12D3..." or from the /p2p suffix of a multiaddr (which is then
@@ -484,7 +531,13 @@ static int control_peer(node *n, const char *arg, lp2p_peer_id *peer) {
   return rv;
 }
 
-static void run_command(node *n, char *line) {
+/* The one command dispatcher, for stdin and every API client (loop thread). */
+static void run_command(void *ud, uint64_t origin, char *line, const char *error) {
+  node *n = ud;
+  if (error) {
+    control_error(n, origin, line, error);
+    return;
+  }
   char *save = NULL, *verb = strtok_r(line, " \t", &save), *arg = strtok_r(NULL, " \t", &save);
   char orig[512];
   snprintf(orig, sizeof orig, "%s%s%s", verb ? verb : "", arg ? " " : "", arg ? arg : "");
@@ -492,29 +545,30 @@ static void run_command(node *n, char *line) {
   if (!strcmp(verb, "quit")) {
     lp2p_swarm_stop(n->sw);
   } else if (!strcmp(verb, "dial") && arg) {
-    start_dial(n, arg);
+    start_dial(n, arg, origin);
   } else if (!strcmp(verb, "listen") && arg) {
     int rv = lp2p_swarm_listen(n->sw, arg); /* success: a "listening" event */
-    if (rv < 0) control_error(n, orig, lp2p_strerror(rv));
+    if (rv < 0) control_error(n, origin, orig, lp2p_strerror(rv));
   } else if (!strcmp(verb, "ping") && arg) {
     lp2p_peer_id peer;
     int rv = control_peer(n, arg, &peer);
-    if (rv == 0) rv = lp2p_ping(n->sw, &peer, on_control_pong, n);
-    if (rv < 0) control_error(n, orig, lp2p_strerror(rv));
+    cmd_ctx *c = NULL;
+    if (rv == 0 && !(c = ctx_new(n, origin))) rv = LP2P_ERR_NOMEM;
+    if (rv == 0 && (rv = lp2p_ping(n->sw, &peer, on_control_pong, c)) < 0) free(c);
+    if (rv < 0) control_error(n, origin, orig, lp2p_strerror(rv));
   } else if (!strcmp(verb, "disconnect") && arg) {
     lp2p_peer_id peer;
     int rv = control_peer(n, arg, &peer);
     if (rv == 0) rv = lp2p_swarm_disconnect(n->sw, &peer);
     char pb[LP2P_PEER_ID_MAX_TEXT];
-    if (!n->a.json) {
-      text_line("disconnect %s: %s", arg, rv ? lp2p_strerror(rv) : "ok");
-    } else {
+    if (!n->a.json) text_line("disconnect %s: %s", arg, rv ? lp2p_strerror(rv) : "ok");
+    if (n->a.json || n->api) {
       cli_json j;
       cli_json_begin(&j);
       cli_json_str(&j, "event", "disconnected");
       cli_json_str(&j, "peer", rv == LP2P_ERR_PEER_ID ? NULL : nc_peer_str(&peer, pb, sizeof pb));
       if (rv) nc_json_error(&j, rv);
-      nc_json_out(&j);
+      emit(n, &j, origin);
     }
   } else if (!strcmp(verb, "peers")) {
     size_t cnt = lp2p_swarm_connected_peers(n->sw, NULL, 0);
@@ -529,119 +583,21 @@ static void run_command(node *n, char *line) {
     if (!n->a.json) {
       text_line("peers: %zu", cnt);
       for (size_t i = 0; i < cnt; i++) text_line("  %s", txt[i] ? txt[i] : "?");
-    } else {
+    }
+    if (n->a.json || n->api) {
       cli_json j;
       cli_json_begin(&j);
       cli_json_str(&j, "event", "peers");
       cli_json_int(&j, "count", (long long)cnt);
       cli_json_str_array(&j, "peers", (const char *const *)txt, cnt);
-      nc_json_out(&j);
+      emit(n, &j, origin);
     }
     for (size_t i = 0; i < cnt; i++) free(txt[i]);
     free(txt);
     free(ids);
   } else {
-    control_error(n, orig, "unknown command (dial MADDR, listen MADDR, ping PEER|MADDR, disconnect PEER, peers, quit)");
-  }
-}
-
-/* The reader thread queues complete lines; the loop thread drains them. */
-#define CTL_QUEUE 64
-static struct {
-  pthread_t thread;
-  pthread_mutex_t mu;
-  int running, wake[2];
-  char *q[CTL_QUEUE];
-  size_t head, len;
-  node *n;
-} ctl = {.mu = PTHREAD_MUTEX_INITIALIZER, .wake = {-1, -1}};
-
-static void ctl_drain(lp2p_swarm *sw, void *arg) {
-  (void)sw;
-  (void)arg;
-  for (;;) {
-    pthread_mutex_lock(&ctl.mu);
-    char *line = NULL;
-    if (ctl.len) {
-      line = ctl.q[ctl.head];
-      ctl.head = (ctl.head + 1) % CTL_QUEUE;
-      ctl.len--;
-    }
-    pthread_mutex_unlock(&ctl.mu);
-    if (!line) return;
-    run_command(ctl.n, line);
-    free(line);
-  }
-}
-
-static void ctl_push(char *line) {
-  pthread_mutex_lock(&ctl.mu);
-  int ok = ctl.len < CTL_QUEUE;
-  if (ok) ctl.q[(ctl.head + ctl.len++) % CTL_QUEUE] = line;
-  pthread_mutex_unlock(&ctl.mu);
-  if (!ok) {
-    free(line);
-    return;
-  }
-  lp2p_swarm_post(ctl.n->sw, ctl_drain, NULL);
-}
-
-static void *ctl_main(void *arg) {
-  (void)arg;
-  char buf[4096];
-  size_t len = 0;
-  for (;;) {
-    struct pollfd fds[2] = {{.fd = 0, .events = POLLIN}, {.fd = ctl.wake[0], .events = POLLIN}};
-    if (poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      return NULL;
-    }
-    if (fds[1].revents) return NULL;
-    if (!fds[0].revents) continue;
-    ssize_t k = read(0, buf + len, sizeof buf - 1 - len);
-    if (k <= 0) { /* end of input: keep serving, wait for the wake-up */
-      struct pollfd w = {.fd = ctl.wake[0], .events = POLLIN};
-      while (poll(&w, 1, -1) < 0 && errno == EINTR) {
-      }
-      return NULL;
-    }
-    len += (size_t)k;
-    char *nl;
-    while ((nl = memchr(buf, '\n', len))) {
-      size_t l = (size_t)(nl - buf);
-      if (l && buf[l - 1] == '\r') buf[l - 1] = 0;
-      *nl = 0;
-      char *line = strdup(buf);
-      if (line) ctl_push(line);
-      memmove(buf, nl + 1, len - l - 1);
-      len -= l + 1;
-    }
-    if (len == sizeof buf - 1) len = 0; /* an absurdly long line: drop it */
-  }
-}
-
-static int ctl_start(node *n) {
-  ctl.n = n;
-  if (pipe(ctl.wake)) return -1;
-  if (pthread_create(&ctl.thread, NULL, ctl_main, NULL)) return -1;
-  ctl.running = 1;
-  return 0;
-}
-
-static void ctl_stop(void) {
-  if (ctl.running) {
-    ssize_t w = write(ctl.wake[1], "x", 1);
-    (void)w;
-    pthread_join(ctl.thread, NULL);
-    ctl.running = 0;
-  }
-  for (int i = 0; i < 2; i++)
-    if (ctl.wake[i] >= 0) close(ctl.wake[i]);
-  /* lines posted but not run (the swarm drops posted work at free) */
-  while (ctl.len) {
-    free(ctl.q[ctl.head]);
-    ctl.head = (ctl.head + 1) % CTL_QUEUE;
-    ctl.len--;
+    control_error(n, origin, orig,
+                  "unknown command (dial MADDR, listen MADDR, ping PEER|MADDR, disconnect PEER, peers, quit)");
   }
 }
 
@@ -650,7 +606,53 @@ static void ctl_stop(void) {
 static void post_dials(lp2p_swarm *sw, void *arg) {
   node *n = arg;
   (void)sw;
-  for (size_t i = 0; i < n->a.n_dial; i++) start_dial(n, n->a.dial[i]);
+  for (size_t i = 0; i < n->a.n_dial; i++) start_dial(n, n->a.dial[i], 0);
+}
+
+/* mkdir -p; directories created here get mode 0700. 0 or -1 (errno). */
+static int make_dirs(const char *path) {
+  char d[PATH_MAX];
+  size_t len = strlen(path);
+  if (!len || len >= sizeof d) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  memcpy(d, path, len + 1);
+  while (len > 1 && d[len - 1] == '/') d[--len] = 0;
+  for (char *p = d + 1;; p++) {
+    if (*p && *p != '/') continue;
+    char c = *p;
+    *p = 0;
+    if (mkdir(d, 0700) < 0 && errno != EEXIST) return -1;
+    *p = c;
+    if (!c) break;
+  }
+  struct stat st;
+  if (stat(d, &st) < 0) return -1;
+  if (!S_ISDIR(st.st_mode)) {
+    errno = ENOTDIR;
+    return -1;
+  }
+  return 0;
+}
+
+/* --data-dir, or the XDG default; created. Returns 0 or an exit status. */
+static int prepare_data_dir(node *n) {
+  if (n->a.data_dir) {
+    if ((size_t)snprintf(n->data_dir, sizeof n->data_dir, "%s", n->a.data_dir) >= sizeof n->data_dir)
+      return cli_usage_error("listen: --data-dir path too long");
+  } else if (cli_data_path("", n->data_dir, sizeof n->data_dir) == 0) {
+    size_t l = strlen(n->data_dir);
+    while (l > 1 && n->data_dir[l - 1] == '/') n->data_dir[--l] = 0;
+  } else {
+    n->data_dir[0] = 0;
+    if (n->a.identity) return 0; /* nothing needs it today */
+    return cli_error("listen: no home directory for the default identity (set XDG_DATA_HOME, or use "
+                     "--data-dir or --identity)");
+  }
+  if (make_dirs(n->data_dir) < 0)
+    return cli_error("listen: cannot create the data directory %s: %s", n->data_dir, strerror(errno));
+  return 0;
 }
 
 static int setup(node *n) {
@@ -703,18 +705,28 @@ int cmd_listen(const cli_command *cmd, int argc, char **argv) {
     return CLI_EXIT_OK;
   }
   if (rv) return rv;
+  if ((rv = prepare_data_dir(&n))) return rv;
   char path[PATH_MAX];
   if (n.a.identity) {
     snprintf(path, sizeof path, "%s", n.a.identity);
-  } else if (nc_default_identity(path, sizeof path)) {
-    return cli_error("listen: no home directory for the default identity (set XDG_DATA_HOME or use --identity)");
+  } else if ((size_t)snprintf(path, sizeof path, "%s/identity.key", n.data_dir) >= sizeof path) {
+    return cli_error("listen: --data-dir path too long");
   }
+  /* the default (no --data-dir, no --identity) is the file `lp2p-node id` uses */
   if ((rv = nc_identity("listen", path, 1, n.a.have_type ? n.a.type : LP2P_KEY_ED25519, &n.key))) return rv;
   if (n.a.have_type && lp2p_privkey_type(n.key) != n.a.type) {
     lp2p_key_type have = lp2p_privkey_type(n.key);
     lp2p_privkey_free(n.key);
     return cli_error("listen: identity %s holds a %s key, not %s (use another --identity or drop --key-type)",
                      path, lp2p_key_type_name(have), lp2p_key_type_name(n.a.type));
+  }
+  if (n.a.api) {
+    char why[PATH_MAX + 128];
+    if (ctl_api_open(n.a.api, why, sizeof why) < 0) {
+      lp2p_privkey_free(n.key);
+      return cli_error("listen: %s", why);
+    }
+    n.api = 1;
   }
   lp2p_peer_id me;
   lp2p_peer_id_from_pubkey(lp2p_privkey_public(n.key), &me);
@@ -728,25 +740,27 @@ int cmd_listen(const cli_command *cmd, int argc, char **argv) {
   }
   if ((st = setup(&n)) == 0) {
     if (nc_signals_start(n.sw) < 0) st = cli_error("listen: cannot set up signal handling");
-    if (!st && n.a.control && ctl_start(&n) < 0) st = cli_error("listen: cannot start the control channel");
+    if (!st && (n.a.control || n.api) && ctl_start(n.sw, n.a.control, run_command, &n) < 0)
+      st = cli_error("listen: cannot start the control channel");
   }
   if (!st) lp2p_swarm_run(n.sw);
   int sig = nc_signals_stop();
-  ctl_stop();
-  if (!st && n.a.json) {
+  if (!st && (n.a.json || n.api)) {
     cli_json j;
     cli_json_begin(&j);
     cli_json_str(&j, "event", "stopping");
     cli_json_int(&j, "signal", sig);
-    nc_json_out(&j);
+    emit(&n, &j, 0);
   }
+  ctl_stop(); /* API clients get "stopping" if they can take it now; the socket file goes */
   lp2p_swarm_free(n.sw);
   lp2p_privkey_free(n.key);
+  n.api = 0; /* clients are gone */
   if (!st && n.a.json) {
     cli_json j;
     cli_json_begin(&j);
     cli_json_str(&j, "event", "stopped");
-    nc_json_out(&j);
+    emit(&n, &j, 0);
   } else if (!st) {
     text_line("stopped");
   }

@@ -6,12 +6,14 @@
  *                      (entries filtered by the /p2p id when one is given;
  *                      nested /dnsaddr or /dns* entries are resolved again by
  *                      the dial pipeline, which bounds the recursion).
- * Each request owns a c-ares channel (system resolver configuration, hosts
+ * "localhost" and "*.localhost" (dns, dns4, dns6) are loopback without asking
+ * anyone (RFC 6761). Every other request owns a c-ares channel (system resolver configuration, hosts
  * file first) whose sockets are watched with uv_poll handles and whose
  * timeouts run on a uv_timer. Results are limited to LP2P__DNS_MAX_RESULTS. */
 #include <ares.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/mem.h"
 #include "transport/transport_int.h"
@@ -119,10 +121,12 @@ static void after_process(struct lp2p__resolve_req *r) {
 
 static void timer_cb(uv_timer_t *t) {
   struct lp2p__resolve_req *r = t->data;
-  if (!r->ch_open) return;
-  r->in_process = 1;
-  ares_process_fd(r->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
-  r->in_process = 0;
+  if (r->delivered) return;
+  if (r->ch_open) { /* else: answered without c-ares (localhost) */
+    r->in_process = 1;
+    ares_process_fd(r->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+    r->in_process = 0;
+  }
   after_process(r);
 }
 
@@ -292,6 +296,32 @@ static void txt_cb(void *arg, int status, int timeouts, unsigned char *abuf, int
   if (!r->in_process) deliver(r);
 }
 
+/* RFC 6761 section 6.3: "localhost" and names ending in ".localhost" are
+ * loopback, answered here without a hosts file or a DNS server (as the go and
+ * rust system resolvers do). Case-insensitive; one trailing dot allowed. */
+static int is_localhost(const uint8_t *v, size_t vl) {
+  if (vl && v[vl - 1] == '.') vl--;
+  static const char lh[] = "localhost";
+  const size_t ll = sizeof lh - 1;
+  if (vl < ll || strncasecmp((const char *)v + vl - ll, lh, ll)) return 0;
+  if (vl == ll) return 1;
+  return vl > ll + 1 && v[vl - ll - 1] == '.' && v[0] != '.';
+}
+
+static void add_loopback(struct lp2p__resolve_req *r) {
+  if (r->code != LP2P_MA_DNS6) {
+    struct sockaddr_in sa;
+    uv_ip4_addr("127.0.0.1", 0, &sa);
+    add_result(r, ip_with_rest((const struct sockaddr *)&sa, r->rest));
+  }
+  if (r->code != LP2P_MA_DNS4) {
+    struct sockaddr_in6 sa6;
+    uv_ip6_addr("::1", 0, &sa6);
+    add_result(r, ip_with_rest((const struct sockaddr *)&sa6, r->rest));
+  }
+  if (!r->n_results) r->err = LP2P_ERR_NOMEM;
+}
+
 /* ------------------------------------------------------------------------- */
 
 static int dns_resolve(uv_loop_t *loop, const lp2p_mem *mem, const lp2p_multiaddr *ma, lp2p__resolve_cb cb,
@@ -342,6 +372,16 @@ static int dns_resolve(uv_loop_t *loop, const lp2p_mem *mem, const lp2p_multiadd
   if (rv < 0) {
     req_free(r);
     return rv;
+  }
+  if (code != LP2P_MA_DNSADDR && is_localhost(v, vl)) {
+    add_loopback(r);
+    r->done = 1;
+    uv_timer_init(loop, &r->timer);
+    r->timer.data = r;
+    r->open_handles = 1;
+    *out = r;
+    uv_timer_start(&r->timer, timer_cb, 0, 0); /* delivered on the next loop turn */
+    return 0;
   }
   struct ares_options opts;
   memset(&opts, 0, sizeof opts);

@@ -1,0 +1,6 @@
+/* cmake/sansio-guard/uv.h - placed first on the include path of the sans-IO
+ * engines (core/, noise/, muxer/, kad/engine/, mdns/engine/) by CMakeLists.txt:
+ * engines take bytes, events and the current time from the caller and never
+ * open sockets or run an event loop. Only the runtime (swarm/, transport/)
+ * may include <uv.h>. */
+#error "sans-IO engine: <uv.h> is forbidden here (runtime only: swarm/, transport/)"
