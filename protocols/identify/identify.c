@@ -612,7 +612,12 @@ static void id_destroy(void *self) {
 }
 
 static const lp2p_behaviour_vtable id_vtable = {
-    sizeof(lp2p_behaviour_vtable), LP2P_IDENTIFY_BEHAVIOUR, id_attach, id_on_event, id_detach, id_destroy, NULL,
+    .struct_size = sizeof(lp2p_behaviour_vtable),
+    .name = LP2P_IDENTIFY_BEHAVIOUR,
+    .attach = id_attach,
+    .on_event = id_on_event,
+    .detach = id_detach,
+    .destroy = id_destroy,
 };
 
 int lp2p_identify_add(lp2p_swarm *sw, const lp2p_identify_config *cfg, lp2p_identify **out) {

@@ -176,7 +176,10 @@ static int ps_attach(void *self, lp2p_swarm *sw) {
 static void ps_destroy(void *self) { free(self); }
 
 static const lp2p_behaviour_vtable ps_vtable = {
-    sizeof(lp2p_behaviour_vtable), LP2P_PERF_BEHAVIOUR, ps_attach, NULL, NULL, ps_destroy, NULL,
+    .struct_size = sizeof(lp2p_behaviour_vtable),
+    .name = LP2P_PERF_BEHAVIOUR,
+    .attach = ps_attach,
+    .destroy = ps_destroy,
 };
 
 int lp2p_perf_add(lp2p_swarm *sw, const lp2p_perf_config *cfg, lp2p_perf_service **out) {

@@ -200,7 +200,10 @@ static void ps_destroy(void *self) {
 }
 
 static const lp2p_behaviour_vtable ps_vtable = {
-    sizeof(lp2p_behaviour_vtable), LP2P_PING_BEHAVIOUR, ps_attach, NULL, NULL, ps_destroy, NULL,
+    .struct_size = sizeof(lp2p_behaviour_vtable),
+    .name = LP2P_PING_BEHAVIOUR,
+    .attach = ps_attach,
+    .destroy = ps_destroy,
 };
 
 int lp2p_ping_add(lp2p_swarm *sw, const lp2p_ping_config *cfg, lp2p_ping_service **out) {
