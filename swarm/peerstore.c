@@ -305,6 +305,7 @@ int lp2p__ps_add_at(lp2p_peerstore *ps, const lp2p_peer_id *peer, const lp2p_mul
                     lp2p_addr_source source, uint64_t ttl_ms, lp2p_tstamp now) {
   if (!ps || !peer || !peer->len || (n && !addrs) || source < LP2P_ADDR_SRC_USER || source > LP2P_ADDR_SRC_OTHER)
     return LP2P_ERR_INVAL;
+  if (!n) return 0;
   int err = 0;
   ps_peer *p = get(ps, peer, now, &err);
   if (!p) return err;
@@ -655,6 +656,10 @@ int lp2p_peerstore_pubkey(const lp2p_peerstore *ps, const lp2p_peer_id *peer, lp
 lp2p_tstamp lp2p_peerstore_last_seen(const lp2p_peerstore *ps, const lp2p_peer_id *peer) {
   const ps_peer *p = find(ps, peer);
   return p ? p->last_seen : 0;
+}
+
+void lp2p_peerstore_mark_seen(lp2p_peerstore *ps, const lp2p_peer_id *peer) {
+  if (ps) lp2p__ps_seen(ps, peer, ps_now(ps));
 }
 
 int lp2p_peerstore_set_latency(lp2p_peerstore *ps, const lp2p_peer_id *peer, uint64_t rtt_us) {

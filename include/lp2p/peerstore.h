@@ -115,6 +115,8 @@ LP2P_EXTERN int lp2p_peerstore_set_pubkey(lp2p_peerstore *ps, const lp2p_peer_id
 LP2P_EXTERN int lp2p_peerstore_pubkey(const lp2p_peerstore *ps, const lp2p_peer_id *peer, lp2p_pubkey **out);
 /* Last time (swarm time) the peer connected, was identified or pinged; 0 = never. */
 LP2P_EXTERN lp2p_tstamp lp2p_peerstore_last_seen(const lp2p_peerstore *ps, const lp2p_peer_id *peer);
+/* Marks a KNOWN peer seen now (behaviours: after an exchange with it). No-op for an unknown peer. */
+LP2P_EXTERN void lp2p_peerstore_mark_seen(lp2p_peerstore *ps, const lp2p_peer_id *peer);
 /* Latest ping round trip (ping fills it); LP2P_ERR_NOT_FOUND if none. */
 LP2P_EXTERN int lp2p_peerstore_set_latency(lp2p_peerstore *ps, const lp2p_peer_id *peer, uint64_t rtt_us);
 LP2P_EXTERN int lp2p_peerstore_latency(const lp2p_peerstore *ps, const lp2p_peer_id *peer, uint64_t *rtt_us);
