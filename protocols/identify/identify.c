@@ -640,8 +640,14 @@ static int id_attach(void *self, lp2p_swarm *sw) {
   int rv = lp2p_swarm_set_protocol(sw, LP2P_IDENTIFY_PROTOCOL_ID, &answer_handler, id);
   if (rv < 0) return rv;
   if (id->cfg.push) {
-    if ((rv = lp2p_swarm_set_protocol(sw, LP2P_IDENTIFY_PUSH_PROTOCOL_ID, &push_in_handler, id)) < 0) return rv;
-    if ((rv = lp2p_timer_new(&id->tick, sw, on_tick, id)) < 0) return rv;
+    if ((rv = lp2p_swarm_set_protocol(sw, LP2P_IDENTIFY_PUSH_PROTOCOL_ID, &push_in_handler, id)) < 0 ||
+        (rv = lp2p_timer_new(&id->tick, sw, on_tick, id)) < 0) {
+      /* the failed add destroys id: nothing registered may keep pointing at it */
+      lp2p_swarm_remove_protocol(sw, LP2P_IDENTIFY_PUSH_PROTOCOL_ID);
+      lp2p_swarm_remove_protocol(sw, LP2P_IDENTIFY_PROTOCOL_ID);
+      id->tick = NULL;
+      return rv;
+    }
   }
   return 0;
 }
