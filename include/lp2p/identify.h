@@ -130,7 +130,7 @@ LP2P_EXTERN lp2p_identify *lp2p_identify_get(const lp2p_swarm *sw);
 /* What peer told us, or NULL if nothing (yet). See lp2p_identify_info for lifetime. */
 LP2P_EXTERN const lp2p_identify_info *lp2p_identify_peer_info(const lp2p_identify *id, const lp2p_peer_id *peer);
 
-/* Runs /ipfs/id/1.0.0 towards peer now (dialing via the address book if
+/* Runs /ipfs/id/1.0.0 towards peer now (dialing via the peer store if
  * needed); the result arrives as an IDENTIFIED or FAILED event. A request
  * already running for peer is joined. Sync errors: LP2P_ERR_INVAL,
  * LP2P_ERR_NOMEM, LP2P_ERR_STATE. */

@@ -22,9 +22,13 @@
  * it is "stronger" (USER/DIALED > IDENTIFY > discovery). Expired addresses are
  * not returned and are removed by a sweep that runs when the earliest expiry
  * is due. When a peer's last address from a discovery source (>= MDNS)
- * expires or is removed, PEER_EXPIRED(peer, source) is raised; when a
- * discovery source adds a new address, PEER_DISCOVERED(peer, new addrs,
- * source). Both events are delivered after the current callback (deferred).
+ * expires or is removed (also by eviction, or with the whole peer),
+ * PEER_EXPIRED(peer, source) is raised; when a discovery source adds an
+ * address the store did not have (or had expired), PEER_DISCOVERED(peer, those
+ * addrs, source). Both are swarm events delivered after the current callback
+ * (deferred, see lp2p_swarm_emit). Note: the address a connection succeeds on
+ * becomes source DIALED and permanent (the old address book's behaviour), so a
+ * dialed discovery address no longer expires nor counts as "discovery".
  *
  * Limits: at most cfg.max_address_book_peers peers (0 = unlimited) and
  * cfg.max_addrs_per_peer addresses per peer. Adding beyond a limit evicts the

@@ -148,7 +148,8 @@ typedef struct lp2p_swarm_config {
   uint32_t max_outbound_conns;     /* default 256: established + pending outbound; dial => LP2P_ERR_LIMIT */
   uint32_t max_pending_inbound;    /* default 64: inbound connections still in their upgrade */
   uint32_t max_streams_per_conn;   /* default 512: inbound beyond it are reset; outbound => LP2P_ERR_LIMIT */
-  uint32_t max_address_book_peers; /* default 4096: oldest unconnected entries are evicted */
+  uint32_t max_address_book_peers; /* default 4096: peers in the peer store (lp2p/peerstore.h); beyond it the
+                                      least useful unconnected one is evicted */
 
   /* timeouts in milliseconds (0 = disabled) */
   uint32_t handshake_timeout_ms;          /* default 10000: inbound TCP accept -> yamux ready */
@@ -198,8 +199,11 @@ typedef enum lp2p_swarm_event_type {
    * DHT, ...: lp2p_peerstore_add_addrs with a source >= LP2P_ADDR_SRC_MDNS)
    * gave the peer store an address it did not know for that peer. */
   LP2P_SWARM_EV_PEER_DISCOVERED = 9,
-  /* peer, source: the last address of that peer coming from a discovery
-   * source expired (its TTL ran out) or was removed; other addresses may remain. */
+  /* peer, source: the peer store lost the peer's last address whose source is
+   * a discovery source (its TTL ran out, it was removed or evicted, or the peer
+   * was removed/evicted); addresses from other sources may remain. An address
+   * whose source was upgraded (e.g. mDNS -> DIALED after a successful dial) no
+   * longer counts as a discovery address and raises nothing. */
   LP2P_SWARM_EV_PEER_EXPIRED = 10,
   /* addr: one of our own external addresses is confirmed (configured with
    * lp2p_swarm_add_external_addr, or observed by >= 2 distinct peers) */
@@ -352,12 +356,15 @@ typedef void (*lp2p_dial_fn)(lp2p_swarm *sw, const lp2p_peer_id *peer, int err, 
  * at most 8 lookups per dial; a failed lookup is LP2P_ERR_DNS for that
  * address. A /p2p/<id> suffix sets the expected peer
  * id (a handshake with another identity fails that address with
- * LP2P_ERR_PEER_ID_MISMATCH). n may be 0 if the address book knows the peer.
+ * LP2P_ERR_PEER_ID_MISMATCH). n may be 0 if the peer store (lp2p/peerstore.h)
+ * has unexpired addresses for the peer (they are tried in their stored order).
  * Concurrent dials to the same known peer coalesce into ONE attempt (extra
  * addresses are appended to it) and every caller gets the result. Dialing a
  * connected peer succeeds without touching the network.
  * cb (optional) is called exactly once, never from inside this call.
- * Successful addresses are added to the address book. Failures also emit
+ * The address a connection succeeded on is stored in the peer store (source
+ * LP2P_ADDR_SRC_DIALED, permanent); addresses given for an already connected
+ * peer are stored with source USER. Failures also emit
  * DIAL_FAILED. Sync errors (no callback then): LP2P_ERR_INVAL (no address and
  * no peer / unknown peer, or dialing ourselves), LP2P_ERR_MULTIADDR,
  * LP2P_ERR_NOMEM, LP2P_ERR_STATE (swarm shutting down). */
@@ -374,7 +381,9 @@ LP2P_EXTERN uint64_t lp2p_swarm_dial_count(const lp2p_swarm *sw);
 LP2P_EXTERN int lp2p_swarm_disconnect(lp2p_swarm *sw, const lp2p_peer_id *peer);
 
 /* ---------------------------------------------------------------------------
- * Peers and address book. "Connected" is derived from live connections only. */
+ * Peers. "Connected" is derived from live connections only. What is known about
+ * peers (addresses, protocols, agent, key, latency) lives in the swarm's peer
+ * store, lp2p/peerstore.h; the address functions below are thin wrappers. */
 LP2P_EXTERN int lp2p_swarm_is_connected(const lp2p_swarm *sw, const lp2p_peer_id *peer);
 /* Copies up to max connected peer ids into out; returns the total count. */
 LP2P_EXTERN size_t lp2p_swarm_connected_peers(const lp2p_swarm *sw, lp2p_peer_id *out, size_t max);
@@ -385,9 +394,11 @@ LP2P_EXTERN const lp2p_multiaddr *lp2p_swarm_peer_remote_addr(const lp2p_swarm *
 /* Adds addresses for peer to the peer store (lp2p/peerstore.h) with source
  * LP2P_ADDR_SRC_USER and no expiry (copied; duplicates ignored; a /p2p
  * suffix is stripped and must match peer). Addresses that cannot work for a
- * dialer (0.0.0.0, ::, port 0) are skipped: LP2P_ERR_INVAL if nothing else
- * failed. At most max_addrs_per_peer per peer are kept (the least useful is
- * dropped). Used by open_stream/dial to (re)dial. */
+ * dialer (0.0.0.0, ::, port 0) are skipped. Returns 0 when at least one
+ * address was stored (or n == 0), else the first error (LP2P_ERR_INVAL for
+ * unusable addresses, LP2P_ERR_PEER_ID_MISMATCH, LP2P_ERR_LIMIT, ...). At most
+ * max_addrs_per_peer per peer are kept (the least useful is dropped). Used by
+ * open_stream/dial to (re)dial. */
 LP2P_EXTERN int lp2p_swarm_add_addresses(lp2p_swarm *sw, const lp2p_peer_id *peer,
                                          const lp2p_multiaddr *const *addrs, size_t n);
 /* Text variant for one address; peer may be NULL if the text ends in /p2p/<id>. */
@@ -473,7 +484,7 @@ LP2P_EXTERN size_t lp2p_swarm_protocols(const lp2p_swarm *sw, const char **out, 
 
 /* Opens an outbound stream to peer proposing protocols[0..n) in order (strings
  * copied). Uses the peer's live connection; if there is none, dials the
- * address book's addresses (or joins a dial in progress); with no address the
+ * peer store's unexpired addresses (or joins a dial in progress); with no address the
  * stream fails with LP2P_ERR_NOT_CONNECTED. Never dials when connected.
  * Result through h: on_open(s, agreed id) or on_close(s, err) — never from
  * inside this call. *out (optional) receives the handle, valid until on_close
