@@ -413,13 +413,18 @@ LP2P_EXTERN size_t lp2p_swarm_peer_addresses(const lp2p_swarm *sw, const lp2p_pe
  * are confirmed at once; identify's observed addresses become candidates and
  * are confirmed once 2 DISTINCT PEERS (distinct peer ids whose connections
  * come from distinct /24 (IPv4) or /48 (IPv6) networks, or different scopes)
- * reported the same address within 30 minutes. TCP: the port a peer observes
- * on a connection WE dialed is an ephemeral source port, so such observations
- * vote for "observed IP + each of our TCP listen ports" instead (go-libp2p's
- * observed-address manager and rust-libp2p treat outbound observations the
- * same way, as only the IP is meaningful there); observations on inbound
- * connections vote for the address as observed. UNSPECIFIED addresses and
- * port 0 are never candidates. Confirmation and expiry raise
+ * reported the same address within 30 minutes; reporters that are not public
+ * (LAN, loopback) share a /24 by nature, so distinct peer ids suffice there.
+ * TCP: the port a peer observes on a connection WE dialed is an ephemeral
+ * source port, so such an observation votes for "observed IP + each of our
+ * TCP listen ports of the same family" instead (rust-libp2p's
+ * address_translation does the same: IP from the observation, port from the
+ * listen address; it holds without NAT or behind a port-preserving NAT, and
+ * needs the 2-peer agreement to count); observations on inbound connections
+ * vote for the address as observed. (go-libp2p is stricter: it only trusts
+ * observations made on connections whose local address is a listen address,
+ * and wants 4 distinct observer IPs.) UNSPECIFIED addresses and port 0 are
+ * never candidates. Confirmation and expiry raise
  * EXTERNAL_ADDR_CONFIRMED / EXTERNAL_ADDR_EXPIRED (deferred). Observed
  * addresses not re-observed within 30 minutes expire. */
 /* Adds a configured external address (copied; /p2p suffix stripped):
