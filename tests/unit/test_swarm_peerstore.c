@@ -590,6 +590,115 @@ TEST(discovered_peer_is_dialable) {
   CHECK_EQ(tloop_finish(&L), 0);
 }
 
+/* ---- the swarm drives expiry (timer) and persistence (deferred saves) ---- */
+
+typedef struct pdb {
+  int loads, saves, removes;
+  int saving_inside; /* a save arrived while our add call was still running */
+  int in_call;
+  size_t last_n_addrs;
+} pdb;
+
+static int pdb_load(void *ud, lp2p_peerstore *ps) {
+  (void)ps;
+  ((pdb *)ud)->loads++;
+  return 0;
+}
+static void pdb_save(void *ud, const lp2p_peerstore_snapshot *snap) {
+  pdb *d = ud;
+  d->saves++;
+  if (d->in_call) d->saving_inside = 1;
+  d->last_n_addrs = snap->n_addrs;
+}
+static void pdb_remove(void *ud, const lp2p_peer_id *peer) {
+  (void)peer;
+  ((pdb *)ud)->removes++;
+}
+
+TEST(swarm_expires_and_persists) {
+  tloop L;
+  tloop_init(&L);
+  tsw a;
+  REQUIRE(tsw_init(&a, &L, 19, NULL, 0) == 0);
+  observer *o = calloc(1, sizeof *o);
+  CHECK_OK(lp2p_swarm_add_behaviour(a.sw, &obs_vt, o));
+  lp2p_peerstore *ps = lp2p_swarm_peerstore(a.sw);
+  pdb d = {0, 0, 0, 0, 0, 0};
+  lp2p_peerstore_persist pv = {sizeof pv, pdb_load, pdb_save, pdb_remove, &d};
+  CHECK_OK(lp2p_peerstore_set_persist(ps, &pv));
+  CHECK_EQ(d.loads, 1);
+  lp2p_peer_id other;
+  {
+    tsw t;
+    REQUIRE(tsw_init(&t, &L, 20, NULL, 0) == 0);
+    other = t.id;
+    tsw_free(&t);
+  }
+  lp2p_multiaddr *perm = ma("/ip4/203.0.113.9/tcp/1"), *brief = ma("/ip4/192.168.3.3/tcp/1");
+  d.in_call = 1;
+  CHECK_EQ(lp2p_peerstore_add_addrs(ps, &other, (const lp2p_multiaddr *const[]){perm}, 1, LP2P_ADDR_SRC_USER, 0), 1);
+  CHECK_EQ(lp2p_peerstore_add_addrs(ps, &other, (const lp2p_multiaddr *const[]){brief}, 1, LP2P_ADDR_SRC_MDNS, 60),
+           1);
+  d.in_call = 0;
+  CHECK_EQ(d.saves, 0);
+  /* one batched save after the calls; the 60 ms address is not worth saving */
+  CHECK(RUN_UNTIL(&L, d.saves == 1, 2000));
+  CHECK(!d.saving_inside);
+  CHECK_EQ(d.last_n_addrs, 1);
+  /* the swarm's timer expires the mDNS address: PEER_EXPIRED, and it is gone */
+  CHECK(RUN_UNTIL(&L, count(o, LP2P_SWARM_EV_PEER_EXPIRED) == 1, 3000));
+  CHECK_EQ(lp2p_peerstore_addrs(ps, &other, LP2P_MA_SCOPE_ANY, NULL, 0), 1);
+  CHECK_EQ(lp2p_peerstore_addrs(ps, &other, LP2P_MA_SCOPE_LAN, NULL, 0), 0);
+  CHECK_EQ(count(o, LP2P_SWARM_EV_PEER_DISCOVERED), 1);
+  CHECK_OK(lp2p_peerstore_remove_peer(ps, &other));
+  CHECK_EQ(d.removes, 1);
+  CHECK_EQ(lp2p_peerstore_peers(ps, NULL, 0), 0);
+  lp2p_multiaddr_free(perm);
+  lp2p_multiaddr_free(brief);
+  tsw_free(&a);
+  free(o);
+  CHECK_EQ(tloop_finish(&L), 0);
+}
+
+/* two gates: any one denying wins; allow_stream is not consulted for outbound streams */
+TEST(gating_any_denial_wins) {
+  tloop L;
+  tloop_init(&L);
+  tsw a, b;
+  REQUIRE(tsw_init(&b, &L, 21, NULL, 1) == 0);
+  REQUIRE(tsw_init(&a, &L, 22, NULL, 0) == 0);
+  techo eb, ea;
+  memset(&eb, 0, sizeof eb);
+  memset(&ea, 0, sizeof ea);
+  CHECK_OK(lp2p_swarm_add_behaviour(b.sw, &techo_vtable, &eb));
+  CHECK_OK(lp2p_swarm_add_behaviour(a.sw, &techo_vtable, &ea));
+  gate allow_all, deny_echo, a_gate;
+  memset(&allow_all, 0, sizeof allow_all);
+  memset(&deny_echo, 0, sizeof deny_echo);
+  memset(&a_gate, 0, sizeof a_gate);
+  deny_echo.deny_proto = TECHO_PROTO;
+  a_gate.deny_proto = TECHO_PROTO; /* on the dialer: must not matter for its own outbound streams */
+  CHECK_OK(lp2p_swarm_add_behaviour(b.sw, &gate_vt, &allow_all));
+  CHECK_OK(lp2p_swarm_add_behaviour(b.sw, &gate_vt, &deny_echo));
+  CHECK_OK(lp2p_swarm_add_behaviour(a.sw, &gate_vt, &a_gate));
+  CHECK_OK(lp2p_swarm_add_address(a.sw, NULL, b.addr));
+  tclient cl;
+  tclient_init(&cl, 10, 4);
+  const char *protos[] = {TECHO_PROTO};
+  CHECK_OK(lp2p_swarm_open_stream(a.sw, &b.id, protos, 1, &tclient_handler, &cl, NULL));
+  CHECK(RUN_UNTIL(&L, cl.closed && b.n_in_stream_failed == 1, 5000));
+  CHECK_EQ(cl.close_err, LP2P_ERR_UNSUPPORTED);
+  CHECK_EQ(b.last_in_stream_err, LP2P_ERR_DENIED);
+  CHECK(allow_all.stream_calls >= 1);
+  CHECK(deny_echo.stream_calls >= 1);
+  CHECK_EQ(a_gate.stream_calls, 0);
+  CHECK_EQ(a_gate.inbound_calls, 0); /* a dialed: no inbound connection to gate */
+  CHECK_EQ(allow_all.inbound_calls, 1);
+  tsw_free(&a);
+  tsw_free(&b);
+  CHECK_EQ(tloop_finish(&L), 0);
+}
+
 int main(void) {
   RUN(emit_is_deferred_copied_and_ordered);
   RUN(post2_drop_frees_argument);
@@ -599,5 +708,7 @@ int main(void) {
   RUN(external_addresses);
   RUN(external_address_from_identify);
   RUN(discovered_peer_is_dialable);
+  RUN(swarm_expires_and_persists);
+  RUN(gating_any_denial_wins);
   return test_done();
 }
