@@ -487,6 +487,7 @@ static int handshake_done(lp2p__conn *c) {
   c->remote = *rp;
   if (c->expected.len && !lp2p_peer_id_equal(&c->expected, rp)) return LP2P_ERR_PEER_ID_MISMATCH;
   if (lp2p_peer_id_equal(rp, &sw->local)) return LP2P_ERR_HANDSHAKE;
+  if (lp2p__gate_inbound_conn(c) < 0) return LP2P_ERR_DENIED; /* gate.c: behaviours' allow_inbound */
   const char *mux = lp2p_noise_muxer(c->noise);
   conn_log(c, LP2P_LOG_DEBUG, mux ? "noise done, muxer from extension" : "noise done, muxer via multistream",
            0);

@@ -238,14 +238,17 @@ int lp2p__dial_start(lp2p_swarm *sw, const lp2p_peer_id *peer, const lp2p_multia
   for (size_t i = 0; i < n && !rv; i++) rv = add_addr(d, addrs[i]);
   if (!rv && pe && pe->live > 0) {
     /* already connected: success without touching the network */
-    for (size_t i = 0; i < d->n; i++) lp2p__peer_add_addr(sw, pe, d->addrs[i]);
+    lp2p_peerstore_add_addrs(sw->ps, &pid, (const lp2p_multiaddr *const *)d->addrs, d->n, LP2P_ADDR_SRC_USER, 0);
     lp2p__list_init(&d->link);
     d->result_peer = pid;
     finish(d, 0);
     return 0;
   }
-  if (!rv && !n && pe)
-    for (size_t i = 0; i < pe->n_addrs && !rv; i++) rv = add_addr(d, pe->addrs[i]);
+  if (!rv && !n && pe) { /* the peer store's unexpired addresses */
+    const lp2p_multiaddr *known[LP2P__SW_MAX_DIAL_ADDRS];
+    size_t k = lp2p__swarm_ps_dial_addrs(sw, &pid, known, LP2P__SW_MAX_DIAL_ADDRS);
+    for (size_t i = 0; i < k && !rv; i++) rv = add_addr(d, known[i]);
+  }
   if (!rv && !d->n) rv = LP2P_ERR_INVAL;
   if (rv < 0) {
     dial_free(sw, d);

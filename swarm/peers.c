@@ -1,5 +1,7 @@
-/* swarm/peers.c - peer table (connections derived from live connections only),
- * address book, and the protocol registry. */
+/* swarm/peers.c - the live-connection peer table (connections derived from live
+ * connections only) and the simultaneous-dial rule. What is KNOWN about peers
+ * (addresses, protocols, ...) lives in the peer store (swarm/peerstore.c); the
+ * protocol registry in swarm/registry.c. */
 #include <string.h>
 
 #include "swarm/swarm_int.h"
@@ -74,7 +76,6 @@ static void peer_remove(lp2p_swarm *sw, lp2p__peer *pe) {
   while (*pp && *pp != pe) pp = &(*pp)->hnext;
   if (*pp) *pp = pe->hnext;
   lp2p__list_del(&pe->lru_link);
-  for (size_t i = 0; i < pe->n_addrs; i++) lp2p_multiaddr_free(pe->addrs[i]);
   sw->n_peers--;
   lp2p__free(&sw->mem, pe);
 }
@@ -113,35 +114,6 @@ int lp2p__split_p2p(const lp2p_multiaddr *ma, lp2p_multiaddr **base, lp2p_peer_i
   }
   *base = lp2p_multiaddr_dup(ma);
   return *base ? 0 : LP2P_ERR_NOMEM;
-}
-
-int lp2p__peer_add_addr(lp2p_swarm *sw, lp2p__peer *pe, const lp2p_multiaddr *ma) {
-  lp2p_multiaddr *base;
-  lp2p_peer_id id;
-  int rv = lp2p__split_p2p(ma, &base, &id);
-  if (rv < 0) return rv;
-  if (id.len && !lp2p_peer_id_equal(&id, &pe->id)) {
-    lp2p_multiaddr_free(base);
-    return LP2P_ERR_PEER_ID_MISMATCH;
-  }
-  if (lp2p_multiaddr_count(base) == 0) {
-    lp2p_multiaddr_free(base);
-    return LP2P_ERR_INVAL;
-  }
-  for (size_t i = 0; i < pe->n_addrs; i++) {
-    if (lp2p_multiaddr_equal(pe->addrs[i], base)) {
-      lp2p_multiaddr_free(base);
-      return 0;
-    }
-  }
-  if (pe->n_addrs == LP2P__SW_MAX_ADDRS_PER_PEER) {
-    lp2p_multiaddr_free(pe->addrs[0]);
-    memmove(&pe->addrs[0], &pe->addrs[1], (pe->n_addrs - 1) * sizeof pe->addrs[0]);
-    pe->n_addrs--;
-  }
-  pe->addrs[pe->n_addrs++] = base;
-  (void)sw;
-  return 0;
 }
 
 /* ------------------------------------------------------------------------- */
@@ -197,7 +169,7 @@ void lp2p__peer_conn_ready(lp2p_swarm *sw, lp2p__conn *c) {
   }
   c->peer = pe;
   lp2p__list_add_tail(&pe->conns, &c->peer_link);
-  if (c->dir == LP2P_DIR_OUTBOUND && c->remote_addr) lp2p__peer_add_addr(sw, pe, c->remote_addr);
+  lp2p__swarm_ps_conn_ready(sw, c); /* peer store: dialed address, last seen */
   char pb[LP2P_PEER_ID_MAX_TEXT], ab[256];
   if (pe->live == 0) {
     c->live = 1;
@@ -315,14 +287,9 @@ int lp2p_swarm_add_addresses(lp2p_swarm *sw, const lp2p_peer_id *peer, const lp2
                              size_t n) {
   if (!sw || !peer || !peer->len || (n && !addrs)) return LP2P_ERR_INVAL;
   if (lp2p_peer_id_equal(peer, &sw->local)) return LP2P_ERR_INVAL;
-  lp2p__peer *pe = lp2p__peer_get(sw, peer);
-  if (!pe) return LP2P_ERR_NOMEM;
-  int first_err = 0;
-  for (size_t i = 0; i < n; i++) {
-    int rv = lp2p__peer_add_addr(sw, pe, addrs[i]);
-    if (rv < 0 && !first_err) first_err = rv;
-  }
-  return first_err;
+  if (!n) return 0;
+  int rv = lp2p_peerstore_add_addrs(sw->ps, peer, addrs, n, LP2P_ADDR_SRC_USER, 0);
+  return rv < 0 ? rv : 0;
 }
 
 int lp2p_swarm_add_address(lp2p_swarm *sw, const lp2p_peer_id *peer, const char *text) {
@@ -350,10 +317,12 @@ int lp2p_swarm_add_address(lp2p_swarm *sw, const lp2p_peer_id *peer, const char 
 
 size_t lp2p_swarm_peer_addresses(const lp2p_swarm *sw, const lp2p_peer_id *peer, const lp2p_multiaddr **out,
                                  size_t max) {
+  return lp2p__ps_addr_ptrs(sw->ps, peer, out, out ? max : 0, lp2p__swarm_now(sw));
+}
+
+int lp2p__peer_busy(const lp2p_swarm *sw, const lp2p_peer_id *peer) {
   const lp2p__peer *pe = lp2p__peer_find(sw, peer);
-  if (!pe) return 0;
-  for (size_t i = 0; i < pe->n_addrs && i < max; i++) out[i] = pe->addrs[i];
-  return pe->n_addrs;
+  return pe && peer_busy(pe);
 }
 
 int lp2p_swarm_keep_alive(lp2p_swarm *sw, const lp2p_peer_id *peer, int on) {
@@ -384,103 +353,3 @@ int lp2p_swarm_disconnect(lp2p_swarm *sw, const lp2p_peer_id *peer) {
   return n ? 0 : LP2P_ERR_NOT_CONNECTED;
 }
 
-/* ------------------------------------------------------------------------- */
-/* registry */
-
-static int rebuild_list(lp2p_swarm *sw) {
-  lp2p__free(&sw->mem, sw->proto_list);
-  sw->proto_list = NULL;
-  if (!sw->n_protos) return 0;
-  sw->proto_list = lp2p__malloc(&sw->mem, sw->n_protos * sizeof *sw->proto_list);
-  if (!sw->proto_list) return LP2P_ERR_NOMEM;
-  for (size_t i = 0; i < sw->n_protos; i++) sw->proto_list[i] = sw->protos[i].id;
-  return 0;
-}
-
-static void copy_handler(lp2p_stream_handler *dst, const lp2p_stream_handler *src) {
-  memset(dst, 0, sizeof *dst);
-  if (!src) return;
-  size_t n = src->struct_size && src->struct_size < sizeof *dst ? src->struct_size : sizeof *dst;
-  memcpy(dst, src, n);
-  dst->struct_size = sizeof *dst;
-}
-
-const lp2p__proto *lp2p__registry_find(const lp2p_swarm *sw, const char *id, size_t len) {
-  for (size_t i = 0; i < sw->n_protos; i++)
-    if (sw->protos[i].len == len && !memcmp(sw->protos[i].id, id, len)) return &sw->protos[i];
-  return NULL;
-}
-
-int lp2p_swarm_set_protocol(lp2p_swarm *sw, const char *id, const lp2p_stream_handler *h, void *ud) {
-  if (!sw || !id || !h || id[0] != '/') return LP2P_ERR_INVAL;
-  size_t len = strlen(id);
-  if (len > LP2P_PROTOCOL_ID_MAX || memchr(id, '\n', len)) return LP2P_ERR_INVAL;
-  for (size_t i = 0; i < sw->n_protos; i++) {
-    if (sw->protos[i].len == len && !memcmp(sw->protos[i].id, id, len)) {
-      copy_handler(&sw->protos[i].h, h);
-      sw->protos[i].ud = ud;
-      return 0;
-    }
-  }
-  if (sw->n_protos == sw->cap_protos) {
-    size_t ncap = sw->cap_protos ? sw->cap_protos * 2 : 8;
-    lp2p__proto *np = lp2p__realloc(&sw->mem, sw->protos, ncap * sizeof *np);
-    if (!np) return LP2P_ERR_NOMEM;
-    sw->protos = np;
-    sw->cap_protos = ncap;
-  }
-  char *copy = lp2p__strndup(&sw->mem, id, len);
-  if (!copy) return LP2P_ERR_NOMEM;
-  lp2p__proto *p = &sw->protos[sw->n_protos++];
-  p->id = copy;
-  p->len = len;
-  copy_handler(&p->h, h);
-  p->ud = ud;
-  if (rebuild_list(sw) < 0) {
-    sw->n_protos--;
-    lp2p__free(&sw->mem, copy);
-    return LP2P_ERR_NOMEM;
-  }
-  lp2p_log(LP2P_LOG_DEBUG, LP2P__SW_LOG, "protocol %s registered", id);
-  return 0;
-}
-
-int lp2p_swarm_remove_protocol(lp2p_swarm *sw, const char *id) {
-  if (!sw || !id) return LP2P_ERR_INVAL;
-  size_t len = strlen(id);
-  for (size_t i = 0; i < sw->n_protos; i++) {
-    if (sw->protos[i].len == len && !memcmp(sw->protos[i].id, id, len)) {
-      lp2p__free(&sw->mem, sw->protos[i].id);
-      memmove(&sw->protos[i], &sw->protos[i + 1], (sw->n_protos - i - 1) * sizeof sw->protos[0]);
-      sw->n_protos--;
-      rebuild_list(sw); /* shrinking: a failure leaves proto_list NULL, handled by readers */
-      return 0;
-    }
-  }
-  return LP2P_ERR_NOT_FOUND;
-}
-
-size_t lp2p_swarm_protocols(const lp2p_swarm *sw, const char **out, size_t max) {
-  for (size_t i = 0; i < sw->n_protos && i < max; i++) out[i] = sw->protos[i].id;
-  return sw->n_protos;
-}
-
-void lp2p__registry_free(lp2p_swarm *sw) {
-  for (size_t i = 0; i < sw->n_protos; i++) lp2p__free(&sw->mem, sw->protos[i].id);
-  lp2p__free(&sw->mem, sw->protos);
-  lp2p__free(&sw->mem, sw->proto_list);
-  sw->protos = NULL;
-  sw->proto_list = NULL;
-  sw->n_protos = sw->cap_protos = 0;
-}
-
-static int reg_supports(void *ud, const char *proto, size_t len) {
-  return lp2p__registry_find(ud, proto, len) != NULL;
-}
-
-static size_t reg_list(void *ud, const char **out, size_t max) {
-  const lp2p_swarm *sw = ud;
-  return lp2p_swarm_protocols(sw, out, max);
-}
-
-const lp2p_mss_registry lp2p__registry_mss = {reg_supports, reg_list};

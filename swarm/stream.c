@@ -101,6 +101,7 @@ static void nego_failed(lp2p_stream *s, int err, int rst) {
       (err == LP2P_ERR_RESET || err == LP2P_ERR_EOF || err == 0))
     err = LP2P_ERR_UNSUPPORTED;
   if (!err) err = LP2P_ERR_EOF;
+  err = lp2p__gate_stream_err(s, err); /* UNSUPPORTED -> DENIED when a behaviour refused it */
   if (s->lazy && err == LP2P_ERR_UNSUPPORTED && s->conn) lp2p__conn_learn(s->conn, s->protos[0], 0);
   stream_log(s, s->lazy ? "optimistic negotiation failed" : "negotiation failed", NULL, err);
   if (s->dir == LP2P_DIR_INBOUND) emit_inbound_failure(s, err);
@@ -223,7 +224,7 @@ int lp2p__stream_on_inbound(lp2p__conn *c, uint32_t id) {
   }
   lp2p_stream *s = lp2p__stream_alloc(sw, LP2P_DIR_INBOUND, NULL, NULL);
   if (!s) return 1;
-  if (lp2p_mss_new_listener(&s->mss, &lp2p__registry_mss, sw, NULL, &sw->mem) < 0) {
+  if (lp2p_mss_new_listener(&s->mss, &lp2p__gate_registry_mss, s, NULL, &sw->mem) < 0) {
     stream_free(s);
     return 1;
   }
@@ -438,7 +439,7 @@ int lp2p_swarm_open_stream(lp2p_swarm *sw, const lp2p_peer_id *peer, const char 
     lp2p__peer_open_waiting(sw, pe); /* opens it now unless yamux is at its un-ACKed SYN limit */
   } else if (pe && pe->dial) {
     lp2p__list_add_tail(&pe->waiting, &s->wait_link);
-  } else if (pe && pe->n_addrs) {
+  } else if (lp2p__swarm_ps_dialable(sw, peer) && (pe || (pe = lp2p__peer_get(sw, peer)))) {
     lp2p__list_add_tail(&pe->waiting, &s->wait_link);
     int rv = lp2p__dial_start(sw, peer, NULL, 0, NULL, NULL);
     if (rv < 0) lp2p__stream_fail(s, rv);

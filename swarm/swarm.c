@@ -26,6 +26,7 @@ void lp2p_swarm_config_default(lp2p_swarm_config *cfg) {
   cfg->keepalive_timeout_ms = 10000;
   cfg->yamux_initial_window = 256 * 1024;
   cfg->yamux_max_window = 16 * 1024 * 1024;
+  cfg->max_addrs_per_peer = LP2P__SW_MAX_ADDRS_PER_PEER;
 }
 
 const char *lp2p_swarm_event_name(lp2p_swarm_event_type t) {
@@ -44,6 +45,16 @@ const char *lp2p_swarm_event_name(lp2p_swarm_event_type t) {
       return "inbound-stream-failed";
     case LP2P_SWARM_EV_INBOUND_CONN_FAILED:
       return "inbound-conn-failed";
+    case LP2P_SWARM_EV_PEER_IDENTIFIED:
+      return "peer-identified";
+    case LP2P_SWARM_EV_PEER_DISCOVERED:
+      return "peer-discovered";
+    case LP2P_SWARM_EV_PEER_EXPIRED:
+      return "peer-expired";
+    case LP2P_SWARM_EV_EXTERNAL_ADDR_CONFIRMED:
+      return "external-addr-confirmed";
+    case LP2P_SWARM_EV_EXTERNAL_ADDR_EXPIRED:
+      return "external-addr-expired";
   }
   return "unknown";
 }
@@ -149,10 +160,16 @@ void lp2p__swarm_kick(lp2p_swarm *sw) {
 }
 
 int lp2p__swarm_defer(lp2p_swarm *sw, void (*fn)(lp2p_swarm *, void *), void *arg) {
+  return lp2p__swarm_defer2(sw, fn, arg, NULL);
+}
+
+int lp2p__swarm_defer2(lp2p_swarm *sw, void (*fn)(lp2p_swarm *, void *), void *arg,
+                       void (*drop)(lp2p_swarm *, void *)) {
   lp2p__task *t = lp2p__malloc(&sw->mem, sizeof *t);
   if (!t) return LP2P_ERR_NOMEM;
   t->fn = fn;
   t->arg = arg;
+  t->drop = drop;
   lp2p__list_add_tail(&sw->tasks, &t->link);
   lp2p__swarm_kick(sw);
   return 0;
@@ -190,17 +207,30 @@ static void async_cb(uv_async_t *h) {
 }
 
 int lp2p_swarm_post(lp2p_swarm *sw, void (*fn)(lp2p_swarm *sw, void *arg), void *arg) {
-  if (!sw || !fn) return LP2P_ERR_INVAL;
+  return lp2p_swarm_post2(sw, fn, arg, NULL);
+}
+
+int lp2p_swarm_post2(lp2p_swarm *sw, void (*fn)(lp2p_swarm *sw, void *arg), void *arg,
+                     void (*drop_fn)(void *arg)) {
+  if (!sw || !fn) {
+    if (drop_fn) drop_fn(arg);
+    return LP2P_ERR_INVAL;
+  }
   /* plain malloc: lp2p_mem implementations need not be thread-safe */
   lp2p__post *p = malloc(sizeof *p);
-  if (!p) return LP2P_ERR_NOMEM;
+  if (!p) {
+    if (drop_fn) drop_fn(arg);
+    return LP2P_ERR_NOMEM;
+  }
   p->next = NULL;
   p->fn = fn;
   p->arg = arg;
+  p->drop = drop_fn;
   uv_mutex_lock(&sw->post_mu);
   if (sw->post_closed) {
     uv_mutex_unlock(&sw->post_mu);
     free(p);
+    if (drop_fn) drop_fn(arg);
     return LP2P_ERR_STATE;
   }
   if (sw->post_tail)
@@ -270,6 +300,7 @@ static int swarm_init(lp2p_swarm **out, const lp2p_swarm_config *cfg, uv_loop_t 
   if (!rv) rv = lp2p_peer_id_from_pubkey(lp2p_privkey_public(cfg->identity), &sw->local);
   /* the Noise static key and its signed payload, made once for every connection */
   if (!rv) rv = lp2p_noise_identity_new(&sw->noise_id, cfg->identity, mem);
+  if (!rv && (rv = lp2p__swarm_ps_init(sw)) < 0) lp2p_noise_identity_free(sw->noise_id);
   if (rv) {
     lp2p__free(mem, sw->agent);
     lp2p__free(mem, sw->readbuf);
@@ -279,6 +310,7 @@ static int swarm_init(lp2p_swarm **out, const lp2p_swarm_config *cfg, uv_loop_t 
   sw->cfg.agent_version = sw->agent;
   if (!loop) {
     if ((rv = uv_loop_init(&sw->own_loop)) != 0) {
+      lp2p__swarm_ps_close(sw);
       lp2p_noise_identity_free(sw->noise_id);
       lp2p__free(mem, sw->agent);
       lp2p__free(mem, sw->readbuf);
@@ -308,6 +340,7 @@ static int swarm_init(lp2p_swarm **out, const lp2p_swarm_config *cfg, uv_loop_t 
   uv_idle_init(sw->loop, &sw->soon);
   sw->soon.data = sw;
   sw->handles = 2;
+  lp2p__swarm_ps_start(sw); /* +1 handle */
   sw->next_conn_id = 1;
   *out = sw;
   char pb[LP2P_PEER_ID_MAX_TEXT];
@@ -358,6 +391,7 @@ void lp2p_swarm_free(lp2p_swarm *sw) {
   uv_mutex_unlock(&sw->post_mu);
   while (q) {
     lp2p__post *n = q->next;
+    if (q->drop) q->drop(q->arg);
     free(q);
     q = n;
   }
@@ -391,6 +425,7 @@ void lp2p_swarm_free(lp2p_swarm *sw) {
   while (!lp2p__list_empty(&sw->tasks)) {
     lp2p__task *t = LP2P__CONTAINER(sw->tasks.next, lp2p__task, link);
     lp2p__list_del(&t->link);
+    if (t->drop) t->drop(sw, t->arg);
     lp2p__free(&sw->mem, t);
   }
   while (!lp2p__list_empty(&sw->timers)) {
@@ -399,6 +434,7 @@ void lp2p_swarm_free(lp2p_swarm *sw) {
   }
   lp2p__registry_free(sw);
   lp2p__peers_free_all(sw);
+  lp2p__swarm_ps_close(sw);
   sw->depth = 0;
   if (sw->soon_active) uv_idle_stop(&sw->soon);
   sw->soon_active = 0;

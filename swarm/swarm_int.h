@@ -3,7 +3,10 @@
  * Files: swarm.c (lifecycle, post, events, behaviours, deferred work, timers),
  * conn.c (one connection: upgrade pipeline, I/O, yamux callbacks, teardown),
  * stream.c (streams and their multistream negotiation), dial.c (dial attempts),
- * listen.c (listeners), peers.c (peer table, address book, protocol registry).
+ * listen.c (listeners), peers.c (live-connection peer table, simultaneous-dial rule),
+ * registry.c (protocol registry), peerstore.c (the peer store: addresses, protocols, ...; sans-IO),
+ * swarm_ps.c (the swarm's side of the peer store, lp2p_swarm_emit, external addresses),
+ * gate.c (connection gating: behaviours' allow_inbound / allow_stream).
  *
  * Control flow: every libuv callback into the swarm is bracketed by
  * lp2p__swarm_enter()/lp2p__swarm_leave(). Work that must not run nested
@@ -20,6 +23,7 @@
 #include "lp2p/noise.h"
 #include "lp2p/swarm.h"
 #include "lp2p/uv.h"
+#include "swarm/peerstore_int.h"
 #include "lp2p/yamux.h"
 #include "transport/transport_int.h"
 
@@ -128,6 +132,7 @@ struct lp2p_stream {
   int write_closed, eof, want_writable;
   int close_err;
   int in_cb; /* a user callback of this stream is running */
+  int denied; /* inbound: a behaviour's allow_stream refused a proposal (gate.c) */
 };
 
 /* ---- connections ---- */
@@ -194,8 +199,6 @@ struct lp2p__peer {
   lp2p__link conns;    /* lp2p__conn.peer_link (ready connections, live or demoted) */
   lp2p__conn *primary; /* the connection new streams use */
   int live;            /* number of live connections */
-  lp2p_multiaddr *addrs[LP2P__SW_MAX_ADDRS_PER_PEER];
-  size_t n_addrs;
   int holds;
   lp2p__dial *dial;   /* coalesced dial in progress */
   lp2p__link waiting; /* lp2p_stream.wait_link */
@@ -259,13 +262,17 @@ typedef struct lp2p__post {
   struct lp2p__post *next;
   void (*fn)(lp2p_swarm *, void *);
   void *arg;
+  void (*drop)(void *); /* lp2p_swarm_post2: called instead of fn when dropped */
 } lp2p__post;
 
 typedef struct lp2p__task {
   lp2p__link link;
   void (*fn)(lp2p_swarm *, void *);
   void *arg;
+  void (*drop)(lp2p_swarm *, void *); /* called instead of fn when the swarm is freed first */
 } lp2p__task;
+
+typedef struct lp2p__ext lp2p__ext; /* external addresses (swarm_ps.c) */
 
 struct lp2p_timer {
   lp2p_swarm *sw;
@@ -322,6 +329,11 @@ struct lp2p_swarm {
   uint64_t next_conn_id;
   uint64_t dial_count;
   uint32_t pending_inbound, n_inbound, n_outbound;
+  /* peer store & co. (swarm_ps.c) */
+  lp2p_peerstore *ps;
+  uv_timer_t ps_timer; /* earliest address expiry (unref'd) */
+  int ps_timer_open, ps_task_queued;
+  lp2p__ext *ext;
 };
 
 /* swarm.c */
@@ -329,6 +341,9 @@ void lp2p__swarm_enter(lp2p_swarm *sw);
 void lp2p__swarm_leave(lp2p_swarm *sw);
 void lp2p__swarm_kick(lp2p_swarm *sw); /* make sure queued work runs soon */
 int lp2p__swarm_defer(lp2p_swarm *sw, void (*fn)(lp2p_swarm *, void *), void *arg);
+/* Same; drop(sw, arg) instead of fn when the swarm is freed before the task ran. */
+int lp2p__swarm_defer2(lp2p_swarm *sw, void (*fn)(lp2p_swarm *, void *), void *arg,
+                       void (*drop)(lp2p_swarm *, void *));
 void lp2p__swarm_emit(lp2p_swarm *sw, const lp2p_swarm_event *ev);
 lp2p_tstamp lp2p__swarm_now(const lp2p_swarm *sw);
 void lp2p__swarm_handle_closed(lp2p_swarm *sw); /* a handle's close callback ran */
@@ -391,7 +406,7 @@ lp2p__peer *lp2p__peer_get(lp2p_swarm *sw, const lp2p_peer_id *id); /* create if
 void lp2p__peer_touch(lp2p_swarm *sw, lp2p__peer *pe);
 void lp2p__peer_maybe_evict(lp2p_swarm *sw);
 void lp2p__peers_free_all(lp2p_swarm *sw);
-int lp2p__peer_add_addr(lp2p_swarm *sw, lp2p__peer *pe, const lp2p_multiaddr *ma);
+int lp2p__peer_busy(const lp2p_swarm *sw, const lp2p_peer_id *peer); /* connected, dialing, waiting, held */
 void lp2p__peer_conn_ready(lp2p_swarm *sw, lp2p__conn *c); /* connection became usable: live set + events */
 void lp2p__peer_conn_gone(lp2p_swarm *sw, lp2p__conn *c, int reason); /* leaves the live set */
 void lp2p__peer_open_waiting(lp2p_swarm *sw, lp2p__peer *pe);
@@ -404,5 +419,19 @@ const lp2p__proto *lp2p__registry_find(const lp2p_swarm *sw, const char *id, siz
 void lp2p__registry_free(lp2p_swarm *sw);
 extern const lp2p_mss_registry lp2p__registry_mss; /* ud = sw */
 int lp2p__split_p2p(const lp2p_multiaddr *ma, lp2p_multiaddr **base, lp2p_peer_id *id);
+
+/* swarm_ps.c */
+int lp2p__swarm_ps_init(lp2p_swarm *sw);  /* peer store + external addresses (swarm_init) */
+void lp2p__swarm_ps_start(lp2p_swarm *sw); /* the expiry timer, once sw->loop is set */
+void lp2p__swarm_ps_close(lp2p_swarm *sw); /* lp2p_swarm_free: close the timer, free store + external addrs */
+void lp2p__swarm_ps_conn_ready(lp2p_swarm *sw, lp2p__conn *c); /* dialed address, last seen */
+/* Addresses to dial for a known peer (unexpired, from the store). */
+size_t lp2p__swarm_ps_dial_addrs(lp2p_swarm *sw, const lp2p_peer_id *peer, const lp2p_multiaddr **out, size_t max);
+int lp2p__swarm_ps_dialable(lp2p_swarm *sw, const lp2p_peer_id *peer); /* has an unexpired address */
+
+/* gate.c: 0 = allowed, LP2P_ERR_DENIED */
+int lp2p__gate_inbound_conn(lp2p__conn *c);
+extern const lp2p_mss_registry lp2p__gate_registry_mss; /* ud = the inbound lp2p_stream */
+int lp2p__gate_stream_err(const lp2p_stream *s, int err); /* err, or LP2P_ERR_DENIED for a denied stream */
 
 #endif

@@ -63,6 +63,7 @@ extern "C" {
   X(GOAWAY, -134, "session going away")                                          \
   X(CANCELED, -135, "canceled")                                                  \
   X(NOT_CONNECTED, -136, "not connected")                                        \
+  X(DENIED, -137, "denied by policy (connection gating)")                        \
   X(CONNREFUSED, -140, "connection refused")                                     \
   X(UNREACHABLE, -141, "address unreachable")                                    \
   X(CONNRESET, -142, "connection reset by peer")                                 \

@@ -18,8 +18,18 @@
  * accepted only if publicKey is present and hashes to the connection's peer id,
  * and a signed peer record, when present, verifies and names the same peer
  * (else the identify fails with LP2P_ERR_KEY / LP2P_ERR_PEER_ID_MISMATCH /
- * LP2P_ERR_SIGNATURE). Accepted listen addresses (and a verified record's
- * addresses) go into the swarm address book (lp2p_swarm_add_addresses).
+ * LP2P_ERR_SIGNATURE).
+ *
+ * Peer store (lp2p/peerstore.h): an accepted identify or push stores the
+ * listen addresses (and a verified record's addresses) with source
+ * LP2P_ADDR_SRC_IDENTIFY and TTL LP2P_IDENTIFY_ADDR_TTL_MS (refreshed by every
+ * identify; unspecified addresses and port 0 are refused by the store), the
+ * protocols, agent version and public key, and marks the peer seen. Then, if
+ * the (protocols, listen addresses, agent) differ from what was last announced
+ * for the peer's current connection, the swarm event PEER_IDENTIFIED is raised
+ * (deferred: after the identify's own on_event callback). The observedAddr of
+ * our own request is reported to lp2p_swarm_observed_addr (external address
+ * confirmation, see lp2p/swarm.h).
  * Limits: 256 protocols (each <= LP2P_PROTOCOL_ID_MAX bytes), 64 addresses,
  * versions <= 1024 bytes; entries beyond a limit are ignored, unparsable
  * addresses are skipped.
@@ -54,6 +64,7 @@ extern "C" {
 #define LP2P_IDENTIFY_MAX_PROTOCOLS 256
 #define LP2P_IDENTIFY_MAX_ADDRS 64
 #define LP2P_IDENTIFY_MAX_VERSION 1024
+#define LP2P_IDENTIFY_ADDR_TTL_MS (24u * 60u * 60u * 1000u) /* peer-store TTL of identify addresses */
 
 typedef struct lp2p_identify lp2p_identify;
 
@@ -119,7 +130,7 @@ LP2P_EXTERN lp2p_identify *lp2p_identify_get(const lp2p_swarm *sw);
 /* What peer told us, or NULL if nothing (yet). See lp2p_identify_info for lifetime. */
 LP2P_EXTERN const lp2p_identify_info *lp2p_identify_peer_info(const lp2p_identify *id, const lp2p_peer_id *peer);
 
-/* Runs /ipfs/id/1.0.0 towards peer now (dialing via the address book if
+/* Runs /ipfs/id/1.0.0 towards peer now (dialing via the peer store if
  * needed); the result arrives as an IDENTIFIED or FAILED event. A request
  * already running for peer is joined. Sync errors: LP2P_ERR_INVAL,
  * LP2P_ERR_NOMEM, LP2P_ERR_STATE. */

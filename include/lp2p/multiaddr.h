@@ -123,6 +123,32 @@ LP2P_EXTERN int lp2p_multiaddr_concat(lp2p_multiaddr **out, const lp2p_multiaddr
 LP2P_EXTERN int lp2p_multiaddr_append(lp2p_multiaddr **out, const lp2p_multiaddr *ma, uint32_t code,
                                       const uint8_t *value, size_t vlen, char *err, size_t errcap);
 
+/* Reachability scope of an address, for deciding who may be told about it
+ * (a public DHT answer never carries a LAN address, an mDNS answer never a
+ * public one, ...). Bit values, so that callers can filter with a mask.
+ * Classified from the first ip4/ip6/dns* component:
+ *   UNSPECIFIED  0.0.0.0, :: (never dialable; never stored for others)
+ *   LOOPBACK     127.0.0.0/8, ::1, ::ffff:127.x, dns names "localhost" / "*.localhost"
+ *   LINK_LOCAL   169.254.0.0/16, fe80::/10
+ *   PRIVATE      10/8, 172.16/12, 192.168/16, 100.64/10 (CGNAT), fc00::/7 (ULA), dns names "*.local"
+ *   PUBLIC       every other ip4/ip6 address and dns name; also addresses without
+ *                an ip/dns component (nothing better is known about them). */
+typedef enum lp2p_ma_scope {
+  LP2P_MA_SCOPE_UNSPECIFIED = 0,
+  LP2P_MA_SCOPE_LOOPBACK = 1,
+  LP2P_MA_SCOPE_LINK_LOCAL = 2,
+  LP2P_MA_SCOPE_PRIVATE = 4,
+  LP2P_MA_SCOPE_PUBLIC = 8
+} lp2p_ma_scope;
+#define LP2P_MA_SCOPE_LAN (LP2P_MA_SCOPE_LINK_LOCAL | LP2P_MA_SCOPE_PRIVATE)
+#define LP2P_MA_SCOPE_ANY 0xF /* every scope except UNSPECIFIED */
+
+/* Scope of ma (see above); LP2P_MA_SCOPE_UNSPECIFIED for NULL. */
+LP2P_EXTERN lp2p_ma_scope lp2p_multiaddr_scope(const lp2p_multiaddr *ma);
+/* 1 if ma could work as a dial address for someone else: not UNSPECIFIED,
+ * no tcp/udp port 0, not an ip4 multicast/broadcast address; else 0. */
+LP2P_EXTERN int lp2p_multiaddr_is_dialable(const lp2p_multiaddr *ma);
+
 #ifdef __cplusplus
 }
 #endif

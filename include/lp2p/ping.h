@@ -16,7 +16,8 @@
  * pattern: js listeners abort ping streams after 10 s, go after 30 s), writes
  * 32 random bytes, half-closes, waits for the same 32 bytes back and reports
  * the round-trip time. It dials through the swarm if the peer is not
- * connected but known in the address book.
+ * connected but known in the peer store. A successful ping records the round
+ * trip in the peer store (lp2p_peerstore_latency) and marks the peer seen.
  *
  * Threading: loop thread only (see lp2p/swarm.h). */
 #ifndef LP2P_PING_H

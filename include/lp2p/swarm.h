@@ -148,7 +148,8 @@ typedef struct lp2p_swarm_config {
   uint32_t max_outbound_conns;     /* default 256: established + pending outbound; dial => LP2P_ERR_LIMIT */
   uint32_t max_pending_inbound;    /* default 64: inbound connections still in their upgrade */
   uint32_t max_streams_per_conn;   /* default 512: inbound beyond it are reset; outbound => LP2P_ERR_LIMIT */
-  uint32_t max_address_book_peers; /* default 4096: oldest unconnected entries are evicted */
+  uint32_t max_address_book_peers; /* default 4096: peers in the peer store (lp2p/peerstore.h); beyond it the
+                                      least useful unconnected one is evicted */
 
   /* timeouts in milliseconds (0 = disabled) */
   uint32_t handshake_timeout_ms;          /* default 10000: inbound TCP accept -> yamux ready */
@@ -161,6 +162,9 @@ typedef struct lp2p_swarm_config {
   /* yamux */
   uint32_t yamux_initial_window; /* default 256 KiB (the spec's value; never lower it for interop) */
   uint32_t yamux_max_window;     /* default 16 MiB: receive-window auto-tuning ceiling */
+
+  /* peer store (lp2p/peerstore.h); max_address_book_peers above is its peer limit */
+  uint32_t max_addrs_per_peer; /* default 32: beyond it the least useful address is dropped */
 } lp2p_swarm_config;
 
 /* Fills *cfg with defaults (identity NULL: the caller must set it). */
@@ -183,9 +187,42 @@ typedef enum lp2p_swarm_event_type {
   LP2P_SWARM_EV_DIAL_FAILED = 5,
   /* peer, conn_id, err (UNSUPPORTED, TIMEOUT, LIMIT, PROTO, RESET, EOF) */
   LP2P_SWARM_EV_INBOUND_STREAM_FAILED = 6,
-  /* addr (remote), err: refused by a limit, or its upgrade failed */
-  LP2P_SWARM_EV_INBOUND_CONN_FAILED = 7
+  /* addr (remote), err: refused by a limit, by a behaviour's allow_inbound
+   * (LP2P_ERR_DENIED), or its upgrade failed */
+  LP2P_SWARM_EV_INBOUND_CONN_FAILED = 7,
+  /* peer, protocols[n_protocols], addrs[n_addrs] (listen addresses), agent:
+   * identify learned the peer's protocols/addresses/agent for the first time
+   * on this connection, or they changed (identify push). Not raised when an
+   * identify brings nothing new. Raised by the identify behaviour. */
+  LP2P_SWARM_EV_PEER_IDENTIFIED = 8,
+  /* peer, addrs[n_addrs] (the new ones), source: a discovery source (mDNS,
+   * DHT, ...: lp2p_peerstore_add_addrs with a source >= LP2P_ADDR_SRC_MDNS)
+   * gave the peer store an address it did not know for that peer. */
+  LP2P_SWARM_EV_PEER_DISCOVERED = 9,
+  /* peer, source: the peer store lost the peer's last address whose source is
+   * a discovery source (its TTL ran out, it was removed or evicted, or the peer
+   * was removed/evicted); addresses from other sources may remain. An address
+   * whose source was upgraded (e.g. mDNS -> DIALED after a successful dial) no
+   * longer counts as a discovery address and raises nothing. */
+  LP2P_SWARM_EV_PEER_EXPIRED = 10,
+  /* addr: one of our own external addresses is confirmed (configured with
+   * lp2p_swarm_add_external_addr, or observed by >= 2 distinct peers) */
+  LP2P_SWARM_EV_EXTERNAL_ADDR_CONFIRMED = 11,
+  /* addr: a confirmed external address was removed or no longer observed */
+  LP2P_SWARM_EV_EXTERNAL_ADDR_EXPIRED = 12
+  /* 13..20 are reserved for other modules (16 = INTERFACES_CHANGED) */
 } lp2p_swarm_event_type;
+
+/* Where a peer-store address came from (lp2p/peerstore.h). Values >= MDNS are
+ * "discovery sources" (PEER_DISCOVERED / PEER_EXPIRED). */
+typedef enum lp2p_addr_source {
+  LP2P_ADDR_SRC_USER = 1,     /* lp2p_swarm_add_address(es), the app */
+  LP2P_ADDR_SRC_DIALED = 2,   /* we connected to it successfully */
+  LP2P_ADDR_SRC_IDENTIFY = 3, /* the peer's own identify (listen addresses) */
+  LP2P_ADDR_SRC_MDNS = 4,     /* discovery: mDNS */
+  LP2P_ADDR_SRC_DHT = 5,      /* discovery: Kademlia */
+  LP2P_ADDR_SRC_OTHER = 6     /* discovery: anything else (rendezvous, a tracker, ...) */
+} lp2p_addr_source;
 
 typedef struct lp2p_dial_error {
   const lp2p_multiaddr *addr; /* the address tried */
@@ -203,6 +240,13 @@ typedef struct lp2p_swarm_event {
   int err;                            /* reason (0 = none) */
   const lp2p_dial_error *dial_errors; /* DIAL_FAILED: one per address tried */
   size_t n_dial_errors;
+  /* appended: read only if struct_size covers them (always true for events the swarm delivers) */
+  const lp2p_multiaddr *const *addrs; /* PEER_IDENTIFIED / PEER_DISCOVERED */
+  size_t n_addrs;
+  lp2p_addr_source source;            /* PEER_DISCOVERED / PEER_EXPIRED, else 0 */
+  const char *const *protocols;       /* PEER_IDENTIFIED */
+  size_t n_protocols;
+  const char *agent;                  /* PEER_IDENTIFIED (NULL if not sent) */
 } lp2p_swarm_event;
 
 /* Human-readable event type name ("conn-established"), static storage. */
@@ -250,11 +294,32 @@ LP2P_EXTERN const lp2p_swarm_config *lp2p_swarm_config_get(const lp2p_swarm *sw)
 /* The loop's cached monotonic time in milliseconds (uv_now). */
 LP2P_EXTERN lp2p_tstamp lp2p_swarm_now(const lp2p_swarm *sw);
 
+/* Raises ev (any type; typically PEER_DISCOVERED, PEER_IDENTIFIED, ...) as a
+ * swarm event: ev and everything it points to is deep-copied (struct_size
+ * honoured) and delivered after the current callback returns (never nested,
+ * never from inside this call), to every behaviour's on_event and then to the
+ * app handler, in the order of lp2p_swarm_emit calls. Loop thread only.
+ * Errors: LP2P_ERR_INVAL, LP2P_ERR_NOMEM, LP2P_ERR_STATE (swarm freeing). */
+LP2P_EXTERN int lp2p_swarm_emit(lp2p_swarm *sw, const lp2p_swarm_event *ev);
+
+/* The swarm's allocator (the lp2p_mem given to lp2p_swarm_new, or libc).
+ * Behaviours allocate through it (lp2p_swarm_mem(sw)->malloc_fn(n, ->user))
+ * so that allocation-failure tests cover them. Valid while sw lives. Not
+ * thread-safe unless the app's allocator is. */
+LP2P_EXTERN const lp2p_mem *lp2p_swarm_mem(const lp2p_swarm *sw);
+
 /* THE thread-safe entry point: queue fn(sw, arg) to run on the loop thread.
  * The queue is drained completely on each wake-up, in FIFO order. Returns 0,
  * LP2P_ERR_NOMEM, or LP2P_ERR_STATE once lp2p_swarm_free has started (fn is
  * then not called; arg stays the caller's). */
 LP2P_EXTERN int lp2p_swarm_post(lp2p_swarm *sw, void (*fn)(lp2p_swarm *sw, void *arg), void *arg);
+/* Same, with a drop function: exactly one of fn(sw, arg) or drop_fn(arg) is
+ * eventually called. drop_fn (optional) runs when the post is dropped at
+ * lp2p_swarm_free (on the thread calling lp2p_swarm_free) and, when the post
+ * is refused (LP2P_ERR_STATE / LP2P_ERR_NOMEM), from inside this call on the
+ * calling thread, so that arg is always released. */
+LP2P_EXTERN int lp2p_swarm_post2(lp2p_swarm *sw, void (*fn)(lp2p_swarm *sw, void *arg), void *arg,
+                                 void (*drop_fn)(void *arg));
 
 /* ---------------------------------------------------------------------------
  * Listening. Supported: /ip4/<a>/tcp/<port> and /ip6/<a>/tcp/<port>, port 0
@@ -291,12 +356,15 @@ typedef void (*lp2p_dial_fn)(lp2p_swarm *sw, const lp2p_peer_id *peer, int err, 
  * at most 8 lookups per dial; a failed lookup is LP2P_ERR_DNS for that
  * address. A /p2p/<id> suffix sets the expected peer
  * id (a handshake with another identity fails that address with
- * LP2P_ERR_PEER_ID_MISMATCH). n may be 0 if the address book knows the peer.
+ * LP2P_ERR_PEER_ID_MISMATCH). n may be 0 if the peer store (lp2p/peerstore.h)
+ * has unexpired addresses for the peer (they are tried in their stored order).
  * Concurrent dials to the same known peer coalesce into ONE attempt (extra
  * addresses are appended to it) and every caller gets the result. Dialing a
  * connected peer succeeds without touching the network.
  * cb (optional) is called exactly once, never from inside this call.
- * Successful addresses are added to the address book. Failures also emit
+ * The address a connection succeeded on is stored in the peer store (source
+ * LP2P_ADDR_SRC_DIALED, permanent); addresses given for an already connected
+ * peer are stored with source USER. Failures also emit
  * DIAL_FAILED. Sync errors (no callback then): LP2P_ERR_INVAL (no address and
  * no peer / unknown peer, or dialing ourselves), LP2P_ERR_MULTIADDR,
  * LP2P_ERR_NOMEM, LP2P_ERR_STATE (swarm shutting down). */
@@ -313,7 +381,9 @@ LP2P_EXTERN uint64_t lp2p_swarm_dial_count(const lp2p_swarm *sw);
 LP2P_EXTERN int lp2p_swarm_disconnect(lp2p_swarm *sw, const lp2p_peer_id *peer);
 
 /* ---------------------------------------------------------------------------
- * Peers and address book. "Connected" is derived from live connections only. */
+ * Peers. "Connected" is derived from live connections only. What is known about
+ * peers (addresses, protocols, agent, key, latency) lives in the swarm's peer
+ * store, lp2p/peerstore.h; the address functions below are thin wrappers. */
 LP2P_EXTERN int lp2p_swarm_is_connected(const lp2p_swarm *sw, const lp2p_peer_id *peer);
 /* Copies up to max connected peer ids into out; returns the total count. */
 LP2P_EXTERN size_t lp2p_swarm_connected_peers(const lp2p_swarm *sw, lp2p_peer_id *out, size_t max);
@@ -321,17 +391,54 @@ LP2P_EXTERN size_t lp2p_swarm_connected_peers(const lp2p_swarm *sw, lp2p_peer_id
  * Valid until the connection closes (CONN_CLOSED) or the next callback. */
 LP2P_EXTERN const lp2p_multiaddr *lp2p_swarm_peer_remote_addr(const lp2p_swarm *sw, const lp2p_peer_id *peer);
 
-/* Adds addresses for peer (copied; duplicates ignored; a /p2p suffix is
- * stripped and must match peer). At most 32 per peer are kept (oldest dropped).
- * Used by open_stream/dial to (re)dial. */
+/* Adds addresses for peer to the peer store (lp2p/peerstore.h) with source
+ * LP2P_ADDR_SRC_USER and no expiry (copied; duplicates ignored; a /p2p
+ * suffix is stripped and must match peer). Addresses that cannot work for a
+ * dialer (0.0.0.0, ::, port 0) are skipped. Returns 0 when at least one
+ * address was stored (or n == 0), else the first error (LP2P_ERR_INVAL for
+ * unusable addresses, LP2P_ERR_PEER_ID_MISMATCH, LP2P_ERR_LIMIT, ...). At most
+ * max_addrs_per_peer per peer are kept (the least useful is dropped). Used by
+ * open_stream/dial to (re)dial. */
 LP2P_EXTERN int lp2p_swarm_add_addresses(lp2p_swarm *sw, const lp2p_peer_id *peer,
                                          const lp2p_multiaddr *const *addrs, size_t n);
 /* Text variant for one address; peer may be NULL if the text ends in /p2p/<id>. */
 LP2P_EXTERN int lp2p_swarm_add_address(lp2p_swarm *sw, const lp2p_peer_id *peer, const char *multiaddr);
-/* Known addresses of peer: up to max pointers, returns total count. Pointers
- * valid until the next address-book change or the end of the current callback. */
+/* Known, unexpired addresses of peer (any source and scope): up to max
+ * pointers, returns total count. Pointers valid until the next peer-store
+ * change or the end of the current callback. */
 LP2P_EXTERN size_t lp2p_swarm_peer_addresses(const lp2p_swarm *sw, const lp2p_peer_id *peer,
                                              const lp2p_multiaddr **out, size_t max);
+
+/* Our own external addresses (how others can reach us). Configured ones
+ * are confirmed at once; identify's observed addresses become candidates and
+ * are confirmed once 2 DISTINCT PEERS (distinct peer ids whose connections
+ * come from distinct /24 (IPv4) or /48 (IPv6) networks, or different scopes)
+ * reported the same address within 30 minutes; reporters that are not public
+ * (LAN, loopback) share a /24 by nature, so distinct peer ids suffice there.
+ * TCP: the port a peer observes on a connection WE dialed is an ephemeral
+ * source port, so such an observation votes for "observed IP + each of our
+ * TCP listen ports of the same family" instead (rust-libp2p's
+ * address_translation does the same: IP from the observation, port from the
+ * listen address; it holds without NAT or behind a port-preserving NAT, and
+ * needs the 2-peer agreement to count); observations on inbound connections
+ * vote for the address as observed. (go-libp2p is stricter: it only trusts
+ * observations made on connections whose local address is a listen address,
+ * and wants 4 distinct observer IPs.) UNSPECIFIED addresses and port 0 are
+ * never candidates. Confirmation and expiry raise
+ * EXTERNAL_ADDR_CONFIRMED / EXTERNAL_ADDR_EXPIRED (deferred). Observed
+ * addresses not re-observed within 30 minutes expire. */
+/* Adds a configured external address (copied; /p2p suffix stripped):
+ * confirmed at once. LP2P_ERR_INVAL if not dialable (0.0.0.0, port 0). */
+LP2P_EXTERN int lp2p_swarm_add_external_addr(lp2p_swarm *sw, const lp2p_multiaddr *ma);
+/* Removes an external address (configured or confirmed); LP2P_ERR_NOT_FOUND. */
+LP2P_EXTERN int lp2p_swarm_remove_external_addr(lp2p_swarm *sw, const lp2p_multiaddr *ma);
+/* An observation of our address by peer over a connection of direction dir
+ * (identify calls this; apps and other behaviours may too). */
+LP2P_EXTERN int lp2p_swarm_observed_addr(lp2p_swarm *sw, const lp2p_peer_id *peer, lp2p_direction dir,
+                                         const lp2p_multiaddr *conn_remote, const lp2p_multiaddr *observed);
+/* Confirmed external addresses: up to max pointers, returns the total. Valid
+ * until the next change (an event) or the end of the current callback. */
+LP2P_EXTERN size_t lp2p_swarm_external_addrs(const lp2p_swarm *sw, const lp2p_multiaddr **out, size_t max);
 
 /* Keep-alive hold: on != 0 adds one hold on peer's connection, on == 0
  * releases one. While a peer has a hold its connection is never closed for
@@ -382,7 +489,7 @@ LP2P_EXTERN size_t lp2p_swarm_protocols(const lp2p_swarm *sw, const char **out, 
 
 /* Opens an outbound stream to peer proposing protocols[0..n) in order (strings
  * copied). Uses the peer's live connection; if there is none, dials the
- * address book's addresses (or joins a dial in progress); with no address the
+ * peer store's unexpired addresses (or joins a dial in progress); with no address the
  * stream fails with LP2P_ERR_NOT_CONNECTED. Never dials when connected.
  * Result through h: on_open(s, agreed id) or on_close(s, err) — never from
  * inside this call. *out (optional) receives the handle, valid until on_close
@@ -452,6 +559,20 @@ typedef struct lp2p_behaviour_vtable {
   /* Optional: non-zero keeps the connection to peer open even when it has no
    * stream (idle timeout). Called when the swarm checks idleness. */
   int (*keep_alive)(void *self, lp2p_swarm *sw, const lp2p_peer_id *peer);
+  /* Connection gating (optional; read only if struct_size covers them). Any
+   * behaviour returning 0 denies (the first one to deny decides, in the order
+   * added).
+   * allow_inbound: an inbound connection whose Noise handshake authenticated
+   * peer, remote = its remote address; called before any muxer frame is
+   * processed. Denied: the connection is closed (reason LP2P_ERR_DENIED,
+   * logged) and INBOUND_CONN_FAILED(err LP2P_ERR_DENIED, addr) raised.
+   * allow_stream: an inbound stream proposing protocol (one the registry
+   * knows), before its handler sees it. Denied: answered "na" exactly like an
+   * unknown protocol; if the stream then fails to agree on anything,
+   * INBOUND_STREAM_FAILED carries LP2P_ERR_DENIED instead of UNSUPPORTED.
+   * Neither hook may free the swarm; they may call other swarm functions. */
+  int (*allow_inbound)(void *self, lp2p_swarm *sw, const lp2p_peer_id *peer, const lp2p_multiaddr *remote);
+  int (*allow_stream)(void *self, lp2p_swarm *sw, const lp2p_peer_id *peer, const char *protocol);
 } lp2p_behaviour_vtable;
 
 /* Adds a behaviour. The vtable pointer is borrowed (static storage expected).

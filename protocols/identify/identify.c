@@ -7,7 +7,9 @@
 
 #include "lp2p/encoding.h"
 #include "lp2p/log.h"
+#include "lp2p/peerstore.h"
 #include "protocols/identify/identify_int.h"
+#include "protocols/proto_mem.h"
 
 #define ID_LOG "identify"
 #define ID_MAX_LISTEN_OWN 64
@@ -20,11 +22,15 @@ typedef struct id_peer {
   lp2p_peer_id peer;
   int connected;
   int have_info;
+  lp2p_direction conn_dir;     /* of the connection (CONN_ESTABLISHED), for observed addresses */
+  int announced;               /* PEER_IDENTIFIED raised for this connection ... */
+  uint64_t announced_hash;     /* ... with this (protocols, listen addrs, agent) */
   id_req *req;                 /* our /ipfs/id/1.0.0 request in flight */
   lp2p__identify_state st;     /* accepted info (have_info) */
 } id_peer;
 
 struct lp2p_identify {
+  lp2p_mem mem; /* the swarm's (lp2p_swarm_mem): the behaviour's own objects and codec state */
   lp2p_swarm *sw;
   lp2p_identify_config cfg;
   char *protocol_version;
@@ -105,9 +111,9 @@ static id_peer *peer_find(lp2p_identify *id, const lp2p_peer_id *peer) {
 static id_peer *peer_get(lp2p_identify *id, const lp2p_peer_id *peer) {
   id_peer *p = peer_find(id, peer);
   if (p) return p;
-  if (!(p = calloc(1, sizeof *p))) return NULL;
+  if (!(p = lp2p__pm_calloc(&id->mem, sizeof *p))) return NULL;
   p->peer = *peer;
-  lp2p__identify_state_init(&p->st);
+  lp2p__identify_state_init_mem(&p->st, &id->mem);
   p->next = id->peers;
   id->peers = p;
   return p;
@@ -122,7 +128,7 @@ static void peer_maybe_free(lp2p_identify *id, id_peer *p) {
     }
   }
   lp2p__identify_state_clear(&p->st);
-  free(p);
+  lp2p__pm_free(&id->mem, p);
 }
 
 static uint64_t fnv(const void *data, size_t n) {
@@ -130,6 +136,54 @@ static uint64_t fnv(const void *data, size_t n) {
   uint64_t h = 1469598103934665603ull;
   for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
   return h;
+}
+
+/* Order-independent hash of what PEER_IDENTIFIED reports. */
+static uint64_t info_hash(const lp2p_identify_info *in) {
+  uint64_t h = in->n_protocols * 131u + in->n_listen_addrs * 7u;
+  for (size_t i = 0; i < in->n_protocols; i++) h += fnv(in->protocols[i], strlen(in->protocols[i]));
+  for (size_t i = 0; i < in->n_listen_addrs; i++) {
+    size_t len;
+    const uint8_t *b = lp2p_multiaddr_bytes(in->listen_addrs[i], &len);
+    h += fnv(b, len) * 3u;
+  }
+  if (in->agent_version) h ^= fnv(in->agent_version, strlen(in->agent_version)) * 5u;
+  return h;
+}
+
+/* What identify learned goes to the peer store (listen addresses with source IDENTIFY; the store
+ * refuses unspecified addresses and port 0), our observed address to external-address confirmation,
+ * and PEER_IDENTIFIED is raised when something changed. */
+static void publish(lp2p_identify *id, id_peer *p, int request) {
+  lp2p_swarm *sw = id->sw;
+  lp2p_peerstore *ps = lp2p_swarm_peerstore(sw);
+  const lp2p_identify_info *in = &p->st.info;
+  if (in->n_listen_addrs)
+    lp2p_peerstore_add_addrs(ps, &p->peer, in->listen_addrs, in->n_listen_addrs, LP2P_ADDR_SRC_IDENTIFY,
+                             LP2P_IDENTIFY_ADDR_TTL_MS);
+  lp2p_peerstore_set_protocols(ps, &p->peer, in->protocols, in->n_protocols);
+  if (in->agent_version) lp2p_peerstore_set_agent(ps, &p->peer, in->agent_version);
+  if (in->public_key) lp2p_peerstore_set_pubkey(ps, &p->peer, in->public_key);
+  lp2p_peerstore_mark_seen(ps, &p->peer);
+  if (request && p->connected && in->observed_addr)
+    lp2p_swarm_observed_addr(sw, &p->peer, p->conn_dir, lp2p_swarm_peer_remote_addr(sw, &p->peer),
+                             in->observed_addr);
+  uint64_t h = info_hash(in);
+  if (p->announced && h == p->announced_hash) return;
+  lp2p_swarm_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.struct_size = sizeof ev;
+  ev.type = LP2P_SWARM_EV_PEER_IDENTIFIED;
+  ev.peer = &p->peer;
+  ev.addrs = in->listen_addrs;
+  ev.n_addrs = in->n_listen_addrs;
+  ev.protocols = in->protocols;
+  ev.n_protocols = in->n_protocols;
+  ev.agent = in->agent_version;
+  if (lp2p_swarm_emit(sw, &ev) == 0) {
+    p->announced = 1;
+    p->announced_hash = h;
+  }
 }
 
 /* Order-independent hash of the listen addresses. */
@@ -232,7 +286,7 @@ static int build_own(lp2p_identify *id, const lp2p_multiaddr *observed, uint8_t 
     }
   }
   int rv = LP2P_ERR_NOMEM;
-  uint8_t *buf = size != SIZE_MAX ? malloc(size + LP2P_UVARINT_MAX_LEN) : NULL;
+  uint8_t *buf = size != SIZE_MAX ? lp2p__pm_malloc(&id->mem, size + LP2P_UVARINT_MAX_LEN) : NULL;
   if (buf) {
     int k = lp2p_uvarint_encode(size, buf, LP2P_UVARINT_MAX_LEN);
     rv = lp2p__identify_encode(&f, buf + k, size);
@@ -241,7 +295,7 @@ static int build_own(lp2p_identify *id, const lp2p_multiaddr *observed, uint8_t 
       *out_len = (size_t)k + (size_t)rv;
       rv = 0;
     } else {
-      free(buf);
+      lp2p__pm_free(&id->mem, buf);
     }
   }
   lp2p_multiaddr_free(obs);
@@ -293,12 +347,11 @@ static void req_finish(id_req *r, int err) {
   } else {
     lp2p__identify_state_clear(&p->st);
     p->st = r->st;
-    lp2p__identify_state_init(&r->st);
+    lp2p__identify_state_init_mem(&r->st, &id->mem);
     lp2p__identify_state_view(&p->st, &p->peer);
   }
   p->have_info = 1;
-  if (p->st.n_listen)
-    lp2p_swarm_add_addresses(id->sw, &p->peer, (const lp2p_multiaddr *const *)p->st.listen, p->st.n_listen);
+  publish(id, p, r->kind == K_REQ);
   log_peer(LP2P_LOG_DEBUG, &r->peer, r->kind == K_REQ ? "identified" : "push received", 0);
   emit(id, r->kind == K_REQ ? LP2P_IDENTIFY_EV_IDENTIFIED : LP2P_IDENTIFY_EV_PUSH_RECEIVED, &p->peer, 0,
        &p->st.info);
@@ -331,7 +384,7 @@ static void req_free(id_req *r) {
   lp2p_timer_free(r->timer);
   lp2p__identify_reader_free(&r->rd);
   lp2p__identify_state_clear(&r->st);
-  free(r);
+  lp2p__pm_free(&r->id->mem, r);
 }
 
 static void req_close(lp2p_stream *s, int err, void *ud) {
@@ -353,12 +406,13 @@ static const lp2p_stream_handler req_handler = {
 };
 
 static id_req *req_new(lp2p_identify *id, int kind, const lp2p_peer_id *peer) {
-  id_req *r = calloc(1, sizeof *r);
+  id_req *r = lp2p__pm_calloc(&id->mem, sizeof *r);
   if (!r) return NULL;
   r->kind = kind;
   r->id = id;
   r->peer = *peer;
-  lp2p__identify_state_init(&r->st);
+  r->rd.mem = &id->mem;
+  lp2p__identify_state_init_mem(&r->st, &id->mem);
   if (!id->detached && lp2p_timer_new(&r->timer, id->sw, req_timeout, r) < 0) r->timer = NULL;
   return r;
 }
@@ -454,8 +508,8 @@ static void wr_close(lp2p_stream *s, int err, void *ud) {
     emit(w->id, LP2P_IDENTIFY_EV_PUSHED, &w->peer, err, NULL);
   }
   lp2p_timer_free(w->timer);
-  free(w->buf);
-  free(w);
+  lp2p__pm_free(&w->id->mem, w->buf);
+  lp2p__pm_free(&w->id->mem, w);
 }
 
 static void push_out_open(lp2p_stream *s, const char *protocol, void *ud) {
@@ -476,7 +530,7 @@ static const lp2p_stream_handler push_out_handler = {
 };
 
 static id_writer *wr_new(lp2p_identify *id, int kind) {
-  id_writer *w = calloc(1, sizeof *w);
+  id_writer *w = lp2p__pm_calloc(&id->mem, sizeof *w);
   if (!w) return NULL;
   w->kind = kind;
   w->id = id;
@@ -515,7 +569,7 @@ static int push_to(lp2p_identify *id, const lp2p_peer_id *peer) {
   int rv = lp2p_swarm_open_stream(id->sw, peer, protos, 1, &push_out_handler, w, &w->s);
   if (rv < 0) {
     lp2p_timer_free(w->timer);
-    free(w);
+    lp2p__pm_free(&id->mem, w);
   }
   return rv;
 }
@@ -558,6 +612,8 @@ static void id_on_event(void *self, lp2p_swarm *sw, const lp2p_swarm_event *ev) 
     if (!p) return;
     if (!p->connected) {
       p->connected = 1;
+      p->conn_dir = ev->dir;
+      p->announced = 0;
       if (id->n_connected++ == 0 && id->tick && id->cfg.push && id->cfg.push_check_ms) {
         id->baseline = state_hash(id->sw);
         lp2p_timer_start(id->tick, id->cfg.push_check_ms, id->cfg.push_check_ms);
@@ -584,8 +640,14 @@ static int id_attach(void *self, lp2p_swarm *sw) {
   int rv = lp2p_swarm_set_protocol(sw, LP2P_IDENTIFY_PROTOCOL_ID, &answer_handler, id);
   if (rv < 0) return rv;
   if (id->cfg.push) {
-    if ((rv = lp2p_swarm_set_protocol(sw, LP2P_IDENTIFY_PUSH_PROTOCOL_ID, &push_in_handler, id)) < 0) return rv;
-    if ((rv = lp2p_timer_new(&id->tick, sw, on_tick, id)) < 0) return rv;
+    if ((rv = lp2p_swarm_set_protocol(sw, LP2P_IDENTIFY_PUSH_PROTOCOL_ID, &push_in_handler, id)) < 0 ||
+        (rv = lp2p_timer_new(&id->tick, sw, on_tick, id)) < 0) {
+      /* the failed add destroys id: nothing registered may keep pointing at it */
+      lp2p_swarm_remove_protocol(sw, LP2P_IDENTIFY_PUSH_PROTOCOL_ID);
+      lp2p_swarm_remove_protocol(sw, LP2P_IDENTIFY_PROTOCOL_ID);
+      id->tick = NULL;
+      return rv;
+    }
   }
   return 0;
 }
@@ -600,27 +662,34 @@ static void id_detach(void *self, lp2p_swarm *sw) {
 
 static void id_destroy(void *self) {
   lp2p_identify *id = self;
+  lp2p_mem m = id->mem;
   while (id->peers) {
     id_peer *n = id->peers->next;
     lp2p__identify_state_clear(&id->peers->st);
-    free(id->peers);
+    lp2p__pm_free(&m, id->peers);
     id->peers = n;
   }
-  free(id->record);
-  free(id->protocol_version);
-  free(id);
+  free(id->record); /* made by lp2p__peer_record_seal (libc) */
+  lp2p__pm_free(&m, id->protocol_version);
+  lp2p__pm_free(&m, id);
 }
 
 static const lp2p_behaviour_vtable id_vtable = {
-    sizeof(lp2p_behaviour_vtable), LP2P_IDENTIFY_BEHAVIOUR, id_attach, id_on_event, id_detach, id_destroy, NULL,
+    .struct_size = sizeof(lp2p_behaviour_vtable),
+    .name = LP2P_IDENTIFY_BEHAVIOUR,
+    .attach = id_attach,
+    .on_event = id_on_event,
+    .detach = id_detach,
+    .destroy = id_destroy,
 };
 
 int lp2p_identify_add(lp2p_swarm *sw, const lp2p_identify_config *cfg, lp2p_identify **out) {
   if (out) *out = NULL;
   if (!sw) return LP2P_ERR_INVAL;
   if (lp2p_swarm_behaviour(sw, LP2P_IDENTIFY_BEHAVIOUR)) return LP2P_ERR_EXISTS;
-  lp2p_identify *id = calloc(1, sizeof *id);
+  lp2p_identify *id = lp2p__pm_calloc(lp2p_swarm_mem(sw), sizeof *id);
   if (!id) return LP2P_ERR_NOMEM;
+  id->mem = *lp2p_swarm_mem(sw);
   lp2p_identify_config_default(&id->cfg);
   if (cfg) {
     size_t n = cfg->struct_size && cfg->struct_size < sizeof id->cfg ? cfg->struct_size : sizeof id->cfg;
@@ -628,8 +697,8 @@ int lp2p_identify_add(lp2p_swarm *sw, const lp2p_identify_config *cfg, lp2p_iden
     id->cfg.struct_size = sizeof id->cfg;
   }
   const char *pv = id->cfg.protocol_version ? id->cfg.protocol_version : LP2P_IDENTIFY_PROTOCOL_VERSION;
-  if (!(id->protocol_version = strdup(pv))) {
-    free(id);
+  if (!(id->protocol_version = lp2p__pm_strdup(&id->mem, pv))) {
+    lp2p__pm_free(&id->mem, id);
     return LP2P_ERR_NOMEM;
   }
   id->cfg.protocol_version = id->protocol_version;

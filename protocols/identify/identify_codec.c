@@ -9,6 +9,7 @@
 #include "lp2p/multiaddr.h"
 #include "lp2p/peerid.h"
 #include "protocols/identify/identify_int.h"
+#include "protocols/proto_mem.h"
 
 /* ------------------------------------------------------------------------- */
 /* encoding */
@@ -63,31 +64,39 @@ int lp2p__identify_encode(const lp2p__identify_fields *f, uint8_t *out, size_t c
 /* ------------------------------------------------------------------------- */
 /* state */
 
+static const lp2p_mem *SM(const lp2p__identify_state *st) { return st->mem ? st->mem : lp2p_mem_default(); }
+
 void lp2p__identify_state_init(lp2p__identify_state *st) { memset(st, 0, sizeof *st); }
+void lp2p__identify_state_init_mem(lp2p__identify_state *st, const lp2p_mem *mem) {
+  memset(st, 0, sizeof *st);
+  st->mem = mem;
+}
 
 static void free_protocols(lp2p__identify_state *st) {
-  for (size_t i = 0; i < st->n_protocols; i++) free(st->protocols[i]);
-  free(st->protocols);
+  for (size_t i = 0; i < st->n_protocols; i++) lp2p__pm_free(SM(st), st->protocols[i]);
+  lp2p__pm_free(SM(st), st->protocols);
   st->protocols = NULL;
   st->n_protocols = 0;
 }
 
 static void free_listen(lp2p__identify_state *st) {
   for (size_t i = 0; i < st->n_listen; i++) lp2p_multiaddr_free(st->listen[i]);
-  free(st->listen);
+  lp2p__pm_free(SM(st), st->listen);
   st->listen = NULL;
   st->n_listen = 0;
 }
 
 void lp2p__identify_state_clear(lp2p__identify_state *st) {
+  const lp2p_mem *m = st->mem;
   lp2p_pubkey_free(st->key);
-  free(st->protocol_version);
-  free(st->agent_version);
+  lp2p__pm_free(SM(st), st->protocol_version);
+  lp2p__pm_free(SM(st), st->agent_version);
   free_protocols(st);
   free_listen(st);
   lp2p_multiaddr_free(st->observed);
-  free(st->record);
+  lp2p__pm_free(SM(st), st->record);
   memset(st, 0, sizeof *st);
+  st->mem = m;
 }
 
 /* A multiaddr from the wire without a trailing /p2p (NULL if unparsable). */
@@ -105,11 +114,11 @@ static lp2p_multiaddr *wire_addr(const uint8_t *p, size_t n) {
   return ma;
 }
 
-static char *dup_limited(const char *s) {
+static char *dup_limited(const lp2p__identify_state *st, const char *s) {
   if (!s) return NULL;
   size_t n = strnlen(s, LP2P_IDENTIFY_MAX_VERSION + 1);
   if (n > LP2P_IDENTIFY_MAX_VERSION) n = LP2P_IDENTIFY_MAX_VERSION;
-  char *d = malloc(n + 1);
+  char *d = lp2p__pm_malloc(SM(st), n + 1);
   if (!d) return NULL;
   memcpy(d, s, n);
   d[n] = 0;
@@ -132,16 +141,16 @@ int lp2p__identify_merge(lp2p__identify_state *st, const uint8_t *msg, size_t le
     st->has_key = 1;
   }
   if (m->protocolversion) {
-    char *d = dup_limited(m->protocolversion);
+    char *d = dup_limited(st, m->protocolversion);
     if (!d) goto oom;
-    free(st->protocol_version);
+    lp2p__pm_free(SM(st), st->protocol_version);
     st->protocol_version = d;
     st->has_pv = 1;
   }
   if (m->agentversion) {
-    char *d = dup_limited(m->agentversion);
+    char *d = dup_limited(st, m->agentversion);
     if (!d) goto oom;
-    free(st->agent_version);
+    lp2p__pm_free(SM(st), st->agent_version);
     st->agent_version = d;
     st->has_av = 1;
   }
@@ -152,11 +161,11 @@ int lp2p__identify_merge(lp2p__identify_state *st, const uint8_t *msg, size_t le
     st->has_observed = 1;
   }
   if (m->has_signedpeerrecord) {
-    uint8_t *r = malloc(m->signedpeerrecord.len ? m->signedpeerrecord.len : 1);
+    uint8_t *r = lp2p__pm_malloc(SM(st), m->signedpeerrecord.len ? m->signedpeerrecord.len : 1);
     if (!r) goto oom;
     /* an empty field comes with data == NULL: no memcpy from NULL */
     if (m->signedpeerrecord.len) memcpy(r, m->signedpeerrecord.data, m->signedpeerrecord.len);
-    free(st->record);
+    lp2p__pm_free(SM(st), st->record);
     st->record = r;
     st->record_len = m->signedpeerrecord.len;
     st->has_record = 1;
@@ -169,10 +178,10 @@ int lp2p__identify_merge(lp2p__identify_state *st, const uint8_t *msg, size_t le
     int dup = 0;
     for (size_t j = 0; j < st->n_protocols && !dup; j++) dup = !strcmp(st->protocols[j], p);
     if (dup) continue;
-    char **np = realloc(st->protocols, (st->n_protocols + 1) * sizeof *np);
+    char **np = lp2p__pm_realloc(SM(st), st->protocols, (st->n_protocols + 1) * sizeof *np);
     if (!np) goto oom;
     st->protocols = np;
-    if (!(np[st->n_protocols] = strdup(p))) goto oom;
+    if (!(np[st->n_protocols] = lp2p__pm_strdup(SM(st), p))) goto oom;
     st->n_protocols++;
   }
   st->n_listen_seen += (int)(m->n_listenaddrs > INT32_MAX / 2 ? INT32_MAX / 2 : m->n_listenaddrs);
@@ -181,7 +190,7 @@ int lp2p__identify_merge(lp2p__identify_state *st, const uint8_t *msg, size_t le
     if (!ma) continue;
     int dup = 0;
     for (size_t j = 0; j < st->n_listen && !dup; j++) dup = lp2p_multiaddr_equal(st->listen[j], ma);
-    lp2p_multiaddr **nl = dup ? NULL : realloc(st->listen, (st->n_listen + 1) * sizeof *nl);
+    lp2p_multiaddr **nl = dup ? NULL : lp2p__pm_realloc(SM(st), st->listen, (st->n_listen + 1) * sizeof *nl);
     if (!nl) {
       lp2p_multiaddr_free(ma);
       if (dup) continue;
@@ -234,14 +243,14 @@ int lp2p__identify_validate(lp2p__identify_state *st, const lp2p_peer_id *peer, 
       for (size_t j = 0; j < st->n_listen && !dup; j++) dup = lp2p_multiaddr_equal(st->listen[j], addrs[i]);
       lp2p_multiaddr **nl = NULL;
       if (!dup && st->n_listen < LP2P_IDENTIFY_MAX_ADDRS &&
-          (nl = realloc(st->listen, (st->n_listen + 1) * sizeof *nl))) {
+          (nl = lp2p__pm_realloc(SM(st), st->listen, (st->n_listen + 1) * sizeof *nl))) {
         st->listen = nl;
         nl[st->n_listen++] = addrs[i];
         addrs[i] = NULL;
       }
       lp2p_multiaddr_free(addrs[i]);
     }
-    free(addrs);
+    free(addrs); /* lp2p__peer_record_open's array: libc */
     st->record_ok = 1;
     st->record_seq = seq;
   }
@@ -261,11 +270,11 @@ void lp2p__identify_apply(lp2p__identify_state *dst, lp2p__identify_state *src) 
     MOVE(key);
   }
   if (src->has_pv) {
-    free(dst->protocol_version);
+    lp2p__pm_free(SM(dst), dst->protocol_version);
     MOVE(protocol_version);
   }
   if (src->has_av) {
-    free(dst->agent_version);
+    lp2p__pm_free(SM(dst), dst->agent_version);
     MOVE(agent_version);
   }
   if (src->has_observed) {
@@ -283,7 +292,7 @@ void lp2p__identify_apply(lp2p__identify_state *dst, lp2p__identify_state *src) 
     MOVE(n_listen);
   }
   if (src->record_ok) {
-    free(dst->record);
+    lp2p__pm_free(SM(dst), dst->record);
     MOVE(record);
     MOVE(record_len);
     dst->has_record = 1;
@@ -331,7 +340,7 @@ static int reader_parse(lp2p__identify_reader *r, lp2p__identify_state *st) {
 
 int lp2p__identify_reader_feed(lp2p__identify_reader *r, lp2p__identify_state *st, const uint8_t *p, size_t n) {
   if (!r->buf) {
-    if (!(r->buf = malloc(READER_CAP))) return LP2P_ERR_NOMEM;
+    if (!(r->buf = lp2p__pm_malloc(r->mem ? r->mem : lp2p_mem_default(), READER_CAP))) return LP2P_ERR_NOMEM;
     r->cap = READER_CAP;
   }
   /* a full buffer always holds a complete message (or garbage), so every round makes progress */
@@ -354,6 +363,8 @@ int lp2p__identify_reader_end(const lp2p__identify_reader *r) {
 }
 
 void lp2p__identify_reader_free(lp2p__identify_reader *r) {
-  free(r->buf);
+  const lp2p_mem *m = r->mem;
+  lp2p__pm_free(m ? m : lp2p_mem_default(), r->buf);
   memset(r, 0, sizeof *r);
+  r->mem = m;
 }

@@ -1,6 +1,8 @@
 /* protocols/identify/identify_int.h - Identify message codec, merged peer
  * state and signed peer records (internal; the behaviour is identify.c).
- * Allocations use libc (the behaviour is an ordinary swarm client). */
+ * Allocations of the state and reader go through their `mem` (NULL = libc; the
+ * behaviour passes the swarm's allocator); multiaddrs, keys, protobuf-c
+ * unpacking and signed peer records use libc. */
 #ifndef LP2P_PROTOCOLS_IDENTIFY_INT_H
 #define LP2P_PROTOCOLS_IDENTIFY_INT_H
 #include "lp2p/identify.h"
@@ -28,6 +30,7 @@ int lp2p__identify_encode(const lp2p__identify_fields *f, uint8_t *out, size_t c
 
 /* ---- decoding: merged state of one peer ---- */
 typedef struct lp2p__identify_state {
+  const lp2p_mem *mem; /* NULL = libc; kept by clear; states merged by apply share one */
   lp2p_pubkey *key;
   char *protocol_version, *agent_version;
   char **protocols;
@@ -47,7 +50,8 @@ typedef struct lp2p__identify_state {
   lp2p_identify_info info;
 } lp2p__identify_state;
 
-void lp2p__identify_state_init(lp2p__identify_state *st);
+void lp2p__identify_state_init(lp2p__identify_state *st); /* libc */
+void lp2p__identify_state_init_mem(lp2p__identify_state *st, const lp2p_mem *mem);
 void lp2p__identify_state_clear(lp2p__identify_state *st);
 /* Decodes one Identify protobuf and merges it into st (scalars overwrite,
  * repeated fields append, limits applied, bad addresses skipped).
@@ -68,6 +72,7 @@ void lp2p__identify_state_view(lp2p__identify_state *st, const lp2p_peer_id *pee
 
 /* ---- framing: varint-length-prefixed messages until EOF ---- */
 typedef struct lp2p__identify_reader {
+  const lp2p_mem *mem; /* NULL = libc; kept by free */
   uint8_t *buf;
   size_t len, cap;
   size_t messages;

@@ -2,6 +2,8 @@
  * on the public swarm API. See lp2p/perf.h. */
 #include "lp2p/perf.h"
 
+#include "protocols/proto_mem.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -25,6 +27,7 @@ void lp2p_perf_config_default(lp2p_perf_config *cfg) {
 }
 
 struct lp2p_perf_service {
+  lp2p_mem mem; /* the swarm's (lp2p_swarm_mem) */
   lp2p_swarm *sw;
   lp2p_perf_config cfg;
 };
@@ -82,7 +85,7 @@ static void in_send(perf_in *in) {
 static void in_open(lp2p_stream *s, const char *protocol, void *ud) {
   lp2p_perf_service *ps = ud;
   (void)protocol;
-  perf_in *in = calloc(1, sizeof *in);
+  perf_in *in = lp2p__pm_calloc(&ps->mem, sizeof *in);
   if (!in) {
     lp2p_stream_reset(s);
     return;
@@ -160,7 +163,7 @@ static void in_close(lp2p_stream *s, int err, void *ud) {
     in->ps->cfg.on_served(lp2p_stream_swarm(s), peer, err, &r, in->ps->cfg.ud);
   }
   lp2p_timer_free(in->idle);
-  free(in);
+  lp2p__pm_free(&in->ps->mem, in);
 }
 
 static const lp2p_stream_handler in_handler = {
@@ -173,18 +176,26 @@ static int ps_attach(void *self, lp2p_swarm *sw) {
   return lp2p_swarm_set_protocol(sw, LP2P_PERF_PROTOCOL_ID, &in_handler, ps);
 }
 
-static void ps_destroy(void *self) { free(self); }
+static void ps_destroy(void *self) {
+  lp2p_perf_service *ps = self;
+  lp2p_mem m = ps->mem;
+  lp2p__pm_free(&m, ps);
+}
 
 static const lp2p_behaviour_vtable ps_vtable = {
-    sizeof(lp2p_behaviour_vtable), LP2P_PERF_BEHAVIOUR, ps_attach, NULL, NULL, ps_destroy, NULL,
+    .struct_size = sizeof(lp2p_behaviour_vtable),
+    .name = LP2P_PERF_BEHAVIOUR,
+    .attach = ps_attach,
+    .destroy = ps_destroy,
 };
 
 int lp2p_perf_add(lp2p_swarm *sw, const lp2p_perf_config *cfg, lp2p_perf_service **out) {
   if (out) *out = NULL;
   if (!sw) return LP2P_ERR_INVAL;
   if (lp2p_swarm_behaviour(sw, LP2P_PERF_BEHAVIOUR)) return LP2P_ERR_EXISTS;
-  lp2p_perf_service *ps = calloc(1, sizeof *ps);
+  lp2p_perf_service *ps = lp2p__pm_calloc(lp2p_swarm_mem(sw), sizeof *ps);
   if (!ps) return LP2P_ERR_NOMEM;
+  ps->mem = *lp2p_swarm_mem(sw);
   lp2p_perf_config_default(&ps->cfg);
   if (cfg) {
     size_t n = cfg->struct_size && cfg->struct_size < sizeof ps->cfg ? cfg->struct_size : sizeof ps->cfg;
@@ -300,7 +311,7 @@ static void out_close(lp2p_stream *s, int err, void *ud) {
   }
   if (o->cb) o->cb(o->sw, &o->peer, err, &r, o->ud);
   lp2p_timer_free(o->idle);
-  free(o);
+  lp2p__pm_free(lp2p_swarm_mem(o->sw), o);
 }
 
 static const lp2p_stream_handler out_handler = {
@@ -310,7 +321,7 @@ static const lp2p_stream_handler out_handler = {
 int lp2p_perf_run(lp2p_swarm *sw, const lp2p_peer_id *peer, uint64_t upload, uint64_t download, lp2p_perf_fn cb,
                   void *ud) {
   if (!sw || !peer || !peer->len) return LP2P_ERR_INVAL;
-  perf_out *o = calloc(1, sizeof *o);
+  perf_out *o = lp2p__pm_calloc(lp2p_swarm_mem(sw), sizeof *o);
   if (!o) return LP2P_ERR_NOMEM;
   const lp2p_perf_service *ps = lp2p_swarm_behaviour(sw, LP2P_PERF_BEHAVIOUR);
   o->idle_ms = ps ? ps->cfg.idle_timeout_ms : PERF_DEFAULT_IDLE_MS;
@@ -323,14 +334,14 @@ int lp2p_perf_run(lp2p_swarm *sw, const lp2p_peer_id *peer, uint64_t upload, uin
   for (int i = 0; i < 8; i++) o->head[i] = (uint8_t)(download >> (56 - 8 * i));
   int rv = lp2p_timer_new(&o->idle, sw, out_idle, o);
   if (rv < 0) {
-    free(o);
+    lp2p__pm_free(lp2p_swarm_mem(sw), o);
     return rv;
   }
   const char *protos[] = {LP2P_PERF_PROTOCOL_ID};
   rv = lp2p_swarm_open_stream(sw, peer, protos, 1, &out_handler, o, &o->s);
   if (rv < 0) {
     lp2p_timer_free(o->idle);
-    free(o);
+    lp2p__pm_free(lp2p_swarm_mem(sw), o);
     return rv;
   }
   /* the idle timer also bounds dialing + negotiation */

@@ -2,6 +2,9 @@
  * built only on the public swarm API. See lp2p/ping.h. */
 #include "lp2p/ping.h"
 
+#include "lp2p/peerstore.h"
+#include "protocols/proto_mem.h"
+
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +36,7 @@ typedef struct peer_slot {
 } peer_slot;
 
 struct lp2p_ping_service {
+  lp2p_mem mem; /* the swarm's (lp2p_swarm_mem): everything here is allocated through it */
   lp2p_swarm *sw;
   lp2p_ping_config cfg;
   peer_slot *slots;
@@ -52,7 +56,7 @@ typedef struct ping_in {
 static peer_slot *slot_get(lp2p_ping_service *ps, const lp2p_peer_id *peer) {
   for (peer_slot *p = ps->slots; p; p = p->next)
     if (lp2p_peer_id_equal(&p->peer, peer)) return p;
-  peer_slot *p = calloc(1, sizeof *p);
+  peer_slot *p = lp2p__pm_calloc(&ps->mem, sizeof *p);
   if (!p) return NULL;
   p->peer = *peer;
   p->next = ps->slots;
@@ -65,7 +69,7 @@ static void slot_put(lp2p_ping_service *ps, peer_slot *slot) {
   for (peer_slot **pp = &ps->slots; *pp; pp = &(*pp)->next) {
     if (*pp == slot) {
       *pp = slot->next;
-      free(slot);
+      lp2p__pm_free(&ps->mem, slot);
       return;
     }
   }
@@ -111,7 +115,7 @@ static void in_open(lp2p_stream *s, const char *protocol, void *ud) {
   ping_in *in = NULL;
   /* a full slot has n >= 1, so only a fresh slot (n == 0) needs dropping on failure */
   if (!slot || (ps->cfg.max_inbound_per_peer && slot->n >= ps->cfg.max_inbound_per_peer) ||
-      !(in = calloc(1, sizeof *in))) {
+      !(in = lp2p__pm_calloc(&ps->mem, sizeof *in))) {
     if (slot && !slot->n) {
       slot->n = 1;
       slot_put(ps, slot);
@@ -176,7 +180,7 @@ static void in_close(lp2p_stream *s, int err, void *ud) {
   lp2p_stream_set_user(s, NULL);
   lp2p_timer_free(in->idle);
   slot_put(in->ps, in->slot);
-  free(in);
+  lp2p__pm_free(&in->ps->mem, in);
 }
 
 static const lp2p_stream_handler in_handler = {
@@ -191,24 +195,29 @@ static int ps_attach(void *self, lp2p_swarm *sw) {
 
 static void ps_destroy(void *self) {
   lp2p_ping_service *ps = self;
+  lp2p_mem m = ps->mem;
   while (ps->slots) {
     peer_slot *n = ps->slots->next;
-    free(ps->slots);
+    lp2p__pm_free(&m, ps->slots);
     ps->slots = n;
   }
-  free(ps);
+  lp2p__pm_free(&m, ps);
 }
 
 static const lp2p_behaviour_vtable ps_vtable = {
-    sizeof(lp2p_behaviour_vtable), LP2P_PING_BEHAVIOUR, ps_attach, NULL, NULL, ps_destroy, NULL,
+    .struct_size = sizeof(lp2p_behaviour_vtable),
+    .name = LP2P_PING_BEHAVIOUR,
+    .attach = ps_attach,
+    .destroy = ps_destroy,
 };
 
 int lp2p_ping_add(lp2p_swarm *sw, const lp2p_ping_config *cfg, lp2p_ping_service **out) {
   if (out) *out = NULL;
   if (!sw) return LP2P_ERR_INVAL;
   if (lp2p_swarm_behaviour(sw, LP2P_PING_BEHAVIOUR)) return LP2P_ERR_EXISTS;
-  lp2p_ping_service *ps = calloc(1, sizeof *ps);
+  lp2p_ping_service *ps = lp2p__pm_calloc(lp2p_swarm_mem(sw), sizeof *ps);
   if (!ps) return LP2P_ERR_NOMEM;
+  ps->mem = *lp2p_swarm_mem(sw);
   lp2p_ping_config_default(&ps->cfg);
   if (cfg) {
     size_t n = cfg->struct_size && cfg->struct_size < sizeof ps->cfg ? cfg->struct_size : sizeof ps->cfg;
@@ -292,6 +301,7 @@ static void out_data(lp2p_stream *s, const uint8_t *p, size_t n, void *ud) {
     return;
   }
   o->rtt = mono_us() - o->t0;
+  lp2p_peerstore_set_latency(lp2p_swarm_peerstore(o->sw), &o->peer, o->rtt); /* also marks it seen */
   out_report(o, 0);
 }
 
@@ -302,7 +312,7 @@ static void out_close(lp2p_stream *s, int err, void *ud) {
   (void)s;
   out_report(o, err ? err : LP2P_ERR_EOF);
   lp2p_timer_free(o->timer);
-  free(o);
+  lp2p__pm_free(lp2p_swarm_mem(o->sw), o);
 }
 
 static const lp2p_stream_handler out_handler = {
@@ -315,7 +325,7 @@ int lp2p_ping_timeout(lp2p_swarm *sw, const lp2p_peer_id *peer, uint32_t timeout
     const lp2p_ping_service *ps = lp2p_swarm_behaviour(sw, LP2P_PING_BEHAVIOUR);
     timeout_ms = ps && ps->cfg.timeout_ms ? ps->cfg.timeout_ms : 10000;
   }
-  ping_out *o = calloc(1, sizeof *o);
+  ping_out *o = lp2p__pm_calloc(lp2p_swarm_mem(sw), sizeof *o);
   if (!o) return LP2P_ERR_NOMEM;
   o->sw = sw;
   o->peer = *peer;
@@ -324,14 +334,14 @@ int lp2p_ping_timeout(lp2p_swarm *sw, const lp2p_peer_id *peer, uint32_t timeout
   randombytes_buf(o->payload, sizeof o->payload);
   int rv = lp2p_timer_new(&o->timer, sw, out_timeout, o);
   if (rv < 0) {
-    free(o);
+    lp2p__pm_free(lp2p_swarm_mem(sw), o);
     return rv;
   }
   const char *protos[] = {LP2P_PING_PROTOCOL_ID};
   rv = lp2p_swarm_open_stream(sw, peer, protos, 1, &out_handler, o, &o->s);
   if (rv < 0) {
     lp2p_timer_free(o->timer);
-    free(o);
+    lp2p__pm_free(lp2p_swarm_mem(sw), o);
     return rv;
   }
   lp2p_timer_start(o->timer, timeout_ms, 0);

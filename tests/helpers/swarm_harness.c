@@ -277,7 +277,12 @@ static int echo_keep_alive(void *self, lp2p_swarm *sw, const lp2p_peer_id *peer)
 }
 
 const lp2p_behaviour_vtable techo_vtable = {
-    sizeof(lp2p_behaviour_vtable), "test-echo", echo_attach, NULL, echo_detach, echo_destroy, echo_keep_alive,
+    .struct_size = sizeof(lp2p_behaviour_vtable),
+    .name = "test-echo",
+    .attach = echo_attach,
+    .detach = echo_detach,
+    .destroy = echo_destroy,
+    .keep_alive = echo_keep_alive,
 };
 
 /* ---- client ---- */

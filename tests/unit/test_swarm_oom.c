@@ -1,11 +1,17 @@
 /* test_swarm_oom.c - allocation failures inside a live swarm: every n-th
  * allocation of swarm A fails in turn during create/listen/dial/upgrade/
  * streams/teardown. Every run must end (no hang: streams and dials always get
- * their final callback), the loop must close cleanly and nothing may leak. */
+ * their final callback), the loop must close cleanly and nothing may leak.
+ * A second scenario adds identify and ping to swarm A: they allocate through
+ * the swarm's allocator (lp2p_swarm_mem), so the loop covers them (and the
+ * peer store they fill) too. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "failmem.h"
+#include "lp2p/identify.h"
+#include "lp2p/peerstore.h"
+#include "lp2p/ping.h"
 #include "swarm_harness.h"
 #include "test.h"
 
@@ -103,7 +109,122 @@ TEST(oom_every_allocation) {
   printf("     %ld allocations, each failed once; %d runs still completed the exchange\n", total, recovered);
 }
 
+typedef struct idping {
+  int id_events, id_ok;
+  int ping_done, ping_err;
+} idping;
+
+static void ip_id_event(lp2p_identify *id, const lp2p_identify_event *ev, void *ud) {
+  idping *r = ud;
+  (void)id;
+  if (ev->type == LP2P_IDENTIFY_EV_IDENTIFIED) r->id_ok = 1;
+  if (ev->type == LP2P_IDENTIFY_EV_IDENTIFIED || ev->type == LP2P_IDENTIFY_EV_FAILED) r->id_events++;
+}
+
+static void ip_ping(lp2p_swarm *sw, const lp2p_peer_id *peer, int err, uint64_t rtt, void *ud) {
+  idping *r = ud;
+  (void)sw;
+  (void)peer;
+  (void)rtt;
+  r->ping_done = 1;
+  r->ping_err = err;
+}
+
+static outcome scenario_identify_ping(failmem *fm) {
+  outcome o = {0, 0};
+  tloop L;
+  tloop_init(&L);
+  tsw b;
+  if (tsw_init(&b, &L, 2, NULL, 1) < 0 || lp2p_identify_add(b.sw, NULL, NULL) < 0 ||
+      lp2p_ping_add(b.sw, NULL, NULL) < 0)
+    abort();
+  uint8_t seed[32];
+  memset(seed, 3, sizeof seed);
+  lp2p_privkey *key;
+  lp2p_privkey_from_ed25519_seed(&key, seed);
+  lp2p_swarm_config cfg;
+  lp2p_swarm_config_default(&cfg);
+  cfg.identity = key;
+  cfg.dial_timeout_ms = 2000;
+  cfg.handshake_timeout_ms = 2000;
+  cfg.stream_negotiation_timeout_ms = 2000;
+  lp2p_swarm *a = NULL;
+  idping r = {0, 0, 0, 0};
+  int rv = lp2p_swarm_new_uv(&a, &cfg, &L.loop, &fm->mem);
+  if (rv == 0) {
+    lp2p_identify_config ic;
+    lp2p_identify_config_default(&ic);
+    ic.timeout_ms = 2000;
+    ic.on_event = ip_id_event;
+    ic.ud = &r;
+    lp2p_ping_config pc;
+    lp2p_ping_config_default(&pc);
+    pc.timeout_ms = 2000;
+    int ready = lp2p_identify_add(a, &ic, NULL) == 0;
+    ready &= lp2p_ping_add(a, &pc, NULL) == 0;
+    tdial d = {0};
+    int dialed = lp2p_swarm_dial(a, NULL, (const char *[]){b.addr}, 1, tdial_cb, &d) == 0;
+    if (dialed) {
+      int got = RUN_UNTIL(&L, d.done, 8000);
+      CHECK(got);
+      int asked = 0, pinged = 0;
+      if (got && d.err == 0) {
+        lp2p_identify *id = lp2p_identify_get(a);
+        asked = id && lp2p_identify_request(id, &b.id) == 0; /* joins the on-connect request */
+        pinged = lp2p_ping(a, &b.id, ip_ping, &r) == 0;
+      }
+      if (asked) CHECK(RUN_UNTIL(&L, r.id_events > 0, 8000));
+      if (pinged) CHECK(RUN_UNTIL(&L, r.ping_done, 8000));
+      o.finished = got && (!asked || r.id_events > 0) && (!pinged || r.ping_done);
+      uint64_t rtt;
+      o.ok = ready && asked && pinged && r.id_ok && r.ping_err == 0 &&
+             lp2p_peerstore_supports(lp2p_swarm_peerstore(a), &b.id, LP2P_PING_PROTOCOL_ID) &&
+             lp2p_peerstore_latency(lp2p_swarm_peerstore(a), &b.id, &rtt) == 0;
+    } else {
+      o.finished = 1;
+    }
+    lp2p_swarm_free(a);
+  } else {
+    CHECK_EQ(rv, LP2P_ERR_NOMEM);
+    o.finished = 1;
+  }
+  tsw_free(&b);
+  CHECK_EQ(tloop_finish(&L), 0);
+  lp2p_privkey_free(key);
+  return o;
+}
+
+TEST(oom_identify_and_ping) {
+  failmem fm;
+  failmem_init(&fm, 0);
+  outcome base = scenario_identify_ping(&fm);
+  CHECK(base.ok);
+  CHECK_EQ(fm.live, 0);
+  long total = fm.count;
+  CHECK(total > 20);
+  int fails = 0, recovered = 0;
+  long only = getenv("OOM_N") ? atol(getenv("OOM_N")) : 0;
+  for (long n = only ? only : 1; n <= (only ? only : total + 5); n++) {
+    failmem_init(&fm, n);
+    outcome o = scenario_identify_ping(&fm);
+    if (!o.finished) {
+      fails++;
+      fprintf(stderr, "  identify/ping run failing allocation %ld did not finish\n", n);
+    }
+    if (o.ok) recovered++;
+    if (fm.live != 0) {
+      fprintf(stderr, "  leak after failing allocation %ld: %ld blocks\n", n, fm.live);
+      CHECK_EQ(fm.live, 0);
+      break;
+    }
+    if (!fm.triggered) break;
+  }
+  CHECK_EQ(fails, 0);
+  printf("     identify+ping: %ld allocations, each failed once; %d runs still completed\n", total, recovered);
+}
+
 int main(void) {
   RUN(oom_every_allocation);
+  RUN(oom_identify_and_ping);
   return test_done();
 }
