@@ -276,29 +276,48 @@ int lp2p_mdns_build_string(lp2p_mdns_builder *b, const void *p, size_t n) {
   return put(b, p, n);
 }
 
-/* Writes name, compressed against earlier suffixes when enabled. */
+static int wire_equal_ci(const uint8_t *a, const uint8_t *b, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (lower(a[i]) != lower(b[i])) return 0;
+  return 1;
+}
+
+/* Writes name, compressed against earlier suffixes when enabled. Suffix hashes are computed once
+ * per name from the right (O(length)), and the table is matched by hash before a decode confirms,
+ * so a name costs O(length + labels x table size). */
 static int put_name(lp2p_mdns_builder *b, const lp2p_mdns_name *name) {
   if (b->err) return b->err;
   if (!name->len) return b->err = LP2P_ERR_INVAL;
-  size_t i = 0;
-  while (name->wire[i]) {
+  size_t offs[LP2P_MDNS_MAX_NAME / 2 + 1], nl = 0;
+  uint32_t hs[LP2P_MDNS_MAX_NAME / 2 + 1];
+  for (size_t i = 0; i < name->len && name->wire[i]; i += 1u + name->wire[i]) offs[nl++] = i;
+  if (b->compress) {
+    uint32_t h = 0;
+    for (size_t k = nl; k-- > 0;) {
+      uint32_t lh = 2166136261u;
+      for (size_t j = 0; j <= name->wire[offs[k]]; j++) lh = (lh ^ lower(name->wire[offs[k] + j])) * 16777619u;
+      h = h * 0x9E3779B1u + lh;
+      hs[k] = h;
+    }
+  }
+  for (size_t k = 0; k < nl; k++) {
+    size_t i = offs[k];
     if (b->compress) {
-      lp2p_mdns_name suffix;
-      suffix.len = (uint8_t)(name->len - i);
-      memcpy(suffix.wire, name->wire + i, suffix.len);
-      for (size_t k = 0; k < b->nsuffix; k++) {
+      size_t slen = name->len - i;
+      for (size_t t = 0; t < b->nsuffix; t++) {
         lp2p_mdns_name seen;
-        if (lp2p_mdns_name_decode(b->buf, b->len, b->suffix[k], &seen, NULL) == 0 &&
-            lp2p_mdns_name_equal(&seen, &suffix)) {
-          uint8_t ptr[2] = {(uint8_t)(0xC0 | (b->suffix[k] >> 8)), (uint8_t)b->suffix[k]};
+        if (b->suffix_hash[t] == hs[k] && lp2p_mdns_name_decode(b->buf, b->len, b->suffix[t], &seen, NULL) == 0 &&
+            seen.len == slen && wire_equal_ci(seen.wire, name->wire + i, slen)) {
+          uint8_t ptr[2] = {(uint8_t)(0xC0 | (b->suffix[t] >> 8)), (uint8_t)b->suffix[t]};
           return put(b, ptr, 2);
         }
       }
-      if (b->len < 0x3FFF && b->nsuffix < LP2P_MDNS_BUILD_MAX_SUFFIXES) b->suffix[b->nsuffix++] = (uint16_t)b->len;
+      if (b->len < 0x3FFF && b->nsuffix < LP2P_MDNS_BUILD_MAX_SUFFIXES) {
+        b->suffix_hash[b->nsuffix] = hs[k];
+        b->suffix[b->nsuffix++] = (uint16_t)b->len;
+      }
     }
-    size_t ll = name->wire[i];
-    if (put(b, name->wire + i, 1 + ll)) return b->err;
-    i += 1 + ll;
+    if (put(b, name->wire + i, 1u + name->wire[i])) return b->err;
   }
   uint8_t z = 0;
   return put(b, &z, 1);

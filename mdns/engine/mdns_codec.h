@@ -129,6 +129,7 @@ typedef struct lp2p_mdns_builder {
   size_t rr_start;        /* offset of the open record's RDLENGTH, 0 = none open */
   uint16_t counts[4];
   uint16_t suffix[LP2P_MDNS_BUILD_MAX_SUFFIXES]; /* offsets of name suffixes written */
+  uint32_t suffix_hash[LP2P_MDNS_BUILD_MAX_SUFFIXES]; /* their case-folded hashes (checked by decoding) */
   size_t nsuffix;
 } lp2p_mdns_builder;
 

@@ -14,6 +14,8 @@
 #define JITTER_MIN 20u
 #define JITTER_SPAN 101u /* 20..120 ms */
 #define DEFAULT_SRV_PORT 4001u
+#define MAX_QUEUED_PACKETS 512u /* beyond: new packets are dropped (the runtime is not draining) */
+#define MAX_QUEUED_EVENTS 1024u
 
 typedef struct pkt_item {
   struct pkt_item *next;
@@ -68,6 +70,7 @@ struct lp2p_mdns {
   size_t npeers;
   pkt_item *pq_head, *pq_tail, *pcur;
   ev_item *eq_head, *eq_tail, *ecur;
+  size_t npq, neq;
   lp2p_tstamp next_query, query_interval, next_announce;
   int announce_left;
   int started; /* the first (jittered) query slot has passed */
@@ -128,6 +131,10 @@ static iface_state *find_iface(lp2p_mdns *e, uint32_t index) {
 
 static int enqueue_packet(lp2p_mdns *e, uint32_t ifindex, int family, const uint8_t *dst, uint16_t dst_port,
                           const uint8_t *data, size_t len) {
+  if (e->npq >= MAX_QUEUED_PACKETS) {
+    e->stats.queue_dropped++;
+    return 0;
+  }
   pkt_item *it = lp2p__malloc(&e->mem, sizeof *it + len);
   if (!it) return LP2P_ERR_NOMEM;
   memset(&it->pkt, 0, sizeof it->pkt);
@@ -149,6 +156,7 @@ static int enqueue_packet(lp2p_mdns *e, uint32_t ifindex, int family, const uint
   else
     e->pq_head = it;
   e->pq_tail = it;
+  e->npq++;
   return 0;
 }
 
@@ -160,6 +168,10 @@ static void free_event(lp2p_mdns *e, ev_item *it) {
 }
 
 static int enqueue_event(lp2p_mdns *e, int type, const peer *p, uint32_t ifindex, lp2p_tstamp now) {
+  if (e->neq >= MAX_QUEUED_EVENTS) {
+    e->stats.queue_dropped++;
+    return 0;
+  }
   ev_item *it = lp2p__calloc(&e->mem, 1, sizeof *it);
   if (!it) return LP2P_ERR_NOMEM;
   it->ev.type = type;
@@ -189,6 +201,7 @@ static int enqueue_event(lp2p_mdns *e, int type, const peer *p, uint32_t ifindex
   else
     e->eq_head = it;
   e->eq_tail = it;
+  e->neq++;
   return 0;
 }
 
@@ -198,6 +211,7 @@ int lp2p_mdns_next_packet(lp2p_mdns *e, lp2p_mdns_packet *pkt) {
   if (!e->pcur) return 0;
   e->pq_head = e->pcur->next;
   if (!e->pq_head) e->pq_tail = NULL;
+  e->npq--;
   *pkt = e->pcur->pkt;
   return 1;
 }
@@ -208,6 +222,7 @@ int lp2p_mdns_next_event(lp2p_mdns *e, lp2p_mdns_event *ev) {
   if (!e->ecur) return 0;
   e->eq_head = e->ecur->next;
   if (!e->eq_head) e->eq_tail = NULL;
+  e->neq--;
   *ev = e->ecur->ev;
   return 1;
 }

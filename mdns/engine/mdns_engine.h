@@ -45,7 +45,8 @@
  *     answer per cfg.answer_interval (1 s) per interface, family and question kind; known-answer
  *     suppression: a query that already lists our PTR with at least half our TTL is not answered.
  *   - Floods: at most cfg.max_packets_per_sec (100) packets per interface and second are
- *     processed; the rest are dropped and counted.
+ *     processed; the rest are dropped and counted. Queues are bounded: past 512 pending packets
+ *     or 1024 pending events, new ones are dropped (stats.queue_dropped).
  *   - Shutdown: lp2p_mdns_shutdown queues goodbyes (the same responses with TTL 0) on every
  *     interface and family; afterwards every input is ignored and no timer runs.
  *
@@ -154,6 +155,7 @@ typedef struct lp2p_mdns_event {
 typedef struct lp2p_mdns_stats {
   uint64_t packets_in, packets_malformed, packets_flood_dropped, records_dropped;
   uint64_t queries_sent, responses_sent, answers_rate_limited;
+  uint64_t queue_dropped; /* packets/events not queued: 512 packets or 1024 events were pending */
 } lp2p_mdns_stats;
 
 /* cfg may be NULL (defaults); mem NULL = libc. */
