@@ -4,7 +4,9 @@
  *   mode bit 0   family (0: IPv4, 1: IPv6), bit 1: interface (0: eth0 index 2, 1: lo index 1),
  *   bit 2        source port 5353 or 40000 (legacy unicast), bit 3: feed the packet twice
  *                (dedup/refresh paths), bit 4: txt_per_address, bit 5: no compression,
- *   bit 6        fail the k-th allocation (k = low 4 bits of the mode byte's bit 7 + first byte % 16)
+ *   bit 6        fail the k-th allocation (k = 1 + first packet byte % 32),
+ *   bit 7        whole life cycle: first query slot and announcements before the packet, expiry
+ *                tick an hour later and shutdown (goodbyes) after it (otherwise only the packet)
  * Checks (abort on failure): the codec never reads out of bounds (ASan); a packet that parses
  * re-encodes (names through the compressing builder) and re-parses to the same names; every
  * packet the engine queues parses; every event is well-formed; nothing leaks through lp2p_mem. */
@@ -120,7 +122,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     lp2p_peer_id_parse("12D3KooWLqLxEfJ9nDdEe8Kh8PFvNPQRYDQBwyL7CMM7HhVd5LsX", &self);
   }
   fz f = {0, 0, 0};
-  if (mode & 0x40) f.fail_at = 1 + ((mode >> 7) << 4) + (n ? p[0] % 16 : 0);
+  if (mode & 0x40) f.fail_at = 1 + (n ? p[0] % 32 : 0);
+  int full = (mode & 0x80) != 0;
   lp2p_mem mem = {fm_malloc, fm_realloc, fm_free, &f};
   uint32_t seed = 7;
   lp2p_mdns_config cfg;
@@ -149,7 +152,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memcpy(ifs[1].addrs[1].addr, "\x20\x01\x0d\xb8\0\0\0\0\0\0\0\0\0\0\0\x10", 16), ifs[1].addrs[1].prefix_len = 64;
     lp2p_mdns_set_interfaces(e, ifs, 2, 0);
     lp2p_mdns_set_listen_addrs(e, (const lp2p_multiaddr *const *)listen, 3, &self, 0);
-    lp2p_mdns_tick(e, 200);
+    if (full) lp2p_mdns_tick(e, 200);
     drain(e);
     int family = (mode & 1) ? 6 : 4;
     uint32_t ifindex = (mode & 2) ? 1 : 2;
@@ -161,10 +164,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       lp2p_mdns_packet_in(e, ifindex, family, src, port, p, n, 1500);
       drain(e);
     }
-    lp2p_mdns_tick(e, 1000 + 3600u * 1000u);
-    drain(e);
-    lp2p_mdns_shutdown(e, 1000 + 3600u * 1000u);
-    drain(e);
+    if (full) {
+      lp2p_mdns_tick(e, 1000 + 3600u * 1000u);
+      drain(e);
+      lp2p_mdns_shutdown(e, 1000 + 3600u * 1000u);
+      drain(e);
+    }
     lp2p_mdns_free(e);
   }
   if (f.live != 0) abort();

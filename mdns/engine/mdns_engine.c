@@ -16,6 +16,7 @@
 #define DEFAULT_SRV_PORT 4001u
 #define MAX_QUEUED_PACKETS 512u /* beyond: new packets are dropped (the runtime is not draining) */
 #define MAX_QUEUED_EVENTS 1024u
+#define MAX_TTL 4500u /* seconds: RFC 6762 §10's longest recommended record TTL (75 min) */
 
 typedef struct pkt_item {
   struct pkt_item *next;
@@ -524,6 +525,7 @@ static int learn(lp2p_mdns *e, const lp2p_mdns_name *instance, const lp2p_mdns_r
       id = pid;
       mas[nma] = ma;
       ttls[nma] = have_ptr && ptr_ttl < r->ttl ? ptr_ttl : r->ttl;
+      if (ttls[nma] > MAX_TTL) ttls[nma] = MAX_TTL;
       nma++;
     }
   }

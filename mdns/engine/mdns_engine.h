@@ -60,8 +60,8 @@
  *   than the first valid one of that instance are skipped. Our own instance and our own peer id
  *   are ignored. SRV/A/AAAA are neither required nor used (hints are what TXT says).
  *   Each address expires TTL seconds after it was last seen (TTL of its TXT record, capped by the
- *   PTR's TTL when the PTR came in the same packet). A TTL of 0 (goodbye) removes the address at
- *   once; a PTR goodbye removes the instance's peer. Peers are deduplicated by peer id across
+ *   PTR's TTL when the PTR came in the same packet; at most 4500 s). A TTL of 0 (goodbye)
+ *   removes the address at once; a PTR goodbye removes the instance's peer. Peers are deduplicated by peer id across
  *   interfaces: LP2P_MDNS_EV_DISCOVERED fires when a peer appears or gains an address (the event
  *   lists every current address); LP2P_MDNS_EV_EXPIRED when its last address expired or it said
  *   goodbye. At most cfg.max_peers peers (256) and cfg.max_addrs_per_peer (16) addresses each;

@@ -546,7 +546,6 @@ TEST(ttl_expiry_and_goodbye) {
   lp2p_peer_id_to_string(&ev.peer, id, sizeof id);
   CHECK_STR(id, OTHER_ID);
   CHECK_EQ(lp2p_mdns_peer_count(e), 0);
-
   /* Goodbye: engine B discovers A, A shuts down, its TTL-0 packets expire it at B at once. */
   lp2p_mdns *a = mk_engine(NULL, 0, 0);
   CHECK_OK(lp2p_mdns_set_interfaces(a, ifs, 2, 0));
@@ -578,6 +577,15 @@ TEST(ttl_expiry_and_goodbye) {
   CHECK_EQ(ev.type, LP2P_MDNS_EV_EXPIRED);
   CHECK_EQ(next_ev(e, &ev), 0);
   CHECK_EQ(lp2p_mdns_peer_count(e), 0);
+  /* A hostile TTL (about 68 years) is capped at 4500 s. */
+  len = build_layout(L_GO, buf, sizeof buf, 0x7FFFFFFF);
+  CHECK_OK(lp2p_mdns_packet_in(e, 2, 4, SRC_LAN, 5353, buf, (size_t)len, 300000));
+  REQUIRE(next_ev(e, &ev) == 1);
+  CHECK_EQ(ev.ttl, 4500);
+  CHECK_OK(lp2p_mdns_tick(e, 300000 + 4500000));
+  REQUIRE(next_ev(e, &ev) == 1);
+  CHECK_EQ(ev.type, LP2P_MDNS_EV_EXPIRED);
+
   CHECK_EQ(lp2p_mdns_tick(a, 400), LP2P_ERR_STATE);
   CHECK_EQ(lp2p_mdns_next_deadline(a), LP2P_TSTAMP_NEVER);
   lp2p_mdns_free(a);
