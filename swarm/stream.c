@@ -13,6 +13,32 @@ static void stream_log(const lp2p_stream *s, const char *what, const char *proto
            err ? lp2p_err_name(err) : "");
 }
 
+/* The per-connection cache of accepted outbound protocols (lazy negotiation). */
+static uint64_t proto_hash(const char *p) {
+  uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+  for (; *p; p++) h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+  return h ? h : 1;
+}
+
+int lp2p__conn_knows(const lp2p__conn *c, const char *proto) {
+  uint64_t h = proto_hash(proto);
+  for (unsigned i = 0; i < LP2P__SW_KNOWN_PROTOS; i++)
+    if (c->known[i] == h) return 1;
+  return 0;
+}
+
+void lp2p__conn_learn(lp2p__conn *c, const char *proto, int ok) {
+  uint64_t h = proto_hash(proto);
+  for (unsigned i = 0; i < LP2P__SW_KNOWN_PROTOS; i++) {
+    if (c->known[i] != h) continue;
+    if (!ok) c->known[i] = 0;
+    return;
+  }
+  if (!ok) return;
+  c->known[c->known_next] = h; /* round robin: the oldest entry goes */
+  c->known_next = (c->known_next + 1) % LP2P__SW_KNOWN_PROTOS;
+}
+
 static void copy_handler(lp2p_stream_handler *dst, const lp2p_stream_handler *src) {
   memset(dst, 0, sizeof *dst);
   if (!src) return;

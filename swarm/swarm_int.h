@@ -1,7 +1,8 @@
 /* swarm/swarm_int.h - internal structures of the swarm runtime.
  *
  * Files: swarm.c (lifecycle, post, events, behaviours, deferred work, timers),
- * conn.c (one connection: upgrade pipeline, I/O, yamux callbacks, teardown),
+ * conn.c (one connection: creation, handles, timers/idleness, GoAway, teardown),
+ * upgrade.c (its upgrade pipeline and yamux callbacks), conn_io.c (its reads and writes),
  * stream.c (streams and their multistream negotiation), dial.c (dial attempts),
  * listen.c (listeners), peers.c (peer table, address book, protocol registry).
  *
@@ -348,8 +349,19 @@ void lp2p__conn_teardown(lp2p__conn *c); /* run from the close queue */
 void lp2p__conn_arm(lp2p__conn *c);
 int lp2p__conn_can_open(const lp2p__conn *c); /* early-stream gate, un-ACKed SYN limit */
 void lp2p__conn_unblock(lp2p__conn *c);       /* yamux can open streams again */
-int lp2p__conn_knows(const lp2p__conn *c, const char *proto);
-void lp2p__conn_learn(lp2p__conn *c, const char *proto, int ok); /* ok 0: forget */
+void lp2p__conn_log(const lp2p__conn *c, lp2p_log_level lvl, const char *what, int err);
+void lp2p__conn_close_io(lp2p__conn *c);    /* uv_close the transport stream (once) */
+void lp2p__conn_close_timer(lp2p__conn *c); /* uv_close the timer (once) */
+
+/* upgrade.c */
+int lp2p__upgrade_start(lp2p__conn *c); /* connected: multistream for /noise (state MSS_SEC) */
+int lp2p__upgrade_new_noise(lp2p__conn *c);
+/* Runs received bytes through the layers. Returns bytes used, or an error. */
+int64_t lp2p__upgrade_drive(lp2p__conn *c, uint8_t *in, size_t len);
+
+/* conn_io.c */
+int lp2p__conn_start_reading(lp2p__conn *c);
+int lp2p__conn_flush_out(lp2p__conn *c); /* pushes pending engine output to the socket (error: caller closes) */
 void lp2p__wbuf_pool_free(lp2p_swarm *sw);
 
 /* stream.c */
@@ -373,6 +385,8 @@ void lp2p__stream_fail(lp2p_stream *s, int err); /* detach and queue on_close(er
 void lp2p__stream_deliver_close(lp2p_stream *s); /* from the close queue */
 void lp2p__stream_check_deadline(lp2p_stream *s, lp2p_tstamp now);
 void lp2p__stream_flush_mss(lp2p_stream *s);
+int lp2p__conn_knows(const lp2p__conn *c, const char *proto);
+void lp2p__conn_learn(lp2p__conn *c, const char *proto, int ok); /* ok 0: forget */
 
 /* dial.c */
 int lp2p__dial_start(lp2p_swarm *sw, const lp2p_peer_id *peer, const lp2p_multiaddr *const *addrs, size_t n,
