@@ -18,7 +18,7 @@ void lp2p__conn_log(const lp2p__conn *c, lp2p_log_level lvl, const char *what, i
 /* memory / handles */
 
 static void conn_maybe_free(lp2p__conn *c) {
-  if (c->io_open || c->timer_open) return;
+  if (c->io_open || c->tmo_reserved) return;
   lp2p_swarm *sw = c->sw;
   if (sw->rb_owner == c) sw->rb_owner = NULL;
   lp2p__bytes_free(&sw->mem, &c->rbuf);
@@ -37,20 +37,15 @@ static void io_close_cb(uv_handle_t *h) {
   lp2p__swarm_handle_closed(sw);
 }
 
-static void timer_close_cb(uv_handle_t *h) {
-  lp2p__conn *c = h->data;
-  lp2p_swarm *sw = c->sw;
-  c->timer_open = 0;
-  conn_maybe_free(c);
-  lp2p__swarm_handle_closed(sw);
-}
-
 void lp2p__conn_close_io(lp2p__conn *c) {
   if (c->io && !uv_is_closing((uv_handle_t *)c->io)) uv_close((uv_handle_t *)c->io, io_close_cb);
 }
 void lp2p__conn_close_timer(lp2p__conn *c) {
-  if (c->timer_open && !uv_is_closing((uv_handle_t *)&c->timer))
-    uv_close((uv_handle_t *)&c->timer, timer_close_cb);
+  if (!c->tmo_reserved) return;
+  c->tmo_reserved = 0;
+  c->armed = 0;
+  lp2p__sched_unreserve(c->sw, &c->tmo);
+  conn_maybe_free(c); /* (when the transport stream is closed already) */
 }
 
 static lp2p__conn *conn_alloc(lp2p_swarm *sw, lp2p_direction dir) {
@@ -60,10 +55,11 @@ static lp2p__conn *conn_alloc(lp2p_swarm *sw, lp2p_direction dir) {
   c->id = sw->next_conn_id++;
   c->dir = dir;
   lp2p__list_init(&c->streams);
-  uv_timer_init(sw->loop, &c->timer);
-  c->timer.data = c;
-  c->timer_open = 1;
-  sw->handles++;
+  if (lp2p__sched_reserve(sw) < 0) {
+    lp2p__free(&sw->mem, c);
+    return NULL;
+  }
+  c->tmo_reserved = 1;
   lp2p__list_add_tail(&sw->conns, &c->sw_link);
   return c;
 }
@@ -225,7 +221,7 @@ static int conn_is_idle(lp2p__conn *c) {
   return 1;
 }
 
-static void timer_cb(uv_timer_t *t);
+static void timer_cb(lp2p__sched_entry *e);
 
 void lp2p__conn_arm(lp2p__conn *c) {
   lp2p_swarm *sw = c->sw;
@@ -279,16 +275,17 @@ void lp2p__conn_arm(lp2p__conn *c) {
   /* re-arm only for an earlier deadline: firing early is harmless (timer_cb re-checks everything and
    * re-arms), and most flushes leave the deadline where it was */
   if (due == LP2P_TSTAMP_NEVER) {
-    if (c->armed) uv_timer_stop(&c->timer);
+    if (c->armed) lp2p__sched_cancel(sw, &c->tmo);
     c->armed = 0;
   } else if (!c->armed || due < c->armed) {
-    uv_timer_start(&c->timer, timer_cb, due > now ? due - now : 0, 0);
+    c->tmo.fn = timer_cb;
+    lp2p__sched_set(sw, &c->tmo, due);
     c->armed = due ? due : 1;
   }
 }
 
-static void timer_cb(uv_timer_t *t) {
-  lp2p__conn *c = t->data;
+static void timer_cb(lp2p__sched_entry *e) {
+  lp2p__conn *c = LP2P__CONTAINER(e, lp2p__conn, tmo);
   lp2p_swarm *sw = c->sw;
   c->armed = 0;
   if (c->state == LP2P__C_CLOSING || c->close_queued) return;
@@ -354,8 +351,8 @@ static void shutdown_cb(uv_shutdown_t *req, int status) {
   }
 }
 
-static void grace_cb(uv_timer_t *t) {
-  lp2p__conn *c = t->data;
+static void grace_cb(lp2p__sched_entry *e) {
+  lp2p__conn *c = LP2P__CONTAINER(e, lp2p__conn, tmo);
   lp2p__conn_close_io(c);
   lp2p__conn_close_timer(c);
 }
@@ -433,7 +430,8 @@ void lp2p__conn_teardown(lp2p__conn *c) {
     c->shutdown_req.data = c;
     if (uv_shutdown(&c->shutdown_req, c->io, shutdown_cb) == 0) {
       c->shutting_down = 1;
-      uv_timer_start(&c->timer, grace_cb, LP2P__SW_CLOSE_GRACE_MS, 0);
+      c->tmo.fn = grace_cb;
+      lp2p__sched_set(sw, &c->tmo, lp2p__swarm_now(sw) + LP2P__SW_CLOSE_GRACE_MS);
       return;
     }
   }
