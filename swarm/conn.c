@@ -22,6 +22,7 @@ static void conn_maybe_free(lp2p__conn *c) {
   lp2p_swarm *sw = c->sw;
   if (sw->rb_owner == c) sw->rb_owner = NULL;
   lp2p__bytes_free(&sw->mem, &c->rbuf);
+  lp2p__bytes_free(&sw->mem, &c->staged);
   lp2p_multiaddr_free(c->remote_addr);
   lp2p_multiaddr_free(c->local_addr);
   lp2p__free(&sw->mem, c);

@@ -218,12 +218,47 @@ static int64_t seal_yamux(lp2p__conn *c, lp2p__wbuf *b) {
   return (int64_t)out;
 }
 
+/* Moves the upgrade layers' pending output into c->staged, in wire order, without I/O: multistream
+ * for /noise, Noise handshake bytes, then the muxer's multistream answer (sealed). The read path
+ * calls it where a layer finishes and the next one takes over (the answer must precede the next
+ * layer's bytes); lp2p__conn_flush_out sends the staged bytes first, once the input is processed. */
+int lp2p__conn_stage_out(lp2p__conn *c) {
+  lp2p_swarm *sw = c->sw;
+  const uint8_t *p;
+  size_t n;
+  int rv;
+  if (c->state == LP2P__C_MSS_SEC && c->mss && (n = lp2p_mss_output(c->mss, &p)) > 0) {
+    if ((rv = lp2p__bytes_append(&sw->mem, &c->staged, p, n)) < 0) return rv;
+    lp2p_mss_output_consumed(c->mss, n);
+  }
+  if (c->noise && (n = lp2p_noise_output(c->noise, &p)) > 0) {
+    if ((rv = lp2p__bytes_append(&sw->mem, &c->staged, p, n)) < 0) return rv;
+    lp2p_noise_output_consumed(c->noise, n);
+  }
+  if (c->state == LP2P__C_MSS_MUX && c->mss && (n = lp2p_mss_output(c->mss, &p)) > 0) {
+    size_t frames = (n + LP2P_NOISE_MAX_PLAINTEXT - 1) / LP2P_NOISE_MAX_PLAINTEXT;
+    if ((rv = lp2p__bytes_reserve(&sw->mem, &c->staged, n + frames * LP2P_NOISE_FRAME_OVERHEAD)) < 0) return rv;
+    for (size_t off = 0; off < n;) {
+      size_t k = n - off > LP2P_NOISE_MAX_PLAINTEXT ? LP2P_NOISE_MAX_PLAINTEXT : n - off;
+      if ((rv = lp2p_noise_seal_frame(c->noise, p + off, k, c->staged.data + c->staged.len)) < 0) return rv;
+      c->staged.len += (size_t)rv;
+      off += k;
+    }
+    lp2p_mss_output_consumed(c->mss, n);
+  }
+  return 0;
+}
+
 /* Pushes pending engine output to the socket (in layer order). */
 int lp2p__conn_flush_out(lp2p__conn *c) {
   const uint8_t *p;
   size_t n;
   int rv;
   if (!c->io || c->state == LP2P__C_CONNECTING) return 0;
+  if (c->staged.len) { /* older than anything the engines hold now */
+    if ((rv = send_plain(c, c->staged.data, c->staged.len, NULL, 0)) < 0) return rv;
+    lp2p__bytes_free(&c->sw->mem, &c->staged);
+  }
   /* multistream for /noise, then Noise handshake bytes (a dialer's msg1 follows its proposal) */
   const uint8_t *q = NULL;
   size_t m = 0;

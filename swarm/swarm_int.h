@@ -173,6 +173,7 @@ struct lp2p__conn {
   lp2p__peer *peer;      /* after READY */
   lp2p__dial *dial;      /* outbound: the attempt this conn belongs to (until READY/failure) */
   lp2p_bytes rbuf;       /* received bytes not yet consumed by the current layer */
+  lp2p_bytes staged;     /* upgrade output queued by the read path (wire bytes), sent before the rest */
   lp2p_mss *mss;
   lp2p_noise *noise;
   lp2p_yamux *mx;
@@ -392,6 +393,7 @@ int64_t lp2p__upgrade_drive(lp2p__conn *c, uint8_t *in, size_t len);
 /* conn_io.c */
 int lp2p__conn_start_reading(lp2p__conn *c);
 int lp2p__conn_flush_out(lp2p__conn *c); /* pushes pending engine output to the socket (error: caller closes) */
+int lp2p__conn_stage_out(lp2p__conn *c); /* queues the upgrade layers' output in order, no I/O */
 void lp2p__wbuf_pool_free(lp2p_swarm *sw);
 
 /* stream.c */

@@ -169,8 +169,8 @@ static int deliver_plaintext(lp2p__conn *c, const uint8_t *p, size_t m) {
     int64_t k = lp2p_mss_feed(c->mss, p, m);
     if (k < 0) return (int)k;
     if (!lp2p_mss_done(c->mss)) return (size_t)k < m ? LP2P_ERR_PROTO : 0;
-    /* the echo/answer must leave before any yamux frame */
-    int rv = lp2p__conn_flush_out(c);
+    /* the echo/answer must leave before any yamux frame: staged now, sent first by the next flush */
+    int rv = lp2p__conn_stage_out(c);
     if (rv < 0) return rv;
     if ((rv = start_yamux(c)) < 0) return rv;
     p += k;
@@ -193,14 +193,17 @@ static int deliver_plaintext(lp2p__conn *c, const uint8_t *p, size_t m) {
  * a trailing partial frame is left unconsumed. Returns the bytes used or an error. */
 static int64_t drive_frames(lp2p__conn *c, uint8_t *in, size_t len) {
   size_t off = 0;
-  while (len - off >= 2 && !c->close_queued) {
-    size_t body = ((size_t)in[off] << 8) | in[off + 1];
-    if (len - off - 2 < body) break;
+  while (off < len && !c->close_queued) {
+    uint8_t *pt;
     size_t m;
-    int rv = lp2p_noise_open_frame(c->noise, in + off + 2, body, &m);
+    int64_t k = lp2p_noise_open_next(c->noise, in + off, len - off, &pt, &m);
+    if (k <= 0) {
+      if (k < 0) return k;
+      break; /* a partial frame */
+    }
+    int rv = deliver_plaintext(c, pt, m);
     if (rv < 0) return rv;
-    if ((rv = deliver_plaintext(c, in + off + 2, m)) < 0) return rv;
-    off += 2 + body;
+    off += (size_t)k;
   }
   return c->close_queued ? (int64_t)len : (int64_t)off;
 }
@@ -222,7 +225,7 @@ int64_t lp2p__upgrade_drive(lp2p__conn *c, uint8_t *in, size_t len) {
           return (int64_t)off;
         }
         lp2p__conn_log(c, LP2P_LOG_DEBUG, "security negotiated: " LP2P_NOISE_PROTOCOL_ID, 0);
-        if ((rv = lp2p__conn_flush_out(c)) < 0) return rv; /* our mss answer precedes noise bytes */
+        if ((rv = lp2p__conn_stage_out(c)) < 0) return rv; /* our mss answer precedes noise bytes */
         lp2p_mss_free(c->mss);
         c->mss = NULL;
         if (!c->noise && (rv = lp2p__upgrade_new_noise(c)) < 0) return rv; /* (a dialer's session exists already) */
