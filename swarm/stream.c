@@ -67,12 +67,16 @@ static void stream_free(lp2p_stream *s) {
 }
 
 /* Unlinks s from its connection; rst: also send RST. */
+/* rst: 0 = leave the yamux stream alone, 1 = reset it, 2 = reset it after its buffered bytes. */
 static void detach(lp2p_stream *s, int rst) {
   lp2p__conn *c = s->conn;
   if (c) {
     if (s->has_id && c->mx) {
       lp2p_yamux_stream_set_user(c->mx, s->id, NULL);
-      if (rst) lp2p_yamux_reset(c->mx, s->id);
+      if (rst == 2)
+        lp2p_yamux_reset_after_data(c->mx, s->id);
+      else if (rst)
+        lp2p_yamux_reset(c->mx, s->id);
     }
     if (s->state == LP2P__ST_NEGOTIATING && !s->lazy && c->n_negotiating) c->n_negotiating--;
     lp2p__list_del(&s->conn_link);
@@ -131,9 +135,9 @@ static void nego_failed(lp2p_stream *s, int err, int rst) {
   stream_log(s, s->lazy ? "optimistic negotiation failed" : "negotiation failed", NULL, err);
   if (s->dir == LP2P_DIR_INBOUND) emit_inbound_failure(s, err);
   if (rst && s->dir == LP2P_DIR_INBOUND && s->mss && s->has_id && s->conn && lp2p_mss_rejections(s->mss) > 0) {
-    /* our "na" must reach the peer before the RST (which drops the stream's buffered bytes): after a
-     * refused proposal a lazy dialer's data reads as a malformed line here, and that dialer needs the
-     * "na" to report "protocol not supported" */
+    /* our "na" must reach the peer before the RST: after a refused proposal a lazy dialer's data reads
+     * as a malformed line here, and that dialer needs the "na" to report "protocol not supported".
+     * Queued only: the muxer sends the RST after the stream's buffered bytes. */
     const uint8_t *p;
     size_t n;
     while ((n = lp2p_mss_output(s->mss, &p)) > 0) {
@@ -141,7 +145,7 @@ static void nego_failed(lp2p_stream *s, int err, int rst) {
       if (k <= 0) break;
       lp2p_mss_output_consumed(s->mss, (size_t)k);
     }
-    lp2p__conn_flush(s->conn);
+    rst = 2;
   }
   detach(s, rst);
   queue_close(s, err);
