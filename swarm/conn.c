@@ -231,7 +231,7 @@ void lp2p__conn_arm(lp2p__conn *c) {
   if (c->state != LP2P__C_READY) {
     if (c->deadline) due = c->deadline;
   } else {
-    if (c->goaway_recv && c->live) lp2p__peer_conn_gone(sw, c, LP2P_ERR_GOAWAY);
+    if (c->goaway_recv && c->live) lp2p__swarm_conn_demoted(sw, c, LP2P_ERR_GOAWAY);
     if (lp2p_yamux_error(c->mx)) {
       lp2p__conn_close(c, lp2p_yamux_error(c->mx));
       return;
@@ -338,7 +338,7 @@ void lp2p__conn_goaway(lp2p__conn *c) {
     lp2p_yamux_go_away(c->mx, LP2P_YAMUX_GOAWAY_NORMAL);
     c->goaway_sent = 1;
   }
-  if (c->live) lp2p__peer_conn_gone(c->sw, c, LP2P_ERR_GOAWAY);
+  if (c->live) lp2p__swarm_conn_demoted(c->sw, c, LP2P_ERR_GOAWAY);
   lp2p__conn_mark_dirty(c);
 }
 
@@ -369,11 +369,6 @@ void lp2p__conn_teardown(lp2p__conn *c) {
   lp2p__list_del(&c->sw_link);
   lp2p__conn_log(c, LP2P_LOG_DEBUG, "closed:", reason);
 
-  if (c->dial) {
-    lp2p__dial *d = c->dial;
-    c->dial = NULL;
-    lp2p__dial_conn_failed(d, c, reason);
-  }
   if (c->counted_pending_in) {
     c->counted_pending_in = 0;
     sw->pending_inbound--;
@@ -384,22 +379,12 @@ void lp2p__conn_teardown(lp2p__conn *c) {
   if (c->dir == LP2P_DIR_INBOUND && !c->was_ready && reason != LP2P_ERR_CANCELED)
     emit_inbound_failed(sw, c->remote_addr, reason);
 
-  /* streams first, then the per-peer transition */
+  /* streams first, then the dial attempt and the per-peer transition */
   while (!lp2p__list_empty(&c->streams)) {
     lp2p_stream *s = LP2P__CONTAINER(c->streams.next, lp2p_stream, conn_link);
     lp2p__stream_fail(s, reason);
   }
-  if (c->peer) {
-    lp2p__peer *pe = c->peer;
-    lp2p__list_del(&c->peer_link);
-    lp2p__peer_conn_gone(sw, c, reason);
-    c->peer = NULL;
-    /* streams waiting for this peer: another connection, a dial in progress, or failure */
-    if (pe->primary)
-      lp2p__peer_open_waiting(sw, pe);
-    else if (!pe->dial)
-      lp2p__peer_fail_waiting(sw, pe, reason);
-  }
+  lp2p__swarm_conn_gone(sw, c, reason);
 
   /* say goodbye when the close is ours and the transport still works */
   int graceful = c->io && c->reading && !c->eof_seen &&

@@ -322,7 +322,7 @@ static void conn_input(lp2p__conn *c, uint8_t *p, size_t n) {
     sw->rb_off = (size_t)used;
     sw->rb_len = left;
   }
-  if (c->goaway_recv && c->live) lp2p__peer_conn_gone(sw, c, LP2P_ERR_GOAWAY);
+  if (c->goaway_recv && c->live) lp2p__swarm_conn_demoted(sw, c, LP2P_ERR_GOAWAY);
   lp2p__conn_mark_dirty(c);
 }
 

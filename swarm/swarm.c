@@ -167,6 +167,41 @@ void lp2p__swarm_emit(lp2p_swarm *sw, const lp2p_swarm_event *ev) {
 }
 
 /* ------------------------------------------------------------------------- */
+/* connection results: the connection layer reports here, the core tells the dial and peer tables */
+
+void lp2p__swarm_conn_ready(lp2p_swarm *sw, lp2p__conn *c) {
+  lp2p__peer_conn_ready(sw, c);
+  if (c->dial && !c->close_queued) {
+    lp2p__dial *d = c->dial;
+    c->dial = NULL;
+    lp2p__dial_conn_ready(d, c);
+  }
+}
+
+void lp2p__swarm_conn_demoted(lp2p_swarm *sw, lp2p__conn *c, int reason) {
+  if (c->live) lp2p__peer_conn_gone(sw, c, reason);
+}
+
+void lp2p__swarm_conn_gone(lp2p_swarm *sw, lp2p__conn *c, int reason) {
+  if (c->dial) {
+    lp2p__dial *d = c->dial;
+    c->dial = NULL;
+    lp2p__dial_conn_failed(d, c, reason);
+  }
+  if (c->peer) {
+    lp2p__peer *pe = c->peer;
+    lp2p__list_del(&c->peer_link);
+    lp2p__peer_conn_gone(sw, c, reason);
+    c->peer = NULL;
+    /* streams waiting for this peer: another connection, a dial in progress, or failure */
+    if (pe->primary)
+      lp2p__peer_open_waiting(sw, pe);
+    else if (!pe->dial)
+      lp2p__peer_fail_waiting(sw, pe, reason);
+  }
+}
+
+/* ------------------------------------------------------------------------- */
 /* post */
 
 static void async_cb(uv_async_t *h) {

@@ -364,6 +364,12 @@ void lp2p__sched_set(lp2p_swarm *sw, lp2p__sched_entry *e, lp2p_tstamp due); /* 
 void lp2p__sched_cancel(lp2p_swarm *sw, lp2p__sched_entry *e);
 void lp2p__sched_run_all(lp2p_swarm *sw); /* manual clock, swarm freeing: runs what is left */
 void lp2p__swarm_handle_closed(lp2p_swarm *sw); /* a handle's close callback ran */
+/* Connection results (from the connection layer): c is upgraded (peer table, then its dial attempt);
+ * c is torn down, its streams already failed (its dial attempt fails, it leaves the peer table and
+ * the peer's waiting streams move on). */
+void lp2p__swarm_conn_ready(lp2p_swarm *sw, lp2p__conn *c);
+void lp2p__swarm_conn_gone(lp2p_swarm *sw, lp2p__conn *c, int reason);
+void lp2p__swarm_conn_demoted(lp2p_swarm *sw, lp2p__conn *c, int reason); /* GoAway: leaves the live set */
 int lp2p__behaviours_keep_alive(lp2p_swarm *sw, const lp2p_peer_id *peer);
 const char *lp2p__peer_str(const lp2p_peer_id *id, char *buf, size_t cap);
 const char *lp2p__ma_str(const lp2p_multiaddr *ma, char *buf, size_t cap);
