@@ -1,7 +1,7 @@
 /* swarm/swarm_int.h - internal structures of the swarm runtime.
  *
- * Files: swarm.c (lifecycle, post, events, behaviours, deferred work, timers),
- * conn.c (one connection: creation, handles, timers/idleness, GoAway, teardown),
+ * Files: swarm.c (lifecycle, post, events, behaviours, deferred work, lp2p_timer, connection
+ * results), sched.c (the one deadline scheduler and the clock, real or manual), conn.c (one connection: creation, handles, timers/idleness, GoAway, teardown),
  * upgrade.c (its upgrade pipeline and yamux callbacks), conn_io.c (its reads and writes),
  * stream.c (streams and their multistream negotiation), dial.c (dial attempts),
  * listen.c (listeners), peers.c (peer table, address book, protocol registry).
