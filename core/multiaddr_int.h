@@ -12,6 +12,7 @@ typedef enum lp2p__ma_kind {
   LP2P__MA_NAME,     /* variable: non-empty UTF-8 without '/' or control characters */
   LP2P__MA_P2P,      /* variable: peer-id multihash; text base58btc (or CIDv1 on input) */
   LP2P__MA_CERTHASH, /* variable: multihash; text multibase (printed base64url 'u') */
+  LP2P__MA_U64,      /* 8 bytes, big-endian; text decimal */
 } lp2p__ma_kind;
 
 typedef struct lp2p__ma_proto {

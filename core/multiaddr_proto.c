@@ -31,6 +31,7 @@ static const lp2p__ma_proto protos[] = {
     {LP2P_MA_WS, "ws", 0, LP2P__MA_NONE},
     {LP2P_MA_WSS, "wss", 0, LP2P__MA_NONE},
     {LP2P_MA_HTTP, "http", 0, LP2P__MA_NONE},
+    {LP2P_MA_MEMORY, "memory", 8, LP2P__MA_U64},
 };
 
 const lp2p__ma_proto *lp2p__ma_proto_by_code(uint64_t code) {
@@ -362,6 +363,17 @@ int lp2p__ma_value_from_text(const lp2p__ma_proto *p, const char *s, size_t len,
     *outlen = 2;
     return LP2P_OK;
   }
+  case LP2P__MA_U64: {
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+      if (s[i] < '0' || s[i] > '9' || v > (UINT64_MAX - (uint64_t)(s[i] - '0')) / 10)
+        return text_err(p, "number", s, len, err, errcap);
+      v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    for (int i = 7; i >= 0; i--, v >>= 8) out[i] = (uint8_t)v;
+    *outlen = 8;
+    return LP2P_OK;
+  }
   case LP2P__MA_NAME:
     if (!name_ok((const uint8_t *)s, len)) return text_err(p, "name", s, len, err, errcap);
     if (len > cap) return too_long(p, err, errcap);
@@ -391,6 +403,11 @@ int lp2p__ma_value_to_text(const lp2p__ma_proto *p, const uint8_t *v, size_t len
   case LP2P__MA_IP4: return putf(buf, cap, pos, "%u.%u.%u.%u", v[0], v[1], v[2], v[3]);
   case LP2P__MA_IP6: return ip6_print(v, buf, cap, pos);
   case LP2P__MA_PORT: return putf(buf, cap, pos, "%u", (unsigned)v[0] << 8 | v[1]);
+  case LP2P__MA_U64: {
+    unsigned long long x = 0;
+    for (int i = 0; i < 8; i++) x = x << 8 | v[i];
+    return putf(buf, cap, pos, "%llu", x);
+  }
   case LP2P__MA_NAME: return put(buf, cap, pos, (const char *)v, len);
   case LP2P__MA_P2P:
     /* lp2p_base58_encode wants room for a NUL too; the caller's final NUL

@@ -40,6 +40,7 @@ enum {
   YX_WANT_WRITABLE = 1u << 8,/* a write was short: fire on_stream_writable when room reopens */
   YX_ANNOUNCED = 1u << 10,   /* the application knows the id: on_stream_close owed */
   YX_ZOMBIE = 1u << 11,      /* closed and released by the application, kept for its in-flight bytes */
+  YX_RST_AFTER = 1u << 12,   /* reset_after_data: the frame after the last bytes is RST, not FIN */
 };
 
 /* Send buffer: a ring of bytes. The first `inflight` bytes of the stream (see below) are referenced by

@@ -92,7 +92,8 @@ int lp2p__yamux_emit_data(lp2p_yamux *mx, lp2p__yamux_stream *s, int by_ref) {
     mx->out_len += chunk;
   }
   if (fin) {
-    lp2p__yamux_hdr_encode(p, LP2P__YAMUX_WINDOW_UPDATE, LP2P__YAMUX_FIN, s->id, 0);
+    uint16_t flag = (s->flags & YX_RST_AFTER) ? LP2P__YAMUX_RST : LP2P__YAMUX_FIN;
+    lp2p__yamux_hdr_encode(p, LP2P__YAMUX_WINDOW_UPDATE, flag, s->id, 0);
     mx->out_len += LP2P__YAMUX_HDR_LEN;
     s->flags |= YX_FIN_SENT;
   }
@@ -111,7 +112,10 @@ void lp2p__yamux_build(lp2p_yamux *mx, size_t target, int by_ref) {
       mx->ready = s->rnext; /* round-robin: s moves to the tail */
     else
       lp2p__yamux_ready_del(mx, s);
-    if ((s->flags & YX_FIN_SENT) && (s->flags & YX_REMOTE_FIN)) lp2p__yamux_stream_close(mx, s, 0);
+    if ((s->flags & YX_FIN_SENT) && (s->flags & YX_RST_AFTER))
+      lp2p__yamux_stream_close(mx, s, LP2P_ERR_CANCELED);
+    else if ((s->flags & YX_FIN_SENT) && (s->flags & YX_REMOTE_FIN))
+      lp2p__yamux_stream_close(mx, s, 0);
   }
   if (mx->budget_freed && mx->blocked) lp2p__yamux_notify_writers(mx);
 }

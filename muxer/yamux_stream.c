@@ -396,6 +396,19 @@ int lp2p_yamux_reset(lp2p_yamux *mx, uint32_t id) {
   return rv;
 }
 
+int lp2p_yamux_reset_after_data(lp2p_yamux *mx, uint32_t id) {
+  if (!mx) return LP2P_ERR_INVAL;
+  lp2p__yamux_stream *s = lp2p__yamux_map_get(&mx->map, id);
+  if (!s) return mx->err ? mx->err : LP2P_ERR_NOT_FOUND;
+  if (s->flags & YX_CLOSED) return 0;
+  if ((s->flags & YX_FIN_SENT) || !lp2p__yamux_unframed(s)) return lp2p_yamux_reset(mx, id); /* nothing waits */
+  lp2p__yamux_enter(mx);
+  s->flags |= YX_FIN_QUEUED | YX_RST_AFTER; /* emit_data ends the last frame with RST instead of FIN */
+  want_clear(mx, s);
+  lp2p__yamux_leave(mx);
+  return 0;
+}
+
 int lp2p_yamux_consume(lp2p_yamux *mx, uint32_t id, size_t n) {
   if (!mx) return LP2P_ERR_INVAL;
   if (mx->err) return mx->err;

@@ -74,3 +74,17 @@ int lp2p_noise_open_frame(lp2p_noise *n, uint8_t *frame_body, size_t body_len, s
   *pt_len = body_len - LP2P_NOISE_TAG_LEN;
   return 0;
 }
+
+size_t lp2p_noise_frame_len(const uint8_t *in, size_t len) {
+  return in && len >= 2 ? 2 + ((size_t)in[0] << 8 | in[1]) : 0;
+}
+
+int64_t lp2p_noise_open_next(lp2p_noise *n, uint8_t *in, size_t len, uint8_t **pt, size_t *pt_len) {
+  if (!n || !pt || !pt_len || (!in && len)) return LP2P_ERR_INVAL;
+  size_t fl = lp2p_noise_frame_len(in, len);
+  if (!fl || fl > len) return 0;
+  int rv = lp2p_noise_open_frame(n, in + 2, fl - 2, pt_len);
+  if (rv < 0) return rv;
+  *pt = in + 2;
+  return (int64_t)fl;
+}

@@ -13,6 +13,32 @@ static void stream_log(const lp2p_stream *s, const char *what, const char *proto
            err ? lp2p_err_name(err) : "");
 }
 
+/* The per-connection cache of accepted outbound protocols (lazy negotiation). */
+static uint64_t proto_hash(const char *p) {
+  uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+  for (; *p; p++) h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+  return h ? h : 1;
+}
+
+int lp2p__conn_knows(const lp2p__conn *c, const char *proto) {
+  uint64_t h = proto_hash(proto);
+  for (unsigned i = 0; i < LP2P__SW_KNOWN_PROTOS; i++)
+    if (c->known[i] == h) return 1;
+  return 0;
+}
+
+void lp2p__conn_learn(lp2p__conn *c, const char *proto, int ok) {
+  uint64_t h = proto_hash(proto);
+  for (unsigned i = 0; i < LP2P__SW_KNOWN_PROTOS; i++) {
+    if (c->known[i] != h) continue;
+    if (!ok) c->known[i] = 0;
+    return;
+  }
+  if (!ok) return;
+  c->known[c->known_next] = h; /* round robin: the oldest entry goes */
+  c->known_next = (c->known_next + 1) % LP2P__SW_KNOWN_PROTOS;
+}
+
 static void copy_handler(lp2p_stream_handler *dst, const lp2p_stream_handler *src) {
   memset(dst, 0, sizeof *dst);
   if (!src) return;
@@ -41,12 +67,16 @@ static void stream_free(lp2p_stream *s) {
 }
 
 /* Unlinks s from its connection; rst: also send RST. */
+/* rst: 0 = leave the yamux stream alone, 1 = reset it, 2 = reset it after its buffered bytes. */
 static void detach(lp2p_stream *s, int rst) {
   lp2p__conn *c = s->conn;
   if (c) {
     if (s->has_id && c->mx) {
       lp2p_yamux_stream_set_user(c->mx, s->id, NULL);
-      if (rst) lp2p_yamux_reset(c->mx, s->id);
+      if (rst == 2)
+        lp2p_yamux_reset_after_data(c->mx, s->id);
+      else if (rst)
+        lp2p_yamux_reset(c->mx, s->id);
     }
     if (s->state == LP2P__ST_NEGOTIATING && !s->lazy && c->n_negotiating) c->n_negotiating--;
     lp2p__list_del(&s->conn_link);
@@ -106,9 +136,9 @@ static void nego_failed(lp2p_stream *s, int err, int rst) {
   stream_log(s, s->lazy ? "optimistic negotiation failed" : "negotiation failed", NULL, err);
   if (s->dir == LP2P_DIR_INBOUND) emit_inbound_failure(s, err);
   if (rst && s->dir == LP2P_DIR_INBOUND && s->mss && s->has_id && s->conn && lp2p_mss_rejections(s->mss) > 0) {
-    /* our "na" must reach the peer before the RST (which drops the stream's buffered bytes): after a
-     * refused proposal a lazy dialer's data reads as a malformed line here, and that dialer needs the
-     * "na" to report "protocol not supported" */
+    /* our "na" must reach the peer before the RST: after a refused proposal a lazy dialer's data reads
+     * as a malformed line here, and that dialer needs the "na" to report "protocol not supported".
+     * Queued only: the muxer sends the RST after the stream's buffered bytes. */
     const uint8_t *p;
     size_t n;
     while ((n = lp2p_mss_output(s->mss, &p)) > 0) {
@@ -116,7 +146,7 @@ static void nego_failed(lp2p_stream *s, int err, int rst) {
       if (k <= 0) break;
       lp2p_mss_output_consumed(s->mss, (size_t)k);
     }
-    lp2p__conn_flush(s->conn);
+    rst = 2;
   }
   detach(s, rst);
   queue_close(s, err);

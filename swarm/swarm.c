@@ -69,8 +69,6 @@ const char *lp2p__ma_str(const lp2p_multiaddr *ma, char *buf, size_t cap) {
   return buf;
 }
 
-lp2p_tstamp lp2p__swarm_now(const lp2p_swarm *sw) { return (lp2p_tstamp)uv_now(sw->loop); }
-lp2p_tstamp lp2p_swarm_now(const lp2p_swarm *sw) { return lp2p__swarm_now(sw); }
 
 /* ------------------------------------------------------------------------- */
 /* deferred work */
@@ -186,6 +184,41 @@ void lp2p__swarm_emit(lp2p_swarm *sw, const lp2p_swarm_event *ev) {
 }
 
 /* ------------------------------------------------------------------------- */
+/* connection results: the connection layer reports here, the core tells the dial and peer tables */
+
+void lp2p__swarm_conn_ready(lp2p_swarm *sw, lp2p__conn *c) {
+  lp2p__peer_conn_ready(sw, c);
+  if (c->dial && !c->close_queued) {
+    lp2p__dial *d = c->dial;
+    c->dial = NULL;
+    lp2p__dial_conn_ready(d, c);
+  }
+}
+
+void lp2p__swarm_conn_demoted(lp2p_swarm *sw, lp2p__conn *c, int reason) {
+  if (c->live) lp2p__peer_conn_gone(sw, c, reason);
+}
+
+void lp2p__swarm_conn_gone(lp2p_swarm *sw, lp2p__conn *c, int reason) {
+  if (c->dial) {
+    lp2p__dial *d = c->dial;
+    c->dial = NULL;
+    lp2p__dial_conn_failed(d, c, reason);
+  }
+  if (c->peer) {
+    lp2p__peer *pe = c->peer;
+    lp2p__list_del(&c->peer_link);
+    lp2p__peer_conn_gone(sw, c, reason);
+    c->peer = NULL;
+    /* streams waiting for this peer: another connection, a dial in progress, or failure */
+    if (pe->primary)
+      lp2p__peer_open_waiting(sw, pe);
+    else if (!pe->dial)
+      lp2p__peer_fail_waiting(sw, pe, reason);
+  }
+}
+
+/* ------------------------------------------------------------------------- */
 /* post */
 
 static void async_cb(uv_async_t *h) {
@@ -248,6 +281,7 @@ int lp2p_swarm_post2(lp2p_swarm *sw, void (*fn)(lp2p_swarm *sw, void *arg), void
 
 static void final_free(lp2p_swarm *sw) {
   uv_mutex_destroy(&sw->post_mu);
+  lp2p__free(&sw->mem, sw->heap);
   lp2p__free(&sw->mem, sw->readbuf);
   lp2p_noise_identity_free(sw->noise_id);
   lp2p__wbuf_pool_free(sw);
@@ -340,7 +374,8 @@ static int swarm_init(lp2p_swarm **out, const lp2p_swarm_config *cfg, uv_loop_t 
   uv_idle_init(sw->loop, &sw->soon);
   sw->soon.data = sw;
   sw->handles = 2;
-  lp2p__swarm_ps_start(sw); /* +1 handle */
+  if (lp2p__sched_init(sw) == 0) sw->handles++;
+  lp2p__swarm_ps_start(sw); /* the store's expiry deadline (a scheduler entry) */
   sw->next_conn_id = 1;
   *out = sw;
   char pb[LP2P_PEER_ID_MAX_TEXT];
@@ -435,11 +470,13 @@ void lp2p_swarm_free(lp2p_swarm *sw) {
   lp2p__registry_free(sw);
   lp2p__peers_free_all(sw);
   lp2p__swarm_ps_close(sw);
+  if (sw->manual) lp2p__sched_run_all(sw); /* close grace periods: nobody advances this clock any more */
   sw->depth = 0;
   if (sw->soon_active) uv_idle_stop(&sw->soon);
   sw->soon_active = 0;
   uv_close((uv_handle_t *)&sw->async, internal_close_cb);
   uv_close((uv_handle_t *)&sw->soon, internal_close_cb);
+  lp2p__sched_close(sw, internal_close_cb);
   if (sw->owns_loop) {
     /* everything on the own loop is ours (including resolver handles) */
     while (sw->handles > 0 || uv_loop_alive(sw->loop)) uv_run(sw->loop, UV_RUN_DEFAULT);
@@ -517,20 +554,10 @@ int lp2p__behaviours_keep_alive(lp2p_swarm *sw, const lp2p_peer_id *peer) {
 /* ------------------------------------------------------------------------- */
 /* timers */
 
-static void timer_close_cb(uv_handle_t *h) {
-  lp2p_timer *t = h->data;
-  lp2p_swarm *sw = t->sw;
-  lp2p__free(&sw->mem, t);
-  lp2p__swarm_handle_closed(sw);
-}
-
-static void timer_cb(uv_timer_t *h) {
-  lp2p_timer *t = h->data;
-  lp2p_swarm *sw = t->sw;
-  if (t->freed) return;
-  lp2p__swarm_enter(sw);
-  t->fn(t, t->ud);
-  lp2p__swarm_leave(sw);
+static void timer_cb(lp2p__sched_entry *e) {
+  lp2p_timer *t = LP2P__CONTAINER(e, lp2p_timer, e);
+  if (t->repeat) lp2p__sched_set(t->sw, &t->e, lp2p__swarm_now(t->sw) + t->repeat);
+  t->fn(t, t->ud); /* may free t */
 }
 
 int lp2p_timer_new(lp2p_timer **out, lp2p_swarm *sw, lp2p_timer_fn fn, void *ud) {
@@ -538,30 +565,34 @@ int lp2p_timer_new(lp2p_timer **out, lp2p_swarm *sw, lp2p_timer_fn fn, void *ud)
   if (sw->freeing) return LP2P_ERR_STATE;
   lp2p_timer *t = lp2p__calloc(&sw->mem, 1, sizeof *t);
   if (!t) return LP2P_ERR_NOMEM;
+  if (lp2p__sched_reserve(sw) < 0) {
+    lp2p__free(&sw->mem, t);
+    return LP2P_ERR_NOMEM;
+  }
   t->sw = sw;
   t->fn = fn;
   t->ud = ud;
-  uv_timer_init(sw->loop, &t->h);
-  t->h.data = t;
-  sw->handles++;
+  t->e.fn = timer_cb;
   lp2p__list_add_tail(&sw->timers, &t->link);
   *out = t;
   return 0;
 }
 
 int lp2p_timer_start(lp2p_timer *t, uint64_t timeout_ms, uint64_t repeat_ms) {
-  if (!t || t->freed) return LP2P_ERR_INVAL;
-  return lp2p__uv_err(uv_timer_start(&t->h, timer_cb, timeout_ms, repeat_ms));
+  if (!t) return LP2P_ERR_INVAL;
+  t->repeat = repeat_ms;
+  lp2p__sched_set(t->sw, &t->e, lp2p__swarm_now(t->sw) + timeout_ms);
+  return 0;
 }
 
 void lp2p_timer_stop(lp2p_timer *t) {
-  if (t && !t->freed) uv_timer_stop(&t->h);
+  if (t) lp2p__sched_cancel(t->sw, &t->e);
 }
 
 void lp2p_timer_free(lp2p_timer *t) {
-  if (!t || t->freed) return;
-  t->freed = 1;
-  uv_timer_stop(&t->h);
+  if (!t) return;
+  lp2p_swarm *sw = t->sw;
+  lp2p__sched_unreserve(sw, &t->e);
   lp2p__list_del(&t->link);
-  uv_close((uv_handle_t *)&t->h, timer_close_cb);
+  lp2p__free(&sw->mem, t);
 }

@@ -1,7 +1,8 @@
 /* swarm/swarm_int.h - internal structures of the swarm runtime.
  *
- * Files: swarm.c (lifecycle, post, events, behaviours, deferred work, timers),
- * conn.c (one connection: upgrade pipeline, I/O, yamux callbacks, teardown),
+ * Files: swarm.c (lifecycle, post, events, behaviours, deferred work, lp2p_timer, connection
+ * results), sched.c (the one deadline scheduler and the clock, real or manual), conn.c (one connection: creation, handles, timers/idleness, GoAway, teardown),
+ * upgrade.c (its upgrade pipeline and yamux callbacks), conn_io.c (its reads and writes),
  * stream.c (streams and their multistream negotiation), dial.c (dial attempts),
  * listen.c (listeners), peers.c (live-connection peer table, simultaneous-dial rule),
  * registry.c (protocol registry), peerstore.c (the peer store: addresses, protocols, ...; sans-IO),
@@ -63,6 +64,16 @@
 #define LP2P__SW_KNOWN_PROTOS 4
 
 typedef struct lp2p__conn lp2p__conn;
+
+/* A deadline in the swarm's scheduler (sched.c). fn runs inside enter/leave once due; the entry is
+ * no longer scheduled then (fn may schedule it again or free its owner). */
+typedef struct lp2p__sched_entry {
+  lp2p_tstamp due;
+  uint64_t seq;  /* insertion order: ties run first-scheduled first */
+  size_t slot;   /* heap index + 1, 0 = not scheduled */
+  void (*fn)(struct lp2p__sched_entry *e);
+} lp2p__sched_entry;
+
 typedef struct lp2p__peer lp2p__peer;
 typedef struct lp2p__dial lp2p__dial;
 typedef struct lp2p__listener lp2p__listener;
@@ -157,21 +168,23 @@ struct lp2p__conn {
   const lp2p__transport *tr;
   uv_stream_t *io;
   uv_connect_t connect_req;
-  uv_timer_t timer;
+  lp2p__sched_entry tmo; /* deadlines (lp2p__conn_arm), then the close grace period */
+  int tmo_reserved;      /* holds a scheduler slot */
   uv_shutdown_t shutdown_req;
-  int io_open, timer_open, reading, shutting_down, eof_seen;
+  int io_open, reading, shutting_down, eof_seen;
   lp2p_multiaddr *remote_addr, *local_addr;
   lp2p_peer_id expected; /* len 0 = none */
   lp2p_peer_id remote;   /* after the handshake */
   lp2p__peer *peer;      /* after READY */
   lp2p__dial *dial;      /* outbound: the attempt this conn belongs to (until READY/failure) */
   lp2p_bytes rbuf;       /* received bytes not yet consumed by the current layer */
+  lp2p_bytes staged;     /* upgrade output queued by the read path (wire bytes), sent before the rest */
   lp2p_mss *mss;
   lp2p_noise *noise;
   lp2p_yamux *mx;
   lp2p_tstamp deadline;   /* dial/handshake deadline while upgrading */
   lp2p_tstamp idle_since; /* 0 = not idle */
-  lp2p_tstamp armed;      /* due time the timer is armed for, 0 = not armed */
+  lp2p_tstamp armed;      /* due time tmo is scheduled for, 0 = not scheduled */
   lp2p__link streams;     /* lp2p_stream.conn_link */
   size_t n_streams, n_negotiating;
   int live; /* counted in peer->live */
@@ -277,10 +290,10 @@ typedef struct lp2p__ext lp2p__ext; /* external addresses (swarm_ps.c) */
 struct lp2p_timer {
   lp2p_swarm *sw;
   lp2p__link link;
-  uv_timer_t h;
+  lp2p__sched_entry e;
+  uint64_t repeat;
   lp2p_timer_fn fn;
   void *ud;
-  int freed;
 };
 
 struct lp2p_swarm {
@@ -299,6 +312,16 @@ struct lp2p_swarm {
   int post_closed;
   uv_idle_t soon;
   int soon_active;
+  /* the scheduler (sched.c) */
+  lp2p__sched_entry **heap; /* min-heap by (due, seq); cap_heap >= n_reserved >= n_heap */
+  size_t n_heap, cap_heap, n_reserved;
+  uint64_t sched_seq;
+  uv_timer_t sched_timer; /* real time: armed for heap[0] */
+  int sched_open, sched_armed;
+  uv_close_cb sched_close_cb; /* set when the swarm is freed: close the timer once the heap is empty */
+  lp2p_tstamp sched_armed_due;
+  int manual;              /* cfg.manual_clock */
+  lp2p_tstamp manual_now;  /* the manual clock */
   lp2p_noise_identity *noise_id; /* static key + signed payload shared by every Noise session */
   uint8_t *readbuf;     /* LP2P__SW_READ_BUF bytes, see above */
   lp2p__conn *rb_owner; /* its partial frame is readbuf[rb_off .. rb_off + rb_len) */
@@ -331,7 +354,7 @@ struct lp2p_swarm {
   uint32_t pending_inbound, n_inbound, n_outbound;
   /* peer store & co. (swarm_ps.c) */
   lp2p_peerstore *ps;
-  uv_timer_t ps_timer; /* earliest address expiry (unref'd) */
+  lp2p__sched_entry ps_tmo; /* earliest address / external-address expiry (scheduler entry) */
   int ps_timer_open, ps_task_queued;
   lp2p__ext *ext;
 };
@@ -345,8 +368,23 @@ int lp2p__swarm_defer(lp2p_swarm *sw, void (*fn)(lp2p_swarm *, void *), void *ar
 int lp2p__swarm_defer2(lp2p_swarm *sw, void (*fn)(lp2p_swarm *, void *), void *arg,
                        void (*drop)(lp2p_swarm *, void *));
 void lp2p__swarm_emit(lp2p_swarm *sw, const lp2p_swarm_event *ev);
+
+/* sched.c */
 lp2p_tstamp lp2p__swarm_now(const lp2p_swarm *sw);
+int lp2p__sched_init(lp2p_swarm *sw);
+void lp2p__sched_close(lp2p_swarm *sw, uv_close_cb cb); /* closes the uv_timer once nothing is scheduled */
+int lp2p__sched_reserve(lp2p_swarm *sw);               /* one more entry may be scheduled (NOMEM) */
+void lp2p__sched_unreserve(lp2p_swarm *sw, lp2p__sched_entry *e); /* cancels e, gives the slot back */
+void lp2p__sched_set(lp2p_swarm *sw, lp2p__sched_entry *e, lp2p_tstamp due); /* (re)schedules e */
+void lp2p__sched_cancel(lp2p_swarm *sw, lp2p__sched_entry *e);
+void lp2p__sched_run_all(lp2p_swarm *sw); /* manual clock, swarm freeing: runs what is left */
 void lp2p__swarm_handle_closed(lp2p_swarm *sw); /* a handle's close callback ran */
+/* Connection results (from the connection layer): c is upgraded (peer table, then its dial attempt);
+ * c is torn down, its streams already failed (its dial attempt fails, it leaves the peer table and
+ * the peer's waiting streams move on). */
+void lp2p__swarm_conn_ready(lp2p_swarm *sw, lp2p__conn *c);
+void lp2p__swarm_conn_gone(lp2p_swarm *sw, lp2p__conn *c, int reason);
+void lp2p__swarm_conn_demoted(lp2p_swarm *sw, lp2p__conn *c, int reason); /* GoAway: leaves the live set */
 int lp2p__behaviours_keep_alive(lp2p_swarm *sw, const lp2p_peer_id *peer);
 const char *lp2p__peer_str(const lp2p_peer_id *id, char *buf, size_t cap);
 const char *lp2p__ma_str(const lp2p_multiaddr *ma, char *buf, size_t cap);
@@ -363,8 +401,20 @@ void lp2p__conn_teardown(lp2p__conn *c); /* run from the close queue */
 void lp2p__conn_arm(lp2p__conn *c);
 int lp2p__conn_can_open(const lp2p__conn *c); /* early-stream gate, un-ACKed SYN limit */
 void lp2p__conn_unblock(lp2p__conn *c);       /* yamux can open streams again */
-int lp2p__conn_knows(const lp2p__conn *c, const char *proto);
-void lp2p__conn_learn(lp2p__conn *c, const char *proto, int ok); /* ok 0: forget */
+void lp2p__conn_log(const lp2p__conn *c, lp2p_log_level lvl, const char *what, int err);
+void lp2p__conn_close_io(lp2p__conn *c);    /* uv_close the transport stream (once) */
+void lp2p__conn_close_timer(lp2p__conn *c); /* no more deadlines (frees c once io is closed too) */
+
+/* upgrade.c */
+int lp2p__upgrade_start(lp2p__conn *c); /* connected: multistream for /noise (state MSS_SEC) */
+int lp2p__upgrade_new_noise(lp2p__conn *c);
+/* Runs received bytes through the layers. Returns bytes used, or an error. */
+int64_t lp2p__upgrade_drive(lp2p__conn *c, uint8_t *in, size_t len);
+
+/* conn_io.c */
+int lp2p__conn_start_reading(lp2p__conn *c);
+int lp2p__conn_flush_out(lp2p__conn *c); /* pushes pending engine output to the socket (error: caller closes) */
+int lp2p__conn_stage_out(lp2p__conn *c); /* queues the upgrade layers' output in order, no I/O */
 void lp2p__wbuf_pool_free(lp2p_swarm *sw);
 
 /* stream.c */
@@ -388,6 +438,8 @@ void lp2p__stream_fail(lp2p_stream *s, int err); /* detach and queue on_close(er
 void lp2p__stream_deliver_close(lp2p_stream *s); /* from the close queue */
 void lp2p__stream_check_deadline(lp2p_stream *s, lp2p_tstamp now);
 void lp2p__stream_flush_mss(lp2p_stream *s);
+int lp2p__conn_knows(const lp2p__conn *c, const char *proto);
+void lp2p__conn_learn(lp2p__conn *c, const char *proto, int ok); /* ok 0: forget */
 
 /* dial.c */
 int lp2p__dial_start(lp2p_swarm *sw, const lp2p_peer_id *peer, const lp2p_multiaddr *const *addrs, size_t n,

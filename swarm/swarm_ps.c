@@ -362,14 +362,12 @@ static void hook_changed(void *ud) {
   if (lp2p__swarm_defer2(sw, ps_task, NULL, NULL) == 0) sw->ps_task_queued = 1;
 }
 
-static void ps_timer_cb(uv_timer_t *h) {
-  lp2p_swarm *sw = h->data;
-  lp2p__swarm_enter(sw);
+static void ps_timer_cb(lp2p__sched_entry *e) { /* runs inside enter/leave */
+  lp2p_swarm *sw = LP2P__CONTAINER(e, lp2p_swarm, ps_tmo);
   lp2p_tstamp now = lp2p__swarm_now(sw);
   lp2p__ps_expire(sw->ps, now);
   ext_expire(sw, now);
   ps_rearm(sw);
-  lp2p__swarm_leave(sw);
 }
 
 static void ps_rearm(lp2p_swarm *sw) {
@@ -377,10 +375,10 @@ static void ps_rearm(lp2p_swarm *sw) {
   lp2p_tstamp t = lp2p__ps_next_expiry(sw->ps), e = ext_next(sw), now = lp2p__swarm_now(sw);
   if (e < t) t = e;
   if (t == LP2P_TSTAMP_NEVER) {
-    uv_timer_stop(&sw->ps_timer);
+    lp2p__sched_cancel(sw, &sw->ps_tmo);
     return;
   }
-  uv_timer_start(&sw->ps_timer, ps_timer_cb, t > now ? t - now : 0, 0);
+  lp2p__sched_set(sw, &sw->ps_tmo, t > now ? t : now);
 }
 
 int lp2p__swarm_ps_init(lp2p_swarm *sw) {
@@ -397,22 +395,17 @@ int lp2p__swarm_ps_init(lp2p_swarm *sw) {
   return 0;
 }
 
-/* called once the loop is known */
-static void ps_timer_close_cb(uv_handle_t *h) { lp2p__swarm_handle_closed(h->data); }
-
+/* called once the scheduler is up: one reserved scheduler slot for the store's expiry deadline */
 void lp2p__swarm_ps_start(lp2p_swarm *sw) {
-  uv_timer_init(sw->loop, &sw->ps_timer);
-  sw->ps_timer.data = sw;
-  uv_unref((uv_handle_t *)&sw->ps_timer);
+  if (lp2p__sched_reserve(sw) < 0) return; /* NOMEM: expiry is then checked lazily on reads only */
+  sw->ps_tmo.fn = ps_timer_cb;
   sw->ps_timer_open = 1;
-  sw->handles++;
 }
 
 void lp2p__swarm_ps_close(lp2p_swarm *sw) {
   if (sw->ps_timer_open) {
     sw->ps_timer_open = 0;
-    uv_timer_stop(&sw->ps_timer);
-    uv_close((uv_handle_t *)&sw->ps_timer, ps_timer_close_cb);
+    lp2p__sched_unreserve(sw, &sw->ps_tmo);
   }
   lp2p__ps_free(sw->ps);
   sw->ps = NULL;

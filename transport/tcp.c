@@ -179,7 +179,7 @@ const lp2p__transport lp2p__tcp_transport = {
     .addrs = tcp_addrs,
 };
 
-const lp2p__transport *const lp2p__transports[] = {&lp2p__tcp_transport, NULL};
+const lp2p__transport *const lp2p__transports[] = {&lp2p__tcp_transport, &lp2p__memory_transport, NULL};
 
 const lp2p__transport *lp2p__transport_for(const lp2p_multiaddr *ma, int for_listen) {
   for (size_t i = 0; lp2p__transports[i]; i++)

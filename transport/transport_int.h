@@ -6,6 +6,12 @@
  * memory with lp2p__free(mem, io). Transports are stateless tables; all state
  * lives in the libuv handles they allocate (through the swarm's lp2p_mem).
  *
+ * The vtable hands over libuv streams rather than owning byte I/O itself: a transport is any way to
+ * get a uv_stream_t (TCP: uv_tcp_t; the in-process /memory transport of tests: a uv_pipe_t on a
+ * Unix-domain socket, transport/memory.c). That keeps the swarm's zero-copy write path
+ * (uv_try_write straight from seal buffers) identical for every transport. A transport whose bytes
+ * do not come from a file descriptor (QUIC streams, relays) will need byte-I/O entries here.
+ *
  * A resolver rewrites a multiaddr that no transport dials directly (/dns4,
  * /dns6, /dnsaddr) into dialable ones; the dial pipeline expands resolvable
  * addresses in place before dialing them. */
@@ -60,6 +66,9 @@ extern char *lp2p__dns_servers_override;
 extern const lp2p__transport *const lp2p__transports[];
 /* The transport for ma (NULL if none). */
 const lp2p__transport *lp2p__transport_for(const lp2p_multiaddr *ma, int for_listen);
+
+/* /memory/<u64>: in-process, for tests (transport/memory.c). */
+extern const lp2p__transport lp2p__memory_transport;
 
 /* TCP helpers shared with the swarm (transport/tcp.c). */
 extern const lp2p__transport lp2p__tcp_transport;

@@ -56,6 +56,7 @@ extern "C" {
 #define LP2P_MA_WS 477
 #define LP2P_MA_WSS 478
 #define LP2P_MA_HTTP 480
+#define LP2P_MA_MEMORY 777 /* 0x0309: in-process transport (/memory/<u64>), testing */
 
 /* Upper bound on the binary size we accept/produce (a guard against hostile input). */
 #define LP2P_MULTIADDR_MAX_LEN 1024

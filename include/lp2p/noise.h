@@ -166,6 +166,14 @@ LP2P_EXTERN int lp2p_noise_seal_frame(lp2p_noise *n, const uint8_t *pt, size_t l
  * (LP2P_ERR_DECRYPT if shorter, LP2P_ERR_TOO_LARGE if longer). Decrypts in place: the
  * plaintext is frame_body[0 .. *pt_len). Returns 0. */
 LP2P_EXTERN int lp2p_noise_open_frame(lp2p_noise *n, uint8_t *frame_body, size_t body_len, size_t *pt_len);
+/* Transport framing for zero-copy readers, so that they never decode the length prefix themselves:
+ * lp2p_noise_frame_len: the wire size (2 + body) of the frame starting at in, or 0 when fewer than
+ * 2 bytes are there (the frame may still be incomplete: compare with len).
+ * lp2p_noise_open_next: if in[0..len) starts with a complete frame, decrypts it in place and sets
+ * (*pt, *pt_len) to its plaintext (inside in); returns the frame's wire size. Returns 0 (nothing
+ * consumed) for a partial frame, or an error as lp2p_noise_open_frame. */
+LP2P_EXTERN size_t lp2p_noise_frame_len(const uint8_t *in, size_t len);
+LP2P_EXTERN int64_t lp2p_noise_open_next(lp2p_noise *n, uint8_t *in, size_t len, uint8_t **pt, size_t *pt_len);
 
 #ifdef __cplusplus
 }

@@ -165,6 +165,12 @@ typedef struct lp2p_swarm_config {
 
   /* peer store (lp2p/peerstore.h); max_address_book_peers above is its peer limit */
   uint32_t max_addrs_per_peer; /* default 32: beyond it the least useful address is dropped */
+
+  /* TESTING FACILITY. 0 (default) = real time. 1 = the swarm's clock is manual: lp2p_swarm_now()
+   * starts at an arbitrary non-zero value and moves only in lp2p_swarm_advance(); every swarm
+   * deadline (dial, handshake, negotiation and idle timeouts, keep-alive, lp2p_timer) fires only
+   * there. Sockets still run on the loop in real time. */
+  int manual_clock;
 } lp2p_swarm_config;
 
 /* Fills *cfg with defaults (identity NULL: the caller must set it). */
@@ -291,8 +297,18 @@ LP2P_EXTERN const lp2p_privkey *lp2p_swarm_identity(const lp2p_swarm *sw);
 LP2P_EXTERN const char *lp2p_swarm_agent_version(const lp2p_swarm *sw);
 /* The (copied) configuration in use. */
 LP2P_EXTERN const lp2p_swarm_config *lp2p_swarm_config_get(const lp2p_swarm *sw);
-/* The loop's cached monotonic time in milliseconds (uv_now). */
+/* The swarm's clock in milliseconds: the loop's cached monotonic time (uv_now), or the manual
+ * clock (cfg.manual_clock). Every swarm deadline and lp2p_timer follows it. */
 LP2P_EXTERN lp2p_tstamp lp2p_swarm_now(const lp2p_swarm *sw);
+/* TESTING FACILITY (cfg.manual_clock only). Moves the clock forward by ms (to t), running every
+ * deadline due by then in deadline order (ties in the order they were set), each followed by the
+ * deferred work it caused (events, stream callbacks, output). Deadlines that callbacks set within
+ * the interval run too. Not from inside a swarm callback. Returns 0, LP2P_ERR_STATE (real clock,
+ * inside a callback, freeing) or LP2P_ERR_INVAL (t in the past). */
+LP2P_EXTERN int lp2p_swarm_advance(lp2p_swarm *sw, uint64_t ms);
+LP2P_EXTERN int lp2p_swarm_advance_to(lp2p_swarm *sw, lp2p_tstamp t);
+/* The earliest pending deadline of the swarm (LP2P_TSTAMP_NEVER if none). */
+LP2P_EXTERN lp2p_tstamp lp2p_swarm_next_deadline(const lp2p_swarm *sw);
 
 /* Raises ev (any type; typically PEER_DISCOVERED, PEER_IDENTIFIED, ...) as a
  * swarm event: ev and everything it points to is deep-copied (struct_size
@@ -536,8 +552,8 @@ LP2P_EXTERN int lp2p_timer_new(lp2p_timer **out, lp2p_swarm *sw, lp2p_timer_fn f
 /* (Re)starts: first call after timeout_ms, then every repeat_ms (0 = once). */
 LP2P_EXTERN int lp2p_timer_start(lp2p_timer *t, uint64_t timeout_ms, uint64_t repeat_ms);
 LP2P_EXTERN void lp2p_timer_stop(lp2p_timer *t);
-/* Stops and frees (memory released once libuv has closed the handle; timers
- * not yet released when the swarm is freed are released by it). NULL ok. */
+/* Stops and frees at once (timers not yet released when the swarm is freed are released by
+ * it). NULL ok. Timers follow the swarm's clock (lp2p_swarm_now, cfg.manual_clock). */
 LP2P_EXTERN void lp2p_timer_free(lp2p_timer *t);
 
 /* ---------------------------------------------------------------------------

@@ -290,6 +290,13 @@ LP2P_EXTERN int lp2p_yamux_close_write(lp2p_yamux *mx, uint32_t id);
  * LP2P_ERR_CANCELED) follows. Returns 0 if the stream is already closing.
  * LP2P_ERR_NOT_FOUND for an unknown id. */
 LP2P_EXTERN int lp2p_yamux_reset(lp2p_yamux *mx, uint32_t id);
+/* RST after the bytes already written: no more writes (LP2P_ERR_CLOSED); the buffered bytes are
+ * framed as usual (send window permitting) and the RST follows them instead of a FIN; then
+ * on_stream_close(id, LP2P_ERR_CANCELED) as after lp2p_yamux_reset. Nothing buffered: same as
+ * lp2p_yamux_reset. Returns 0 if already closing,
+ * LP2P_ERR_NOT_FOUND, LP2P_ERR_NOMEM. (A caller inside a callback only queues: it need not flush
+ * the muxer's output first to keep its last bytes.) */
+LP2P_EXTERN int lp2p_yamux_reset_after_data(lp2p_yamux *mx, uint32_t id);
 /* The application processed n delivered bytes: returns them to the receive
  * window (window update when >= half the window is free). LP2P_ERR_INVAL if n
  * exceeds the bytes delivered and not yet consumed; 0 for a closing stream. */

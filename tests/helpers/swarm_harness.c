@@ -1,6 +1,7 @@
 /* tests/helpers/swarm_harness.c - see swarm_harness.h. */
 #include "swarm_harness.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,36 @@ void tloop_guard_start(tloop *l, unsigned ms) {
 void tloop_guard_stop(tloop *l) { uv_timer_stop(&l->guard); }
 
 void tloop_sleep(tloop *l, unsigned ms) { RUN_UNTIL(l, 0, ms); }
+
+int tloop_settle(tloop *l) {
+  for (int i = 0; i < 100000; i++) {
+    uv_run(&l->loop, UV_RUN_NOWAIT);
+    struct pollfd p = {.fd = uv_backend_fd(&l->loop), .events = POLLIN};
+    if (!uv_loop_alive(&l->loop)) return 0; /* nothing active at all */
+    if (uv_backend_timeout(&l->loop) != 0 && poll(&p, 1, 0) == 0) return 0;
+  }
+  return -1;
+}
+
+int tclock_advance(tloop *l, tsw *const *sws, size_t n, uint64_t ms) {
+  if (!n) return -1;
+  int rv = tloop_settle(l);
+  lp2p_tstamp end = lp2p_swarm_now(sws[0]->sw) + ms;
+  while (rv == 0) {
+    lp2p_tstamp next = end;
+    for (size_t i = 0; i < n; i++) {
+      lp2p_tstamp d = lp2p_swarm_next_deadline(sws[i]->sw);
+      if (d < next) next = d;
+    }
+    for (size_t i = 0; i < n && rv == 0; i++) {
+      lp2p_tstamp now = lp2p_swarm_now(sws[i]->sw);
+      rv = lp2p_swarm_advance_to(sws[i]->sw, next > now ? next : now);
+    }
+    if (rv == 0) rv = tloop_settle(l);
+    if (next == end) break;
+  }
+  return rv;
+}
 
 int tloop_finish(tloop *l) {
   uv_close((uv_handle_t *)&l->guard, NULL);
@@ -74,6 +105,11 @@ static void on_event(lp2p_swarm *sw, const lp2p_swarm_event *ev, void *ud) {
 
 void tsw_config(lp2p_swarm_config *cfg) { lp2p_swarm_config_default(cfg); }
 
+void tsw_config_manual(lp2p_swarm_config *cfg) {
+  lp2p_swarm_config_default(cfg);
+  cfg->manual_clock = 1;
+}
+
 int tsw_init(tsw *t, tloop *l, uint8_t seed, const lp2p_swarm_config *cfg_in, int listen) {
   memset(t, 0, sizeof *t);
   uint8_t s[32];
@@ -91,7 +127,7 @@ int tsw_init(tsw *t, tloop *l, uint8_t seed, const lp2p_swarm_config *cfg_in, in
   if (rv < 0) return rv;
   lp2p_swarm_set_event_handler(t->sw, on_event, t);
   if (listen) {
-    rv = lp2p_swarm_listen(t->sw, "/ip4/127.0.0.1/tcp/0");
+    rv = lp2p_swarm_listen(t->sw, listen == TSW_LISTEN_MEMORY ? "/memory/0" : "/ip4/127.0.0.1/tcp/0");
     if (rv < 0) return rv;
     const lp2p_multiaddr *ma;
     if (lp2p_swarm_listen_addrs(t->sw, &ma, 1) < 1) return LP2P_ERR_STATE;

@@ -8,6 +8,18 @@
  *   CHECK(RUN_UNTIL(&L, a.n_established == 1, 5000));
  *   tsw_free(&a); tsw_free(&b);
  *   CHECK_EQ(tloop_finish(&L), 0);   // every handle closed, loop closed
+ *
+ * Deterministic variant (no real time): swarms with a manual clock (tsw_config_manual) listening
+ * on the in-process transport (TSW_LISTEN_MEMORY). tloop_settle() runs the loop until no socket
+ * has anything left to do; tclock_advance() moves the swarms' clocks together, stopping at every
+ * deadline on the way and settling after each:
+ *
+ *   lp2p_swarm_config cfg; tsw_config_manual(&cfg); cfg.idle_timeout_ms = 200;
+ *   tsw_init(&a, &L, 1, &cfg, TSW_LISTEN_MEMORY); tsw_init(&b, &L, 2, &cfg, TSW_LISTEN_MEMORY);
+ *   ... dial, CHECK(RUN_UNTIL(...)) ...
+ *   tsw *both[] = {&a, &b};
+ *   CHECK_OK(tclock_advance(&L, both, 2, 199)); CHECK_EQ(a.n_closed, 0);   // nothing before
+ *   CHECK_OK(tclock_advance(&L, both, 2, 1));   CHECK_EQ(a.n_closed, 1);   // exactly at the deadline
  */
 #ifndef LP2P_TEST_SWARM_HARNESS_H
 #define LP2P_TEST_SWARM_HARNESS_H
@@ -29,6 +41,10 @@ void tloop_guard_start(tloop *l, unsigned ms);
 void tloop_guard_stop(tloop *l);
 /* Runs the loop for ms milliseconds. */
 void tloop_sleep(tloop *l, unsigned ms);
+/* Runs the loop (UV_RUN_NOWAIT) until it is quiescent: no pending callbacks or deferred work and no
+ * socket ready (the loop's epoll set polled with timeout 0). Real-time timers are not waited for.
+ * 0, or -1 if still busy after many rounds. */
+int tloop_settle(tloop *l);
 
 /* Runs the loop until cond holds or ms elapse; evaluates to cond's final value. */
 #define RUN_UNTIL(L, cond, ms)                                      \
@@ -55,11 +71,20 @@ typedef struct tsw {
 } tsw;
 
 /* Default test config (short timeouts suitable for tests are NOT applied:
- * callers tweak). seed picks the identity. listen: 1 = listen on 127.0.0.1:0. */
+ * callers tweak). seed picks the identity. listen: 1 (TSW_LISTEN_TCP) = listen on 127.0.0.1:0,
+ * TSW_LISTEN_MEMORY = on /memory/0 (in-process). */
+#define TSW_LISTEN_TCP 1
+#define TSW_LISTEN_MEMORY 2
 int tsw_init(tsw *t, tloop *l, uint8_t seed, const lp2p_swarm_config *cfg, int listen);
 void tsw_free(tsw *t);
 /* A config with identity unset; tsw_init fills the identity. */
 void tsw_config(lp2p_swarm_config *cfg);
+/* The same with a manual clock (cfg.manual_clock = 1). */
+void tsw_config_manual(lp2p_swarm_config *cfg);
+/* Advances the manual clocks of sws[0..n) (all started together, so equal) by ms: to each deadline
+ * of any of them in turn, settling the loop after each step (so that the peers' answers arrive
+ * before the next deadline), then to the end. 0, or an error of lp2p_swarm_advance_to / settle. */
+int tclock_advance(tloop *l, tsw *const *sws, size_t n, uint64_t ms);
 
 /* Dial callback recorder. */
 typedef struct tdial {

@@ -646,6 +646,34 @@ TEST(alloc_failure) {
   CHECK_EQ(n, 7);
 }
 
+/* /memory/<u64> (code 0x0309): 8 bytes big-endian, decimal text. */
+TEST(memory_protocol) {
+  char out[LP2P_MULTIADDR_MAX_TEXT];
+  CHECK_OK(roundtrip("/memory/0", out, sizeof out));
+  CHECK_STR(out, "/memory/0");
+  CHECK_OK(roundtrip("/memory/0042", out, sizeof out));
+  CHECK_STR(out, "/memory/42");
+  CHECK_OK(roundtrip("/memory/18446744073709551615/p2p/12D3KooWBtg3aaRMjxwedh83aGiUkwSxDwUZkzuJcfaqUmo7R3pq", out,
+                     sizeof out));
+  CHECK_STR(out, "/memory/18446744073709551615/p2p/12D3KooWBtg3aaRMjxwedh83aGiUkwSxDwUZkzuJcfaqUmo7R3pq");
+  lp2p_multiaddr *ma = NULL;
+  CHECK_OK(lp2p_multiaddr_parse(&ma, "/memory/258", NULL, 0));
+  size_t len = 0;
+  const uint8_t *b = lp2p_multiaddr_bytes(ma, &len);
+  static const uint8_t want[] = {0x89, 0x06, 0, 0, 0, 0, 0, 0, 0x01, 0x02};
+  CHECK_EQ(len, sizeof want);
+  CHECK(len == sizeof want && !memcmp(b, want, len));
+  uint32_t code = 0;
+  CHECK_OK(lp2p_multiaddr_protocol_code("memory", &code));
+  CHECK_EQ(code, LP2P_MA_MEMORY);
+  lp2p_multiaddr_free(ma);
+  CHECK(parse_fails("/memory/18446744073709551616", "memory: invalid number '18446744073709551616'"));
+  CHECK(parse_fails("/memory/-1", "memory: invalid number '-1'"));
+  CHECK(parse_fails("/memory/1x", "memory: invalid number '1x'"));
+  CHECK(parse_fails("/memory", "memory: missing value"));
+  CHECK(bytes_fail("890600000000", NULL)); /* truncated value */
+}
+
 int main(void) {
   RUN(vectors);
   RUN(canonical_text);
@@ -657,5 +685,6 @@ int main(void) {
   RUN(err_buffer);
   RUN(api_misc);
   RUN(alloc_failure);
+  RUN(memory_protocol);
   return test_done();
 }

@@ -674,6 +674,53 @@ TEST(seal_and_open_frames) {
   lp2p_noise_free(r);
 }
 
+/* open_next walks a byte run frame by frame (in place), stops before a partial frame, and never
+ * reads past len. */
+TEST(open_next_frames) {
+  lp2p_noise *i, *r;
+  pair_up(&i, &r);
+  static const uint8_t msg[] = "hello, frames";
+  uint8_t wire[3 * 64], *p = NULL;
+  size_t w = 0, pl = 0;
+  for (size_t k = 0; k < 3; k++) { /* 13, 0 and 5 bytes */
+    size_t len = k == 0 ? 13 : k == 1 ? 0 : 5;
+    int n = lp2p_noise_seal_frame(i, msg, len, wire + w);
+    CHECK_EQ(n, (int)len + 18);
+    w += (size_t)n;
+  }
+  CHECK_EQ(lp2p_noise_frame_len(wire, 1), 0);
+  CHECK_EQ(lp2p_noise_frame_len(wire, 2), 13 + 18);
+  CHECK_EQ(lp2p_noise_open_next(r, wire, 30, &p, &pl), 0); /* one byte short */
+  CHECK_EQ(lp2p_noise_open_next(r, wire, 1, &p, &pl), 0);
+  CHECK_EQ(lp2p_noise_open_next(r, wire, 0, &p, &pl), 0);
+  CHECK_EQ(lp2p_noise_error(r), 0);
+  size_t off = 0;
+  int64_t k = lp2p_noise_open_next(r, wire, w, &p, &pl);
+  CHECK_EQ(k, 31);
+  CHECK(p == wire + 2);
+  CHECK_EQ(pl, 13);
+  CHECK_MEM(p, msg, 13);
+  off += (size_t)k;
+  k = lp2p_noise_open_next(r, wire + off, w - off, &p, &pl);
+  CHECK_EQ(k, 18);
+  CHECK_EQ(pl, 0);
+  off += (size_t)k;
+  k = lp2p_noise_open_next(r, wire + off, w - off - 1, &p, &pl); /* partial */
+  CHECK_EQ(k, 0);
+  k = lp2p_noise_open_next(r, wire + off, w - off, &p, &pl);
+  CHECK_EQ(k, 23);
+  CHECK_EQ(pl, 5);
+  CHECK_MEM(p, msg, 5);
+  CHECK_EQ(off + (size_t)k, w);
+  /* a tampered frame is terminal, as with open_frame */
+  int n = lp2p_noise_seal_frame(i, msg, 4, wire);
+  wire[3] ^= 1;
+  CHECK_EQ(lp2p_noise_open_next(r, wire, (size_t)n, &p, &pl), LP2P_ERR_DECRYPT);
+  CHECK_EQ(lp2p_noise_error(r), LP2P_ERR_DECRYPT);
+  lp2p_noise_free(i);
+  lp2p_noise_free(r);
+}
+
 /* ---- allocation failure: fail each allocation of a full session in turn ---- */
 
 static int scenario(const lp2p_mem *mem, int with_muxers) {
@@ -752,6 +799,7 @@ int main(void) {
   RUN(plaintext_backpressure_bounds_buffering);
   RUN(nonce_exhaustion);
   RUN(seal_and_open_frames);
+  RUN(open_next_frames);
   RUN(allocation_failure_each_allocation);
   lp2p_privkey_free(key_a);
   lp2p_privkey_free(key_b);

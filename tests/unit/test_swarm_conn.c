@@ -61,7 +61,7 @@ TEST(simultaneous_dial) {
     CHECK_EQ(db.err, 0);
     /* the duplicate goes away */
     CHECK(RUN_UNTIL(&L, conn_count(a.sw) == 1 && conn_count(b.sw) == 1, 5000));
-    tloop_sleep(&L, 50);
+    CHECK_OK(tloop_settle(&L)); /* and nothing else follows */
     CHECK_EQ(conn_count(a.sw), 1);
     CHECK_EQ(conn_count(b.sw), 1);
     CHECK_EQ(a.n_established, 1);
@@ -97,9 +97,11 @@ TEST(simultaneous_dial) {
 TEST(retired_connection_restarts_negotiation) {
   tloop L;
   tloop_init(&L);
+  lp2p_swarm_config cfg;
+  tsw_config_manual(&cfg); /* no deadline is involved; the frozen connection closes at free */
   tsw a, b;
-  CHECK_OK(tsw_init(&a, &L, 1, NULL, 1));
-  CHECK_OK(tsw_init(&b, &L, 2, NULL, 1));
+  CHECK_OK(tsw_init(&a, &L, 1, &cfg, TSW_LISTEN_MEMORY));
+  CHECK_OK(tsw_init(&b, &L, 2, &cfg, TSW_LISTEN_MEMORY));
   techo ea = {0}, eb = {0};
   CHECK_OK(lp2p_swarm_add_behaviour(a.sw, &techo_vtable, &ea));
   CHECK_OK(lp2p_swarm_add_behaviour(b.sw, &techo_vtable, &eb));
@@ -114,7 +116,7 @@ TEST(retired_connection_restarts_negotiation) {
   tclient cl;
   tclient_init(&cl, 1000, 5);
   CHECK_OK(lp2p_swarm_open_stream(big->sw, &small->id, k_echo, 1, &tclient_handler, &cl, NULL));
-  tloop_sleep(&L, 50);
+  CHECK_OK(tloop_settle(&L));
   CHECK_EQ(cl.opened, 0);
   tdial d2 = {0};
   CHECK_OK(lp2p_swarm_dial(small->sw, NULL, (const char *[]){big->base_addr}, 1, tdial_cb, &d2));
@@ -130,25 +132,32 @@ TEST(retired_connection_restarts_negotiation) {
   CHECK_EQ(tloop_finish(&L), 0);
 }
 
-/* Idle connections close; holds, behaviour hooks and open streams keep them. */
+/* Idle connections close; holds, behaviour hooks and open streams keep them. In-process transport
+ * and manual clocks: "nothing happened before the deadline" is checked at the deadline itself. */
 TEST(idle_timeout) {
   tloop L;
   tloop_init(&L);
   lp2p_swarm_config cfg;
-  tsw_config(&cfg);
+  tsw_config_manual(&cfg);
   cfg.idle_timeout_ms = 200;
   tsw a, b;
-  CHECK_OK(tsw_init(&a, &L, 1, &cfg, 1));
-  CHECK_OK(tsw_init(&b, &L, 2, &cfg, 1));
+  CHECK_OK(tsw_init(&a, &L, 1, &cfg, TSW_LISTEN_MEMORY));
+  CHECK_OK(tsw_init(&b, &L, 2, &cfg, TSW_LISTEN_MEMORY));
+  tsw *both[] = {&a, &b};
+  CHECK(!strncmp(b.addr, "/memory/", 8));
   techo ea = {0}, eb = {0};
   CHECK_OK(lp2p_swarm_add_behaviour(a.sw, &techo_vtable, &ea));
   CHECK_OK(lp2p_swarm_add_behaviour(b.sw, &techo_vtable, &eb));
 
-  /* plain: closes by itself */
+  /* plain: closes by itself, exactly idle_timeout_ms after the upgrade (the clocks stood still) */
   tdial d = {0};
   CHECK_OK(lp2p_swarm_dial(a.sw, NULL, (const char *[]){b.addr}, 1, tdial_cb, &d));
   CHECK(RUN_UNTIL(&L, a.n_established == 1 && b.n_established == 1, 5000));
-  CHECK(RUN_UNTIL(&L, a.n_closed == 1 && b.n_closed == 1, 3000));
+  CHECK_OK(tclock_advance(&L, both, 2, 199));
+  CHECK_EQ(a.n_closed + b.n_closed, 0);
+  CHECK_OK(tclock_advance(&L, both, 2, 1));
+  CHECK_EQ(a.n_closed, 1);
+  CHECK_EQ(b.n_closed, 1);
   CHECK(a.last_closed_err == LP2P_ERR_CLOSED || b.last_closed_err == LP2P_ERR_CLOSED);
   CHECK(!lp2p_swarm_is_connected(a.sw, &b.id));
   CHECK(RUN_UNTIL(&L, conn_count(a.sw) == 0 && conn_count(b.sw) == 0, 3000));
@@ -159,33 +168,46 @@ TEST(idle_timeout) {
   tdial d2 = {0};
   CHECK_OK(lp2p_swarm_dial(a.sw, &b.id, NULL, 0, tdial_cb, &d2)); /* from the address book */
   CHECK(RUN_UNTIL(&L, a.n_established == 2 && b.n_established == 2, 5000));
-  tloop_sleep(&L, 600);
+  CHECK_OK(tclock_advance(&L, both, 2, 600));
   CHECK_EQ(a.n_closed, 1);
   CHECK(lp2p_swarm_is_connected(a.sw, &b.id));
   CHECK_OK(lp2p_swarm_keep_alive(a.sw, &b.id, 0));
   CHECK_OK(lp2p_swarm_keep_alive(b.sw, &a.id, 0));
   CHECK_EQ(lp2p_swarm_keep_alive(b.sw, &a.id, 0), LP2P_ERR_STATE);
-  CHECK(RUN_UNTIL(&L, a.n_closed == 2 && b.n_closed == 2, 3000));
+  CHECK_OK(tclock_advance(&L, both, 2, 199)); /* idle from the release on */
+  CHECK_EQ(a.n_closed + b.n_closed, 2);
+  CHECK_OK(tclock_advance(&L, both, 2, 1));
+  CHECK_EQ(a.n_closed, 2);
+  CHECK_EQ(b.n_closed, 2);
 
-  /* a behaviour's keep_alive hook */
+  /* a behaviour's keep_alive hook (polled every idle_timeout_ms while the connection is busy) */
   ea.keep_alive = eb.keep_alive = 1;
   tdial d3 = {0};
   CHECK_OK(lp2p_swarm_dial(a.sw, &b.id, NULL, 0, tdial_cb, &d3));
   CHECK(RUN_UNTIL(&L, a.n_established == 3 && b.n_established == 3, 5000));
-  tloop_sleep(&L, 600);
+  CHECK_OK(tclock_advance(&L, both, 2, 600));
   CHECK_EQ(a.n_closed, 2);
   ea.keep_alive = eb.keep_alive = 0;
-  CHECK(RUN_UNTIL(&L, a.n_closed == 3 && b.n_closed == 3, 3000));
+  CHECK_OK(tclock_advance(&L, both, 2, 199)); /* the next poll finds it idle: closed 200 ms later */
+  CHECK_EQ(a.n_closed + b.n_closed, 4);
+  CHECK_OK(tclock_advance(&L, both, 2, 201));
+  CHECK_EQ(a.n_closed, 3);
+  CHECK_EQ(b.n_closed, 3);
 
   /* an open stream keeps it */
   idle_stream is = {0};
   CHECK_OK(lp2p_swarm_open_stream(a.sw, &b.id, k_echo, 1, &idle_handler, &is, NULL));
   CHECK(RUN_UNTIL(&L, is.opened && b.n_established == 4, 5000));
-  tloop_sleep(&L, 600);
+  CHECK_OK(tclock_advance(&L, both, 2, 600));
   CHECK_EQ(a.n_closed, 3);
   CHECK_EQ(is.closed, 0);
   lp2p_stream_reset(is.s);
-  CHECK(RUN_UNTIL(&L, is.closed && a.n_closed == 4 && b.n_closed == 4, 3000));
+  CHECK_OK(tclock_advance(&L, both, 2, 199));
+  CHECK(is.closed);
+  CHECK_EQ(a.n_closed + b.n_closed, 6);
+  CHECK_OK(tclock_advance(&L, both, 2, 1));
+  CHECK_EQ(a.n_closed, 4);
+  CHECK_EQ(b.n_closed, 4);
   CHECK_EQ(is.err, LP2P_ERR_CANCELED);
   CHECK_EQ(lp2p_swarm_dial_count(a.sw), 4);
 
@@ -194,28 +216,38 @@ TEST(idle_timeout) {
   CHECK_EQ(tloop_finish(&L), 0);
 }
 
-/* The peer stops answering: keep-alive ping times out => CONN_CLOSED(TIMEOUT). */
+/* The peer stops answering: keep-alive ping times out => CONN_CLOSED(TIMEOUT), exactly
+ * keepalive_timeout_ms after the unanswered ping. */
 TEST(keepalive_timeout) {
   tloop L;
   tloop_init(&L);
-  lp2p_swarm_config cfg;
-  tsw_config(&cfg);
+  lp2p_swarm_config cfg, cfg_b;
+  tsw_config_manual(&cfg);
   cfg.keepalive_interval_ms = 100;
   cfg.keepalive_timeout_ms = 1000;
+  tsw_config_manual(&cfg_b);
   tsw a, b;
-  CHECK_OK(tsw_init(&a, &L, 1, &cfg, 1));
-  CHECK_OK(tsw_init(&b, &L, 2, NULL, 1));
+  CHECK_OK(tsw_init(&a, &L, 1, &cfg, TSW_LISTEN_MEMORY));
+  CHECK_OK(tsw_init(&b, &L, 2, &cfg_b, TSW_LISTEN_MEMORY));
+  tsw *both[] = {&a, &b};
   tdial d = {0};
   CHECK_OK(lp2p_swarm_dial(a.sw, NULL, (const char *[]){b.addr}, 1, tdial_cb, &d));
   CHECK(RUN_UNTIL(&L, a.n_established == 1 && b.n_established == 1, 5000));
-  /* healthy pings for a while */
-  tloop_sleep(&L, 500);
+  /* healthy pings (every 100 ms, each answered at once) for a while */
+  CHECK_OK(tclock_advance(&L, both, 2, 500));
   CHECK_EQ(a.n_closed, 0);
-  /* B goes deaf */
+  lp2p__conn *ca = first_conn(a.sw);
+  REQUIRE(ca && ca->mx);
+  CHECK_EQ(lp2p_yamux_next_expiry(ca->mx), lp2p_swarm_now(a.sw) + 100); /* the ping at 500 was answered */
+  /* B goes deaf: the ping at +100 stays unanswered */
   lp2p__conn *cb = first_conn(b.sw);
   REQUIRE(cb && cb->io);
   uv_read_stop(cb->io);
-  CHECK(RUN_UNTIL(&L, a.n_closed == 1, 5000));
+  CHECK_OK(tclock_advance(&L, both, 2, 100 + 999));
+  CHECK_EQ(a.n_closed, 0);
+  CHECK(lp2p_swarm_is_connected(a.sw, &b.id));
+  CHECK_OK(tclock_advance(&L, both, 2, 1));
+  CHECK_EQ(a.n_closed, 1);
   CHECK_EQ(a.last_closed_err, LP2P_ERR_TIMEOUT);
   CHECK(!lp2p_swarm_is_connected(a.sw, &b.id));
   tsw_free(&a);
@@ -257,12 +289,12 @@ TEST(connection_limits) {
   CHECK_EQ(tloop_finish(&L), 0);
 }
 
-/* Silent raw TCP clients: pending-handshake limit and handshake timeout. */
+/* Silent raw TCP clients: pending-handshake limit and handshake timeout (B's clock is manual). */
 TEST(pending_handshakes_and_timeout) {
   tloop L;
   tloop_init(&L);
   lp2p_swarm_config cfg;
-  tsw_config(&cfg);
+  tsw_config_manual(&cfg);
   cfg.max_pending_inbound = 1;
   cfg.handshake_timeout_ms = 300;
   tsw a, b;
@@ -270,8 +302,7 @@ TEST(pending_handshakes_and_timeout) {
   CHECK_OK(tsw_init(&b, &L, 2, &cfg, 1));
   traw r1, r2;
   CHECK_EQ(traw_connect(&r1, &L, tsw_port(&b)), 0);
-  CHECK(RUN_UNTIL(&L, r1.connected, 2000));
-  tloop_sleep(&L, 30);
+  CHECK(RUN_UNTIL(&L, r1.connected && b.sw->pending_inbound == 1, 2000));
   CHECK_EQ(traw_connect(&r2, &L, tsw_port(&b)), 0);
   /* r2 exceeds the pending limit: closed at once */
   CHECK(RUN_UNTIL(&L, r2.eof, 2000));
@@ -279,6 +310,11 @@ TEST(pending_handshakes_and_timeout) {
   CHECK_EQ(b.last_in_conn_err, LP2P_ERR_LIMIT);
   CHECK_EQ(r1.eof, 0);
   /* r1 sends nothing: handshake timeout */
+  tsw *bp[] = {&b};
+  CHECK_OK(tclock_advance(&L, bp, 1, 299));
+  CHECK_EQ(r1.eof, 0);
+  CHECK_EQ(b.n_in_conn_failed, 1);
+  CHECK_OK(tclock_advance(&L, bp, 1, 1));
   CHECK(RUN_UNTIL(&L, r1.eof, 3000));
   CHECK_EQ(b.n_in_conn_failed, 2);
   CHECK_EQ(b.last_in_conn_err, LP2P_ERR_TIMEOUT);
@@ -315,7 +351,7 @@ TEST(dial_timeout) {
   tloop L;
   tloop_init(&L);
   lp2p_swarm_config cfg;
-  tsw_config(&cfg);
+  tsw_config_manual(&cfg);
   cfg.dial_timeout_ms = 300;
   tsw a;
   CHECK_OK(tsw_init(&a, &L, 1, &cfg, 0));
@@ -334,11 +370,14 @@ TEST(dial_timeout) {
   tsw b;
   CHECK_OK(tsw_init(&b, &L, 2, NULL, 0));
   tdial d = {0};
-  uint64_t t0 = uv_now(&L.loop);
   CHECK_OK(lp2p_swarm_dial(a.sw, &b.id, (const char *[]){addr}, 1, tdial_cb, &d));
-  CHECK(RUN_UNTIL(&L, d.done, 5000));
+  CHECK(RUN_UNTIL(&L, st.accepted == 1, 5000));
+  tsw *ap[] = {&a};
+  CHECK_OK(tclock_advance(&L, ap, 1, 299));
+  CHECK_EQ(d.done, 0);
+  CHECK_OK(tclock_advance(&L, ap, 1, 1));
+  CHECK_EQ(d.done, 1);
   CHECK_EQ(d.err, LP2P_ERR_TIMEOUT);
-  CHECK(uv_now(&L.loop) - t0 >= 290);
   CHECK_EQ(st.accepted, 1);
   CHECK_EQ(a.n_dial_failed, 1);
   if (st.last) uv_close((uv_handle_t *)st.last, free_handle);
@@ -381,7 +420,7 @@ TEST(lazy_security_first_flight) {
   tloop L;
   tloop_init(&L);
   lp2p_swarm_config cfg;
-  tsw_config(&cfg);
+  tsw_config_manual(&cfg);
   cfg.dial_timeout_ms = 400;
   tsw a, b;
   CHECK_OK(tsw_init(&a, &L, 1, &cfg, 0));
@@ -403,7 +442,9 @@ TEST(lazy_security_first_flight) {
   CHECK_OK(lp2p_swarm_dial(a.sw, &b.id, (const char *[]){addr}, 1, tdial_cb, &d));
   static const uint8_t hello[] = "\x13/multistream/1.0.0\n\x07/noise\n\x00\x20"; /* + 32-byte e */
   CHECK(RUN_UNTIL(&L, r.len >= sizeof hello - 1 + 32, 2000));
-  CHECK(RUN_UNTIL(&L, d.done, 2000));
+  tsw *ap[] = {&a};
+  CHECK_OK(tclock_advance(&L, ap, 1, 400));
+  CHECK(d.done);
   CHECK_EQ(d.err, LP2P_ERR_TIMEOUT);
   CHECK_EQ(r.len, sizeof hello - 1 + 32); /* nothing else: msg2 never came */
   CHECK_MEM(r.buf, hello, sizeof hello - 1);

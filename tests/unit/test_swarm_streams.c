@@ -147,7 +147,7 @@ TEST(manual_consume_backpressure) {
   CHECK_OK(lp2p_swarm_open_stream(a.sw, &b.id, (const char *[]){"/sink/1"}, 1, &tclient_handler, &cl, NULL));
   /* the peer's window (256 KiB, minus the negotiation bytes) bounds what gets through */
   CHECK(RUN_UNTIL(&L, k.got >= 200 * 1024, 5000));
-  tloop_sleep(&L, 300);
+  CHECK_OK(tloop_settle(&L)); /* nothing more can move */
   CHECK(k.got <= 256 * 1024 + 64 * 1024);
   CHECK(cl.sent < 1u << 20);
   /* consuming reopens the window: everything arrives */
@@ -209,16 +209,17 @@ TEST(stream_limits) {
   CHECK_EQ(tloop_finish(&L), 0);
 }
 
-/* Negotiation that never finishes is cut off, in both directions. */
+/* Negotiation that never finishes is cut off, in both directions, exactly at the deadline. */
 TEST(negotiation_timeout) {
   tloop L;
   tloop_init(&L);
   lp2p_swarm_config cfg;
-  tsw_config(&cfg);
+  tsw_config_manual(&cfg);
   cfg.stream_negotiation_timeout_ms = 300;
   tsw a, b;
-  CHECK_OK(tsw_init(&a, &L, 1, &cfg, 1));
-  CHECK_OK(tsw_init(&b, &L, 2, &cfg, 1));
+  CHECK_OK(tsw_init(&a, &L, 1, &cfg, TSW_LISTEN_MEMORY));
+  CHECK_OK(tsw_init(&b, &L, 2, &cfg, TSW_LISTEN_MEMORY));
+  tsw *both[] = {&a, &b};
   techo eb = {0};
   CHECK_OK(lp2p_swarm_add_behaviour(b.sw, &techo_vtable, &eb));
   REQUIRE(connect_pair(&L, &a, &b));
@@ -228,7 +229,10 @@ TEST(negotiation_timeout) {
   uint32_t id;
   CHECK_OK(lp2p_yamux_open_stream(ca->mx, &id));
   lp2p__conn_mark_dirty(ca);
-  CHECK(RUN_UNTIL(&L, b.n_in_stream_failed == 1, 3000));
+  CHECK_OK(tclock_advance(&L, both, 2, 299));
+  CHECK_EQ(b.n_in_stream_failed, 0);
+  CHECK_OK(tclock_advance(&L, both, 2, 1));
+  CHECK_EQ(b.n_in_stream_failed, 1);
   CHECK_EQ(b.last_in_stream_err, LP2P_ERR_TIMEOUT);
   /* outbound: B stops reading, so A's proposal is never answered */
   lp2p__conn *cb = first_conn(b.sw);
@@ -236,7 +240,10 @@ TEST(negotiation_timeout) {
   uv_read_stop(cb->io);
   rec r = {0};
   CHECK_OK(lp2p_swarm_open_stream(a.sw, &b.id, k_echo, 1, &rec_handler, &r, NULL));
-  CHECK(RUN_UNTIL(&L, r.closed, 3000));
+  CHECK_OK(tclock_advance(&L, both, 2, 299));
+  CHECK_EQ(r.closed, 0);
+  CHECK_OK(tclock_advance(&L, both, 2, 1));
+  CHECK_EQ(r.closed, 1);
   CHECK_EQ(r.opened, 0);
   CHECK_EQ(r.err, LP2P_ERR_TIMEOUT);
   CHECK(lp2p_swarm_is_connected(a.sw, &b.id));
@@ -298,7 +305,7 @@ TEST(reentrant_callbacks) {
   CHECK_EQ(r3.closed, 1);
   CHECK_EQ(r3.err, LP2P_ERR_CANCELED);
   CHECK_EQ(a.last_closed_err, LP2P_ERR_CANCELED);
-  tloop_sleep(&L, 50);
+  CHECK_OK(tloop_settle(&L));
   CHECK_EQ(a.n_closed, 1);
   CHECK_EQ(b.n_closed, 1);
   CHECK_EQ(lp2p_swarm_disconnect(a.sw, &b.id), LP2P_ERR_NOT_CONNECTED);
@@ -458,6 +465,84 @@ TEST(timers) {
   CHECK_EQ(tloop_finish(&L), 0);
 }
 
+/* The manual clock: timers fire only in lp2p_swarm_advance, in deadline order (ties in the order set),
+ * repeating ones once per period crossed; lp2p_timer_free from inside the callback is fine. */
+typedef struct order_rec {
+  char seen[16];
+  int n;
+  lp2p_timer *self_free;
+} order_rec;
+typedef struct order_tm {
+  order_rec *rec;
+  char tag;
+  lp2p_timer *t;
+} order_tm;
+static void order_cb(lp2p_timer *t, void *ud) {
+  order_tm *o = ud;
+  if (o->rec->n < 15) o->rec->seen[o->rec->n++] = o->tag;
+  if (o->rec->self_free == t) {
+    lp2p_timer_free(t);
+    o->t = NULL;
+  }
+}
+
+TEST(manual_clock_timers) {
+  tloop L;
+  tloop_init(&L);
+  lp2p_swarm_config cfg;
+  tsw_config_manual(&cfg);
+  tsw a;
+  CHECK_OK(tsw_init(&a, &L, 1, &cfg, 0));
+  lp2p_tstamp t0 = lp2p_swarm_now(a.sw);
+  CHECK(t0 > 0);
+  CHECK_EQ(lp2p_swarm_next_deadline(a.sw), LP2P_TSTAMP_NEVER);
+  order_rec rec = {{0}, 0, NULL};
+  order_tm tm[4] = {{&rec, 'a', NULL}, {&rec, 'b', NULL}, {&rec, 'c', NULL}, {&rec, 'r', NULL}};
+  for (int i = 0; i < 4; i++) CHECK_OK(lp2p_timer_new(&tm[i].t, a.sw, order_cb, &tm[i]));
+  CHECK_OK(lp2p_timer_start(tm[0].t, 30, 0));
+  CHECK_OK(lp2p_timer_start(tm[1].t, 10, 0));
+  CHECK_OK(lp2p_timer_start(tm[2].t, 30, 0)); /* same deadline as a, set later: after a */
+  CHECK_OK(lp2p_timer_start(tm[3].t, 20, 20)); /* repeating */
+  CHECK_EQ(lp2p_swarm_next_deadline(a.sw), t0 + 10);
+  CHECK_OK(tloop_settle(&L));
+  CHECK_EQ(rec.n, 0); /* real time passing changes nothing */
+  CHECK_EQ(lp2p_swarm_now(a.sw), t0);
+  CHECK_OK(lp2p_swarm_advance(a.sw, 9));
+  CHECK_EQ(rec.n, 0);
+  CHECK_OK(lp2p_swarm_advance(a.sw, 1));
+  CHECK_STR(rec.seen, "b");
+  CHECK_OK(lp2p_swarm_advance(a.sw, 70)); /* to t0 + 80: r at 20, a and c at 30, r at 40, 60, 80 */
+  CHECK_STR(rec.seen, "bracrrr");
+  CHECK_EQ(lp2p_swarm_now(a.sw), t0 + 80);
+  rec.self_free = tm[3].t;
+  CHECK_OK(lp2p_swarm_advance_to(a.sw, t0 + 100));
+  CHECK_STR(rec.seen, "bracrrrr");
+  CHECK(tm[3].t == NULL);
+  CHECK_OK(lp2p_swarm_advance(a.sw, 1000));
+  CHECK_STR(rec.seen, "bracrrrr");
+  CHECK_EQ(lp2p_swarm_advance_to(a.sw, t0), LP2P_ERR_INVAL); /* the past */
+  /* a stopped timer does not fire; a restarted one counts from now */
+  CHECK_OK(lp2p_timer_start(tm[0].t, 5, 0));
+  lp2p_timer_stop(tm[0].t);
+  CHECK_OK(lp2p_swarm_advance(a.sw, 10));
+  CHECK_EQ(rec.n, 8);
+  CHECK_OK(lp2p_timer_start(tm[0].t, 5, 0));
+  CHECK_EQ(lp2p_swarm_next_deadline(a.sw), lp2p_swarm_now(a.sw) + 5);
+  CHECK_OK(lp2p_swarm_advance(a.sw, 5));
+  CHECK_STR(rec.seen, "bracrrrra");
+  tsw_free(&a);
+  CHECK_EQ(tloop_finish(&L), 0);
+
+  /* a real clock refuses advancing */
+  tloop L2;
+  tloop_init(&L2);
+  tsw r;
+  CHECK_OK(tsw_init(&r, &L2, 2, NULL, 0));
+  CHECK_EQ(lp2p_swarm_advance(r.sw, 1), LP2P_ERR_STATE);
+  tsw_free(&r);
+  CHECK_EQ(tloop_finish(&L2), 0);
+}
+
 /* Interop guard: js-libp2p aborts a connection on > 10 streams opened before its
  * upgrader attached the handler; we open at most LP2P__SW_EARLY_STREAMS until the
  * peer's muxer has sent a frame, the rest follow. */
@@ -502,9 +587,11 @@ TEST(early_stream_gate) {
 TEST(optimistic_negotiation) {
   tloop L;
   tloop_init(&L);
+  lp2p_swarm_config cfg;
+  tsw_config_manual(&cfg); /* no deadline is involved; the frozen connection closes at free */
   tsw a, b;
-  CHECK_OK(tsw_init(&a, &L, 1, NULL, 1));
-  CHECK_OK(tsw_init(&b, &L, 2, NULL, 1));
+  CHECK_OK(tsw_init(&a, &L, 1, &cfg, TSW_LISTEN_MEMORY));
+  CHECK_OK(tsw_init(&b, &L, 2, &cfg, TSW_LISTEN_MEMORY));
   techo eb = {0};
   CHECK_OK(lp2p_swarm_add_behaviour(b.sw, &techo_vtable, &eb));
   REQUIRE(connect_pair(&L, &a, &b));
@@ -644,12 +731,14 @@ TEST(unacked_limit_timeout) {
   enum { N = 300 };
   tloop L;
   tloop_init(&L);
-  lp2p_swarm_config cfg;
-  tsw_config(&cfg);
+  lp2p_swarm_config cfg, cfg_b;
+  tsw_config_manual(&cfg);
   cfg.stream_negotiation_timeout_ms = 300;
+  tsw_config_manual(&cfg_b);
   tsw a, b;
-  CHECK_OK(tsw_init(&a, &L, 1, &cfg, 1));
-  CHECK_OK(tsw_init(&b, &L, 2, NULL, 1));
+  CHECK_OK(tsw_init(&a, &L, 1, &cfg, TSW_LISTEN_MEMORY));
+  CHECK_OK(tsw_init(&b, &L, 2, &cfg_b, TSW_LISTEN_MEMORY));
+  tsw *both[] = {&a, &b};
   techo eb = {0};
   CHECK_OK(lp2p_swarm_add_behaviour(b.sw, &techo_vtable, &eb));
   REQUIRE(connect_pair(&L, &a, &b));
@@ -666,14 +755,11 @@ TEST(unacked_limit_timeout) {
   lp2p__conn *ca = first_conn(a.sw);
   REQUIRE(ca);
   CHECK_EQ(ca->mx_blocked, 1);
+  CHECK_OK(tclock_advance(&L, both, 2, 299));
   int done = 0;
-  tloop_guard_start(&L, 3000);
-  while (done < N && !L.fired) {
-    uv_run(&L.loop, UV_RUN_ONCE);
-    done = 0;
-    for (int i = 0; i < N; i++) done += r[i].closed;
-  }
-  tloop_guard_stop(&L);
+  for (int i = 0; i < N; i++) done += r[i].closed;
+  CHECK_EQ(done, 0);
+  CHECK_OK(tclock_advance(&L, both, 2, 1));
   int timed_out = 0;
   for (int i = 0; i < N; i++) timed_out += r[i].closed == 1 && r[i].err == LP2P_ERR_TIMEOUT && !r[i].opened;
   CHECK_EQ(timed_out, N);
@@ -733,5 +819,6 @@ int main(void) {
   RUN(garbage_clients);
   RUN(post_from_thread);
   RUN(timers);
+  RUN(manual_clock_timers);
   return test_done();
 }

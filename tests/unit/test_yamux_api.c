@@ -267,6 +267,45 @@ TEST(reset) {
   yh_peer_free(&g_p);
 }
 
+/* reset_after_data: the buffered bytes leave first, then RST instead of FIN; nothing is delivered
+ * inside the call, writes are refused from then on. */
+TEST(reset_after_data) {
+  cli();
+  uint32_t id;
+  CHECK_OK(lp2p_yamux_open_stream(g_p.mx, &id));
+  CHECK_EQ(lp2p_yamux_write(g_p.mx, id, (const uint8_t *)"na\n", 3), 3);
+  CHECK_OK(lp2p_yamux_reset_after_data(g_p.mx, id));
+  CHECK_STR(yh_log(&g_p), "");
+  CHECK_EQ(lp2p_yamux_write(g_p.mx, id, (const uint8_t *)"x", 1), LP2P_ERR_CLOSED);
+  CHECK_OK(lp2p_yamux_reset_after_data(g_p.mx, id)); /* idempotent while the bytes wait */
+  CHECK_STR(yh_out_text(&g_p), "WU+SYN#1=0 DATA#1=3 WU+RST#1=0");
+  CHECK_STR(yh_log(&g_p), "C1:LP2P_ERR_CANCELED");
+  CHECK_EQ(lp2p_yamux_stream_count(g_p.mx), 0);
+  CHECK_EQ(lp2p_yamux_reset_after_data(g_p.mx, id), LP2P_ERR_NOT_FOUND);
+  /* nothing buffered: a plain reset */
+  CHECK_OK(lp2p_yamux_open_stream(g_p.mx, &id));
+  CHECK_STR(yh_out_text(&g_p), "WU+SYN#3=0");
+  yh_clear_events(&g_p);
+  CHECK_OK(lp2p_yamux_reset_after_data(g_p.mx, id));
+  CHECK_STR(yh_log(&g_p), "C3:LP2P_ERR_CANCELED");
+  CHECK_STR(yh_out_text(&g_p), "WU+RST#3=0");
+  yh_peer_free(&g_p);
+
+  /* end to end: the peer reads the bytes, then sees the reset */
+  yh_peer a, b;
+  REQUIRE(yh_peer_init(&a, 1, NULL, NULL) == 0);
+  REQUIRE(yh_peer_init(&b, 0, NULL, NULL) == 0);
+  CHECK_OK(lp2p_yamux_open_stream(a.mx, &id));
+  CHECK_EQ(lp2p_yamux_write(a.mx, id, (const uint8_t *)"hello", 5), 5);
+  CHECK_OK(lp2p_yamux_reset_after_data(a.mx, id));
+  CHECK_OK(yh_pump(&a, &b, 10, 0));
+  CHECK_STR(yh_log(&b), "O1 D1:5 C1:LP2P_ERR_RESET");
+  CHECK_MEM(yh_st(&b, 1)->data, "hello", 5);
+  CHECK_STR(yh_log(&a), "C1:LP2P_ERR_CANCELED");
+  yh_peer_free(&a);
+  yh_peer_free(&b);
+}
+
 TEST(ping_api) {
   srv();
   CHECK_OK(lp2p_yamux_ping(g_p.mx, 100));
@@ -598,6 +637,7 @@ int main(void) {
   RUN(window_autotune);
   RUN(half_close);
   RUN(reset);
+  RUN(reset_after_data);
   RUN(ping_api);
   RUN(keepalive);
   RUN(goaway_local);
