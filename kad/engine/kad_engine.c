@@ -38,6 +38,7 @@ typedef struct qpeer {
   uint8_t naddrs;
   uint8_t state;
   uint8_t hop;
+  uint8_t retried;
   int16_t vidx;                       /* GET_VALUE: index of the value it returned, -1 none */
 } qpeer;
 
@@ -51,7 +52,7 @@ struct kad_query {
   int target_is_peer;
   uint8_t *value;
   size_t vlen;
-  unsigned quorum, max_prov;
+  unsigned quorum, max_prov, beta;
   uint8_t *lookup_msg;
   size_t lookup_len;
   qpeer *p;
@@ -568,7 +569,8 @@ static int lookup_done(const kad_engine *e, const kad_query *q) {
   if (q->kind == KAD_Q_GET_PROVIDERS && q->nprovs >= q->max_prov) return 1;
   if (q->kind == KAD_Q_FIND_NODE && q->nprovs) return 1;
   unsigned seen = 0;
-  for (size_t i = 0; i < q->n && seen < e->cfg.beta; i++) {
+  (void)e;
+  for (size_t i = 0; i < q->n && seen < q->beta; i++) {
     if (q->p[i].state == QP_FAILED) continue;
     if (q->p[i].state != QP_ANSWERED) return 0;
     seen++;
@@ -727,6 +729,10 @@ static int query_new(kad_engine *e, int kind, const uint8_t *key, size_t klen, c
   q->deadline = now + to;
   q->quorum = o ? o->quorum : 0;
   q->max_prov = (o && o->max_providers) ? o->max_providers : KAD_K;
+  /* announcing ourselves or storing something: every one of the k closest must have answered */
+  q->beta = (kind == KAD_Q_BOOTSTRAP || kind == KAD_Q_PUT_VALUE || kind == KAD_Q_ADD_PROVIDER || internal)
+                ? KAD_K
+                : e->cfg.beta;
   kad_id_from_key(key, klen, &q->target);
   if (kind == KAD_Q_FIND_NODE) q->target_is_peer = lp2p_peer_id_from_bytes(key, klen, &q->target_peer) == 0;
   if (kind == KAD_Q_PUT_VALUE) {
@@ -802,8 +808,17 @@ static void query_on_answer(kad_engine *e, kad_query *q, kad_req *r, const kad_m
   }
   qpeer *x = &q->p[idx];
   if (!m) {
-    x->state = QP_FAILED;
     q->st.failures++;
+    /* one retry for a peer among the closest that decide termination (a lost message, a
+       transient dial failure); a second failure is final */
+    unsigned before = 0;
+    for (int i = 0; i < idx; i++) before += q->p[i].state != QP_FAILED;
+    if (!x->retried && before < q->beta) {
+      x->retried = 1;
+      x->state = QP_HEARD;
+    } else {
+      x->state = QP_FAILED;
+    }
     query_step(e, q, now);
     return;
   }
