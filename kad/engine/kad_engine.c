@@ -290,26 +290,40 @@ static void table_touch(kad_engine *e, const lp2p_peer_id *id, const kad_id *kid
 
 /* The up-to-k table members closest to t, closest first (excluding `skip`, and, when need_addrs,
  * those without addresses). Returns how many. */
+static void closest_add_bucket(const kad_bucket *b, const kad_id *t, const lp2p_peer_id *skip, int need_addrs,
+                               kad_entry **out, size_t k, size_t *n) {
+  if (!b) return;
+  for (size_t j = 0; j < b->n; j++) {
+    kad_entry *x = b->e[j];
+    if (need_addrs && !x->naddrs) continue;
+    if (skip && lp2p_peer_id_equal(&x->id, skip)) continue;
+    if (*n == k && kad_cmp_distance(&x->kid, &out[k - 1]->kid, t) >= 0) continue;
+    size_t p = *n < k ? *n : k - 1;
+    while (p > 0 && kad_cmp_distance(&x->kid, &out[p - 1]->kid, t) < 0) {
+      out[p] = out[p - 1];
+      p--;
+    }
+    out[p] = x;
+    if (*n < k) (*n)++;
+  }
+}
+
+/* The up-to-k table members closest to t, closest first (excluding `skip`, and, when need_addrs,
+ * those without addresses). Returns how many. Buckets are visited in distance order: with
+ * c = cpl(self, t), bucket c holds the closest peers; buckets above c all come next (their
+ * distance to t has bit c set and nothing above); then c-1, c-2, ..., each strictly farther
+ * than the one before: once k are collected after a group, no later group can do better. */
 static size_t table_closest(const kad_engine *e, const kad_id *t, const lp2p_peer_id *skip, int need_addrs,
                             kad_entry **out, size_t k) {
   size_t n = 0;
-  for (int i = 0; i < KAD_BUCKETS; i++) {
-    const kad_bucket *b = e->buckets[i];
-    if (!b) continue;
-    for (size_t j = 0; j < b->n; j++) {
-      kad_entry *x = b->e[j];
-      if (need_addrs && !x->naddrs) continue;
-      if (skip && lp2p_peer_id_equal(&x->id, skip)) continue;
-      if (n == k && kad_cmp_distance(&x->kid, &out[k - 1]->kid, t) >= 0) continue;
-      size_t p = n < k ? n : k - 1;
-      while (p > 0 && kad_cmp_distance(&x->kid, &out[p - 1]->kid, t) < 0) {
-        out[p] = out[p - 1];
-        p--;
-      }
-      out[p] = x;
-      if (n < k) n++;
-    }
+  int c = kad_cpl(&e->self_kid, t);
+  if (c < KAD_BUCKETS) {
+    closest_add_bucket(e->buckets[c], t, skip, need_addrs, out, k, &n);
+    if (n == k) return n;
+    for (int i = c + 1; i < KAD_BUCKETS; i++) closest_add_bucket(e->buckets[i], t, skip, need_addrs, out, k, &n);
   }
+  for (int i = (c < KAD_BUCKETS ? c : KAD_BUCKETS) - 1; i >= 0 && n < k; i--)
+    closest_add_bucket(e->buckets[i], t, skip, need_addrs, out, k, &n);
   return n;
 }
 

@@ -42,7 +42,7 @@ typedef struct sim_report {
   unsigned lookups, success, finished;
   double hops_mean, req_mean, rtt_mean;
   unsigned hops_p99;
-  double rtt_p99;
+  double rtt_p99, rtt_p50;
   double table_mean;
   uint64_t messages;
   double wall_s;
@@ -467,6 +467,7 @@ static int sim_run(const sim_cfg *cfg, sim_report *rep) {
   if (nh) {
     rep->hops_p99 = s->hops[(nh * 99) / 100 < nh ? (nh * 99) / 100 : nh - 1];
     rep->rtt_p99 = s->rtts[(nh * 99) / 100 < nh ? (nh * 99) / 100 : nh - 1];
+    rep->rtt_p50 = s->rtts[nh / 2];
   }
   double ts = 0;
   unsigned live = 0;
