@@ -1,4 +1,5 @@
 /* kad/engine/kad_engine.c - routing table, requests, query state machines, server side. */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -744,9 +745,12 @@ static int query_new(kad_engine *e, int kind, const uint8_t *key, size_t klen, c
   q->quorum = o ? o->quorum : 0;
   q->max_prov = (o && o->max_providers) ? o->max_providers : KAD_K;
   /* announcing ourselves or storing something: every one of the k closest must have answered */
-  q->beta = (kind == KAD_Q_BOOTSTRAP || kind == KAD_Q_PUT_VALUE || kind == KAD_Q_ADD_PROVIDER || internal)
+  q->beta = (kind == KAD_Q_BOOTSTRAP || kind == KAD_Q_PUT_VALUE || kind == KAD_Q_ADD_PROVIDER ||
+             kind == KAD_Q_GET_CLOSEST_PEERS || internal)
                 ? KAD_K
                 : e->cfg.beta;
+  if (o && o->struct_size >= offsetof(kad_query_opts, beta) + sizeof o->beta && o->beta)
+    q->beta = o->beta < KAD_K ? o->beta : KAD_K;
   kad_id_from_key(key, klen, &q->target);
   if (kind == KAD_Q_FIND_NODE) q->target_is_peer = lp2p_peer_id_from_bytes(key, klen, &q->target_peer) == 0;
   if (kind == KAD_Q_PUT_VALUE) {
@@ -938,12 +942,23 @@ void kad_engine_free(kad_engine *e) {
     for (size_t j = 0; j < b->nrepl; j++) entry_free(e, b->repl[j]);
     lp2p__free(e->mem, b);
   }
-  for (size_t i = 0; i < e->nreqs; i++) e->reqs[i]->in_flight = 0;
-  for (size_t i = 0; i < e->nact; i++) e->actq[(e->acthead + i) % e->capact]->queued = 0;
-  if (e->act_cur) e->act_cur->is_cur = 0;
-  for (size_t i = 0; i < e->nreqs; i++) req_maybe_free(e, e->reqs[i]);
-  for (size_t i = 0; i < e->nact; i++) req_maybe_free(e, e->actq[(e->acthead + i) % e->capact]);
-  if (e->act_cur) req_maybe_free(e, e->act_cur);
+  /* each request is in reqs (in flight), in the action queue, current, or several: free once */
+  for (size_t i = 0; i < e->nact; i++) {
+    kad_req *r = e->actq[(e->acthead + i) % e->capact];
+    if (!r->in_flight) {
+      r->queued = 0;
+      req_maybe_free(e, r);
+    }
+  }
+  if (e->act_cur && !e->act_cur->in_flight) {
+    e->act_cur->is_cur = 0;
+    req_maybe_free(e, e->act_cur);
+  }
+  for (size_t i = 0; i < e->nreqs; i++) {
+    kad_req *r = e->reqs[i];
+    r->in_flight = r->queued = r->is_cur = 0;
+    req_maybe_free(e, r);
+  }
   lp2p__free(e->mem, e->reqs);
   lp2p__free(e->mem, e->actq);
   while (e->queries) {

@@ -171,7 +171,7 @@ typedef struct kad_config {
   size_t struct_size;                     /* sizeof(kad_config) */
   int client_mode;                        /* 1: answers nothing (kad_on_inbound_request refuses) */
   unsigned alpha;                         /* 0 = KAD_ALPHA; capped at KAD_ALPHA_MAX */
-  unsigned beta;                          /* 0 = KAD_BETA */
+  unsigned beta;                          /* 0 = KAD_BETA (FIND_NODE, GET_VALUE, GET_PROVIDERS) */
   unsigned disjoint_paths;                /* 0/1 = one path; d > 1: S/Kademlia disjoint paths */
   uint64_t request_timeout_ms;            /* 0 = KAD_REQUEST_TIMEOUT_MS */
   uint64_t query_timeout_ms;              /* 0 = KAD_QUERY_TIMEOUT_MS */
@@ -254,6 +254,9 @@ typedef struct kad_query_opts {
   unsigned quorum;           /* GET_VALUE: valid records to collect (0 = 1... stops early) */
   unsigned max_providers;    /* GET_PROVIDERS: 0 = KAD_K */
   uint64_t timeout_ms;       /* 0 = cfg.query_timeout_ms */
+  unsigned beta;             /* closest peers that must answer before the lookup ends; 0 = KAD_K
+                                for GET_CLOSEST_PEERS, PUT_VALUE, ADD_PROVIDER and bootstrap
+                                (every one of the k closest), cfg.beta for the others */
 } kad_query_opts;
 
 typedef struct kad_query_stats {

@@ -391,7 +391,11 @@ static int sim_run(const sim_cfg *cfg, sim_report *rep) {
         memset(l, 0, sizeof *l);
         l->node = i;
         kad_id_from_key(key, 32, &l->target);
-        if (kad_query_start(s->nodes[i].e, KAD_Q_GET_CLOSEST_PEERS, key, 32, NULL, s->now, &l->qid) == 0) s->nlk++;
+        kad_query_opts o;
+        memset(&o, 0, sizeof o);
+        o.struct_size = sizeof o;
+        o.beta = s->c.beta ? s->c.beta : KAD_BETA;
+        if (kad_query_start(s->nodes[i].e, KAD_Q_GET_CLOSEST_PEERS, key, 32, &o, s->now, &l->qid) == 0) s->nlk++;
         sim_pump(s, i);
         break;
       }
