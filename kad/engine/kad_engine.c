@@ -29,6 +29,7 @@ struct kad_req {
   lp2p_tstamp deadline;
   kad_query *q;
   int bucket;
+  uint8_t path;
   uint8_t in_flight, queued, is_cur;
 };
 
@@ -40,6 +41,7 @@ typedef struct qpeer {
   uint8_t state;
   uint8_t hop;
   uint8_t retried;
+  uint8_t path;                       /* disjoint path that heard of it first */
   int16_t vidx;                       /* GET_VALUE: index of the value it returned, -1 none */
 } qpeer;
 
@@ -59,6 +61,8 @@ struct kad_query {
   qpeer *p;
   size_t n;
   unsigned inflight, pending2, stored;
+  unsigned npaths, path_alpha;
+  unsigned path_inflight[KAD_ALPHA_MAX];
   lp2p_tstamp start, deadline;
   kad_query_stats st;
   /* GET_VALUE */
@@ -454,7 +458,7 @@ static void query_free(kad_engine *e, kad_query *q) {
 
 /* Adds a peer heard of (sorted by distance, deduplicated, capped). Returns its index or -1. */
 static int qpeer_add(kad_engine *e, kad_query *q, const lp2p_peer_id *id, const kad_id *kid,
-                     lp2p_multiaddr *const *addrs, size_t naddrs, unsigned hop) {
+                     lp2p_multiaddr *const *addrs, size_t naddrs, unsigned hop, unsigned path) {
   size_t lo = 0, hi = q->n;
   while (lo < hi) {
     size_t mid = (lo + hi) / 2;
@@ -485,6 +489,7 @@ static int qpeer_add(kad_engine *e, kad_query *q, const lp2p_peer_id *id, const 
   x->id = *id;
   x->kid = *kid;
   x->hop = (uint8_t)(hop > 255 ? 255 : hop);
+  x->path = (uint8_t)path;
   x->vidx = -1;
   size_t nn = 0;
   if (addrs_dup(e, (const lp2p_multiaddr *const *)addrs, naddrs, KAD_ANSWER_ADDRS, &x->addrs, &nn) != 0) nn = 0;
@@ -525,9 +530,11 @@ static void query_send(kad_engine *e, kad_query *q, qpeer *x, int purpose, uint8
     return;
   }
   r->q = q;
+  r->path = x->path;
   if (purpose == R_QUERY) {
     x->state = QP_WAITING;
     q->inflight++;
+    q->path_inflight[x->path]++;
     q->st.peers_contacted++;
   } else {
     q->pending2++;
@@ -579,23 +586,38 @@ static void query_phase2(kad_engine *e, kad_query *q, lp2p_tstamp now) {
   if (!q->pending2) query_finish(e, q, q->stored ? 0 : LP2P_ERR_NOT_FOUND, now);
 }
 
-static int lookup_done(const kad_engine *e, const kad_query *q) {
+/* Early stops that end every path at once. */
+static int lookup_satisfied(const kad_query *q) {
   if (q->kind == KAD_Q_GET_VALUE && q->quorum && q->nvals >= q->quorum) return 1;
   if (q->kind == KAD_Q_GET_PROVIDERS && q->nprovs >= q->max_prov) return 1;
   if (q->kind == KAD_Q_FIND_NODE && q->nprovs) return 1;
-  unsigned seen = 0;
-  (void)e;
+  return 0;
+}
+
+/* A path is done when its beta closest peers not known to have failed have all answered (go's
+ * rule), or when it has no peer left at all. */
+static int path_done(const kad_query *q, unsigned path) {
+  unsigned seen = 0, any = 0;
   for (size_t i = 0; i < q->n && seen < q->beta; i++) {
+    if (q->p[i].path != path) continue;
+    any = 1;
     if (q->p[i].state == QP_FAILED) continue;
     if (q->p[i].state != QP_ANSWERED) return 0;
     seen++;
   }
-  return seen > 0 || q->n == 0 ? 1 : 0;
+  return seen > 0 || !any;
+}
+
+static int lookup_done(const kad_query *q) {
+  if (lookup_satisfied(q)) return 1;
+  for (unsigned p = 0; p < q->npaths; p++)
+    if (!path_done(q, p)) return 0;
+  return 1;
 }
 
 static void query_step(kad_engine *e, kad_query *q, lp2p_tstamp now) {
   if (q->finished || q->phase) return;
-  if (lookup_done(e, q)) {
+  if (lookup_done(q)) {
     unsigned answered = 0;
     for (size_t i = 0; i < q->n; i++) answered += q->p[i].state == QP_ANSWERED;
     if (q->kind == KAD_Q_PUT_VALUE || q->kind == KAD_Q_ADD_PROVIDER) {
@@ -609,17 +631,21 @@ static void query_step(kad_engine *e, kad_query *q, lp2p_tstamp now) {
     query_finish(e, q, answered ? 0 : LP2P_ERR_NOT_FOUND, now);
     return;
   }
-  /* keep alpha requests in flight among the k closest peers not known to have failed */
-  unsigned considered = 0;
-  for (size_t i = 0; i < q->n && q->inflight < e->cfg.alpha && considered < KAD_K; i++) {
-    qpeer *x = &q->p[i];
-    if (x->state == QP_FAILED) continue;
-    considered++;
-    if (x->state != QP_HEARD) continue;
-    uint8_t *copy = lp2p__malloc(e->mem, q->lookup_len);
-    if (!copy) break;
-    memcpy(copy, q->lookup_msg, q->lookup_len);
-    query_send(e, q, x, R_QUERY, copy, q->lookup_len, 1, now);
+  /* per path: keep its share of alpha in flight among its k closest peers not known to have
+     failed; a peer belongs to one path only (S/Kademlia disjoint paths when npaths > 1) */
+  for (unsigned path = 0; path < q->npaths; path++) {
+    if (q->npaths > 1 && path_done(q, path)) continue;
+    unsigned considered = 0;
+    for (size_t i = 0; i < q->n && q->path_inflight[path] < q->path_alpha && considered < KAD_K; i++) {
+      qpeer *x = &q->p[i];
+      if (x->path != path || x->state == QP_FAILED) continue;
+      considered++;
+      if (x->state != QP_HEARD) continue;
+      uint8_t *copy = lp2p__malloc(e->mem, q->lookup_len);
+      if (!copy) break;
+      memcpy(copy, q->lookup_msg, q->lookup_len);
+      query_send(e, q, x, R_QUERY, copy, q->lookup_len, 1, now);
+    }
   }
   if (!q->inflight) { /* exhausted */
     unsigned answered = 0;
@@ -763,7 +789,11 @@ static int query_new(kad_engine *e, int kind, const uint8_t *key, size_t klen, c
   /* seeds: the k closest table members */
   kad_entry *seeds[KAD_K];
   size_t ns = table_closest(e, &q->target, NULL, 0, seeds, KAD_K);
-  for (size_t i = 0; i < ns; i++) qpeer_add(e, q, &seeds[i]->id, &seeds[i]->kid, seeds[i]->addrs, seeds[i]->naddrs, 1);
+  q->npaths = e->cfg.disjoint_paths > 1 ? e->cfg.disjoint_paths : 1;
+  if (q->npaths > KAD_ALPHA_MAX) q->npaths = KAD_ALPHA_MAX;
+  q->path_alpha = e->cfg.alpha / q->npaths ? e->cfg.alpha / q->npaths : 1;
+  for (size_t i = 0; i < ns; i++)
+    qpeer_add(e, q, &seeds[i]->id, &seeds[i]->kid, seeds[i]->addrs, seeds[i]->naddrs, 1, (unsigned)(i % q->npaths));
   q->next = e->queries;
   e->queries = q;
   *out = q;
@@ -820,6 +850,7 @@ static void query_on_answer(kad_engine *e, kad_query *q, kad_req *r, const kad_m
     return;
   }
   q->inflight--;
+  q->path_inflight[r->path]--;
   if (idx < 0) { /* dropped from the list meanwhile */
     query_step(e, q, now);
     return;
@@ -841,7 +872,7 @@ static void query_on_answer(kad_engine *e, kad_query *q, kad_req *r, const kad_m
     return;
   }
   x->state = QP_ANSWERED;
-  unsigned hop = x->hop;
+  unsigned hop = x->hop, path = x->path;
   lp2p_peer_id who = x->id;
   if (q->kind == KAD_Q_GET_VALUE && m->has_record && m->rec_key_len == q->klen &&
       !memcmp(m->rec_key, q->key, q->klen)) {
@@ -863,7 +894,7 @@ static void query_on_answer(kad_engine *e, kad_query *q, kad_req *r, const kad_m
       add_prov(e, q, &c->id, c->addrs, c->naddrs);
     kad_id kid;
     kad_id_from_peer(&c->id, &kid);
-    qpeer_add(e, q, &c->id, &kid, c->addrs, c->naddrs, hop + 1);
+    qpeer_add(e, q, &c->id, &kid, c->addrs, c->naddrs, hop + 1, path);
   }
   query_step(e, q, now);
 }

@@ -172,7 +172,12 @@ typedef struct kad_config {
   int client_mode;                        /* 1: answers nothing (kad_on_inbound_request refuses) */
   unsigned alpha;                         /* 0 = KAD_ALPHA; capped at KAD_ALPHA_MAX */
   unsigned beta;                          /* 0 = KAD_BETA (FIND_NODE, GET_VALUE, GET_PROVIDERS) */
-  unsigned disjoint_paths;                /* 0/1 = one path; d > 1: S/Kademlia disjoint paths */
+  unsigned disjoint_paths;                /* 0/1 = one path; d > 1 (<= KAD_ALPHA_MAX): S/Kademlia
+                                             disjoint paths: the seeds are dealt out to d paths, a
+                                             peer belongs to the path that heard of it first, each
+                                             path keeps max(1, alpha / d) requests in flight and
+                                             ends by the beta rule on its own; the query ends when
+                                             every path has (js does this with d = alpha) */
   uint64_t request_timeout_ms;            /* 0 = KAD_REQUEST_TIMEOUT_MS */
   uint64_t query_timeout_ms;              /* 0 = KAD_QUERY_TIMEOUT_MS */
   uint64_t refresh_ms;                    /* 0 = KAD_REFRESH_MS; UINT64_MAX: never */
@@ -211,7 +216,13 @@ void kad_set_client_mode(kad_engine *e, int client);
  * candidate: unless it already answered one of our requests, the engine sends it a check
  * (FIND_NODE for our own id); it enters the routing table once it answered (go's
  * check-before-add). serves_kad = 0 removes it from the table. addrs are copied (the addresses
- * the peer can be dialled at; at most KAD_MAX_ADDRS_PER_PEER kept). */
+ * the peer can be dialled at; at most KAD_MAX_ADDRS_PER_PEER kept). Returns 0, or LP2P_ERR_LIMIT
+ * when 32 checks are already pending (the candidate is dropped; identify it again later). A
+ * peer that answered one of our requests during the last 10 min enters without a new check.
+ * A full bucket keeps checked candidates in a replacement cache (KAD_REPLACEMENTS) and checks
+ * its least recently seen member (if not seen for 60 s); a member that fails a request is
+ * replaced by the newest cached candidate (or dropped after 3 failures in a row). IP diversity:
+ * at most cfg.max_per_ip_group_bucket / _table members per /24 (IPv4) or /48 (IPv6) group. */
 int kad_on_peer_identified(kad_engine *e, const lp2p_peer_id *peer, const lp2p_multiaddr *const *addrs,
                            size_t naddrs, int serves_kad, lp2p_tstamp now);
 void kad_on_peer_connected(kad_engine *e, const lp2p_peer_id *peer, lp2p_tstamp now);

@@ -34,7 +34,7 @@ typedef struct sim_cfg {
   int adv_far;          /* adversaries answer with far real peers instead of junk */
   unsigned lookups;
   unsigned lat_min, lat_max;
-  unsigned alpha, beta;
+  unsigned alpha, beta, paths;
   unsigned join_gap_ms; /* 0 = 10 */
 } sim_cfg;
 
@@ -314,6 +314,7 @@ static int sim_run(const sim_cfg *cfg, sim_report *rep) {
   kc.struct_size = sizeof kc;
   kc.alpha = s->c.alpha;
   kc.beta = s->c.beta;
+  kc.disjoint_paths = s->c.paths;
   kc.refresh_ms = UINT64_MAX;
   for (uint32_t i = 0; i < s->c.n; i++) {
     sim_node *nd = &s->nodes[i];

@@ -57,6 +57,17 @@ TEST(sim_200_adversarial) {
   CHECK(r.success * 100 >= 95 * r.lookups);
 }
 
+TEST(sim_200_disjoint_paths) {
+  sim_cfg c = base();
+  c.alpha = 6;
+  c.paths = 3;
+  c.adv_frac = 0.10;
+  sim_report r;
+  REQUIRE(sim_run(&c, &r) == 0);
+  show("3 paths junk", &r);
+  CHECK(r.success * 100 >= 97 * r.lookups);
+}
+
 TEST(sim_is_deterministic) {
   sim_cfg c = base();
   c.n = 60;
@@ -74,6 +85,7 @@ int main(void) {
   RUN(sim_200_normal);
   RUN(sim_200_leave);
   RUN(sim_200_adversarial);
+  RUN(sim_200_disjoint_paths);
   RUN(sim_is_deterministic);
   return test_done();
 }
