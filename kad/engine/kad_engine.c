@@ -1391,7 +1391,7 @@ int kad_on_inbound_request(kad_engine *e, const lp2p_peer_id *from, int from_sco
         closer[a.ncloser].connection = KAD_CONNECTED;
         a.ncloser++;
       }
-      fill_closer(e, &t, from, closer + a.ncloser, &a.ncloser);
+      fill_closer(e, &t, from, closer, &a.ncloser); /* appends at closer[a.ncloser] */
       if (a.ncloser > KAD_K) a.ncloser = KAD_K;
       a.closer = closer;
       break;

@@ -275,6 +275,23 @@ TEST(server_find_node_answers) {
   CHECK_EQ(closer_than_last, KAD_K);
   kad_msg_clear(NULL, &m);
   kad_bytes_free(e, resp);
+  kad_bytes_free(NULL, req);
+  /* FIND_NODE for the server itself: it answers with itself first, then k - 1 others */
+  lp2p_multiaddr *la = mkaddr(10, 0, 0, 9);
+  const lp2p_multiaddr *laa = la;
+  CHECK_OK(kad_set_local_addrs(e, &laa, 1));
+  q.key = self.bytes;
+  q.key_len = self.len;
+  CHECK_OK(kad_msg_encode(NULL, &q, &req, &rl));
+  CHECK_OK(kad_on_inbound_request(e, &peers[0], 0, req, rl, 1, &resp, &sl));
+  CHECK_OK(kad_msg_decode(NULL, resp, sl, &m));
+  CHECK_EQ(m.ncloser, KAD_K);
+  CHECK(lp2p_peer_id_equal(&m.closer[0].id, &self));
+  CHECK_EQ(m.closer[0].naddrs, 1);
+  for (size_t i = 1; i < m.ncloser; i++) CHECK(!lp2p_peer_id_equal(&m.closer[i].id, &self));
+  kad_msg_clear(NULL, &m);
+  kad_bytes_free(e, resp);
+  lp2p_multiaddr_free(la);
   /* PING is echoed; client mode answers nothing */
   q.type = KAD_PING;
   kad_bytes_free(NULL, req);
@@ -816,6 +833,66 @@ TEST(query_timeouts_cancel_exactly_once) {
   kad_engine_free(e);
 }
 
+static unsigned drain_empty(kad_engine *e, lp2p_tstamp now, kad_msg_type *last_type) {
+  kad_action a;
+  unsigned n = 0;
+  static const uint8_t resp[] = {0x08, 0x04};
+  while (kad_next_action(e, &a)) {
+    kad_msg m;
+    if (last_type && kad_msg_decode(NULL, a.msg, a.msg_len, &m) == 0) {
+      *last_type = (kad_msg_type)m.type;
+      kad_msg_clear(NULL, &m);
+    }
+    kad_on_response(e, a.id, a.expect_response ? resp : NULL, a.expect_response ? sizeof resp : 0, 0, now);
+    n++;
+  }
+  return n;
+}
+
+TEST(refresh_and_republish_timers) {
+  lp2p_peer_id self = mkpeer(91);
+  kad_engine *e = mkengine(&self, NULL);
+  REQUIRE(e);
+  lp2p_multiaddr *la = mkaddr(10, 0, 0, 1);
+  const lp2p_multiaddr *laa = la;
+  CHECK_OK(kad_set_local_addrs(e, &laa, 1));
+  for (uint32_t i = 0; i < 12; i++) {
+    lp2p_peer_id p = mkpeer(900 + i);
+    admit(e, &p, la, 0);
+  }
+  /* first refresh of the used buckets is due at once (no refresh yet), then every 10 min */
+  lp2p_tstamp d = kad_next_deadline(e);
+  CHECK(d <= KAD_REFRESH_MS);
+  kad_tick(e, KAD_REFRESH_MS);
+  CHECK(drain_empty(e, KAD_REFRESH_MS, NULL) >= 1);
+  kad_result r;
+  CHECK(!kad_next_result(e, &r)); /* internal queries report nothing */
+  kad_tick(e, KAD_REFRESH_MS + 1000);
+  CHECK_EQ(drain_empty(e, KAD_REFRESH_MS + 1000, NULL), 0);
+  CHECK(kad_next_deadline(e) >= 2 * KAD_REFRESH_MS - 1000);
+  /* provide: lookup then ADD_PROVIDER to those that answered; again after 22 h */
+  static const uint8_t mh[] = {0x12, 0x02, 0xaa, 0xbb};
+  uint64_t qid;
+  lp2p_tstamp t0 = 2 * KAD_REFRESH_MS;
+  CHECK_OK(kad_provide(e, mh, sizeof mh, t0, &qid));
+  kad_msg_type last = KAD_PING;
+  while (drain_empty(e, t0, &last)) {
+  }
+  CHECK_EQ(last, KAD_ADD_PROVIDER);
+  REQUIRE(kad_next_result(e, &r));
+  CHECK_EQ(r.query_id, qid);
+  CHECK_EQ(r.status, 0);
+  CHECK(r.stored >= 10);
+  CHECK_EQ(kad_provider_count(e, mh, sizeof mh), 1); /* ourselves, locally */
+  last = KAD_PING;
+  kad_tick(e, t0 + KAD_REPUBLISH_MS);
+  while (drain_empty(e, t0 + KAD_REPUBLISH_MS, &last)) {
+  }
+  CHECK_EQ(last, KAD_ADD_PROVIDER);
+  lp2p_multiaddr_free(la);
+  kad_engine_free(e);
+}
+
 TEST(allocation_failures) {
   /* a query and a server answer under every single allocation failure: clean errors, no leak */
   for (long n = 1; n < 400; n++) {
@@ -867,6 +944,7 @@ int main(void) {
   RUN(store_limits_and_expiry);
   RUN(network_queries);
   RUN(query_timeouts_cancel_exactly_once);
+  RUN(refresh_and_republish_timers);
   RUN(allocation_failures);
   return test_done();
 }
