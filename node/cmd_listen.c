@@ -236,6 +236,8 @@ static void on_swarm_event(lp2p_swarm *sw, const lp2p_swarm_event *ev, void *ud)
       nc_json_out(&j);
       return;
     }
+    default: /* other events (interfaces-changed, ...) are not printed */
+      break;
   }
   free(j.buf);
 }

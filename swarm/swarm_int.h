@@ -62,6 +62,7 @@ typedef struct lp2p__conn lp2p__conn;
 typedef struct lp2p__peer lp2p__peer;
 typedef struct lp2p__dial lp2p__dial;
 typedef struct lp2p__listener lp2p__listener;
+typedef struct lp2p__ifwatch lp2p__ifwatch;
 
 /* An output buffer: a uv_write_t while queued in libuv, else in the swarm's free list. */
 typedef struct lp2p__wbuf {
@@ -310,6 +311,8 @@ struct lp2p_swarm {
   lp2p__link listeners;
   lp2p__link dials;
   lp2p__link timers;
+  lp2p__link udps;                /* lp2p_udp handles (swarm/udp.c) */
+  struct lp2p__ifwatch *ifw;      /* interface snapshot and poll (swarm/interfaces.c), NULL until asked */
   lp2p__link dirty;       /* conns needing flush/arm */
   lp2p__link conn_closeq; /* conns to tear down */
   lp2p__link closeq;      /* streams whose on_close is due */

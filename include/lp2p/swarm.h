@@ -161,6 +161,10 @@ typedef struct lp2p_swarm_config {
   /* yamux */
   uint32_t yamux_initial_window; /* default 256 KiB (the spec's value; never lower it for interop) */
   uint32_t yamux_max_window;     /* default 16 MiB: receive-window auto-tuning ceiling */
+
+  /* network interfaces (lp2p/udp.h): poll period of the interface table once
+   * lp2p_swarm_interfaces() was called; default 5000, 0 = no polling */
+  uint32_t interface_poll_ms;
 } lp2p_swarm_config;
 
 /* Fills *cfg with defaults (identity NULL: the caller must set it). */
@@ -184,7 +188,9 @@ typedef enum lp2p_swarm_event_type {
   /* peer, conn_id, err (UNSUPPORTED, TIMEOUT, LIMIT, PROTO, RESET, EOF) */
   LP2P_SWARM_EV_INBOUND_STREAM_FAILED = 6,
   /* addr (remote), err: refused by a limit, or its upgrade failed */
-  LP2P_SWARM_EV_INBOUND_CONN_FAILED = 7
+  LP2P_SWARM_EV_INBOUND_CONN_FAILED = 7,
+  /* (nothing): the network interface table changed (lp2p/udp.h, lp2p_swarm_interfaces) */
+  LP2P_SWARM_EV_INTERFACES_CHANGED = 16
 } lp2p_swarm_event_type;
 
 typedef struct lp2p_dial_error {
