@@ -170,7 +170,7 @@ static void refresh_record(lp2p_identify *id, const lp2p_multiaddr *const *addrs
   if (seq <= id->record_seq) seq = id->record_seq + 1;
   uint8_t *rec = NULL;
   size_t len = 0;
-  if (lp2p__peer_record_seal(lp2p_swarm_identity(id->sw), seq, addrs, n, &rec, &len) < 0) return;
+  if (lp2p_peer_record_seal(lp2p_swarm_identity(id->sw), seq, addrs, n, &rec, &len) < 0) return;
   free(id->record);
   id->record = rec;
   id->record_len = len;

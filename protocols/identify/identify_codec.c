@@ -225,7 +225,7 @@ int lp2p__identify_validate(lp2p__identify_state *st, const lp2p_peer_id *peer, 
     uint64_t seq = 0;
     lp2p_multiaddr **addrs = NULL;
     size_t n = 0;
-    int rv = lp2p__peer_record_open(st->record, st->record_len, peer, NULL, &seq, &addrs,
+    int rv = lp2p_peer_record_open(st->record, st->record_len, peer, NULL, &seq, &addrs,
                                     &n, LP2P_IDENTIFY_MAX_ADDRS);
     if (rv < 0) return rv;
     /* the signed addresses are authoritative: add those not listed yet */
