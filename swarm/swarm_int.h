@@ -129,6 +129,7 @@ struct lp2p_stream {
   int write_closed, eof, want_writable;
   int close_err;
   int in_cb; /* a user callback of this stream is running */
+  struct lp2p__sendq *sendq; /* lp2p_stream_send_all bytes not yet taken (swarm/sendall.c), NULL if none */
 };
 
 /* ---- connections ---- */
@@ -376,6 +377,13 @@ void lp2p__stream_fail(lp2p_stream *s, int err); /* detach and queue on_close(er
 void lp2p__stream_deliver_close(lp2p_stream *s); /* from the close queue */
 void lp2p__stream_check_deadline(lp2p_stream *s, lp2p_tstamp now);
 void lp2p__stream_flush_mss(lp2p_stream *s);
+int64_t lp2p__stream_write_now(lp2p_stream *s, const uint8_t *p, size_t n); /* lp2p_stream_write minus send_all */
+
+/* sendall.c (lp2p_stream_send_all) */
+int64_t lp2p__sendq_gate(lp2p_stream *s, size_t n); /* lp2p_stream_write while send_all bytes wait */
+int lp2p__sendq_fin(lp2p_stream *s);                /* lp2p_stream_close_write while they wait */
+int lp2p__sendq_drain(lp2p_stream *s);              /* writable: 1 = queue gone, go on; 0 = still waiting */
+void lp2p__sendq_free(lp2p_stream *s);
 
 /* dial.c */
 int lp2p__dial_start(lp2p_swarm *sw, const lp2p_peer_id *peer, const lp2p_multiaddr *const *addrs, size_t n,

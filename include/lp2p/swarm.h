@@ -404,6 +404,24 @@ LP2P_EXTERN int lp2p_swarm_open_stream(lp2p_swarm *sw, const lp2p_peer_id *peer,
 LP2P_EXTERN int64_t lp2p_stream_write(lp2p_stream *s, const uint8_t *p, size_t n);
 /* Half-close (FIN) our write side. Idempotent. */
 LP2P_EXTERN int lp2p_stream_close_write(lp2p_stream *s);
+/* "Write all, then (optionally) close": sends p[0..n) completely. What the
+ * stream does not take at once is copied and written by the swarm as the
+ * stream becomes writable; with close_write != 0 the write side is
+ * half-closed (FIN) right after the last byte. Returns 0 (everything sent or
+ * queued; the caller's buffer is free) or an error: LP2P_ERR_INVAL,
+ * LP2P_ERR_STATE (before on_open), LP2P_ERR_CLOSED (write side closed,
+ * stream closing), LP2P_ERR_NOMEM (nothing queued; part of p may have been
+ * sent already: reset the stream).
+ * Rules while such bytes are queued: further send_all calls append behind
+ * them; lp2p_stream_write accepts nothing (returns 0) and the handler's
+ * on_writable follows once the queue has drained (so an app may mix both and
+ * keep byte order); lp2p_stream_close_write sends its FIN after them; after a
+ * send_all with close_write, writes fail with LP2P_ERR_CLOSED. A queue not
+ * yet sent when the stream closes (reset, connection lost) is dropped: the
+ * stream's on_close(err) reports it. on_writable is not called for the
+ * queued bytes themselves. Memory: the queue is bounded only by what the
+ * caller sends (use on_writable + lp2p_stream_write for unbounded data). */
+LP2P_EXTERN int lp2p_stream_send_all(lp2p_stream *s, const uint8_t *p, size_t n, int close_write);
 /* Abort (RST). on_close(LP2P_ERR_CANCELED) follows (deferred when called
  * inside a callback of s). Idempotent. */
 LP2P_EXTERN int lp2p_stream_reset(lp2p_stream *s);
