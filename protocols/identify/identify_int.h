@@ -68,9 +68,8 @@ void lp2p__identify_apply(lp2p__identify_state *dst, lp2p__identify_state *src);
 void lp2p__identify_state_view(lp2p__identify_state *st, const lp2p_peer_id *peer);
 
 /* ---- framing: varint-length-prefixed messages until EOF ---- */
-typedef struct lp2p__identify_reader {
-  uint8_t *buf;
-  size_t len, cap;
+typedef struct lp2p__identify_reader { /* zero-initialised; framing by lp2p/lpm.h */
+  struct lp2p_lpm_reader *lpm;
   size_t messages;
 } lp2p__identify_reader;
 /* Appends received bytes and merges every complete message into st.
