@@ -116,7 +116,7 @@ int lp2p_lpm_read(lp2p_lpm_reader *r, const uint8_t *in, size_t len, size_t *use
     r->buf = nb;
     r->cap = ncap;
   }
-  memcpy(r->buf + r->got, in + off, take);
+  if (take) memcpy(r->buf + r->got, in + off, take); /* take 0: the input ended with the prefix */
   r->got += take;
   off += take;
   *used = off;
