@@ -3,7 +3,9 @@
  * Files: swarm.c (lifecycle, post, events, behaviours, deferred work, timers),
  * conn.c (one connection: upgrade pipeline, I/O, yamux callbacks, teardown),
  * stream.c (streams and their multistream negotiation), dial.c (dial attempts),
- * listen.c (listeners), peers.c (peer table, address book, protocol registry).
+ * listen.c (listeners), peers.c (peer table, address book, protocol registry),
+ * udp.c + interfaces.c (UDP handles, interface table; swarm/udp_int.h),
+ * sendall.c (lp2p_stream_send_all's queue).
  *
  * Control flow: every libuv callback into the swarm is bracketed by
  * lp2p__swarm_enter()/lp2p__swarm_leave(). Work that must not run nested
