@@ -52,3 +52,7 @@ int lp2p_multihash_sha256(const uint8_t *data, size_t len, uint8_t *out, size_t 
   memcpy(out + 2, digest, sizeof digest);
   return 2 + crypto_hash_sha256_BYTES;
 }
+
+void lp2p_sha256(const uint8_t *data, size_t len, uint8_t out[LP2P_SHA256_LEN]) {
+  crypto_hash_sha256(out, data ? data : (const uint8_t *)"", data ? len : 0);
+}

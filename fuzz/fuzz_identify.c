@@ -18,6 +18,7 @@
 
 #include "lp2p/keys.h"
 #include "lp2p/peerid.h"
+#include "lp2p/lpm.h"
 #include "protocols/identify/identify_int.h"
 
 #define ASSERT(c)                                                                                           \
@@ -129,7 +130,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (rv == 0) {
     int end = lp2p__identify_reader_end(&rd);
     ASSERT(end == 0 || end == LP2P_ERR_PROTO || end == LP2P_ERR_EOF);
-    ASSERT((end == LP2P_ERR_EOF) == (rd.messages == 0 && rd.len == 0));
+    ASSERT((end == LP2P_ERR_EOF) == (rd.messages == 0 && (!rd.lpm || !lp2p_lpm_reader_pending(rd.lpm))));
     if (end == 0) {
       round_trip(&st);
       lp2p_peer_id peer = fixed;

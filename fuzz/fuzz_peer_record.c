@@ -1,6 +1,6 @@
 /* fuzz_peer_record.c - signed envelopes (RFC 0002) holding peer records (RFC 0003), as they
  * arrive in Identify.signedPeerRecord: envelope decoding, key parsing, signature check, record
- * decoding and address extraction (lp2p__peer_record_open).
+ * decoding and address extraction (lp2p_peer_record_open).
  *
  * Input: byte 0 = options, the rest = data.
  *   bit 0 clear: the data is a whole envelope from the wire.
@@ -24,7 +24,7 @@
 #include "lp2p/multiaddr.h"
 #include "lp2p/peerid.h"
 #include "peer_record.pb-c.h"
-#include "protocols/identify/identify_int.h"
+#include "lp2p/record.h"
 
 #define ASSERT(c)                                                                                           \
   do {                                                                                                      \
@@ -48,7 +48,7 @@ static void free_addrs(lp2p_multiaddr **a, size_t n) {
 
 /* Envelope{our key, 0x0301, payload, sign(domain-separated payload)}; malloc'ed. */
 static uint8_t *seal_payload(const uint8_t *payload, size_t plen, size_t *out_len) {
-  static const char domain[] = LP2P__PEER_RECORD_DOMAIN;
+  static const char domain[] = LP2P_PEER_RECORD_DOMAIN;
   static const uint8_t type[] = {0x03, 0x01};
   uint8_t pk[LP2P_PUBKEY_PB_MAX], sig[LP2P_SIGNATURE_MAX];
   int pklen = lp2p_pubkey_to_protobuf(lp2p_privkey_public(g_key), pk, sizeof pk);
@@ -100,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t len = size - 1;
   uint8_t *owned = NULL;
   if (sealed) {
-    if (len > LP2P_IDENTIFY_MAX_MESSAGE) return 0;
+    if (len > LP2P_ENVELOPE_MAX) return 0;
     if (!(owned = seal_payload(env, len, &len))) return 0;
     env = owned;
   }
@@ -110,10 +110,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uint64_t seq = 0;
   lp2p_multiaddr **addrs = NULL;
   size_t n = 0;
-  int rv = lp2p__peer_record_open(env, len, NULL, &signer, &seq, &addrs, &n, max);
+  int rv = lp2p_peer_record_open(env, len, NULL, &signer, &seq, &addrs, &n, max);
   ASSERT(rv == 0 || rv == LP2P_ERR_TOO_LARGE || rv == LP2P_ERR_PROTO || rv == LP2P_ERR_KEY ||
          rv == LP2P_ERR_SIGNATURE || rv == LP2P_ERR_PEER_ID_MISMATCH || rv == LP2P_ERR_NOMEM);
-  if (sealed && len <= LP2P_IDENTIFY_MAX_MESSAGE)
+  if (sealed && len <= LP2P_ENVELOPE_MAX)
     ASSERT(rv == 0 || rv == LP2P_ERR_PROTO || rv == LP2P_ERR_PEER_ID_MISMATCH || rv == LP2P_ERR_NOMEM);
   if (rv != 0) ASSERT(!addrs && !n);
   if (rv == 0) {
@@ -122,10 +122,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (sealed) ASSERT(lp2p_peer_id_equal(&signer, &g_id));
     /* the signer itself opens it, with the same sequence number; another peer does not */
     uint64_t seq2 = 0;
-    int r2 = lp2p__peer_record_open(env, len, &signer, NULL, &seq2, NULL, NULL, 0);
+    int r2 = lp2p_peer_record_open(env, len, &signer, NULL, &seq2, NULL, NULL, 0);
     ASSERT(r2 == 0 || r2 == LP2P_ERR_NOMEM);
     if (r2 == 0) ASSERT(seq2 == seq);
-    int r3 = lp2p__peer_record_open(env, len, &g_id, NULL, NULL, NULL, NULL, 0);
+    int r3 = lp2p_peer_record_open(env, len, &g_id, NULL, NULL, NULL, NULL, 0);
     if (lp2p_peer_id_equal(&signer, &g_id))
       ASSERT(r3 == 0 || r3 == LP2P_ERR_NOMEM);
     else
@@ -133,12 +133,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* reseal what came out (our key) and open it again */
     uint8_t *env2 = NULL;
     size_t len2 = 0;
-    if (lp2p__peer_record_seal(g_key, seq, (const lp2p_multiaddr *const *)addrs, n, &env2, &len2) == 0) {
+    if (lp2p_peer_record_seal(g_key, seq, (const lp2p_multiaddr *const *)addrs, n, &env2, &len2) == 0) {
       lp2p_multiaddr **back = NULL;
       size_t nb = 0;
       uint64_t seq3 = 0;
-      int r4 = lp2p__peer_record_open(env2, len2, &g_id, NULL, &seq3, &back, &nb, n);
-      ASSERT(r4 == 0 || r4 == LP2P_ERR_NOMEM || (r4 == LP2P_ERR_TOO_LARGE && len2 > LP2P_IDENTIFY_MAX_MESSAGE));
+      int r4 = lp2p_peer_record_open(env2, len2, &g_id, NULL, &seq3, &back, &nb, n);
+      ASSERT(r4 == 0 || r4 == LP2P_ERR_NOMEM || (r4 == LP2P_ERR_TOO_LARGE && len2 > LP2P_ENVELOPE_MAX));
       if (r4 == 0) {
         ASSERT(seq3 == seq && nb == n);
         for (size_t i = 0; i < n; i++) ASSERT(lp2p_multiaddr_equal(addrs[i], back[i]));

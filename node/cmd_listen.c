@@ -267,7 +267,7 @@ static void on_swarm_event(lp2p_swarm *sw, const lp2p_swarm_event *ev, void *ud)
       emit(n, &j, 0);
       return;
     }
-    default: /* peer store / external address events: not reported (identify has its own lines) */
+    default: /* peer store, external address and interface events: not printed (identify has its own lines) */
       break;
   }
   free(j.buf);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "swarm/swarm_int.h"
+#include "swarm/udp_int.h"
 
 static void srv_close_cb(uv_handle_t *h) {
   lp2p_swarm *sw = h->data;
@@ -87,25 +88,23 @@ static int expand(lp2p_swarm *sw, lp2p__listener *l) {
     lp2p_multiaddr *d = lp2p_multiaddr_dup(l->bound);
     return d ? push_addr(sw, l, d) : LP2P_ERR_NOMEM;
   }
-  uv_interface_address_t *ifs;
-  int n;
-  if (uv_interface_addresses(&ifs, &n) == 0) {
-    for (int i = 0; i < n; i++) {
-      struct sockaddr_storage ss;
-      memset(&ss, 0, sizeof ss);
-      if (ifs[i].address.address4.sin_family != family) continue;
+  lp2p__ifent *ifs;
+  size_t n;
+  if (lp2p__interfaces_read(&sw->mem, &ifs, &n) == 0) {
+    for (size_t i = 0; i < n; i++) {
+      const unsigned up = LP2P_IF_UP | LP2P_IF_RUNNING;
+      if (ifs[i].sa.ss_family != family || (ifs[i].pub.flags & up) != up) continue;
+      struct sockaddr_storage ss = ifs[i].sa;
       if (family == AF_INET) {
-        memcpy(&ss, &ifs[i].address.address4, sizeof ifs[i].address.address4);
         ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
       } else {
-        if (ifs[i].address.address6.sin6_scope_id) continue; /* link-local needs a zone */
-        memcpy(&ss, &ifs[i].address.address6, sizeof ifs[i].address.address6);
+        if (((struct sockaddr_in6 *)&ss)->sin6_scope_id) continue; /* link-local needs a zone */
         ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
       }
       lp2p_multiaddr *ma;
       if (lp2p__tcp_sockaddr_to_ma((struct sockaddr *)&ss, &ma) == 0) push_addr(sw, l, ma);
     }
-    uv_free_interface_addresses(ifs, n);
+    lp2p__interfaces_release(&sw->mem, ifs, n);
   }
   if (!l->n_addrs) {
     lp2p_multiaddr *d = lp2p_multiaddr_dup(l->bound);

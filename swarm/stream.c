@@ -59,6 +59,7 @@ lp2p_stream *lp2p__stream_alloc(lp2p_swarm *sw, lp2p_direction dir, const lp2p_s
 
 static void stream_free(lp2p_stream *s) {
   lp2p_swarm *sw = s->sw;
+  lp2p__sendq_free(s);
   lp2p_mss_free(s->mss);
   for (size_t i = 0; i < s->n_protos; i++) lp2p__free(&sw->mem, s->protos[i]);
   lp2p__free(&sw->mem, s->protos);
@@ -399,6 +400,7 @@ void lp2p__stream_mx_writable(lp2p_stream *s) {
     lp2p__stream_flush_mss(s);
     if (s->state != LP2P__ST_OPEN || mss_pending(s)) return;
   }
+  if (s->state == LP2P__ST_OPEN && s->sendq && !lp2p__sendq_drain(s)) return; /* send_all bytes go first */
   if (s->state != LP2P__ST_OPEN || !s->want_writable) return;
   if (s->conn && s->conn->write_blocked) return;
   s->want_writable = 0;
@@ -484,6 +486,11 @@ int lp2p_swarm_open_stream(lp2p_swarm *sw, const lp2p_peer_id *peer, const char 
 }
 
 int64_t lp2p_stream_write(lp2p_stream *s, const uint8_t *p, size_t n) {
+  if (s && (p || !n) && s->sendq) return lp2p__sendq_gate(s, n); /* send_all bytes go first */
+  return lp2p__stream_write_now(s, p, n);
+}
+
+int64_t lp2p__stream_write_now(lp2p_stream *s, const uint8_t *p, size_t n) {
   if (!s || (!p && n)) return LP2P_ERR_INVAL;
   if (s->state == LP2P__ST_PENDING || s->state == LP2P__ST_NEGOTIATING) return LP2P_ERR_STATE;
   if (s->state == LP2P__ST_CLOSED || !s->has_id || !s->conn || s->write_closed) return LP2P_ERR_CLOSED;
@@ -511,6 +518,7 @@ int lp2p_stream_close_write(lp2p_stream *s) {
   if (!s) return LP2P_ERR_INVAL;
   if (s->write_closed) return 0;
   if (s->state == LP2P__ST_PENDING || s->state == LP2P__ST_NEGOTIATING) return LP2P_ERR_STATE;
+  if (s->sendq) return lp2p__sendq_fin(s); /* the FIN follows the send_all bytes */
   s->write_closed = 1;
   if (s->has_id && s->conn && mss_pending(s)) {
     s->fin_pending = 1; /* sent by lp2p__stream_flush_mss once the proposal is out */

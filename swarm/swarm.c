@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "swarm/swarm_int.h"
+#include "swarm/udp_int.h"
 
 /* ------------------------------------------------------------------------- */
 /* config / names */
@@ -27,6 +28,7 @@ void lp2p_swarm_config_default(lp2p_swarm_config *cfg) {
   cfg->yamux_initial_window = 256 * 1024;
   cfg->yamux_max_window = 16 * 1024 * 1024;
   cfg->max_addrs_per_peer = LP2P__SW_MAX_ADDRS_PER_PEER;
+  cfg->interface_poll_ms = 5000;
 }
 
 const char *lp2p_swarm_event_name(lp2p_swarm_event_type t) {
@@ -55,6 +57,8 @@ const char *lp2p_swarm_event_name(lp2p_swarm_event_type t) {
       return "external-addr-confirmed";
     case LP2P_SWARM_EV_EXTERNAL_ADDR_EXPIRED:
       return "external-addr-expired";
+    case LP2P_SWARM_EV_INTERFACES_CHANGED:
+      return "interfaces-changed";
   }
   return "unknown";
 }
@@ -360,6 +364,7 @@ static int swarm_init(lp2p_swarm **out, const lp2p_swarm_config *cfg, uv_loop_t 
   lp2p__list_init(&sw->listeners);
   lp2p__list_init(&sw->dials);
   lp2p__list_init(&sw->timers);
+  lp2p__list_init(&sw->udps);
   lp2p__list_init(&sw->dirty);
   lp2p__list_init(&sw->conn_closeq);
   lp2p__list_init(&sw->closeq);
@@ -463,6 +468,8 @@ void lp2p_swarm_free(lp2p_swarm *sw) {
     if (t->drop) t->drop(sw, t->arg);
     lp2p__free(&sw->mem, t);
   }
+  lp2p__interfaces_free(sw);
+  lp2p__udp_free_all(sw);
   while (!lp2p__list_empty(&sw->timers)) {
     lp2p_timer *t = LP2P__CONTAINER(sw->timers.next, lp2p_timer, link);
     lp2p_timer_free(t);

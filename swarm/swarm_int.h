@@ -7,7 +7,9 @@
  * listen.c (listeners), peers.c (live-connection peer table, simultaneous-dial rule),
  * registry.c (protocol registry), peerstore.c (the peer store: addresses, protocols, ...; sans-IO),
  * swarm_ps.c (the swarm's side of the peer store, lp2p_swarm_emit, external addresses),
- * gate.c (connection gating: behaviours' allow_inbound / allow_stream).
+ * gate.c (connection gating: behaviours' allow_inbound / allow_stream),
+ * udp.c + interfaces.c (UDP handles, interface table; swarm/udp_int.h),
+ * sendall.c (lp2p_stream_send_all's queue).
  *
  * Control flow: every libuv callback into the swarm is bracketed by
  * lp2p__swarm_enter()/lp2p__swarm_leave(). Work that must not run nested
@@ -77,6 +79,7 @@ typedef struct lp2p__sched_entry {
 typedef struct lp2p__peer lp2p__peer;
 typedef struct lp2p__dial lp2p__dial;
 typedef struct lp2p__listener lp2p__listener;
+typedef struct lp2p__ifwatch lp2p__ifwatch;
 
 /* An output buffer: a uv_write_t while queued in libuv, else in the swarm's free list. */
 typedef struct lp2p__wbuf {
@@ -144,6 +147,7 @@ struct lp2p_stream {
   int close_err;
   int in_cb; /* a user callback of this stream is running */
   int denied; /* inbound: a behaviour's allow_stream refused a proposal (gate.c) */
+  struct lp2p__sendq *sendq; /* lp2p_stream_send_all bytes not yet taken (swarm/sendall.c), NULL if none */
 };
 
 /* ---- connections ---- */
@@ -340,6 +344,8 @@ struct lp2p_swarm {
   lp2p__link listeners;
   lp2p__link dials;
   lp2p__link timers;
+  lp2p__link udps;                /* lp2p_udp handles (swarm/udp.c) */
+  struct lp2p__ifwatch *ifw;      /* interface snapshot and poll (swarm/interfaces.c), NULL until asked */
   lp2p__link dirty;       /* conns needing flush/arm */
   lp2p__link conn_closeq; /* conns to tear down */
   lp2p__link closeq;      /* streams whose on_close is due */
@@ -440,6 +446,13 @@ void lp2p__stream_check_deadline(lp2p_stream *s, lp2p_tstamp now);
 void lp2p__stream_flush_mss(lp2p_stream *s);
 int lp2p__conn_knows(const lp2p__conn *c, const char *proto);
 void lp2p__conn_learn(lp2p__conn *c, const char *proto, int ok); /* ok 0: forget */
+int64_t lp2p__stream_write_now(lp2p_stream *s, const uint8_t *p, size_t n); /* lp2p_stream_write minus send_all */
+
+/* sendall.c (lp2p_stream_send_all) */
+int64_t lp2p__sendq_gate(lp2p_stream *s, size_t n); /* lp2p_stream_write while send_all bytes wait */
+int lp2p__sendq_fin(lp2p_stream *s);                /* lp2p_stream_close_write while they wait */
+int lp2p__sendq_drain(lp2p_stream *s);              /* writable: 1 = queue gone, go on; 0 = still waiting */
+void lp2p__sendq_free(lp2p_stream *s);
 
 /* dial.c */
 int lp2p__dial_start(lp2p_swarm *sw, const lp2p_peer_id *peer, const lp2p_multiaddr *const *addrs, size_t n,

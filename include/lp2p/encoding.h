@@ -1,6 +1,6 @@
 /* lp2p/encoding.h - the multiformats encodings lp2p uses: unsigned varint,
  * base58btc, base32 (RFC 4648 lower case, no padding), multibase ('z', 'b'
- * and a few more), multihash (identity, sha2-256), CIDv1 and hex.
+ * and a few more), multihash (identity, sha2-256), SHA-256, CIDv1 and hex.
  *
  * All functions are pure: no allocation, no global state, thread-safe. Output
  * goes to a caller buffer of stated capacity; LP2P_ERR_BUFSIZE when it does
@@ -79,6 +79,11 @@ LP2P_EXTERN int lp2p_multihash_parse(const uint8_t *in, size_t len, lp2p_multiha
 LP2P_EXTERN int lp2p_multihash_encode(uint64_t code, const uint8_t *digest, size_t dlen, uint8_t *out, size_t cap);
 /* sha2-256 multihash of data (34 bytes). Returns 34 or error. */
 LP2P_EXTERN int lp2p_multihash_sha256(const uint8_t *data, size_t len, uint8_t *out, size_t cap);
+
+/* ---- SHA-256 (FIPS 180-4; libsodium) ---- */
+#define LP2P_SHA256_LEN 32
+/* out[0..32) = SHA-256 of data[0..len) (data may be NULL when len is 0). */
+LP2P_EXTERN void lp2p_sha256(const uint8_t *data, size_t len, uint8_t out[LP2P_SHA256_LEN]);
 
 /* ---- CIDv1 ---- */
 #define LP2P_CODEC_LIBP2P_KEY 0x72

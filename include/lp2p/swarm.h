@@ -171,6 +171,10 @@ typedef struct lp2p_swarm_config {
    * deadline (dial, handshake, negotiation and idle timeouts, keep-alive, lp2p_timer) fires only
    * there. Sockets still run on the loop in real time. */
   int manual_clock;
+
+  /* network interfaces (lp2p/udp.h): poll period of the interface table once
+   * lp2p_swarm_interfaces() was called; default 5000, 0 = no polling */
+  uint32_t interface_poll_ms;
 } lp2p_swarm_config;
 
 /* Fills *cfg with defaults (identity NULL: the caller must set it). */
@@ -215,8 +219,10 @@ typedef enum lp2p_swarm_event_type {
    * lp2p_swarm_add_external_addr, or observed by >= 2 distinct peers) */
   LP2P_SWARM_EV_EXTERNAL_ADDR_CONFIRMED = 11,
   /* addr: a confirmed external address was removed or no longer observed */
-  LP2P_SWARM_EV_EXTERNAL_ADDR_EXPIRED = 12
-  /* 13..20 are reserved for other modules (16 = INTERFACES_CHANGED) */
+  LP2P_SWARM_EV_EXTERNAL_ADDR_EXPIRED = 12,
+  /* 13..15 and 17..20 are reserved for other modules */
+  /* (nothing): the network interface table changed (lp2p/udp.h, lp2p_swarm_interfaces) */
+  LP2P_SWARM_EV_INTERFACES_CHANGED = 16
 } lp2p_swarm_event_type;
 
 /* Where a peer-store address came from (lp2p/peerstore.h). Values >= MDNS are
@@ -521,6 +527,24 @@ LP2P_EXTERN int lp2p_swarm_open_stream(lp2p_swarm *sw, const lp2p_peer_id *peer,
 LP2P_EXTERN int64_t lp2p_stream_write(lp2p_stream *s, const uint8_t *p, size_t n);
 /* Half-close (FIN) our write side. Idempotent. */
 LP2P_EXTERN int lp2p_stream_close_write(lp2p_stream *s);
+/* "Write all, then (optionally) close": sends p[0..n) completely. What the
+ * stream does not take at once is copied and written by the swarm as the
+ * stream becomes writable; with close_write != 0 the write side is
+ * half-closed (FIN) right after the last byte. Returns 0 (everything sent or
+ * queued; the caller's buffer is free) or an error: LP2P_ERR_INVAL,
+ * LP2P_ERR_STATE (before on_open), LP2P_ERR_CLOSED (write side closed,
+ * stream closing), LP2P_ERR_NOMEM (nothing queued; part of p may have been
+ * sent already: reset the stream).
+ * Rules while such bytes are queued: further send_all calls append behind
+ * them; lp2p_stream_write accepts nothing (returns 0) and the handler's
+ * on_writable follows once the queue has drained (so an app may mix both and
+ * keep byte order); lp2p_stream_close_write sends its FIN after them; after a
+ * send_all with close_write, writes fail with LP2P_ERR_CLOSED. A queue not
+ * yet sent when the stream closes (reset, connection lost) is dropped: the
+ * stream's on_close(err) reports it. on_writable is not called for the
+ * queued bytes themselves. Memory: the queue is bounded only by what the
+ * caller sends (use on_writable + lp2p_stream_write for unbounded data). */
+LP2P_EXTERN int lp2p_stream_send_all(lp2p_stream *s, const uint8_t *p, size_t n, int close_write);
 /* Abort (RST). on_close(LP2P_ERR_CANCELED) follows (deferred when called
  * inside a callback of s). Idempotent. */
 LP2P_EXTERN int lp2p_stream_reset(lp2p_stream *s);

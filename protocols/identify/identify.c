@@ -64,9 +64,9 @@ typedef struct id_writer { /* inbound answer or outbound push: write one message
   lp2p_peer_id peer;
   lp2p_stream *s;
   lp2p_timer *timer;
-  uint8_t *buf;
-  size_t len, off;
-  int err; /* forced result (timeout) */
+  uint8_t *buf; /* the message until handed to lp2p_stream_send_all */
+  size_t len;
+  int err; /* forced result (timeout, send error) */
 } id_writer;
 
 /* ------------------------------------------------------------------------- */
@@ -224,7 +224,7 @@ static void refresh_record(lp2p_identify *id, const lp2p_multiaddr *const *addrs
   if (seq <= id->record_seq) seq = id->record_seq + 1;
   uint8_t *rec = NULL;
   size_t len = 0;
-  if (lp2p__peer_record_seal(lp2p_swarm_identity(id->sw), seq, addrs, n, &rec, &len) < 0) return;
+  if (lp2p_peer_record_seal(lp2p_swarm_identity(id->sw), seq, addrs, n, &rec, &len) < 0) return;
   free(id->record);
   id->record = rec;
   id->record_len = len;
@@ -476,17 +476,15 @@ static void wr_timeout(lp2p_timer *t, void *ud) {
   lp2p_stream_reset(w->s);
 }
 
+/* The whole message, then FIN (lp2p_stream_send_all copies what cannot leave at once). */
 static void wr_pump(lp2p_stream *s, id_writer *w) {
-  while (w->off < w->len) {
-    int64_t k = lp2p_stream_write(s, w->buf + w->off, w->len - w->off);
-    if (k < 0) {
-      lp2p_stream_reset(s);
-      return;
-    }
-    if (k == 0) return;
-    w->off += (size_t)k;
+  int rv = lp2p_stream_send_all(s, w->buf, w->len, 1);
+  lp2p__pm_free(&w->id->mem, w->buf);
+  w->buf = NULL;
+  if (rv < 0) {
+    w->err = rv;
+    lp2p_stream_reset(s);
   }
-  lp2p_stream_close_write(s);
 }
 
 static void wr_data(lp2p_stream *s, const uint8_t *p, size_t n, void *ud) {
@@ -496,14 +494,11 @@ static void wr_data(lp2p_stream *s, const uint8_t *p, size_t n, void *ud) {
   (void)ud; /* the other side has nothing to say: ignore */
 }
 
-static void wr_writable(lp2p_stream *s, void *ud) { wr_pump(s, ud); }
-
 static void wr_close(lp2p_stream *s, int err, void *ud) {
   id_writer *w = ud;
   (void)s;
   if (w->kind == K_PUSH_OUT) {
     if (w->err) err = w->err;
-    if (!err && w->off < w->len) err = LP2P_ERR_EOF;
     log_peer(LP2P_LOG_DEBUG, &w->peer, "push sent:", err);
     emit(w->id, LP2P_IDENTIFY_EV_PUSHED, &w->peer, err, NULL);
   }
@@ -523,10 +518,10 @@ static void push_out_open(lp2p_stream *s, const char *protocol, void *ud) {
 }
 
 static const lp2p_stream_handler wr_handler = {
-    sizeof(lp2p_stream_handler), NULL, wr_data, NULL, wr_writable, wr_close,
+    sizeof(lp2p_stream_handler), NULL, wr_data, NULL, NULL, wr_close,
 };
 static const lp2p_stream_handler push_out_handler = {
-    sizeof(lp2p_stream_handler), push_out_open, wr_data, NULL, wr_writable, wr_close,
+    sizeof(lp2p_stream_handler), push_out_open, wr_data, NULL, NULL, wr_close,
 };
 
 static id_writer *wr_new(lp2p_identify *id, int kind) {

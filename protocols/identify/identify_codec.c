@@ -8,6 +8,7 @@
 #include "lp2p/keys.h"
 #include "lp2p/multiaddr.h"
 #include "lp2p/peerid.h"
+#include "lp2p/lpm.h"
 #include "protocols/identify/identify_int.h"
 #include "protocols/proto_mem.h"
 
@@ -234,7 +235,7 @@ int lp2p__identify_validate(lp2p__identify_state *st, const lp2p_peer_id *peer, 
     uint64_t seq = 0;
     lp2p_multiaddr **addrs = NULL;
     size_t n = 0;
-    int rv = lp2p__peer_record_open(st->record, st->record_len, peer, NULL, &seq, &addrs,
+    int rv = lp2p_peer_record_open(st->record, st->record_len, peer, NULL, &seq, &addrs,
                                     &n, LP2P_IDENTIFY_MAX_ADDRS);
     if (rv < 0) return rv;
     /* the signed addresses are authoritative: add those not listed yet */
@@ -307,64 +308,35 @@ void lp2p__identify_apply(lp2p__identify_state *dst, lp2p__identify_state *src) 
 /* ------------------------------------------------------------------------- */
 /* framing */
 
-#define READER_CAP (LP2P_IDENTIFY_MAX_MESSAGE + LP2P_UVARINT_MAX_LEN)
-
-/* Merges every complete message buffered in r. */
-static int reader_parse(lp2p__identify_reader *r, lp2p__identify_state *st) {
-  size_t off = 0;
-  int rv = 0;
-  while (off < r->len) {
-    uint64_t mlen = 0;
-    int k = lp2p_uvarint_decode(r->buf + off, r->len - off, &mlen);
-    if (k == LP2P_ERR_AGAIN) break;
-    if (k < 0) {
-      rv = LP2P_ERR_VARINT;
-      break;
-    }
-    if (mlen > LP2P_IDENTIFY_MAX_MESSAGE) {
-      rv = LP2P_ERR_TOO_LARGE;
-      break;
-    }
-    if (r->len - off - (size_t)k < mlen) break;
-    if (++r->messages > LP2P_IDENTIFY_MAX_MESSAGES) {
-      rv = LP2P_ERR_LIMIT;
-      break;
-    }
-    if ((rv = lp2p__identify_merge(st, r->buf + off + k, (size_t)mlen)) < 0) break;
-    off += (size_t)k + (size_t)mlen;
-  }
-  memmove(r->buf, r->buf + off, r->len - off);
-  r->len -= off;
-  return rv;
-}
-
+/* Framing is lp2p/lpm.h; this adds the merge and the per-stream message limit. */
 int lp2p__identify_reader_feed(lp2p__identify_reader *r, lp2p__identify_state *st, const uint8_t *p, size_t n) {
-  if (!r->buf) {
-    if (!(r->buf = lp2p__pm_malloc(r->mem ? r->mem : lp2p_mem_default(), READER_CAP))) return LP2P_ERR_NOMEM;
-    r->cap = READER_CAP;
-  }
-  /* a full buffer always holds a complete message (or garbage), so every round makes progress */
-  while (n) {
-    size_t take = r->cap - r->len < n ? r->cap - r->len : n;
-    memcpy(r->buf + r->len, p, take);
-    r->len += take;
-    p += take;
-    n -= take;
-    int rv = reader_parse(r, st);
+  if (!r->lpm) {
+    int rv = lp2p_lpm_reader_new(&r->lpm, LP2P_IDENTIFY_MAX_MESSAGE, r->mem);
     if (rv < 0) return rv;
-    if (r->len == r->cap) return LP2P_ERR_TOO_LARGE;
+  }
+  while (n) {
+    size_t used;
+    const uint8_t *m;
+    size_t mlen;
+    int rv = lp2p_lpm_read(r->lpm, p, n, &used, &m, &mlen);
+    if (rv < 0) return rv == LP2P_ERR_PROTO ? LP2P_ERR_VARINT : rv; /* a bad length prefix */
+    p += used;
+    n -= used;
+    if (rv == 0) break;
+    if (++r->messages > LP2P_IDENTIFY_MAX_MESSAGES) return LP2P_ERR_LIMIT;
+    if ((rv = lp2p__identify_merge(st, m, mlen)) < 0) return rv;
   }
   return 0;
 }
 
 int lp2p__identify_reader_end(const lp2p__identify_reader *r) {
-  if (r->len) return LP2P_ERR_PROTO;
+  if (r->lpm && lp2p_lpm_reader_pending(r->lpm)) return LP2P_ERR_PROTO;
   return r->messages ? 0 : LP2P_ERR_EOF;
 }
 
 void lp2p__identify_reader_free(lp2p__identify_reader *r) {
   const lp2p_mem *m = r->mem;
-  lp2p__pm_free(m ? m : lp2p_mem_default(), r->buf);
+  lp2p_lpm_reader_free(r->lpm);
   memset(r, 0, sizeof *r);
   r->mem = m;
 }

@@ -1,11 +1,12 @@
 /* protocols/identify/identify_int.h - Identify message codec, merged peer
- * state and signed peer records (internal; the behaviour is identify.c).
+ * state (internal; the behaviour is identify.c). Signed peer records: lp2p/record.h.
  * Allocations of the state and reader go through their `mem` (NULL = libc; the
  * behaviour passes the swarm's allocator); multiaddrs, keys, protobuf-c
  * unpacking and signed peer records use libc. */
 #ifndef LP2P_PROTOCOLS_IDENTIFY_INT_H
 #define LP2P_PROTOCOLS_IDENTIFY_INT_H
 #include "lp2p/identify.h"
+#include "lp2p/record.h"
 
 /* ---- encoding ---- */
 /* Everything borrowed; NULL / 0 fields are left out. */
@@ -71,10 +72,9 @@ void lp2p__identify_apply(lp2p__identify_state *dst, lp2p__identify_state *src);
 void lp2p__identify_state_view(lp2p__identify_state *st, const lp2p_peer_id *peer);
 
 /* ---- framing: varint-length-prefixed messages until EOF ---- */
-typedef struct lp2p__identify_reader {
+typedef struct lp2p__identify_reader { /* zero-initialised but for mem; framing by lp2p/lpm.h */
   const lp2p_mem *mem; /* NULL = libc; kept by free */
-  uint8_t *buf;
-  size_t len, cap;
+  struct lp2p_lpm_reader *lpm;
   size_t messages;
 } lp2p__identify_reader;
 /* Appends received bytes and merges every complete message into st.
@@ -84,19 +84,5 @@ int lp2p__identify_reader_feed(lp2p__identify_reader *r, lp2p__identify_state *s
 /* At EOF: LP2P_ERR_PROTO if a partial message is left, LP2P_ERR_EOF if no message at all. */
 int lp2p__identify_reader_end(const lp2p__identify_reader *r);
 void lp2p__identify_reader_free(lp2p__identify_reader *r);
-
-/* ---- signed peer records ---- */
-#define LP2P__PEER_RECORD_DOMAIN "libp2p-peer-record"
-/* Builds a signed Envelope holding PeerRecord{peer id of k, seq, addrs}.
- * *out is malloc'ed (caller frees). */
-int lp2p__peer_record_seal(const lp2p_privkey *k, uint64_t seq, const lp2p_multiaddr *const *addrs, size_t n,
-                           uint8_t **out, size_t *out_len);
-/* Verifies an Envelope with a peer record for peer (NULL: any peer; the
- * signer is then written to *signer if non-NULL). Outputs seq and, if addrs
- * is non-NULL, the (at most max, malloc'ed, caller frees each and the array)
- * parseable addresses. Errors: LP2P_ERR_PROTO (malformed), LP2P_ERR_KEY,
- * LP2P_ERR_SIGNATURE, LP2P_ERR_PEER_ID_MISMATCH, LP2P_ERR_NOMEM. */
-int lp2p__peer_record_open(const uint8_t *env, size_t len, const lp2p_peer_id *peer, lp2p_peer_id *signer,
-                           uint64_t *seq, lp2p_multiaddr ***addrs, size_t *n_addrs, size_t max);
 
 #endif

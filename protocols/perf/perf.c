@@ -220,7 +220,6 @@ typedef struct perf_out {
   lp2p_timer *idle;
   uint32_t idle_ms;
   uint8_t head[8];
-  size_t head_sent;
   uint64_t upload, left, download, received;
   uint64_t t0, t_up, t_eof;
   int uploaded, eof, err;
@@ -238,17 +237,7 @@ static void out_idle(lp2p_timer *t, void *ud) {
 }
 
 static void out_pump(lp2p_stream *s, perf_out *o) {
-  while (o->head_sent < sizeof o->head) {
-    int64_t k = lp2p_stream_write(s, o->head + o->head_sent, sizeof o->head - o->head_sent);
-    if (k < 0) {
-      o->err = (int)k;
-      lp2p_stream_reset(s);
-      return;
-    }
-    if (k == 0) return;
-    o->head_sent += (size_t)k;
-  }
-  int rv = pump(s, &o->left);
+  int rv = pump(s, &o->left); /* held back (0) until the header sent by out_open has left */
   if (rv < 0) {
     o->err = rv;
     lp2p_stream_reset(s);
@@ -264,6 +253,12 @@ static void out_open(lp2p_stream *s, const char *protocol, void *ud) {
   (void)protocol;
   o->t0 = mono_us();
   out_touch(o);
+  int rv = lp2p_stream_send_all(s, o->head, sizeof o->head, 0); /* the 8-byte size, whatever it takes */
+  if (rv < 0) {
+    o->err = rv;
+    lp2p_stream_reset(s);
+    return;
+  }
   out_pump(s, o);
 }
 

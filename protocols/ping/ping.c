@@ -244,7 +244,7 @@ typedef struct ping_out {
   lp2p_stream *s;
   lp2p_timer *timer;
   uint64_t t0, rtt;
-  size_t nsent, ngot;
+  size_t ngot;
   int reported;
   uint8_t payload[LP2P_PING_PAYLOAD_SIZE];
   uint8_t got[LP2P_PING_PAYLOAD_SIZE];
@@ -263,25 +263,15 @@ static void out_timeout(lp2p_timer *t, void *ud) {
   lp2p_stream_reset(o->s);
 }
 
-static void out_pump(lp2p_stream *s, ping_out *o) {
-  while (o->nsent < sizeof o->payload) {
-    int64_t k = lp2p_stream_write(s, o->payload + o->nsent, sizeof o->payload - o->nsent);
-    if (k < 0) {
-      out_report(o, (int)k);
-      lp2p_stream_reset(s);
-      return;
-    }
-    if (k == 0) return; /* on_writable resumes */
-    o->nsent += (size_t)k;
-  }
-  lp2p_stream_close_write(s);
-}
-
 static void out_open(lp2p_stream *s, const char *protocol, void *ud) {
   ping_out *o = ud;
   (void)protocol;
   o->t0 = mono_us();
-  out_pump(s, o);
+  int rv = lp2p_stream_send_all(s, o->payload, sizeof o->payload, 1); /* the payload, then FIN */
+  if (rv < 0) {
+    out_report(o, rv);
+    lp2p_stream_reset(s);
+  }
 }
 
 static void out_data(lp2p_stream *s, const uint8_t *p, size_t n, void *ud) {
@@ -305,8 +295,6 @@ static void out_data(lp2p_stream *s, const uint8_t *p, size_t n, void *ud) {
   out_report(o, 0);
 }
 
-static void out_writable(lp2p_stream *s, void *ud) { out_pump(s, ud); }
-
 static void out_close(lp2p_stream *s, int err, void *ud) {
   ping_out *o = ud;
   (void)s;
@@ -316,7 +304,7 @@ static void out_close(lp2p_stream *s, int err, void *ud) {
 }
 
 static const lp2p_stream_handler out_handler = {
-    sizeof(lp2p_stream_handler), out_open, out_data, NULL, out_writable, out_close,
+    sizeof(lp2p_stream_handler), out_open, out_data, NULL, NULL, out_close,
 };
 
 int lp2p_ping_timeout(lp2p_swarm *sw, const lp2p_peer_id *peer, uint32_t timeout_ms, lp2p_ping_fn cb, void *ud) {

@@ -1,5 +1,5 @@
 /* test_identify.c - Identify codec against tests/vectors/identify.json (full
- * and minimal messages, signed peer record), decoding limits and hostile
+ * and minimal messages; the signed peer record itself: test_record.c), decoding limits and hostile
  * input, then the behaviour between in-process swarms: both sides identify,
  * address book, query function, push on registry change, and rejection of
  * answers with a wrong/missing key, a bad record or oversized messages. */
@@ -49,60 +49,6 @@ static void vec_free(vec *v) {
   lp2p_multiaddr_free(v->observed);
   lp2p_privkey_free(v->key);
   json_free(v->root);
-}
-
-TEST(codec_peer_record_vector) {
-  vec v;
-  REQUIRE(vec_load(&v) == 0);
-  json *pr = json_get(v.root, "peer_record");
-  char text[LP2P_PEER_ID_MAX_TEXT];
-  lp2p_peer_id_to_string(&v.id, text, sizeof text);
-  CHECK_STR(text, json_str(json_get(v.root, "identity"), "peer_id"));
-  size_t elen;
-  uint8_t *want = json_hex(pr, "envelope_pb", &elen);
-  uint64_t seq = (uint64_t)json_get(pr, "seq")->num;
-  CHECK_EQ(seq, 1700000000000ull);
-  uint8_t *env = NULL;
-  size_t len = 0;
-  CHECK_OK(lp2p__peer_record_seal(v.key, seq, (const lp2p_multiaddr *const *)v.addrs, 2, &env, &len));
-  CHECK_EQ(len, elen);
-  if (env && len == elen) CHECK_MEM(env, want, elen);
-
-  /* open: right peer, any peer, wrong peer */
-  uint64_t got_seq = 0;
-  lp2p_multiaddr **addrs = NULL;
-  size_t n = 0;
-  lp2p_peer_id signer;
-  CHECK_OK(lp2p__peer_record_open(want, elen, &v.id, &signer, &got_seq, &addrs, &n, 64));
-  CHECK_EQ(got_seq, seq);
-  CHECK(lp2p_peer_id_equal(&signer, &v.id));
-  CHECK_EQ(n, 2);
-  for (size_t i = 0; i < n; i++) {
-    CHECK(lp2p_multiaddr_equal(addrs[i], v.addrs[i]));
-    lp2p_multiaddr_free(addrs[i]);
-  }
-  free(addrs);
-  CHECK_OK(lp2p__peer_record_open(want, elen, NULL, NULL, NULL, NULL, NULL, 0));
-  lp2p_peer_id other = v.id;
-  other.bytes[other.len - 1] ^= 1;
-  CHECK_EQ(lp2p__peer_record_open(want, elen, &other, NULL, NULL, NULL, NULL, 0), LP2P_ERR_PEER_ID_MISMATCH);
-  /* tampering: signature, payload, payload type */
-  uint8_t *bad = malloc(elen);
-  memcpy(bad, want, elen);
-  bad[elen - 1] ^= 0x40;
-  CHECK_EQ(lp2p__peer_record_open(bad, elen, &v.id, NULL, NULL, NULL, NULL, 0), LP2P_ERR_SIGNATURE);
-  memcpy(bad, want, elen);
-  bad[elen - 70] ^= 0x01; /* inside the payload's address bytes */
-  CHECK_EQ(lp2p__peer_record_open(bad, elen, &v.id, NULL, NULL, NULL, NULL, 0), LP2P_ERR_SIGNATURE);
-  memcpy(bad, want, elen);
-  bad[0x26 + 2] = 0x02; /* payload type 0x0301 -> 0x0302 (field 2 starts at 0x26) */
-  CHECK_EQ(bad[0x26], 0x12);
-  CHECK_EQ(lp2p__peer_record_open(bad, elen, &v.id, NULL, NULL, NULL, NULL, 0), LP2P_ERR_PROTO);
-  CHECK_EQ(lp2p__peer_record_open(want, elen / 2, &v.id, NULL, NULL, NULL, NULL, 0), LP2P_ERR_PROTO);
-  free(bad);
-  free(env);
-  free(want);
-  vec_free(&v);
 }
 
 TEST(codec_encode_vectors) {
@@ -640,7 +586,6 @@ TEST(swarm_identify_own_message_limit) {
 }
 
 int main(void) {
-  RUN(codec_peer_record_vector);
   RUN(codec_encode_vectors);
   RUN(codec_decode_vectors);
   RUN(codec_limits_and_garbage);

@@ -277,7 +277,7 @@ int m_identify_push(void) {
     lp2p_multiaddr *ma = NULL;
     lp2p_multiaddr_parse(&ma, "/ip4/127.0.0.1/tcp/1", NULL, 0);
     const lp2p_multiaddr *addrs[] = {ma};
-    lp2p__peer_record_seal(kind == 5 ? g_other : g_key, 1, addrs, 1, &env, &env_len);
+    lp2p_peer_record_seal(kind == 5 ? g_other : g_key, 1, addrs, 1, &env, &env_len);
     lp2p_multiaddr_free(ma);
     if (!env) {
       hc_free(&c);

@@ -31,6 +31,7 @@
 #include "lp2p/keys.h"
 #include "lp2p/multiaddr.h"
 #include "lp2p/peerid.h"
+#include "lp2p/record.h"
 #include "noise/noise_int.h"
 #include "protocols/identify/identify_int.h"
 
