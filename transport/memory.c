@@ -129,7 +129,7 @@ static int mem_dial(uv_loop_t *loop, const lp2p_mem *mem, const lp2p_multiaddr *
   if (!rv && n == 0) rv = LP2P_ERR_UNREACHABLE;
   if (!rv) rv = path_of(n, path, sizeof path);
   if (rv < 0) return rv;
-  uv_pipe_t *p;
+  uv_pipe_t *p = NULL;
   if ((rv = new_pipe(loop, mem, &p)) < 0) return rv;
   *io = (uv_stream_t *)p; /* owned by the caller from here on */
   uv_pipe_connect(req, p, path, cb); /* errors (no listener: ENOENT/ECONNREFUSED) arrive in cb */
@@ -142,7 +142,7 @@ static int mem_listen(uv_loop_t *loop, const lp2p_mem *mem, const lp2p_multiaddr
   char path[sizeof g_dir + 32];
   int rv = ma_number(ma, &n);
   if (rv < 0) return rv;
-  uv_pipe_t *p;
+  uv_pipe_t *p = NULL;
   if ((rv = new_pipe(loop, mem, &p)) < 0) return rv;
   *srv = (uv_stream_t *)p;
   int pick = n == 0;
@@ -162,7 +162,7 @@ static int mem_listen(uv_loop_t *loop, const lp2p_mem *mem, const lp2p_multiaddr
 }
 
 static int mem_accept(uv_stream_t *srv, const lp2p_mem *mem, uv_stream_t **io) {
-  uv_pipe_t *p;
+  uv_pipe_t *p = NULL;
   int rv = new_pipe(srv->loop, mem, &p);
   if (rv < 0) return rv;
   *io = (uv_stream_t *)p;
