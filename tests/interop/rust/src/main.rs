@@ -15,12 +15,15 @@
 //!                       (rust-libp2p#6204).
 //!
 //! Every option also reads from the environment as LP2P_PEER_<NAME> (argv wins).
+//! `rust-peer bench serve|client ...` is the rust-libp2p side of bench/run (src/bench.rs).
 //!
 //! Differences that the matrix records: rust-libp2p's Noise does not implement the
 //! stream_muxers extension (early muxer negotiation), so the muxer is always negotiated with
 //! multistream-select ("muxerNegotiation": "mss"), whatever --muxer-negotiation says.
 //! Pings are rust-libp2p's ping behaviour (interval --ping-interval, default 100 ms while
 //! dialing with --ping); echo and perf run over libp2p-stream.
+
+mod bench;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -378,6 +381,10 @@ fn load_key(opts: &Opts) -> Result<Keypair, String> {
 
 #[tokio::main]
 async fn main() {
+    if std::env::args().nth(1).as_deref() == Some("bench") {
+        bench::bench_main(std::env::args().skip(2).collect()).await;
+        return;
+    }
     let opts = match parse_options() {
         Ok(o) => o,
         Err(e) => {
