@@ -4,6 +4,7 @@
 #   $impl $agent_prefix $early_muxer   the peer's name, its identify agent prefix, and whether it
 #                                      offers yamux inside the Noise handshake (noise mode)
 #   peer_run ARGS...                   run the peer in the foreground
+#   peer_bg OUT ARGS...                run it in the background (stdout to OUT); sets bpid
 #   start_peer NAME ARGS...            peer --listen 127.0.0.1 ARGS in the background; sets
 #                                      paddr (first listen address with /p2p/), ppid, pid_of
 #   peer_keygen TYPE FILE              write a key of TYPE (Ed25519 secp256k1 RSA ECDSA) the peer
@@ -36,6 +37,14 @@ fi
 mkdir -p "$matrix_dir"
 
 peer_run() { "${peer_cmd[@]}" "$@"; }
+# peer_bg OUT ARGS... : the peer in the background, stdout to OUT (stderr to OUT.err); sets bpid to the
+# peer process itself (not a subshell: the tests signal it)
+peer_bg() {
+  local o="$1"; shift
+  "${peer_cmd[@]}" "$@" >"$o" 2>"$o.err" &
+  bpid=$!
+  _pids+=("$bpid")
+}
 
 start_peer() {
   local name="$1"; shift

@@ -148,8 +148,8 @@ case_end
 case_begin identify-push "lp2p->X"
 start_lp2p push
 lid="${laddr##*/p2p/}"
-peer_run --listen /ip4/127.0.0.1/tcp/0 --dial "$laddr" --identify --serve --timeout 120 >"$tmp/xpush.out" 2>"$tmp/xpush.err" &
-xp=$!; _pids+=("$xp")
+peer_bg "$tmp/xpush.out" --listen /ip4/127.0.0.1/tcp/0 --dial "$laddr" --identify --serve --timeout 120
+xp=$bpid
 wait_count "$tmp/xpush.out" "all('peer:identify').some(e => e.peer === '$lid')" 15
 lp2p_cmd push "listen /ip4/127.0.0.1/tcp/0"
 wait_count "$tmp/push.out" "count('listening') === 2" 10
@@ -163,9 +163,9 @@ stop_pid "$xp" TERM
 
 # ---- identify push, X -> lp2p: a protocol X starts handling after connecting ----
 case_begin identify-push "X->lp2p"
-peer_run --listen /ip4/127.0.0.1/tcp/0 --dial "$laddr" --identify --serve --handle-after 1500 --timeout 120 \
-  >"$tmp/xpush2.out" 2>"$tmp/xpush2.err" &
-xp=$!; _pids+=("$xp")
+peer_bg "$tmp/xpush2.out" --listen /ip4/127.0.0.1/tcp/0 --dial "$laddr" --identify --serve --handle-after 1500 \
+  --timeout 120
+xp=$bpid
 wait_count "$tmp/push.out" "all('identify-push').some(e => e.protocols.includes('/lp2p-test/pushed/1.0.0'))" 15
 check "push $impl->lp2p: a new $impl protocol reaches lp2p by identify push" "$tmp/push.out" \
   "all('identify-push').some(e => e.protocols.includes('/lp2p-test/pushed/1.0.0') && e.agent_version.startsWith('$agent_prefix'))"

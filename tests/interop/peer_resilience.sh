@@ -16,8 +16,8 @@
 case_begin junk-clients "X->lp2p"
 start_lp2p srv
 port="${laddr#/ip4/127.0.0.1/tcp/}"; port="${port%%/*}"
-peer_run --dial "$laddr" --ping 40 --ping-interval 100 --timeout 60 >"$tmp/xping.out" 2>"$tmp/xping.err" &
-xp=$!; _pids+=("$xp")
+peer_bg "$tmp/xping.out" --dial "$laddr" --ping 40 --ping-interval 100 --timeout 60
+xp=$bpid
 wait_count "$tmp/xping.out" "count('ping') >= 2" 15
 closed=0 tried=0
 junk() { # send the bytes on stdin over a raw connection; succeed if lp2p closes it within 5 s
@@ -80,8 +80,8 @@ for dir in "X->lp2p" "lp2p->X"; do
   for how in KILL STOP; do
     n="dead-${dir/->/-}-$how"
     if [ "$dir" = "X->lp2p" ]; then
-      peer_run --dial "$laddr" --serve --timeout 120 >"$tmp/$n.out" 2>"$tmp/$n.err" &
-      pid=$!; _pids+=("$pid")
+      peer_bg "$tmp/$n.out" --dial "$laddr" --serve --timeout 120
+      pid=$bpid
       did="$(wait_event "$tmp/$n.out" started 30 peerId)"
     else
       start_peer "$n"
@@ -108,8 +108,8 @@ for dir in "X->lp2p" "lp2p->X"; do
       stop_pid "$pid" KILL
     fi
   done
-  lp2p_cmd life peers
   np=$(( $(grep -c '"event":"peers"' "$tmp/life.out") + 1 ))
+  lp2p_cmd life peers
   wait_count "$tmp/life.out" "count('peers') === $np" 10
   check "$dir: lp2p's peers command reports an empty table" "$tmp/life.out" \
     "all('peers')[$((np - 1))].count === 0"
