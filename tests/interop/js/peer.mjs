@@ -1,4 +1,4 @@
-// peer.mjs - a js-libp2p 3.x node for interop tests (TCP + Noise + Yamux, identify, ping,
+// peer.mjs - a js-libp2p 3.x node for interop tests (TCP + Noise + Yamux, identify (+ push), ping,
 // perf and an echo protocol). It always serves; with --dial it also runs the requested client
 // actions against the dialed peer and exits (0 = every action succeeded).
 //
@@ -42,7 +42,7 @@ import { readFileSync } from 'node:fs'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { generateKeyPair, privateKeyFromProtobuf } from '@libp2p/crypto/keys'
-import { identify } from '@libp2p/identify'
+import { identify, identifyPush } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -323,7 +323,8 @@ async function main () {
     streamMuxers: [yamux()],
     connectionGater: { denyDialMultiaddr: () => false },
     ...(opts.agent != null ? { nodeInfo: { userAgent: opts.agent } } : {}),
-    services: { identify: identify(), ping: ping() }
+    // identifyPush: js only sends and accepts /ipfs/id/push/1.0.0 with this service
+    services: { identify: identify(), identifyPush: identifyPush(), ping: ping() }
   })
 
   node.addEventListener('connection:open', (e) => emit('connection:open', connInfo(e.detail)))
