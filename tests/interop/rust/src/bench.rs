@@ -78,7 +78,7 @@ fn new_swarm() -> Swarm<BenchBehaviour> {
         .with_tokio()
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, || {
             let mut c = yamux::Config::default();
-            c.set_max_num_streams(8192);
+            c.set_max_num_streams(4096); // yamux: <= max_connection_receive_window (1 GiB) / 256 KiB
             c
         })
         .expect("tcp")
@@ -87,7 +87,10 @@ fn new_swarm() -> Swarm<BenchBehaviour> {
             stream: libp2p_stream::Behaviour::new(),
         })
         .expect("behaviour")
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+        .with_swarm_config(|c| {
+            // default 128 streams in negotiation per connection: the 1,000-stream test opens more at once
+            c.with_idle_connection_timeout(Duration::from_secs(3600)).with_max_negotiating_inbound_streams(4096)
+        })
         .build()
 }
 

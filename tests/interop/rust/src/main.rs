@@ -439,7 +439,9 @@ async fn main() {
             stream: libp2p_stream::Behaviour::new(),
         })
         .expect("behaviour")
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+        .with_swarm_config(|c| {
+            c.with_idle_connection_timeout(Duration::from_secs(3600)).with_max_negotiating_inbound_streams(4096)
+        })
         .build();
 
     for l in &opts.listen {
