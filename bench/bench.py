@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""bench/bench.py - lp2p side by side with js-libp2p and with the physical limits (driven by bench/run).
+"""bench/bench.py - lp2p side by side with js-libp2p, go-libp2p, rust-libp2p and with the physical limits
+(driven by bench/run).
 
 Every round measures, back to back: the limits (bench_limits: raw TCP, ChaCha20-Poly1305, XX crypto), the
 lp2p <-> lp2p figures (bench_swarm serve/client, two processes) and the js-libp2p <-> js-libp2p figures
-(bench/js/bench-peer.mjs serve/client, two processes, pinned Node 22 + npm packages). Ratios are computed
+(bench/js/bench-peer.mjs serve/client, two processes, pinned Node 22 + npm packages), and the same for
+go-libp2p (`go-peer bench serve|client`, tests/interop/go, release build by scripts/deps) and rust-libp2p
+(`rust-peer bench serve|client`, tests/interop/rust) when their binaries are built. Ratios are computed
 per round (each figure against the baseline measured in the same round) and the median over the rounds is
 reported. The listener RSS per idle connection is measured once at the end, with fresh listeners.
 
-Usage: bench/bench.py --build-dir DIR [--json FILE] [--rounds N] [--quick] [--no-js] [--no-rss]
-                      [--no-renice] [--micro-json FILE]
+Usage: bench/bench.py --build-dir DIR [--json FILE] [--rounds N] [--quick] [--no-js] [--no-go] [--no-rust]
+                      [--no-rss] [--no-renice] [--micro-json FILE]
 Prints a markdown report on stdout and writes the JSON (default bench/results.json)."""
 import argparse
 import json
@@ -24,6 +27,9 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLK_TCK = os.sysconf('SC_CLK_TCK')
+PEERS = ('js', 'go', 'rust')  # the other implementations, in column order
+PEER_NAMES = {'js': 'js-libp2p', 'go': 'go-libp2p', 'rust': 'rust-libp2p'}
+CACHE = os.path.join(os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'lp2p')
 
 
 def log(msg):
@@ -122,29 +128,60 @@ def bulk_limit(L):
     return min(1.0 / max(tx, rx), L['tcp_bulk'])
 
 
+class Soft:
+    """For the go/rust peers: a failing test loses its figures (reported as errors), not the whole round."""
+    def __init__(self, impl, errors):
+        self.impl, self.errors = impl, errors
+        self.name = impl.name
+
+    def client(self, test, *args, **kw):
+        try:
+            return self.impl.client(test, *args, **kw)
+        except Failure as e:
+            self.errors.append(str(e))
+            log(f'FAILED: {e}')
+            return [{}]
+
+
 def run_impl(impl, P):
     """All per-round tests of one implementation; returns a dict of figures."""
+    if impl.name in PEERS and impl.name != 'js':
+        errs = []
+        f = run_impl_tests(Soft(impl, errs), P)
+        f['errors'] = errs
+        return f
+    return run_impl_tests(impl, P)
+
+
+def run_impl_tests(impl, P):
+    """The figures of one implementation; a test that failed on a Soft impl (empty result) is left out."""
     f = {}
     r = impl.client('bulk', '--bytes', P['bulk_bytes'][impl.name])[0]
-    f['bulk_wall'] = r['bytes'] / r['seconds']
-    f['bulk_percore'] = r['bytes'] / max(r['cpu'], r['server_cpu'], 1e-9)
-    f['bulk_cpu'] = (r['cpu'], r['server_cpu'], r['seconds'])
+    if r:
+        f['bulk_wall'] = r['bytes'] / r['seconds']
+        f['bulk_percore'] = r['bytes'] / max(r['cpu'], r['server_cpu'], 1e-9)
+        f['bulk_cpu'] = (r['cpu'], r['server_cpu'], r['seconds'])
     r = impl.client('connrate', '--count', P['lat_count'][impl.name], '--concurrency', 1)[0]
-    f['dial_lat_p50'], f['dial_lat_p90'] = r['lat_p50'], r['lat_p90']
+    if r:
+        f['dial_lat_p50'], f['dial_lat_p90'] = r['lat_p50'], r['lat_p90']
     r = impl.client('connrate', '--count', P['rate_count'][impl.name], '--concurrency', P['rate_conc'],
                     '--seconds', P['rate_seconds'])[0]
-    f['conn_rate_wall'] = r['count'] / r['seconds']
-    f['conn_rate_percore'] = r['count'] / max(r['cpu'], r['server_cpu'], 1e-9)
-    f['conn_cpu_per_conn'] = (r['cpu'] / r['count'], r['server_cpu'] / r['count'])
-    f['conn_rate_lat_p50'] = r['lat_p50']
+    if r:
+        f['conn_rate_wall'] = r['count'] / r['seconds']
+        f['conn_rate_percore'] = r['count'] / max(r['cpu'], r['server_cpu'], 1e-9)
+        f['conn_cpu_per_conn'] = (r['cpu'] / r['count'], r['server_cpu'] / r['count'])
+        f['conn_rate_lat_p50'] = r['lat_p50']
     r = impl.client('echo', '--count', P['echo_count'][impl.name], '--size', 32)[0]
-    f['echo_p50'], f['echo_mean'] = r['rtt_p50'], r['rtt_mean']
+    if r:
+        f['echo_p50'], f['echo_mean'] = r['rtt_p50'], r['rtt_mean']
     r = impl.client('ping', '--count', P['ping_count'][impl.name])[0]
-    f['ping_p50'], f['ping_proto_p50'] = r['wall_p50'], r['rtt_p50']
+    if r:
+        f['ping_p50'], f['ping_proto_p50'] = r['wall_p50'], r['rtt_p50']
     r = impl.client('streams', '--streams', 1000, '--bytes', 65536)[0]
-    f['streams_wall'] = r['bytes'] / r['seconds']
-    f['streams_percore'] = r['bytes'] / max(r['cpu'], r['server_cpu'], 1e-9)
-    f['streams_retries'] = r.get('retries', 0)
+    if r:
+        f['streams_wall'] = r['bytes'] / r['seconds']
+        f['streams_percore'] = r['bytes'] / max(r['cpu'], r['server_cpu'], 1e-9)
+        f['streams_retries'] = r.get('retries', 0)
     return f
 
 
@@ -195,10 +232,10 @@ def build_rows(rounds, rss, P):
             out.append(v / b if v is not None and b else None)
         return median(out)
 
-    def vs_js(key, higher_better=True):
+    def vs(key, other, higher_better=True):
         out = []
         for rd in rounds:
-            a, b = rd.get('lp2p', {}).get(key), rd.get('js', {}).get(key)
+            a, b = rd.get('lp2p', {}).get(key), rd.get(other, {}).get(key)
             if a is not None and b:
                 out.append(a / b if higher_better else b / a)
         return median(out)
@@ -214,10 +251,14 @@ def build_rows(rounds, rss, P):
         js_ratio = per_round(key, base_fn, 'js') if base_fn else None
         lp = val(key, 'lp2p')
         verdict = '' if ratio is None else ('PASS' if ok_fn(ratio) else 'MISS')
-        rows.append({'figure': name, 'key': key, 'unit': unit, 'lp2p': lp, 'js': val(key, 'js'),
-                     'baseline': base(base_fn) if base_fn else None, 'baseline_desc': base_desc,
-                     'target': target_desc, 'ratio': ratio, 'js_ratio': js_ratio, 'verdict': verdict,
-                     'lp2p_vs_js': vs_js(key, higher_better), 'higher_better': higher_better})
+        r = {'figure': name, 'key': key, 'unit': unit, 'lp2p': lp,
+             'baseline': base(base_fn) if base_fn else None, 'baseline_desc': base_desc,
+             'target': target_desc, 'ratio': ratio, 'js_ratio': js_ratio, 'verdict': verdict,
+             'higher_better': higher_better}
+        for o in PEERS:
+            r[o] = val(key, o)
+            r[f'lp2p_vs_{o}'] = vs(key, o, higher_better)
+        rows.append(r)
 
     lim = lambda rd: bulk_limit(rd['limits'])
     hs = lambda rd: 1.0 / rd['limits']['xx_crypto_side']
@@ -252,7 +293,7 @@ def build_rows(rounds, rss, P):
     rows[-1]['js_ratio'] = median([rd['js']['streams_percore'] / rd['js']['bulk_percore'] for rd in rounds
                                    if 'js' in rd])
 
-    for impl in ('lp2p', 'js'):
+    for impl in ('lp2p',) + PEERS:
         pts = rss.get(impl) or []
         if not pts:
             continue
@@ -268,38 +309,42 @@ def build_rows(rounds, rss, P):
                          'server_rss_kib': p['server_rss_kib'], 'conns': p['conns']})
     held = max([p['conns'] for p in rss.get('lp2p') or [{'conns': 0}]])
     if rss.get('lp2p') is not None:
-        js_held = max([p['conns'] for p in rss.get('js') or [{'conns': 0}]]) if rss.get('js') else None
-        rows.append({'figure': 'concurrent connections held by one listener', 'key': 'conns_held', 'unit': '',
-                     'lp2p': held, 'js': js_held, 'target': f'{P["rss_steps"][-1]}',
-                     'verdict': 'PASS' if held >= P['rss_steps'][-1] else 'MISS'})
+        r = {'figure': 'concurrent connections held by one listener', 'key': 'conns_held', 'unit': '',
+             'lp2p': held, 'target': f'{P["rss_steps"][-1]}',
+             'verdict': 'PASS' if held >= P['rss_steps'][-1] else 'MISS'}
+        for o in PEERS:
+            r[o] = max([p['conns'] for p in rss.get(o) or [{'conns': 0}]]) if rss.get(o) else None
+        rows.append(r)
     return rows
 
 
 def print_report(meta, rows, rounds):
-    print('\n## lp2p vs js-libp2p vs physical limits\n')
+    print('\n## lp2p vs js-libp2p, go-libp2p, rust-libp2p and the physical limits\n')
     print(f'- date {meta["date"]}, git {meta["git"]}, {meta["cpus"]} CPUs, kernel {meta["kernel"]}')
     print(f'- load average before {meta["load_before"]}, after {meta["load_after"]}; per round: '
           f'{", ".join(rd["load"] for rd in rounds)}; scheduling: {meta["renice"]}')
     print(f'- {len(rounds)} round(s); every ratio is the median of per-round ratios (each figure against the '
           'baseline measured in the same round); values are medians over the rounds')
     print(f'- model: {MODEL}\n')
-    print('| figure | lp2p | js-libp2p | baseline | target | lp2p ratio | verdict | js ratio | lp2p vs js |')
-    print('|---|---:|---:|---:|---|---:|---|---:|---:|')
+    print('lp2p/X columns: lp2p\'s figure over X\'s, oriented so that > 1 means lp2p is better (faster, more, or '
+          'lower latency/RSS); median of per-round ratios.\n')
+    print('| figure | lp2p | js-libp2p | go-libp2p | rust-libp2p | baseline | target | lp2p ratio | verdict | js ratio '
+          '| lp2p/js | lp2p/go | lp2p/rust |')
+    print('|---|---:|---:|---:|---:|---:|---|---:|---|---:|---:|---:|---:|')
     for r in rows:
         u = r['unit']
         lp = fmt(r.get('lp2p'), u) if u else str(r.get('lp2p'))
-        js = fmt(r.get('js'), u) if u else str(r.get('js', ''))
+        others = [fmt(r.get(o), u) if u else str(r.get(o) if r.get(o) is not None else '') for o in PEERS]
         if r.get('baseline') is not None:
             b = f'{fmt(r["baseline"], u if u != "KiB" else "")} ({r["baseline_desc"]})'
         else:
             b = r.get('baseline_desc', '')
         ratio = f'{r["ratio"]:.2f}' if r.get('ratio') is not None else ''
         jr = f'{r["js_ratio"]:.2f}' if r.get('js_ratio') is not None else ''
-        vj = r.get('lp2p_vs_js')
-        vjs = (f'{vj:.1f}x ' + ('faster' if r.get('higher_better', True) and u != 's' else 'lower')) if vj else ''
-        print(f'| {r["figure"]} | {lp} | {js} | {b} | {r.get("target", "")} | {ratio} | {r.get("verdict", "")} '
-              f'| {jr} | {vjs} |')
-    print('\nPer round (lp2p / js):\n')
+        vs = [f'{r[f"lp2p_vs_{o}"]:.2f}' if r.get(f'lp2p_vs_{o}') else '' for o in PEERS]
+        print(f'| {r["figure"]} | {lp} | {" | ".join(others)} | {b} | {r.get("target", "")} | {ratio} '
+              f'| {r.get("verdict", "")} | {jr} | {" | ".join(vs)} |')
+    print('\nPer round (lp2p / js; go and rust figures are in the JSON rounds):\n')
     print('| round | load | L (bulk limit) | XX bound | TCP RTT p50 | lp2p bulk | js bulk | lp2p conn/s | js conn/s '
           '| lp2p CPU/conn client+server | js CPU/conn client+server |')
     print('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
@@ -321,22 +366,24 @@ def print_report(meta, rows, rounds):
 def params(quick):
     P = {
         'rounds': 5,
-        'bulk_bytes': {'lp2p': 384 << 20, 'js': 384 << 20},
-        'lat_count': {'lp2p': 300, 'js': 60},
-        'rate_count': {'lp2p': 3000, 'js': 100000},
+        'bulk_bytes': {'lp2p': 384 << 20, 'js': 384 << 20, 'go': 384 << 20, 'rust': 384 << 20},
+        'lat_count': {'lp2p': 300, 'js': 60, 'go': 300, 'rust': 300},
+        'rate_count': {'lp2p': 3000, 'js': 100000, 'go': 100000, 'rust': 100000},
         'rate_conc': 8,
         'rate_seconds': 3,
-        'echo_count': {'lp2p': 5000, 'js': 1000},
-        'ping_count': {'lp2p': 1000, 'js': 200},
+        'echo_count': {'lp2p': 5000, 'js': 1000, 'go': 5000, 'rust': 5000},
+        'ping_count': {'lp2p': 1000, 'js': 200, 'go': 1000, 'rust': 1000},
         'rss_steps': [1000, 10000],
         'rss_settle_ms': 2000,
-        'rss_seconds': {'lp2p': 120, 'js': 150},
+        'rss_seconds': {'lp2p': 120, 'js': 150, 'go': 150, 'rust': 150},
     }
     if quick:
-        P.update({'rounds': 1, 'bulk_bytes': {'lp2p': 96 << 20, 'js': 96 << 20},
-                  'lat_count': {'lp2p': 100, 'js': 20}, 'rate_seconds': 1,
-                  'echo_count': {'lp2p': 1000, 'js': 200}, 'ping_count': {'lp2p': 200, 'js': 50},
-                  'rss_steps': [1000], 'rss_settle_ms': 1000, 'rss_seconds': {'lp2p': 60, 'js': 30}})
+        P.update({'rounds': 1, 'bulk_bytes': {k: 96 << 20 for k in ('lp2p',) + PEERS},
+                  'lat_count': {'lp2p': 100, 'js': 20, 'go': 100, 'rust': 100}, 'rate_seconds': 1,
+                  'echo_count': {'lp2p': 1000, 'js': 200, 'go': 1000, 'rust': 1000},
+                  'ping_count': {'lp2p': 200, 'js': 50, 'go': 200, 'rust': 200},
+                  'rss_steps': [1000], 'rss_settle_ms': 1000,
+                  'rss_seconds': {'lp2p': 60, 'js': 30, 'go': 30, 'rust': 30}})
     return P
 
 
@@ -362,6 +409,8 @@ def main():
     ap.add_argument('--rounds', type=int)
     ap.add_argument('--quick', action='store_true')
     ap.add_argument('--no-js', action='store_true')
+    ap.add_argument('--no-go', action='store_true')
+    ap.add_argument('--no-rust', action='store_true')
     ap.add_argument('--no-rss', action='store_true')
     ap.add_argument('--no-renice', action='store_true')
     ap.add_argument('--micro-json', help='JSON lines of the micro-benchmarks, embedded in the output')
@@ -389,6 +438,14 @@ def main():
             os.symlink(mods, os.path.join(tmp, 'node_modules'))
             peer = os.path.join(tmp, 'bench-peer.mjs')
             impls.append(Impl('js', [node, peer, 'serve'], [node, peer, 'client']))
+    for name, off in (('go', a.no_go), ('rust', a.no_rust)):
+        exe = os.path.join(CACHE, 'bin', f'{name}-peer')
+        if off:
+            continue
+        if not os.access(exe, os.X_OK):
+            log(f'{exe} is missing (scripts/deps builds it): {PEER_NAMES[name]} is skipped')
+            continue
+        impls.append(Impl(name, [exe, 'bench', 'serve'], [exe, 'bench', 'client']))
     rounds, rss, errors = [], {}, []
     try:
         for impl in impls:

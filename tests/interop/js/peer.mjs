@@ -1,4 +1,4 @@
-// peer.mjs - a js-libp2p 3.x node for interop tests (TCP + Noise + Yamux, identify, ping,
+// peer.mjs - a js-libp2p 3.x node for interop tests (TCP + Noise + Yamux, identify (+ push), ping,
 // perf and an echo protocol). It always serves; with --dial it also runs the requested client
 // actions against the dialed peer and exits (0 = every action succeeded).
 //
@@ -9,6 +9,7 @@
 //   --muxer-negotiation M     noise (default): muxer list in the Noise handshake (early negotiation)
 //                             mss: empty list and remote list ignored => yamux via multistream-select
 //   --ping N                  N pings (/ipfs/ping/1.0.0) on the dialed connection
+//   --ping-interval MS        pause MS ms between those pings (default 0)
 //   --identify                require the remote's identify result (/ipfs/id/1.0.0)
 //   --perf-upload BYTES       perf (/perf/1.0.0) client: bytes to send
 //   --perf-download BYTES     perf client: bytes to request back
@@ -19,8 +20,13 @@
 //   --timeout SEC             watchdog: emit an error and exit 1 after SEC seconds (0 = off;
 //                             default 60 with --dial, off otherwise)
 //   --agent STRING            identify agentVersion name (default js-libp2p's own)
-// Every option also reads from the environment as LP2P_JS_<NAME> (e.g. LP2P_JS_DIAL, LP2P_JS_PING);
-// argv wins. Without --dial the node serves until SIGINT/SIGTERM, the watchdog, or until its parent
+//   --dial-at UNIX_MS         wait until this wall-clock time (ms since the epoch) before dialing
+//                             (simultaneous-dial tests)
+//   --handle-after MS         start handling /lp2p-test/pushed/1.0.0 MS ms after start (a new
+//                             protocol: identify push to connected peers)
+// Every option also reads from the environment as LP2P_PEER_<NAME> or LP2P_JS_<NAME> (e.g.
+// LP2P_JS_DIAL, LP2P_PEER_PING); argv wins. This is the contract of the go and rust peers too
+// (tests/interop/go, tests/interop/rust), which read LP2P_PEER_<NAME>. Without --dial the node serves until SIGINT/SIGTERM, the watchdog, or until its parent
 // process exits (so a killed test script leaves no node behind).
 //
 // Output: one JSON object per line on stdout; every object has "event":
@@ -36,7 +42,7 @@ import { readFileSync } from 'node:fs'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { generateKeyPair, privateKeyFromProtobuf } from '@libp2p/crypto/keys'
-import { identify } from '@libp2p/identify'
+import { identify, identifyPush } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -59,8 +65,9 @@ function emitError (where, err) {
 const SPEC = {
   listen: 'list', dial: 'str', key: 'str', 'muxer-negotiation': 'str', ping: 'int', identify: 'flag',
   'perf-upload': 'int', 'perf-download': 'int', streams: 'int', 'echo-bytes': 'int', hold: 'int',
-  serve: 'flag', timeout: 'int', agent: 'str'
+  serve: 'flag', timeout: 'int', agent: 'str', 'ping-interval': 'int', 'dial-at': 'int', 'handle-after': 'int'
 }
+export const PUSHED_PROTOCOL = '/lp2p-test/pushed/1.0.0'
 
 function parseOptions (argv, env) {
   const opts = {}
@@ -78,9 +85,11 @@ function parseOptions (argv, env) {
       opts[name] = String(value)
     }
   }
-  for (const name of Object.keys(SPEC)) {
-    const v = env['LP2P_JS_' + name.toUpperCase().replaceAll('-', '_')]
-    if (v != null && v !== '') set(name, v, 'LP2P_JS_' + name.toUpperCase().replaceAll('-', '_'))
+  for (const prefix of ['LP2P_PEER_', 'LP2P_JS_']) {
+    for (const name of Object.keys(SPEC)) {
+      const v = env[prefix + name.toUpperCase().replaceAll('-', '_')]
+      if (v != null && v !== '') set(name, v, prefix + name.toUpperCase().replaceAll('-', '_'))
+    }
   }
   const fromArgv = {}
   for (let i = 0; i < argv.length; i++) {
@@ -314,7 +323,8 @@ async function main () {
     streamMuxers: [yamux()],
     connectionGater: { denyDialMultiaddr: () => false },
     ...(opts.agent != null ? { nodeInfo: { userAgent: opts.agent } } : {}),
-    services: { identify: identify(), ping: ping() }
+    // identifyPush: js only sends and accepts /ipfs/id/push/1.0.0 with this service
+    services: { identify: identify(), identifyPush: identifyPush(), ping: ping() }
   })
 
   node.addEventListener('connection:open', (e) => emit('connection:open', connInfo(e.detail)))
@@ -336,6 +346,12 @@ async function main () {
 
   await node.handle(ECHO_PROTOCOL, handleEcho, { maxInboundStreams: STREAM_LIMIT, maxOutboundStreams: STREAM_LIMIT })
   await node.handle(PERF_PROTOCOL, handlePerf, { maxInboundStreams: STREAM_LIMIT, maxOutboundStreams: STREAM_LIMIT })
+  if (opts['handle-after'] != null) {
+    setTimeout(() => {
+      node.handle(PUSHED_PROTOCOL, (stream) => { stream.close().catch(() => {}) })
+        .catch((err) => emitError('handle', err))
+    }, opts['handle-after']).unref()
+  }
 
   if ((opts.listen ?? []).length > 0) {
     emit('listening', { peerId: node.peerId.toString(), addrs: node.getMultiaddrs().map(String) })
@@ -365,6 +381,9 @@ async function main () {
     }
   }
 
+  if (opts['dial-at'] != null) {
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, opts['dial-at'] - Date.now())))
+  }
   let conn
   await step('dial', async () => { conn = await node.dial(multiaddr(opts.dial)) })
   if (conn != null) {
@@ -386,6 +405,7 @@ async function main () {
       })
     }
     for (let i = 0; i < (opts.ping ?? 0); i++) {
+      if (i > 0 && opts['ping-interval'] > 0) await new Promise((resolve) => setTimeout(resolve, opts['ping-interval']))
       await step('ping', async () => {
         const rtt = await node.services.ping.ping(conn.remotePeer)
         emit('ping', { seq: i, rtt })
