@@ -237,6 +237,15 @@ int lp2p__identify_validate(lp2p__identify_state *st, const lp2p_peer_id *peer, 
     size_t n = 0;
     int rv = lp2p_peer_record_open(st->record, st->record_len, peer, NULL, &seq, &addrs,
                                     &n, LP2P_IDENTIFY_MAX_ADDRS);
+    if (rv == LP2P_ERR_PROTO) {
+      /* Not a record we can read (malformed, or another payload type: rust-libp2p 0.57's identify
+       * signs with the legacy "/libp2p/routing-state-record" type, rust-libp2p#6204). Like
+       * go-libp2p, keep the rest of identify and go on without a signed record. A record that
+       * parses but is someone else's or badly signed still fails identify (hostile). */
+      st->record_ok = 0;
+      lp2p__identify_state_view(st, peer);
+      return 0;
+    }
     if (rv < 0) return rv;
     /* the signed addresses are authoritative: add those not listed yet */
     for (size_t i = 0; i < n; i++) {

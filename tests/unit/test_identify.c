@@ -9,6 +9,7 @@
 #include "json.h"
 #include "lp2p/encoding.h"
 #include "lp2p/identify.h"
+#include "lp2p/record.h"
 #include "lp2p/ping.h"
 #include "protocols/identify/identify_int.h"
 #include "swarm_harness.h"
@@ -517,6 +518,36 @@ TEST(swarm_identify_rejects_bad_answers) {
   CHECK(RUN_UNTIL(&L, ra.identified == 1, 3000));
   CHECK_EQ(ra.n_protocols, 3);
   CHECK_EQ(a.n_closed, 0);
+
+  /* 7. b's own record, but signed with rust-libp2p 0.57's legacy domain/payload type
+   * (rust-libp2p#6204): the record is ignored, the rest of identify is accepted */
+  {
+    uint8_t *prec = NULL;
+    size_t plen = 0;
+    lp2p_multiaddr *ma = NULL;
+    CHECK_OK(lp2p_multiaddr_parse(&ma, "/ip4/127.0.0.1/tcp/4001", NULL, 0));
+    const lp2p_multiaddr *mas[] = {ma};
+    CHECK_OK(lp2p_peer_record_encode(&b.id, 7, mas, 1, &prec, &plen));
+    uint8_t *env = NULL;
+    size_t envlen = 0;
+    static const char legacy_type[] = "/libp2p/routing-state-record";
+    CHECK_OK(lp2p_envelope_seal(b.key, "libp2p-routing-state", (const uint8_t *)legacy_type, sizeof legacy_type - 1,
+                                prec, plen, &env, &envlen));
+    n = make_msg(msg, sizeof msg, pk, (size_t)pklen, 2);
+    msg[n++] = 0x42; /* field 8 */
+    n += (size_t)lp2p_uvarint_encode(envlen, msg + n, 9);
+    memcpy(msg + n, env, envlen);
+    n += envlen;
+    set_fake(&f, msg, n);
+    CHECK_OK(lp2p_identify_request(ia, &b.id));
+    CHECK(RUN_UNTIL(&L, ra.identified == 2, 3000));
+    CHECK_EQ(ra.n_protocols, 2);
+    CHECK_EQ(ra.signed_record, 0);
+    CHECK_EQ(ra.failed, 5);
+    free(env);
+    free(prec);
+    lp2p_multiaddr_free(ma);
+  }
 
   free(rec);
   free(full);
