@@ -225,6 +225,32 @@ void lp2p__identify_state_view(lp2p__identify_state *st, const lp2p_peer_id *pee
   i->record_seq = st->record_ok ? st->record_seq : 0;
 }
 
+/* rust-libp2p 0.57's identify signs its PeerRecord with the legacy domain "libp2p-routing-state"
+ * and payload type "/libp2p/routing-state-record" (rust-libp2p#6204) instead of the standard
+ * "libp2p-peer-record" / 0x0301. The payload is the same PeerRecord, signed by the peer: opened
+ * here with the same checks (signature, record peer id == signer == peer) and the same outputs
+ * as lp2p_peer_record_open. */
+static int legacy_record_open(const uint8_t *env, size_t len, const lp2p_peer_id *peer, uint64_t *seq,
+                              lp2p_multiaddr ***addrs, size_t *n, size_t max) {
+  static const char type[] = "/libp2p/routing-state-record";
+  lp2p_peer_id signer, rec_peer;
+  uint8_t *payload = NULL;
+  size_t plen = 0;
+  int rv = lp2p_envelope_open(env, len, "libp2p-routing-state", (const uint8_t *)type, sizeof type - 1, &signer,
+                              &payload, &plen);
+  if (rv < 0) return rv;
+  rv = lp2p_peer_record_decode(payload, plen, &rec_peer, seq, addrs, n, max);
+  free(payload);
+  if (rv < 0) return rv;
+  if (!lp2p_peer_id_equal(&rec_peer, &signer) || !lp2p_peer_id_equal(&signer, peer)) {
+    lp2p_peer_record_addrs_free(*addrs, *n);
+    *addrs = NULL;
+    *n = 0;
+    return LP2P_ERR_PEER_ID_MISMATCH;
+  }
+  return 0;
+}
+
 int lp2p__identify_validate(lp2p__identify_state *st, const lp2p_peer_id *peer, int require_key) {
   if (st->key) {
     if (!lp2p_peer_id_matches(peer, st->key)) return LP2P_ERR_PEER_ID_MISMATCH;
@@ -237,15 +263,8 @@ int lp2p__identify_validate(lp2p__identify_state *st, const lp2p_peer_id *peer, 
     size_t n = 0;
     int rv = lp2p_peer_record_open(st->record, st->record_len, peer, NULL, &seq, &addrs,
                                     &n, LP2P_IDENTIFY_MAX_ADDRS);
-    if (rv == LP2P_ERR_PROTO) {
-      /* Not a record we can read (malformed, or another payload type: rust-libp2p 0.57's identify
-       * signs with the legacy "/libp2p/routing-state-record" type, rust-libp2p#6204). Like
-       * go-libp2p, keep the rest of identify and go on without a signed record. A record that
-       * parses but is someone else's or badly signed still fails identify (hostile). */
-      st->record_ok = 0;
-      lp2p__identify_state_view(st, peer);
-      return 0;
-    }
+    if (rv == LP2P_ERR_PROTO) /* not the standard type: maybe rust-libp2p's legacy record */
+      rv = legacy_record_open(st->record, st->record_len, peer, &seq, &addrs, &n, LP2P_IDENTIFY_MAX_ADDRS);
     if (rv < 0) return rv;
     /* the signed addresses are authoritative: add those not listed yet */
     for (size_t i = 0; i < n; i++) {

@@ -519,8 +519,8 @@ TEST(swarm_identify_rejects_bad_answers) {
   CHECK_EQ(ra.n_protocols, 3);
   CHECK_EQ(a.n_closed, 0);
 
-  /* 7. b's own record, but signed with rust-libp2p 0.57's legacy domain/payload type
-   * (rust-libp2p#6204): the record is ignored, the rest of identify is accepted */
+  /* 7. b's own record, signed with rust-libp2p 0.57's legacy domain/payload type
+   * (rust-libp2p#6204): accepted as b's signed record (same PeerRecord, same checks) */
   {
     uint8_t *prec = NULL;
     size_t plen = 0;
@@ -542,8 +542,22 @@ TEST(swarm_identify_rejects_bad_answers) {
     CHECK_OK(lp2p_identify_request(ia, &b.id));
     CHECK(RUN_UNTIL(&L, ra.identified == 2, 3000));
     CHECK_EQ(ra.n_protocols, 2);
-    CHECK_EQ(ra.signed_record, 0);
+    CHECK_EQ(ra.signed_record, 1);
     CHECK_EQ(ra.failed, 5);
+    /* the same legacy envelope signed by another key: refused like any foreign record */
+    free(env);
+    env = NULL;
+    CHECK_OK(lp2p_envelope_seal(a.key, "libp2p-routing-state", (const uint8_t *)legacy_type, sizeof legacy_type - 1,
+                                prec, plen, &env, &envlen));
+    n = make_msg(msg, sizeof msg, pk, (size_t)pklen, 2);
+    msg[n++] = 0x42; /* field 8 */
+    n += (size_t)lp2p_uvarint_encode(envlen, msg + n, 9);
+    memcpy(msg + n, env, envlen);
+    n += envlen;
+    set_fake(&f, msg, n);
+    CHECK_OK(lp2p_identify_request(ia, &b.id));
+    CHECK(RUN_UNTIL(&L, ra.failed == 6, 3000));
+    CHECK_EQ(ra.last_err, LP2P_ERR_PEER_ID_MISMATCH);
     free(env);
     free(prec);
     lp2p_multiaddr_free(ma);
