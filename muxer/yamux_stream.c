@@ -85,9 +85,12 @@ void lp2p__yamux_ring_sent(lp2p_yamux *mx, lp2p__yamux_stream *s, size_t n) {
   r->seq += n;
   if (r->len) return;
   r->head = 0;
-  /* Drained: keep the ring for the stream's next writes unless no more can come (closed, or FIN queued)
-   * or the session's rings add up to more than the send budget (then release this one: lazy shrink). */
-  if ((s->flags & (YX_CLOSED | YX_FIN_QUEUED)) || mx->ring_cap > mx->cfg.send_budget) ring_free(mx, r);
+  /* Drained: keep the ring for the stream's next writes unless no more can come (closed, or FIN queued),
+   * the peer's window is used up (a stalled stream can write nothing until it opens again: it must not
+   * keep its high-water mark), or the session's rings add up to more than the send budget (lazy
+   * shrink). */
+  if ((s->flags & (YX_CLOSED | YX_FIN_QUEUED)) || !s->send_window || mx->ring_cap > mx->cfg.send_budget)
+    ring_free(mx, r);
 }
 
 /* Appends n bytes; the ring may grow to lim bytes (more only if n alone needs it). */
@@ -235,26 +238,24 @@ lp2p__yamux_stream *lp2p__yamux_live(const lp2p_yamux *mx, uint32_t id) {
 /* ---- send side ---- */
 
 void lp2p__yamux_recount(lp2p_yamux *mx, lp2p__yamux_stream *s) {
-  size_t un = lp2p__yamux_unframed(s);
-  size_t c = un < s->send_window ? un : (size_t)s->send_window;
+  size_t c = lp2p__yamux_unframed(s); /* every buffered byte counts */
   if (c < s->counted) mx->budget_freed = 1;
   mx->buffered = mx->buffered - s->counted + c;
   s->counted = c;
 }
 
 size_t lp2p__yamux_writable(const lp2p_yamux *mx, const lp2p__yamux_stream *s) {
+  /* Nothing beyond the peer's window is accepted (bytes it does not let us send wait in the application,
+   * not here), at most LP2P_YAMUX_SEND_BUFFER_MAX of it; every buffered byte counts against the session
+   * budget. */
   uint64_t cap = s->send_window < LP2P_YAMUX_SEND_BUFFER_MAX ? s->send_window : LP2P_YAMUX_SEND_BUFFER_MAX;
   cap += LP2P_YAMUX_SEND_SLACK;
   size_t un = lp2p__yamux_unframed(s);
   if (un >= cap) return 0;
   size_t per = (size_t)(cap - un);
-  /* The next h bytes would be sendable now and count against the session budget; bytes beyond the send
-   * window do not (a stalled stream holds at most the slack and must not block the others). */
-  uint64_t h = s->send_window > un ? s->send_window - un : 0;
-  if (!h) return per;
   if (mx->buffered >= mx->cfg.send_budget) return 0;
   size_t room = mx->cfg.send_budget - mx->buffered;
-  return h <= room || per <= room ? per : room;
+  return per <= room ? per : room;
 }
 
 void lp2p__yamux_ready_add(lp2p_yamux *mx, lp2p__yamux_stream *s) {
