@@ -45,6 +45,7 @@ static void conn_maybe_free(lp2p__conn *c) {
   if (c->io_open || c->timer_open) return;
   lp2p_swarm *sw = c->sw;
   if (sw->rb_owner == c) sw->rb_owner = NULL;
+  lp2p__rcs_conn_close(c); /* no-op after teardown */
   lp2p__bytes_free(&sw->mem, &c->rbuf);
   lp2p_multiaddr_free(c->remote_addr);
   lp2p_multiaddr_free(c->local_addr);
@@ -89,6 +90,7 @@ static lp2p__conn *conn_alloc(lp2p_swarm *sw, lp2p_direction dir) {
   c->timer_open = 1;
   sw->handles++;
   lp2p__list_add_tail(&sw->conns, &c->sw_link);
+  lp2p__rcs_conn_open(c);
   return c;
 }
 
@@ -362,6 +364,7 @@ static int flush_out(lp2p__conn *c) {
 void lp2p__conn_flush(lp2p__conn *c) {
   if (c->state == LP2P__C_CLOSING || c->close_queued) return;
   int rv = flush_out(c);
+  lp2p__rcs_conn_sync(c);
   if (rv < 0) {
     conn_log(c, LP2P_LOG_DEBUG, "write failed:", rv);
     lp2p__conn_close(c, rv);
@@ -471,6 +474,7 @@ static int start_yamux(lp2p__conn *c) {
     sw->pending_inbound--;
   }
   conn_log(c, LP2P_LOG_DEBUG, "upgraded (noise, " LP2P_YAMUX_PROTOCOL_ID ")", 0);
+  lp2p__rcs_conn_peer(c);
   lp2p__peer_conn_ready(sw, c);
   if (c->dial && !c->close_queued) {
     lp2p__dial *d = c->dial;
@@ -1055,6 +1059,7 @@ void lp2p__conn_teardown(lp2p__conn *c) {
   }
   lp2p_yamux_free(c->mx);
   c->mx = NULL;
+  lp2p__rcs_conn_close(c);
   lp2p_noise_free(c->noise);
   c->noise = NULL;
   lp2p_mss_free(c->mss);

@@ -22,6 +22,7 @@
 #include "lp2p/uv.h"
 #include "lp2p/yamux.h"
 #include "transport/transport_int.h"
+#include "swarm/rcmgr.h"
 
 #define LP2P__SW_LOG "swarm"
 #define LP2P__SW_MAX_ADDRS_PER_PEER 32
@@ -128,6 +129,13 @@ struct lp2p_stream {
   int write_closed, eof, want_writable;
   int close_err;
   int in_cb; /* a user callback of this stream is running */
+  /* resource manager (rcmgr.c) */
+  lp2p__rc_scope rc;
+  lp2p__rc_proto *rc_proto;
+  lp2p__conn *rc_conn; /* the connection charged (set while rc_on) */
+  lp2p__link rc_link;  /* in sw->rc_waiters: a write was short for want of room */
+  uint64_t rc_app;     /* bytes reserved by the protocol */
+  int rc_on;
 };
 
 /* ---- connections ---- */
@@ -184,6 +192,12 @@ struct lp2p__conn {
   unsigned known_next;
   int counted_pending_in; /* counted in sw->pending_inbound */
   int counted_in, counted_out;
+  /* resource manager (rcmgr.c) */
+  lp2p__rc_scope rc;
+  lp2p__rc_peer *rc_peer;
+  uint64_t rc_held; /* fixed charge */
+  uint64_t rc_mx;   /* muxer send side + socket queue, as last charged */
+  int rc_open;
 };
 
 /* ---- peer table ---- */
@@ -322,6 +336,12 @@ struct lp2p_swarm {
   uint64_t next_conn_id;
   uint64_t dial_count;
   uint32_t pending_inbound, n_inbound, n_outbound;
+  /* resource manager (rcmgr.c) */
+  lp2p__rcmgr rc;
+  lp2p__link rc_waiters; /* streams whose write was short for want of room */
+  int rc_wake_queued;
+  uint64_t rc_peak;      /* node usage peak since the last allocator trim */
+  lp2p_timer *rc_trim;
 };
 
 /* swarm.c */
@@ -373,6 +393,21 @@ void lp2p__stream_fail(lp2p_stream *s, int err); /* detach and queue on_close(er
 void lp2p__stream_deliver_close(lp2p_stream *s); /* from the close queue */
 void lp2p__stream_check_deadline(lp2p_stream *s, lp2p_tstamp now);
 void lp2p__stream_flush_mss(lp2p_stream *s);
+
+/* rcmgr.c (see rcmgr.h) */
+void lp2p__rc_config_default(lp2p_swarm_config *cfg);
+void lp2p__rcs_conn_open(lp2p__conn *c);  /* new connection: fixed charge, counted */
+void lp2p__rcs_conn_peer(lp2p__conn *c);  /* its peer is known: charged to the peer scope too */
+void lp2p__rcs_conn_sync(lp2p__conn *c);  /* muxer send side + socket queue changed */
+void lp2p__rcs_conn_close(lp2p__conn *c); /* releases everything (its streams released theirs) */
+/* s joins c (after the swarm's own limits): 0 or LP2P_ERR_LIMIT (nothing charged: refuse it). */
+int lp2p__rcs_stream_attach(lp2p_stream *s, lp2p__conn *c);
+void lp2p__rcs_stream_detach(lp2p_stream *s); /* releases everything s holds (idempotent) */
+/* protocol agreed: 0, or LP2P_ERR_LIMIT / LP2P_ERR_NOMEM (refuse the stream) */
+int lp2p__rcs_stream_protocol(lp2p_stream *s, const char *protocol);
+/* How much of n bytes s may write now; when fewer, s waits for room (on_writable follows). */
+size_t lp2p__rcs_write_room(lp2p_stream *s, size_t n);
+void lp2p__rcs_free(lp2p_swarm *sw);
 
 /* dial.c */
 int lp2p__dial_start(lp2p_swarm *sw, const lp2p_peer_id *peer, const lp2p_multiaddr *const *addrs, size_t n,

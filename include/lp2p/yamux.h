@@ -312,9 +312,10 @@ LP2P_EXTERN lp2p_tstamp lp2p_yamux_next_expiry(const lp2p_yamux *mx);
 LP2P_EXTERN int lp2p_yamux_handle_expiry(lp2p_yamux *mx, lp2p_tstamp now);
 /* 0 or the fatal session error. */
 LP2P_EXTERN int lp2p_yamux_error(const lp2p_yamux *mx);
-/* Bytes of heap the session holds for sending: send rings (including bytes accepted and not yet
- * consumed from the output), spare rings, output buffer and gap table. 0 for NULL. */
-LP2P_EXTERN size_t lp2p_yamux_memory(const lp2p_yamux *mx);
+/* Bytes the session holds for sending: accepted by write() and not yet consumed from the output, plus
+ * queued frame headers and control frames (the buffers holding them may be up to about twice as large,
+ * see Memory). 0 for NULL. */
+LP2P_EXTERN size_t lp2p_yamux_buffered(const lp2p_yamux *mx);
 /* Live streams (not counting ones whose on_stream_close is pending). */
 LP2P_EXTERN size_t lp2p_yamux_stream_count(const lp2p_yamux *mx);
 /* 1 once the peer sent GoAway (its code in *code if non-NULL). */
