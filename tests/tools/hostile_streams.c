@@ -18,7 +18,7 @@
  * Output (stdout, line-buffered): "connected C", "opened K" once K streams had on_open (or failed),
  * "stalled RX" once the streams received what the node will send without a window update (RX =
  * bytes received in all), "done RX" when it disconnects after --hold-ms (default 3000). Exit 0, or 1
- * when the node could not be reached. Test code: it does not free what the OS reclaims at exit. */
+ * when the node could not be reached (2 for usage errors). */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,9 +116,10 @@ static const lp2p_stream_handler k_handler = {sizeof(lp2p_stream_handler), h_ope
 
 static const char *k_all[] = {PERF_ID, ECHO_ID, "/ipfs/ping/1.0.0", "/ipfs/id/1.0.0", "/ipfs/id/push/1.0.0"};
 
+static char *nego[33];
+
 static void open_streams(conn_st *c) {
   att *a = c->a;
-  static char *nego[33];
   if (!nego[0])
     for (int i = 0; i < 32; i++) {
       nego[i] = malloc(901);
@@ -246,9 +247,14 @@ int main(int argc, char **argv) {
   uv_close((uv_handle_t *)&a->tick, NULL);
   for (int i = 0; i < a->conns; i++) lp2p_swarm_free(a->c[i].sw);
   uv_run(&a->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&a->loop);
+  for (int i = 0; i < a->conns; i++) lp2p_privkey_free(a->c[i].key);
+  for (int i = 0; i < 32; i++) free(nego[i]);
   printf("done %llu\n", (unsigned long long)a->rx);
+  free(a);
   return failed;
 usage:
+  free(a);
   fprintf(stderr, "usage: hostile_streams perf|echo|all|nego --addr MADDR [--conns C] [--streams S] "
                   "[--hold-ms T] [--bytes N]\n");
   return 2;
