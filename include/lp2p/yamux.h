@@ -26,7 +26,7 @@
  *   and released once the output is drained and no stream is left. A stream's
  *   send ring is allocated on its first write (1 KiB, doubling as needed), kept
  *   while the stream may still write, and released when it drains after FIN or
- *   close, when it drains with the peer's window used up, when it drains while
+ *   close, when it drains while
  *   the session's rings add up to more than send_budget, or at a keep-alive
  *   tick when it is empty. Released rings above
  *   16 KiB are kept as spares (at most min(send_budget, 1 MiB)) for the next
@@ -77,8 +77,8 @@
  *   ping; no growth before an RTT is known, so enable keep-alive or call
  *   lp2p_yamux_ping() once). The send side follows the peer's window: write() accepts
  *   what the send window allows (at most LP2P_YAMUX_SEND_BUFFER_MAX bytes
- *   buffered against it) and nothing beyond it (LP2P_YAMUX_SEND_SLACK is 0):
- *   bytes the peer does not let us send wait in the application; when write()
+ *   buffered against it) plus LP2P_YAMUX_SEND_SLACK bytes (ready for the next
+ *   window update); beyond that, bytes wait in the application: when write()
  *   accepts fewer bytes than offered, on_stream_writable fires once room reopens.
  *   Session send budget: every byte accepted by write() and not yet put into a
  *   Data frame, summed over all streams, stays within cfg.send_budget (default
@@ -86,8 +86,9 @@
  *   what is left) and on_stream_writable follows when output has been built
  *   and room reopened; blocked writers are served oldest first (a writer that
  *   blocks again queues behind the others). A stream whose peer does not read
- *   holds nothing once its window is used up and its bytes are sent (its send
- *   ring is released then), so it cannot block the others.
+ *   holds at most its slack once its window is used up (its send ring shrinks to
+ *   fit, and is released when drained), counted in the budget: such streams
+ *   take at most send_budget of the session together.
  *
  * Output scheduling
  *   Control frames (SYN, ACK, window updates, ping answers, FIN, RST, GoAway)
@@ -175,8 +176,8 @@ extern "C" {
 #define LP2P_YAMUX_OUTPUT_BATCH (128u * 1024u)
 /* Per stream: buffered bytes allowed against the peer's window (cap) ... */
 #define LP2P_YAMUX_SEND_BUFFER_MAX (256u * 1024u)
-/* ... plus this much beyond the window: 0 (was 64 KiB; kept for source compatibility). */
-#define LP2P_YAMUX_SEND_SLACK 0u
+/* ... plus this much beyond the window (counted in the session send budget). */
+#define LP2P_YAMUX_SEND_SLACK (64u * 1024u)
 /* GoAway codes. */
 #define LP2P_YAMUX_GOAWAY_NORMAL 0u
 #define LP2P_YAMUX_GOAWAY_PROTOCOL_ERROR 1u

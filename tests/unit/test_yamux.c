@@ -646,9 +646,9 @@ TEST(write_and_send_window) {
   CHECK_OK(lp2p_yamux_open_stream(g_p.mx, &id));
   CHECK_EQ(lp2p_yamux_write(g_p.mx, id, (const uint8_t *)"hello", 5), 5);
   CHECK_STR(yh_out_text(&g_p), "WU+SYN#1=0 DATA#1=5");
-  /* window 256K - 5 left; buffer may hold min(window, 256K), nothing beyond the window */
+  /* window 256K - 5 left; buffer may hold min(window, 256K) + 64K */
   size_t cap = lp2p_yamux_write_capacity(g_p.mx, id);
-  CHECK_EQ(cap, W256K - 5);
+  CHECK_EQ(cap, W256K - 5 + 65536);
   CHECK_EQ(lp2p_yamux_write(g_p.mx, id, big, sizeof big), (int64_t)cap);
   CHECK_EQ(lp2p_yamux_write(g_p.mx, id, big, 10), 0);
   CHECK_EQ(lp2p_yamux_write_capacity(g_p.mx, id), 0);
@@ -663,16 +663,15 @@ TEST(write_and_send_window) {
   size_t buffered;
   CHECK_OK(lp2p__yamux_stream_windows(g_p.mx, id, &sw, NULL, NULL, &buffered));
   CHECK_EQ(sw, 0);
-  CHECK_EQ(buffered, 0);
+  CHECK_EQ(buffered, 65536);
   CHECK_EQ(g_p.n_ev, 0); /* still blocked: no writable */
-  /* peer grants 1000: writable fires (room reopened), the next 1000 bytes go out in one frame */
+  /* peer grants 1000: one frame of 1000, and writable fires (room reopened) */
   in_reset();
   fr(T_WU, F_ACK, 1, 1000, NULL);
   CHECK_EQ(feed(&g_p), 12);
   CHECK_STR(yh_log(&g_p), "W1");
-  CHECK_EQ(lp2p_yamux_write_capacity(g_p.mx, id), 1000);
-  CHECK_EQ(lp2p_yamux_write(g_p.mx, id, big, 2000), 1000);
   CHECK_STR(yh_out_text(&g_p), "DATA#1=1000");
+  CHECK_EQ(lp2p_yamux_write_capacity(g_p.mx, id), 1000);
   yh_peer_free(&g_p);
 }
 
@@ -798,14 +797,18 @@ TEST(half_close) {
   CHECK_STR(yh_log(&g_p), "D3:1 E3");
   CHECK_STR(yh_out_text(&g_p), "WU+SYN#3=0 DATA#3=3 WU+FIN#3=0");
   CHECK_STR(yh_log(&g_p), "D3:1 E3 C3:0");
-  /* FIN follows the buffered data (nothing is accepted beyond the window: it never waits for one) */
+  /* FIN waits behind buffered data that has no window */
   yh_clear_events(&g_p);
   CHECK_OK(lp2p_yamux_open_stream(g_p.mx, &id));
   static uint8_t big[W256K + 10];
   memset(big, 'q', sizeof big);
-  CHECK_EQ(lp2p_yamux_write(g_p.mx, id, big, sizeof big), (int64_t)W256K);
+  CHECK_EQ(lp2p_yamux_write(g_p.mx, id, big, sizeof big), (int64_t)sizeof big);
   CHECK_OK(lp2p_yamux_close_write(g_p.mx, id));
-  CHECK_STR(yh_out_text(&g_p), "WU+SYN#5=0 DATA#5=65536 DATA#5=65536 DATA#5=65536 DATA#5=65536 WU+FIN#5=0");
+  CHECK_STR(yh_out_text(&g_p), "WU+SYN#5=0 DATA#5=65536 DATA#5=65536 DATA#5=65536 DATA#5=65536");
+  in_reset();
+  fr(T_WU, F_ACK, 5, 10, NULL);
+  CHECK_EQ(feed(&g_p), 12);
+  CHECK_STR(yh_out_text(&g_p), "DATA#5=10 WU+FIN#5=0");
   yh_peer_free(&g_p);
 }
 
@@ -1428,7 +1431,7 @@ TEST(send_budget) {
   g_p.hook = NULL;
   yh_peer_free(&g_p);
 
-  /* a stream whose peer stopped reading holds nothing once its window is used up; the others go on */
+  /* a stream whose peer stopped reading holds only its slack (counted); the others go on */
   REQUIRE(yh_peer_init(&g_p, 1, &cfg, NULL) == 0);
   CHECK_OK(lp2p_yamux_open_stream(g_p.mx, &a));
   CHECK_OK(lp2p_yamux_open_stream(g_p.mx, &b));
@@ -1442,25 +1445,21 @@ TEST(send_budget) {
   uint64_t sw = 1;
   CHECK_OK(lp2p__yamux_stream_windows(g_p.mx, a, &sw, NULL, NULL, NULL));
   CHECK_EQ(sw, 0);
-  /* nothing is accepted beyond the window, and the drained ring of the stalled stream is released */
-  CHECK_EQ(lp2p_yamux_write(g_p.mx, a, big, sizeof big), 0);
-  size_t ring_cap = 1;
-  lp2p__yamux_send_stats(g_p.mx, &buffered, &ring_cap, NULL, NULL);
-  CHECK_EQ(buffered, 0);
-  CHECK_EQ(ring_cap, 0);
-  CHECK_EQ(lp2p_yamux_write(g_p.mx, b, big, sizeof big), 100000);
-  /* a window update lets a write again: within the budget, which b used up */
+  /* the slack beyond the window is accepted and counts against the budget like every buffered byte */
+  CHECK_EQ(lp2p_yamux_write(g_p.mx, a, big, sizeof big), LP2P_YAMUX_SEND_SLACK);
+  lp2p__yamux_send_stats(g_p.mx, &buffered, NULL, NULL, NULL);
+  CHECK_EQ(buffered, LP2P_YAMUX_SEND_SLACK);
+  CHECK_EQ(lp2p_yamux_write(g_p.mx, b, big, sizeof big), 100000 - LP2P_YAMUX_SEND_SLACK);
   in_reset();
   fr(T_WU, F_ACK, a, 1000, NULL);
   CHECK_EQ(feed(&g_p), 12);
   lp2p__yamux_send_stats(g_p.mx, &buffered, NULL, NULL, NULL);
   CHECK_EQ(buffered, 100000);
-  CHECK_EQ(lp2p_yamux_write_capacity(g_p.mx, a), 0);
   CHECK_EQ(lp2p_yamux_write_capacity(g_p.mx, b), 0);
-  /* resetting the stalled stream releases nothing it held */
+  /* resetting the stalled stream releases its bytes */
   CHECK_OK(lp2p_yamux_reset(g_p.mx, a));
   lp2p__yamux_send_stats(g_p.mx, &buffered, NULL, NULL, NULL);
-  CHECK_EQ(buffered, 100000);
+  CHECK_EQ(buffered, 100000 - LP2P_YAMUX_SEND_SLACK);
   yh_peer_free(&g_p);
 }
 
