@@ -440,6 +440,8 @@ int lp2p_yamux_go_away(lp2p_yamux *mx, uint32_t code) {
 /* ---- accessors ---- */
 
 int lp2p_yamux_error(const lp2p_yamux *mx) { return mx ? mx->err : LP2P_ERR_INVAL; }
+size_t lp2p_yamux_buffered(const lp2p_yamux *mx) { return mx ? mx->buffered + mx->pending : 0; }
+
 size_t lp2p_yamux_stream_count(const lp2p_yamux *mx) { return mx ? mx->n_streams : 0; }
 
 int lp2p_yamux_remote_goaway(const lp2p_yamux *mx, uint32_t *code) {

@@ -77,16 +77,41 @@ void lp2p__yamux_ring_release(lp2p_yamux *mx, lp2p__yamux_stream *s) {
   if (!s->sbuf.len && s->sbuf.data) ring_free(mx, &s->sbuf);
 }
 
+/* While the session's rings add up to more than the send budget, a stalled stream (no send window)
+ * keeps only what it holds: its ring shrinks to at most twice that (power-of-two steps, not below
+ * LP2P__YAMUX_RING_MIN); a single busy stream is left alone (no churn between window updates). Pending output refers to ring bytes by stream
+ * offset, so moving them is safe between output calls. */
+static void ring_shrink(lp2p_yamux *mx, lp2p__yamux_ring *r) {
+  size_t ncap = r->cap;
+  while (ncap / 2 >= LP2P__YAMUX_RING_MIN && ncap / 2 >= r->len * 2) ncap /= 2;
+  if (ncap == r->cap) return;
+  uint8_t *nd = lp2p__malloc(&mx->mem, ncap);
+  if (!nd) return; /* keep the bigger ring */
+  lp2p__yamux_ring_copy(r, 0, nd, r->len);
+  buf_put(mx, r->data, r->cap);
+  mx->ring_cap -= r->cap - ncap;
+  r->data = nd;
+  r->cap = ncap;
+  r->head = 0;
+}
+
 void lp2p__yamux_ring_sent(lp2p_yamux *mx, lp2p__yamux_stream *s, size_t n) {
   lp2p__yamux_ring *r = &s->sbuf;
   r->head += n;
   if (r->head >= r->cap) r->head -= r->cap;
   r->len -= n;
   r->seq += n;
-  if (r->len) return;
+  if (r->len) {
+    if (!s->send_window && mx->ring_cap > mx->cfg.send_budget && r->len * 4 <= r->cap &&
+        r->cap > LP2P__YAMUX_SPARE_MIN)
+      ring_shrink(mx, r);
+    return;
+  }
   r->head = 0;
-  /* Drained: keep the ring for the stream's next writes unless no more can come (closed, or FIN queued)
-   * or the session's rings add up to more than the send budget (then release this one: lazy shrink). */
+  /* Drained: keep the ring for the stream's next writes unless no more can come (closed, or FIN queued),
+   * the peer's window is used up (a stalled stream can write nothing until it opens again: it must not
+   * keep its high-water mark), or the session's rings add up to more than the send budget (lazy
+   * shrink). */
   if ((s->flags & (YX_CLOSED | YX_FIN_QUEUED)) || mx->ring_cap > mx->cfg.send_budget) ring_free(mx, r);
 }
 
@@ -235,26 +260,24 @@ lp2p__yamux_stream *lp2p__yamux_live(const lp2p_yamux *mx, uint32_t id) {
 /* ---- send side ---- */
 
 void lp2p__yamux_recount(lp2p_yamux *mx, lp2p__yamux_stream *s) {
-  size_t un = lp2p__yamux_unframed(s);
-  size_t c = un < s->send_window ? un : (size_t)s->send_window;
+  size_t c = lp2p__yamux_unframed(s); /* every buffered byte counts */
   if (c < s->counted) mx->budget_freed = 1;
   mx->buffered = mx->buffered - s->counted + c;
   s->counted = c;
 }
 
 size_t lp2p__yamux_writable(const lp2p_yamux *mx, const lp2p__yamux_stream *s) {
+  /* What the peer's window allows (at most LP2P_YAMUX_SEND_BUFFER_MAX) plus LP2P_YAMUX_SEND_SLACK beyond
+   * it (ready for the next window update: bulk throughput needs it); every buffered byte, slack
+   * included, counts against the session budget. */
   uint64_t cap = s->send_window < LP2P_YAMUX_SEND_BUFFER_MAX ? s->send_window : LP2P_YAMUX_SEND_BUFFER_MAX;
   cap += LP2P_YAMUX_SEND_SLACK;
   size_t un = lp2p__yamux_unframed(s);
   if (un >= cap) return 0;
   size_t per = (size_t)(cap - un);
-  /* The next h bytes would be sendable now and count against the session budget; bytes beyond the send
-   * window do not (a stalled stream holds at most the slack and must not block the others). */
-  uint64_t h = s->send_window > un ? s->send_window - un : 0;
-  if (!h) return per;
   if (mx->buffered >= mx->cfg.send_budget) return 0;
   size_t room = mx->cfg.send_budget - mx->buffered;
-  return h <= room || per <= room ? per : room;
+  return per <= room ? per : room;
 }
 
 void lp2p__yamux_ready_add(lp2p_yamux *mx, lp2p__yamux_stream *s) {

@@ -18,6 +18,7 @@
 #include "lp2p/identify.h"
 #include "lp2p/perf.h"
 #include "lp2p/ping.h"
+#include "limits.h"
 #include "netcmd.h"
 
 #define ECHO_PROTOCOL "/lp2p-test/echo/1.0.0"
@@ -29,7 +30,8 @@
 enum {
   OPT_LISTEN, OPT_IDENTITY, OPT_KEY_TYPE, OPT_AGENT, OPT_DIAL, OPT_IDLE, OPT_KA_INTERVAL, OPT_KA_TIMEOUT,
   OPT_MAX_INBOUND, OPT_MAX_PENDING, OPT_HS_TIMEOUT, OPT_STREAM_TIMEOUT, OPT_MAX_STREAMS,
-  OPT_ECHO, OPT_CONTROL, OPT_API, OPT_DATA_DIR, OPT_JSON, OPT_HELP
+  OPT_ECHO, OPT_CONTROL, OPT_API, OPT_DATA_DIR, OPT_JSON, OPT_HELP,
+  OPT_LIMITS /* NL_N resource-limit flags (limits.c) follow */
 };
 static const cli_opt listen_opts[] = {
     [OPT_LISTEN] = {"listen", "MADDR", "listen address, repeatable (default " DEFAULT_LISTEN ")"},
@@ -51,6 +53,10 @@ static const cli_opt listen_opts[] = {
     [OPT_DATA_DIR] = {"data-dir", "DIR", "where the node keeps its state (default $XDG_DATA_HOME/lp2p, created 0700)"},
     [OPT_JSON] = CLI_OPT_JSON,
     [OPT_HELP] = CLI_OPT_HELP,
+    [OPT_LIMITS + NL_MAX_MEMORY] = {"max-memory", "SIZE", "bytes held for all peers together (default 256M, 0 = no limit)"},
+    [OPT_LIMITS + NL_MAX_MEMORY_PEER] = {"max-memory-per-peer", "SIZE", "bytes held for one peer (default 32M, 0 = no limit)"},
+    [OPT_LIMITS + NL_MAX_MEMORY_CONN] = {"max-memory-per-conn", "SIZE", "bytes held for one connection (default 16M, 0 = no limit)"},
+    [OPT_LIMITS + NL_MAX_STREAMS_PEER] = {"max-streams-per-peer", "N", "streams of one peer, both directions (default 1024, 0 = no limit)"},
 };
 #define N_OPTS (sizeof listen_opts / sizeof *listen_opts)
 
@@ -68,6 +74,7 @@ typedef struct listen_args {
   uint64_t limit[N_OPTS];
   int have[N_OPTS];
   int echo, control, json;
+  nl_args lim;
 } listen_args;
 
 static void listen_usage(FILE *f) {
@@ -96,7 +103,8 @@ static void listen_usage(FILE *f) {
              "(\"peers\" is the number of connected peers after the event.)\n"
              "\n"
              "--control reads one command per line from stdin: \"dial MADDR\",\n"
-             "\"listen MADDR\", \"ping PEER-ID|MADDR\", \"disconnect PEER-ID\", \"peers\", \"quit\".\n"
+             "\"listen MADDR\", \"ping PEER-ID|MADDR\", \"disconnect PEER-ID\", \"peers\", " NL_CONTROL_HELP ",\n"
+             "\"quit\".\n"
              "A new listen address is announced to connected peers by identify push. Results are\n"
              "events: dialed {peer, addr, error}, ping {peer, rtt_us, error}, peers {count, peers},\n"
              "disconnected {peer, error}, control-error {line, message}. End of input is ignored.\n"
@@ -161,6 +169,8 @@ static int on_opt(void *ud, size_t idx, const char *val) {
     case OPT_API: a->api = val; break;
     case OPT_DATA_DIR: a->data_dir = val; break;
     case OPT_JSON: a->json = 1; break;
+    default:
+      if (idx >= OPT_LIMITS && idx < OPT_LIMITS + NL_N) return nl_parse(&a->lim, (int)(idx - OPT_LIMITS), val);
   }
   return 0;
 }
@@ -340,6 +350,7 @@ static void echo_flush(lp2p_stream *s, echo_st *e) {
     }
     memmove(e->buf, e->buf + k, e->len - (size_t)k);
     e->len -= (size_t)k;
+    lp2p_stream_release_memory(s, (size_t)k);
     lp2p_stream_consume(s, (size_t)k);
   }
   if (!e->len && e->eof && !e->closed_write) {
@@ -375,8 +386,9 @@ static void echo_data(lp2p_stream *s, const uint8_t *p, size_t n, void *ud) {
     n -= (size_t)k;
   }
   if (!n) return;
-  /* unconsumed bytes hold the peer's window closed: this stays bounded */
-  if (e->len + n > ECHO_MAX_PENDING) {
+  /* unconsumed bytes hold the peer's window closed: this stays bounded, and is charged to the node's
+   * resource limits (refused: the stream is reset) */
+  if (e->len + n > ECHO_MAX_PENDING || lp2p_stream_reserve_memory(s, n) < 0) {
     lp2p_stream_reset(s);
     return;
   }
@@ -473,6 +485,17 @@ static void start_dial(node *n, const char *addr, uint64_t origin) {
   const char *addrs[] = {addr};
   int rv = lp2p_swarm_dial(n->sw, NULL, addrs, 1, on_dialed, d);
   if (rv < 0) on_dialed(n->sw, NULL, rv, NULL, 0, d);
+}
+
+/* the `limits` command's JSON line: stdout (--json) and the asking API client */
+typedef struct limits_out {
+  node *n;
+  uint64_t origin;
+} limits_out;
+static void limits_json_out(const char *line, size_t len, void *ud) {
+  limits_out *lo = ud;
+  if (lo->n->a.json && fwrite(line, 1, len, stdout) == len) fflush(stdout);
+  if (lo->n->api) ctl_send(lo->origin, line, len);
 }
 
 static void control_error(node *n, uint64_t origin, const char *line, const char *msg) {
@@ -572,6 +595,12 @@ static void run_command(void *ud, uint64_t origin, char *line, const char *error
       if (rv) nc_json_error(&j, rv);
       emit(n, &j, origin);
     }
+  } else if (!strcmp(verb, "limits")) {
+    if (!n->a.json) nl_print(n->sw, 0, NULL, NULL);
+    if (n->a.json || n->api) {
+      limits_out lo = {n, origin};
+      nl_print(n->sw, 1, limits_json_out, &lo);
+    }
   } else if (!strcmp(verb, "peers")) {
     size_t cnt = lp2p_swarm_connected_peers(n->sw, NULL, 0);
     lp2p_peer_id *ids = calloc(cnt ? cnt : 1, sizeof *ids);
@@ -599,7 +628,7 @@ static void run_command(void *ud, uint64_t origin, char *line, const char *error
     free(ids);
   } else {
     control_error(n, origin, orig,
-                  "unknown command (dial MADDR, listen MADDR, ping PEER|MADDR, disconnect PEER, peers, quit)");
+                  "unknown command (dial MADDR, listen MADDR, ping PEER|MADDR, disconnect PEER, peers, limits, quit)");
   }
 }
 
@@ -670,6 +699,7 @@ static int setup(node *n) {
   if (n->a.have[OPT_HS_TIMEOUT]) cfg.handshake_timeout_ms = (uint32_t)n->a.limit[OPT_HS_TIMEOUT];
   if (n->a.have[OPT_STREAM_TIMEOUT]) cfg.stream_negotiation_timeout_ms = (uint32_t)n->a.limit[OPT_STREAM_TIMEOUT];
   if (n->a.have[OPT_MAX_STREAMS]) cfg.max_streams_per_conn = (uint32_t)n->a.limit[OPT_MAX_STREAMS];
+  nl_apply(&n->a.lim, &cfg);
   int rv = lp2p_swarm_new(&n->sw, &cfg, NULL);
   if (rv < 0) return cli_error("listen: cannot create the swarm: %s", lp2p_strerror(rv));
   lp2p_swarm_set_event_handler(n->sw, on_swarm_event, n);

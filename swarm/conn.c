@@ -21,6 +21,7 @@ static void conn_maybe_free(lp2p__conn *c) {
   if (c->io_open || c->tmo_reserved) return;
   lp2p_swarm *sw = c->sw;
   if (sw->rb_owner == c) sw->rb_owner = NULL;
+  lp2p__rcs_conn_close(c); /* no-op after teardown */
   lp2p__bytes_free(&sw->mem, &c->rbuf);
   lp2p__bytes_free(&sw->mem, &c->staged);
   lp2p_multiaddr_free(c->remote_addr);
@@ -62,6 +63,7 @@ static lp2p__conn *conn_alloc(lp2p_swarm *sw, lp2p_direction dir) {
   }
   c->tmo_reserved = 1;
   lp2p__list_add_tail(&sw->conns, &c->sw_link);
+  lp2p__rcs_conn_open(c);
   return c;
 }
 
@@ -403,6 +405,7 @@ void lp2p__conn_teardown(lp2p__conn *c) {
   }
   lp2p_yamux_free(c->mx);
   c->mx = NULL;
+  lp2p__rcs_conn_close(c);
   lp2p_noise_free(c->noise);
   c->noise = NULL;
   lp2p_mss_free(c->mss);

@@ -295,6 +295,7 @@ int lp2p__conn_flush_out(lp2p__conn *c) {
 void lp2p__conn_flush(lp2p__conn *c) {
   if (c->state == LP2P__C_CLOSING || c->close_queued) return;
   int rv = lp2p__conn_flush_out(c);
+  lp2p__rcs_conn_sync(c);
   if (rv < 0) {
     lp2p__conn_log(c, LP2P_LOG_DEBUG, "write failed:", rv);
     lp2p__conn_close(c, rv);

@@ -60,6 +60,7 @@ lp2p_stream *lp2p__stream_alloc(lp2p_swarm *sw, lp2p_direction dir, const lp2p_s
 static void stream_free(lp2p_stream *s) {
   lp2p_swarm *sw = s->sw;
   lp2p__sendq_free(s);
+  lp2p__rcs_stream_detach(s);
   lp2p_mss_free(s->mss);
   for (size_t i = 0; i < s->n_protos; i++) lp2p__free(&sw->mem, s->protos[i]);
   lp2p__free(&sw->mem, s->protos);
@@ -71,6 +72,7 @@ static void stream_free(lp2p_stream *s) {
 /* rst: 0 = leave the yamux stream alone, 1 = reset it, 2 = reset it after its buffered bytes. */
 static void detach(lp2p_stream *s, int rst) {
   lp2p__conn *c = s->conn;
+  lp2p__rcs_stream_detach(s);
   if (c) {
     if (s->has_id && c->mx) {
       lp2p_yamux_stream_set_user(c->mx, s->id, NULL);
@@ -208,8 +210,9 @@ static int nego_done(lp2p_stream *s) {
     s->ud = reg->ud;
   }
   s->protocol = lp2p__strndup(&sw->mem, proto, strlen(proto));
-  if (!s->protocol) {
-    nego_failed(s, LP2P_ERR_NOMEM, 1);
+  int rv = s->protocol ? lp2p__rcs_stream_protocol(s, proto) : LP2P_ERR_NOMEM;
+  if (rv < 0) {
+    nego_failed(s, rv, 1);
     return -1;
   }
   if (s->dir == LP2P_DIR_OUTBOUND && s->conn) lp2p__conn_learn(s->conn, proto, 1);
@@ -239,9 +242,16 @@ static int nego_done(lp2p_stream *s) {
 int lp2p__stream_on_inbound(lp2p__conn *c, uint32_t id) {
   lp2p_swarm *sw = c->sw;
   if (sw->freeing || c->tearing) return 1;
-  if (sw->cfg.max_streams_per_conn && c->n_streams >= sw->cfg.max_streams_per_conn) {
-    lp2p_log(LP2P_LOG_DEBUG, LP2P__SW_LOG, "conn #%llu: inbound stream %u refused (max streams)",
-             (unsigned long long)c->id, id);
+  const char *limit = sw->cfg.max_streams_per_conn && c->n_streams >= sw->cfg.max_streams_per_conn ? "max streams" : NULL;
+  lp2p_stream *s = limit ? NULL : lp2p__stream_alloc(sw, LP2P_DIR_INBOUND, NULL, NULL);
+  if (s && lp2p__rcs_stream_attach(s, c) < 0) { /* resource limits (rcmgr.c) */
+    stream_free(s);
+    s = NULL;
+    limit = "resource limit";
+  }
+  if (limit) {
+    lp2p_log(LP2P_LOG_DEBUG, LP2P__SW_LOG, "conn #%llu: inbound stream %u refused (%s)", (unsigned long long)c->id,
+             id, limit);
     lp2p_swarm_event ev;
     memset(&ev, 0, sizeof ev);
     ev.struct_size = sizeof ev;
@@ -253,7 +263,6 @@ int lp2p__stream_on_inbound(lp2p__conn *c, uint32_t id) {
     lp2p__swarm_emit(sw, &ev);
     return 1;
   }
-  lp2p_stream *s = lp2p__stream_alloc(sw, LP2P_DIR_INBOUND, NULL, NULL);
   if (!s) return 1;
   if (lp2p_mss_new_listener(&s->mss, &lp2p__gate_registry_mss, s, NULL, &sw->mem) < 0) {
     stream_free(s);
@@ -278,11 +287,15 @@ int lp2p__stream_start_outbound(lp2p_stream *s, lp2p__conn *c) {
   lp2p_swarm *sw = s->sw;
   if (sw->cfg.max_streams_per_conn && c->n_streams >= sw->cfg.max_streams_per_conn) return LP2P_ERR_LIMIT;
   uint32_t id;
-  int rv = lp2p_yamux_open_stream(c->mx, &id);
+  int rv = lp2p__rcs_stream_attach(s, c); /* resource limits (rcmgr.c) */
+  if (rv < 0) return rv;
+  rv = lp2p_yamux_open_stream(c->mx, &id);
+  if (rv < 0) lp2p__rcs_stream_detach(s);
   if (rv == LP2P_ERR_LIMIT) return LP2P__SW_BLOCKED; /* un-ACKed SYNs: wait for the peer */
   if (rv < 0) return rv;
   rv = lp2p_mss_new_dialer(&s->mss, (const char *const *)s->protos, s->n_protos, NULL, &sw->mem);
   if (rv < 0) {
+    lp2p__rcs_stream_detach(s);
     lp2p_yamux_reset(c->mx, id);
     return rv;
   }
@@ -329,8 +342,9 @@ void lp2p__stream_restart_negotiating(lp2p__conn *c, lp2p__peer *pe) {
 void lp2p__stream_deliver_open(lp2p_stream *s) {
   if (s->state != LP2P__ST_NEGOTIATING || !s->lazy) return;
   s->protocol = lp2p__strndup(&s->sw->mem, s->protos[0], strlen(s->protos[0]));
-  if (!s->protocol) {
-    nego_failed(s, LP2P_ERR_NOMEM, 1);
+  int rv = s->protocol ? lp2p__rcs_stream_protocol(s, s->protocol) : LP2P_ERR_NOMEM;
+  if (rv < 0) {
+    nego_failed(s, rv, 1);
     return;
   }
   s->state = LP2P__ST_OPEN;
@@ -507,10 +521,14 @@ int64_t lp2p__stream_write_now(lp2p_stream *s, const uint8_t *p, size_t n) {
       return 0;
     }
   }
-  int64_t k = lp2p_yamux_write(s->conn->mx, s->id, p, n);
+  size_t m = lp2p__rcs_write_room(s, n); /* resource limits (rcmgr.c): the rest waits in the app */
+  int64_t k = m ? lp2p_yamux_write(s->conn->mx, s->id, p, m) : 0;
   if (k < 0) return k == LP2P_ERR_NOT_FOUND ? LP2P_ERR_CLOSED : k;
   if ((size_t)k < n) s->want_writable = 1;
-  if (k > 0 && s->conn) lp2p__conn_mark_dirty(s->conn);
+  if (k > 0 && s->conn) {
+    lp2p__rcs_conn_sync(s->conn);
+    lp2p__conn_mark_dirty(s->conn);
+  }
   return k;
 }
 

@@ -29,6 +29,7 @@ void lp2p_swarm_config_default(lp2p_swarm_config *cfg) {
   cfg->yamux_max_window = 16 * 1024 * 1024;
   cfg->max_addrs_per_peer = LP2P__SW_MAX_ADDRS_PER_PEER;
   cfg->interface_poll_ms = 5000;
+  lp2p__rc_config_default(cfg);
 }
 
 const char *lp2p_swarm_event_name(lp2p_swarm_event_type t) {
@@ -289,6 +290,7 @@ static void final_free(lp2p_swarm *sw) {
   lp2p__free(&sw->mem, sw->readbuf);
   lp2p_noise_identity_free(sw->noise_id);
   lp2p__wbuf_pool_free(sw);
+  lp2p__rcs_free(sw);
   lp2p__free(&sw->mem, sw->agent);
   lp2p_mem mem = sw->mem;
   lp2p__free(&mem, sw);
@@ -369,6 +371,8 @@ static int swarm_init(lp2p_swarm **out, const lp2p_swarm_config *cfg, uv_loop_t 
   lp2p__list_init(&sw->conn_closeq);
   lp2p__list_init(&sw->closeq);
   lp2p__list_init(&sw->openq);
+  lp2p__list_init(&sw->rc_waiters);
+  lp2p__rc_init(&sw->rc, &sw->cfg, &sw->mem);
   lp2p__list_init(&sw->dial_doneq);
   lp2p__list_init(&sw->tasks);
   lp2p__list_init(&sw->peer_lru);

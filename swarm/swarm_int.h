@@ -29,6 +29,7 @@
 #include "swarm/peerstore_int.h"
 #include "lp2p/yamux.h"
 #include "transport/transport_int.h"
+#include "swarm/rcmgr.h"
 
 #define LP2P__SW_LOG "swarm"
 #define LP2P__SW_MAX_ADDRS_PER_PEER 32
@@ -148,6 +149,13 @@ struct lp2p_stream {
   int in_cb; /* a user callback of this stream is running */
   int denied; /* inbound: a behaviour's allow_stream refused a proposal (gate.c) */
   struct lp2p__sendq *sendq; /* lp2p_stream_send_all bytes not yet taken (swarm/sendall.c), NULL if none */
+  /* resource manager (rcmgr.c) */
+  lp2p__rc_scope rc;
+  lp2p__rc_proto *rc_proto;
+  lp2p__conn *rc_conn; /* the connection charged (set while rc_on) */
+  lp2p__link rc_link;  /* in sw->rc_waiters: a write was short for want of room */
+  uint64_t rc_app;     /* bytes reserved by the protocol */
+  int rc_on;
 };
 
 /* ---- connections ---- */
@@ -206,6 +214,12 @@ struct lp2p__conn {
   unsigned known_next;
   int counted_pending_in; /* counted in sw->pending_inbound */
   int counted_in, counted_out;
+  /* resource manager (rcmgr.c) */
+  lp2p__rc_scope rc;
+  lp2p__rc_peer *rc_peer;
+  uint64_t rc_held; /* fixed charge */
+  uint64_t rc_mx;   /* muxer send side + socket queue, as last charged */
+  int rc_open;
 };
 
 /* ---- peer table ---- */
@@ -363,6 +377,12 @@ struct lp2p_swarm {
   lp2p__sched_entry ps_tmo; /* earliest address / external-address expiry (scheduler entry) */
   int ps_timer_open, ps_task_queued;
   lp2p__ext *ext;
+  /* resource manager (rcmgr.c) */
+  lp2p__rcmgr rc;
+  lp2p__link rc_waiters; /* streams whose write was short for want of room */
+  int rc_wake_queued;
+  uint64_t rc_peak;      /* node usage peak since the last allocator trim */
+  lp2p_timer *rc_trim;
 };
 
 /* swarm.c */
@@ -453,6 +473,21 @@ int64_t lp2p__sendq_gate(lp2p_stream *s, size_t n); /* lp2p_stream_write while s
 int lp2p__sendq_fin(lp2p_stream *s);                /* lp2p_stream_close_write while they wait */
 int lp2p__sendq_drain(lp2p_stream *s);              /* writable: 1 = queue gone, go on; 0 = still waiting */
 void lp2p__sendq_free(lp2p_stream *s);
+
+/* rcmgr.c (see rcmgr.h) */
+void lp2p__rc_config_default(lp2p_swarm_config *cfg);
+void lp2p__rcs_conn_open(lp2p__conn *c);  /* new connection: fixed charge, counted */
+void lp2p__rcs_conn_peer(lp2p__conn *c);  /* its peer is known: charged to the peer scope too */
+void lp2p__rcs_conn_sync(lp2p__conn *c);  /* muxer send side + socket queue changed */
+void lp2p__rcs_conn_close(lp2p__conn *c); /* releases everything (its streams released theirs) */
+/* s joins c (after the swarm's own limits): 0 or LP2P_ERR_LIMIT (nothing charged: refuse it). */
+int lp2p__rcs_stream_attach(lp2p_stream *s, lp2p__conn *c);
+void lp2p__rcs_stream_detach(lp2p_stream *s); /* releases everything s holds (idempotent) */
+/* protocol agreed: 0, or LP2P_ERR_LIMIT / LP2P_ERR_NOMEM (refuse the stream) */
+int lp2p__rcs_stream_protocol(lp2p_stream *s, const char *protocol);
+/* How much of n bytes s may write now; when fewer, s waits for room (on_writable follows). */
+size_t lp2p__rcs_write_room(lp2p_stream *s, size_t n);
+void lp2p__rcs_free(lp2p_swarm *sw);
 
 /* dial.c */
 int lp2p__dial_start(lp2p_swarm *sw, const lp2p_peer_id *peer, const lp2p_multiaddr *const *addrs, size_t n,

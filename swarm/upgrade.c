@@ -132,6 +132,7 @@ static int start_yamux(lp2p__conn *c) {
     sw->pending_inbound--;
   }
   lp2p__conn_log(c, LP2P_LOG_DEBUG, "upgraded (noise, " LP2P_YAMUX_PROTOCOL_ID ")", 0);
+  lp2p__rcs_conn_peer(c);
   lp2p__swarm_conn_ready(sw, c);
   return 0;
 }

@@ -175,6 +175,16 @@ typedef struct lp2p_swarm_config {
   /* network interfaces (lp2p/udp.h): poll period of the interface table once
    * lp2p_swarm_interfaces() was called; default 5000, 0 = no polling */
   uint32_t interface_poll_ms;
+  /* resource limits (appended later; callers with a smaller struct_size get the defaults; 0 =
+   * unlimited). See "Resource limits" below. */
+  uint64_t max_memory;              /* default 256 MiB: bytes held for all peers together */
+  uint64_t max_memory_per_peer;     /* default 32 MiB */
+  uint64_t max_memory_per_conn;     /* default 16 MiB */
+  uint64_t max_memory_per_stream;   /* default 4 MiB */
+  uint64_t max_memory_per_protocol; /* default 0 (unlimited) */
+  uint32_t max_streams;             /* default 16384: streams of the node, both directions */
+  uint32_t max_streams_per_peer;    /* default 1024: both directions, over all its connections */
+  uint32_t max_streams_per_protocol;/* default 0 (unlimited) */
 } lp2p_swarm_config;
 
 /* Fills *cfg with defaults (identity NULL: the caller must set it). */
@@ -566,6 +576,61 @@ LP2P_EXTERN void *lp2p_stream_user(const lp2p_stream *s);
 /* Switches the handler for the rest of the stream's life (e.g. an inbound
  * dispatcher handing the stream to a per-request object). */
 LP2P_EXTERN void lp2p_stream_set_handler(lp2p_stream *s, const lp2p_stream_handler *h, void *ud);
+
+/* ---------------------------------------------------------------------------
+ * Resource limits
+ *
+ * Everything the node holds because of a peer is charged to scopes: the node, the peer, the
+ * connection, the stream and the stream's protocol. Charged today: a fixed amount per connection
+ * (from accept: its handshake state) and per stream (from its yamux SYN: swarm + muxer state and its
+ * negotiation), the connection's send side (the bytes the muxer holds, accepted and not yet sent, and
+ * the bytes queued in the socket), and what protocols reserve with lp2p_stream_reserve_memory(). Each
+ * scope's limits come from lp2p_swarm_config (max_memory*, max_streams*, max_streams_per_conn).
+ * A charge over a limit is refused with LP2P_ERR_LIMIT and handled without growing anything:
+ *   - an inbound stream beyond a stream or memory limit is reset (INBOUND_STREAM_FAILED with
+ *     LP2P_ERR_LIMIT); an outbound one ends with on_close(LP2P_ERR_LIMIT);
+ *   - lp2p_stream_write() accepts only what the scopes have room for (possibly 0): the rest waits in
+ *     the application, and on_writable follows once room is released (blocked writers of the whole
+ *     node are woken oldest first, so many streams share the budget fairly);
+ *   - a protocol whose reservation is refused decides (perf and the test echo reset the stream).
+ * The muxer itself never accepts bytes beyond the peer's window, so a peer that stops reading holds
+ * at most its window per stream until the socket takes it, and nothing afterwards.
+ * After a burst, once the node's usage has fallen well below its peak, the allocator is trimmed
+ * (malloc_trim where available) so that the process's RSS returns near its baseline. */
+
+/* Reserves n bytes of protocol state for s (charged to its stream, protocol, connection, peer and the
+ * node). 0, LP2P_ERR_LIMIT (nothing reserved), LP2P_ERR_CLOSED (s no longer on a connection),
+ * LP2P_ERR_INVAL. Everything still reserved is released when the stream closes. */
+LP2P_EXTERN int lp2p_stream_reserve_memory(lp2p_stream *s, size_t n);
+/* Releases n bytes reserved with lp2p_stream_reserve_memory() (clamped to what is reserved; nothing
+ * after the stream left its connection, which released it all). */
+LP2P_EXTERN void lp2p_stream_release_memory(lp2p_stream *s, size_t n);
+
+typedef enum lp2p_scope_kind {
+  LP2P_SCOPE_NODE = 0,
+  LP2P_SCOPE_PEER = 1,
+  LP2P_SCOPE_CONN = 2,
+  LP2P_SCOPE_PROTOCOL = 3
+} lp2p_scope_kind;
+
+/* Current usage of one scope. Fields may be appended: lp2p_swarm_resource_usage() takes the caller's
+ * element size. */
+typedef struct lp2p_scope_usage {
+  lp2p_scope_kind kind;
+  lp2p_peer_id peer;    /* PEER, CONN (len 0 while the handshake runs) */
+  uint64_t conn_id;     /* CONN */
+  const char *protocol; /* PROTOCOL; valid until the next swarm call */
+  lp2p_direction dir;   /* CONN */
+  uint64_t memory, memory_limit; /* bytes; limit 0 = unlimited */
+  uint32_t streams_in, streams_out, streams_limit;
+  uint32_t conns_in, conns_out;
+} lp2p_scope_usage;
+
+/* Usage snapshot: the node first, then every peer scope, connection and protocol scope. Fills up to
+ * max entries of elem_size bytes each (elem_size <= sizeof(lp2p_scope_usage); older callers pass their
+ * smaller size) and returns the total number of scopes. */
+LP2P_EXTERN size_t lp2p_swarm_resource_usage(const lp2p_swarm *sw, lp2p_scope_usage *out, size_t max,
+                                             size_t elem_size);
 
 /* ---------------------------------------------------------------------------
  * Timers for behaviours and apps (no libuv needed). The callback runs on the

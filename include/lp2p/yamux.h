@@ -26,8 +26,9 @@
  *   and released once the output is drained and no stream is left. A stream's
  *   send ring is allocated on its first write (1 KiB, doubling as needed), kept
  *   while the stream may still write, and released when it drains after FIN or
- *   close, when it drains while the session's rings add up to more than
- *   send_budget, or at a keep-alive tick when it is empty. Released rings above
+ *   close, when it drains while
+ *   the session's rings add up to more than send_budget, or at a keep-alive
+ *   tick when it is empty. Released rings above
  *   16 KiB are kept as spares (at most min(send_budget, 1 MiB)) for the next
  *   stream that needs a big ring, until no stream is left or the next tick.
  *   lp2p_yamux_handle_expiry() (the keep-alive tick) releases every drained
@@ -76,17 +77,18 @@
  *   ping; no growth before an RTT is known, so enable keep-alive or call
  *   lp2p_yamux_ping() once). The send side follows the peer's window: write() accepts
  *   what the send window allows (at most LP2P_YAMUX_SEND_BUFFER_MAX bytes
- *   buffered against it) plus LP2P_YAMUX_SEND_SLACK bytes; when it accepts fewer
- *   bytes than offered, on_stream_writable fires once room reopens.
- *   Session send budget: the bytes accepted by write() and not yet put into a
- *   Data frame that the peer's window would let us send now, summed over all
- *   streams, stay within cfg.send_budget (default
+ *   buffered against it) plus LP2P_YAMUX_SEND_SLACK bytes (ready for the next
+ *   window update); beyond that, bytes wait in the application: when write()
+ *   accepts fewer bytes than offered, on_stream_writable fires once room reopens.
+ *   Session send budget: every byte accepted by write() and not yet put into a
+ *   Data frame, summed over all streams, stays within cfg.send_budget (default
  *   LP2P_YAMUX_DEFAULT_SEND_BUDGET). Once it is used up, write() accepts 0 (or
  *   what is left) and on_stream_writable follows when output has been built
  *   and room reopened; blocked writers are served oldest first (a writer that
- *   blocks again queues behind the others). Bytes beyond a stream's send window
- *   (at most LP2P_YAMUX_SEND_SLACK per stream) do not count, so streams whose
- *   peer does not read cannot block the others.
+ *   blocks again queues behind the others). A stream whose peer does not read
+ *   holds at most its slack once its window is used up (its send ring shrinks to
+ *   fit, and is released when drained), counted in the budget: such streams
+ *   take at most send_budget of the session together.
  *
  * Output scheduling
  *   Control frames (SYN, ACK, window updates, ping answers, FIN, RST, GoAway)
@@ -174,7 +176,7 @@ extern "C" {
 #define LP2P_YAMUX_OUTPUT_BATCH (128u * 1024u)
 /* Per stream: buffered bytes allowed against the peer's window (cap) ... */
 #define LP2P_YAMUX_SEND_BUFFER_MAX (256u * 1024u)
-/* ... plus this much beyond the window. */
+/* ... plus this much beyond the window (counted in the session send budget). */
 #define LP2P_YAMUX_SEND_SLACK (64u * 1024u)
 /* GoAway codes. */
 #define LP2P_YAMUX_GOAWAY_NORMAL 0u
@@ -318,6 +320,10 @@ LP2P_EXTERN lp2p_tstamp lp2p_yamux_next_expiry(const lp2p_yamux *mx);
 LP2P_EXTERN int lp2p_yamux_handle_expiry(lp2p_yamux *mx, lp2p_tstamp now);
 /* 0 or the fatal session error. */
 LP2P_EXTERN int lp2p_yamux_error(const lp2p_yamux *mx);
+/* Bytes the session holds for sending: accepted by write() and not yet consumed from the output, plus
+ * queued frame headers and control frames (the buffers holding them may be up to about twice as large,
+ * see Memory). 0 for NULL. */
+LP2P_EXTERN size_t lp2p_yamux_buffered(const lp2p_yamux *mx);
 /* Live streams (not counting ones whose on_stream_close is pending). */
 LP2P_EXTERN size_t lp2p_yamux_stream_count(const lp2p_yamux *mx);
 /* 1 once the peer sent GoAway (its code in *code if non-NULL). */

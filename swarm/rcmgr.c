@@ -1,0 +1,480 @@
+/* swarm/rcmgr.c - the resource manager (see rcmgr.h): scope accounting, the peer and protocol scope
+ * tables, and the swarm glue that charges connections, streams and the muxer's send side, wakes the
+ * writers that waited for room, trims the allocator after bursts and reports usage. */
+#include "swarm/rcmgr.h"
+
+#include <assert.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+#include "swarm/swarm_int.h"
+
+/* ------------------------------------------------------------------------- */
+/* accounting */
+
+static void lim(lp2p__rc_scope *sc, uint64_t mem, uint32_t streams) {
+  memset(sc, 0, sizeof *sc);
+  sc->mem_limit = mem;
+  sc->st_limit = streams;
+}
+
+void lp2p__rc_config_default(lp2p_swarm_config *cfg) {
+  cfg->max_memory = 256u << 20;
+  cfg->max_memory_per_peer = 32u << 20;
+  cfg->max_memory_per_conn = 16u << 20;
+  cfg->max_memory_per_stream = 4u << 20;
+  cfg->max_memory_per_protocol = 0;
+  cfg->max_streams = 16384;
+  cfg->max_streams_per_peer = 1024;
+  cfg->max_streams_per_protocol = 0;
+}
+
+void lp2p__rc_init(lp2p__rcmgr *rc, const lp2p_swarm_config *cfg, const lp2p_mem *mem) {
+  memset(rc, 0, sizeof *rc);
+  rc->mem = *mem;
+  lim(&rc->node, cfg->max_memory, cfg->max_streams);
+  lim(&rc->peer_lim, cfg->max_memory_per_peer, cfg->max_streams_per_peer);
+  lim(&rc->conn_lim, cfg->max_memory_per_conn, cfg->max_streams_per_conn);
+  lim(&rc->stream_lim, cfg->max_memory_per_stream, 0);
+  lim(&rc->proto_lim, cfg->max_memory_per_protocol, cfg->max_streams_per_protocol);
+}
+
+void lp2p__rc_free(lp2p__rcmgr *rc) {
+  while (rc->peers) {
+    lp2p__rc_peer *p = rc->peers;
+    rc->peers = p->next;
+    lp2p__free(&rc->mem, p);
+  }
+  while (rc->protos) {
+    lp2p__rc_proto *p = rc->protos;
+    rc->protos = p->next;
+    lp2p__free(&rc->mem, p->id);
+    lp2p__free(&rc->mem, p);
+  }
+  rc->n_peers = rc->n_protos = 0;
+}
+
+void lp2p__rc_scope_init(lp2p__rc_scope *sc, const lp2p__rc_scope *l) { lim(sc, l->mem_limit, l->st_limit); }
+
+static int over(uint64_t used, uint64_t n, uint64_t limit) { return limit && (n > limit || used > limit - n); }
+
+int lp2p__rc_reserve(lp2p__rcmgr *rc, const lp2p__rc_chain *ch, uint64_t n) {
+  for (unsigned i = 0; i < ch->n; i++)
+    if (over(ch->s[i]->mem, n, ch->s[i]->mem_limit)) {
+      rc->refused++;
+      return LP2P_ERR_LIMIT;
+    }
+  lp2p__rc_force(ch, n);
+  return 0;
+}
+
+void lp2p__rc_force(const lp2p__rc_chain *ch, uint64_t n) {
+  for (unsigned i = 0; i < ch->n; i++) ch->s[i]->mem += n;
+}
+
+void lp2p__rc_release(lp2p__rcmgr *rc, const lp2p__rc_chain *ch, uint64_t n) {
+  for (unsigned i = 0; i < ch->n; i++) {
+    lp2p__rc_scope *sc = ch->s[i];
+    if (sc->mem < n) {
+      rc->underflows++;
+      sc->mem = 0;
+    } else {
+      sc->mem -= n;
+    }
+  }
+}
+
+uint64_t lp2p__rc_room(const lp2p__rc_chain *ch) {
+  uint64_t room = UINT64_MAX;
+  for (unsigned i = 0; i < ch->n; i++) {
+    const lp2p__rc_scope *sc = ch->s[i];
+    if (!sc->mem_limit) continue;
+    uint64_t r = sc->mem >= sc->mem_limit ? 0 : sc->mem_limit - sc->mem;
+    if (r < room) room = r;
+  }
+  return room;
+}
+
+int lp2p__rc_stream_add(lp2p__rcmgr *rc, const lp2p__rc_chain *ch, int outbound) {
+  for (unsigned i = 0; i < ch->n; i++) {
+    const lp2p__rc_scope *sc = ch->s[i];
+    if (sc->st_limit && (uint64_t)sc->st_in + sc->st_out >= sc->st_limit) {
+      rc->refused++;
+      return LP2P_ERR_LIMIT;
+    }
+  }
+  for (unsigned i = 0; i < ch->n; i++) {
+    if (outbound)
+      ch->s[i]->st_out++;
+    else
+      ch->s[i]->st_in++;
+  }
+  return 0;
+}
+
+static void dec(lp2p__rcmgr *rc, uint32_t *v) {
+  if (*v)
+    (*v)--;
+  else
+    rc->underflows++;
+}
+
+void lp2p__rc_stream_del(lp2p__rcmgr *rc, const lp2p__rc_chain *ch, int outbound) {
+  for (unsigned i = 0; i < ch->n; i++) dec(rc, outbound ? &ch->s[i]->st_out : &ch->s[i]->st_in);
+}
+
+int lp2p__rc_conn_add(lp2p__rcmgr *rc, const lp2p__rc_chain *ch, int outbound) {
+  for (unsigned i = 0; i < ch->n; i++) {
+    const lp2p__rc_scope *sc = ch->s[i];
+    if (sc->cn_limit && (uint64_t)sc->cn_in + sc->cn_out >= sc->cn_limit) {
+      rc->refused++;
+      return LP2P_ERR_LIMIT;
+    }
+  }
+  for (unsigned i = 0; i < ch->n; i++) {
+    if (outbound)
+      ch->s[i]->cn_out++;
+    else
+      ch->s[i]->cn_in++;
+  }
+  return 0;
+}
+
+void lp2p__rc_conn_del(lp2p__rcmgr *rc, const lp2p__rc_chain *ch, int outbound) {
+  for (unsigned i = 0; i < ch->n; i++) dec(rc, outbound ? &ch->s[i]->cn_out : &ch->s[i]->cn_in);
+}
+
+static int scope_empty(const lp2p__rc_scope *sc) {
+  return !sc->mem && !sc->st_in && !sc->st_out && !sc->cn_in && !sc->cn_out;
+}
+
+lp2p__rc_peer *lp2p__rc_peer_get(lp2p__rcmgr *rc, const lp2p_peer_id *id) {
+  for (lp2p__rc_peer *p = rc->peers; p; p = p->next)
+    if (lp2p_peer_id_equal(&p->id, id)) {
+      p->refs++;
+      return p;
+    }
+  lp2p__rc_peer *p = lp2p__calloc(&rc->mem, 1, sizeof *p);
+  if (!p) return NULL;
+  p->id = *id;
+  p->refs = 1;
+  lp2p__rc_scope_init(&p->sc, &rc->peer_lim);
+  p->next = rc->peers;
+  rc->peers = p;
+  rc->n_peers++;
+  return p;
+}
+
+void lp2p__rc_peer_put(lp2p__rcmgr *rc, lp2p__rc_peer *p) {
+  if (!p) return;
+  if (--p->refs) return;
+  if (!scope_empty(&p->sc)) rc->underflows++; /* a charge never released */
+  for (lp2p__rc_peer **pp = &rc->peers; *pp; pp = &(*pp)->next)
+    if (*pp == p) {
+      *pp = p->next;
+      break;
+    }
+  rc->n_peers--;
+  lp2p__free(&rc->mem, p);
+}
+
+lp2p__rc_proto *lp2p__rc_proto_get(lp2p__rcmgr *rc, const char *id) {
+  for (lp2p__rc_proto *p = rc->protos; p; p = p->next)
+    if (!strcmp(p->id, id)) {
+      p->refs++;
+      return p;
+    }
+  lp2p__rc_proto *p = lp2p__calloc(&rc->mem, 1, sizeof *p);
+  if (!p) return NULL;
+  p->id = lp2p__strndup(&rc->mem, id, strlen(id));
+  if (!p->id) {
+    lp2p__free(&rc->mem, p);
+    return NULL;
+  }
+  p->refs = 1;
+  lp2p__rc_scope_init(&p->sc, &rc->proto_lim);
+  p->next = rc->protos;
+  rc->protos = p;
+  rc->n_protos++;
+  return p;
+}
+
+void lp2p__rc_proto_put(lp2p__rcmgr *rc, lp2p__rc_proto *p) {
+  if (!p) return;
+  if (--p->refs) return;
+  if (!scope_empty(&p->sc)) rc->underflows++;
+  for (lp2p__rc_proto **pp = &rc->protos; *pp; pp = &(*pp)->next)
+    if (*pp == p) {
+      *pp = p->next;
+      break;
+    }
+  rc->n_protos--;
+  lp2p__free(&rc->mem, p->id);
+  lp2p__free(&rc->mem, p);
+}
+
+/* ------------------------------------------------------------------------- */
+/* swarm glue */
+
+static void conn_chain(lp2p__conn *c, lp2p__rc_chain *ch) {
+  ch->n = 0;
+  ch->s[ch->n++] = &c->rc;
+  if (c->rc_peer) ch->s[ch->n++] = &c->rc_peer->sc;
+  ch->s[ch->n++] = &c->sw->rc.node;
+}
+
+static void stream_chain(lp2p_stream *s, lp2p__rc_chain *ch) {
+  lp2p__conn *c = s->rc_conn;
+  ch->n = 0;
+  ch->s[ch->n++] = &s->rc;
+  if (s->rc_proto) ch->s[ch->n++] = &s->rc_proto->sc;
+  ch->s[ch->n++] = &c->rc;
+  if (c->rc_peer) ch->s[ch->n++] = &c->rc_peer->sc;
+  ch->s[ch->n++] = &c->sw->rc.node;
+}
+
+void lp2p__rcs_conn_open(lp2p__conn *c) {
+  lp2p_swarm *sw = c->sw;
+  lp2p__rc_scope_init(&c->rc, &sw->rc.conn_lim);
+  lp2p__rc_chain ch;
+  conn_chain(c, &ch);
+  /* connection limits are the swarm's own (max_inbound_conns, ...): counted here, never refused */
+  lp2p__rc_conn_add(&sw->rc, &ch, c->dir == LP2P_DIR_OUTBOUND);
+  lp2p__rc_force(&ch, LP2P__RC_CONN_BASE);
+  c->rc_held = LP2P__RC_CONN_BASE;
+  c->rc_open = 1;
+}
+
+void lp2p__rcs_conn_peer(lp2p__conn *c) {
+  lp2p_swarm *sw = c->sw;
+  if (!c->rc_open || c->rc_peer || !c->remote.len) return;
+  lp2p__rc_peer *p = lp2p__rc_peer_get(&sw->rc, &c->remote);
+  if (!p) return; /* out of memory: the connection stays charged to itself and the node only */
+  c->rc_peer = p;
+  /* what the connection holds so far moves up into the peer */
+  lp2p__rc_chain one = {{&p->sc}, 1};
+  lp2p__rc_force(&one, c->rc.mem);
+  p->sc.st_in += c->rc.st_in;
+  p->sc.st_out += c->rc.st_out;
+  if (c->dir == LP2P_DIR_OUTBOUND)
+    p->sc.cn_out++;
+  else
+    p->sc.cn_in++;
+}
+
+static void rc_wake(lp2p_swarm *sw, void *arg) {
+  (void)arg;
+  sw->rc_wake_queued = 0;
+  /* oldest first; a woken writer that blocks again queues at the tail; each looked at once */
+  size_t n = 0;
+  for (lp2p__link *it = sw->rc_waiters.next; it != &sw->rc_waiters; it = it->next) n++;
+  while (n-- && !lp2p__list_empty(&sw->rc_waiters)) {
+    lp2p_stream *s = LP2P__CONTAINER(sw->rc_waiters.next, lp2p_stream, rc_link);
+    lp2p__list_del(&s->rc_link);
+    if (!s->rc_on) continue;
+    lp2p__rc_chain ch;
+    stream_chain(s, &ch);
+    if (!lp2p__rc_room(&ch)) {
+      lp2p__list_add_tail(&sw->rc_waiters, &s->rc_link);
+      continue;
+    }
+    lp2p__stream_mx_writable(s);
+  }
+}
+
+static void rc_trim_cb(lp2p_timer *t, void *ud) {
+  lp2p_swarm *sw = ud;
+  (void)t;
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+  sw->rc_peak = sw->rc.node.mem;
+}
+
+/* After a release: wake writers waiting for room; after a burst, trim the allocator (once usage fell
+ * below half its peak and by at least 4 MiB; 200 ms later, so that a closing burst is trimmed once). */
+static void released(lp2p_swarm *sw) {
+  if (!lp2p__list_empty(&sw->rc_waiters) && !sw->rc_wake_queued && !sw->freeing) {
+    if (lp2p__swarm_defer(sw, rc_wake, NULL) == 0) sw->rc_wake_queued = 1;
+  }
+  uint64_t now = sw->rc.node.mem;
+  if (sw->rc_peak > now && sw->rc_peak - now >= (4u << 20) && now < sw->rc_peak / 2 && !sw->freeing) {
+    if (!sw->rc_trim && lp2p_timer_new(&sw->rc_trim, sw, rc_trim_cb, sw) < 0) return;
+    sw->rc_peak = now; /* one trim per burst */
+    lp2p_timer_start(sw->rc_trim, 200, 0);
+  }
+}
+
+static void note_peak(lp2p_swarm *sw) {
+  if (sw->rc.node.mem > sw->rc_peak) sw->rc_peak = sw->rc.node.mem;
+}
+
+void lp2p__rcs_conn_sync(lp2p__conn *c) {
+  if (!c->rc_open) return;
+  uint64_t now = lp2p_yamux_buffered(c->mx);
+  if (c->io && c->io_open) now += uv_stream_get_write_queue_size(c->io);
+  if (now == c->rc_mx) return;
+  lp2p__rc_chain ch;
+  conn_chain(c, &ch);
+  if (now > c->rc_mx) {
+    lp2p__rc_force(&ch, now - c->rc_mx);
+    note_peak(c->sw);
+  } else {
+    lp2p__rc_release(&c->sw->rc, &ch, c->rc_mx - now);
+    released(c->sw);
+  }
+  c->rc_mx = now;
+}
+
+void lp2p__rcs_conn_close(lp2p__conn *c) {
+  if (!c->rc_open) return;
+  lp2p_swarm *sw = c->sw;
+  lp2p__rc_chain ch;
+  conn_chain(c, &ch);
+  lp2p__rc_release(&sw->rc, &ch, c->rc_held + c->rc_mx);
+  lp2p__rc_conn_del(&sw->rc, &ch, c->dir == LP2P_DIR_OUTBOUND);
+  c->rc_held = c->rc_mx = 0;
+  /* every stream released its share when it left the connection */
+  if (!scope_empty(&c->rc)) sw->rc.underflows++;
+  lp2p__rc_peer_put(&sw->rc, c->rc_peer);
+  c->rc_peer = NULL;
+  c->rc_open = 0;
+  released(sw);
+}
+
+int lp2p__rcs_stream_attach(lp2p_stream *s, lp2p__conn *c) {
+  lp2p_swarm *sw = s->sw;
+  if (s->rc_on || !c->rc_open) return 0;
+  lp2p__rc_scope_init(&s->rc, &sw->rc.stream_lim);
+  s->rc_conn = c;
+  s->rc_proto = NULL;
+  lp2p__rc_chain ch;
+  stream_chain(s, &ch);
+  int out = s->dir == LP2P_DIR_OUTBOUND;
+  int rv = lp2p__rc_stream_add(&sw->rc, &ch, out);
+  if (rv) return rv;
+  if ((rv = lp2p__rc_reserve(&sw->rc, &ch, LP2P__RC_STREAM_BASE)) != 0) {
+    lp2p__rc_stream_del(&sw->rc, &ch, out);
+    return rv;
+  }
+  note_peak(sw);
+  s->rc_app = 0;
+  s->rc_on = 1;
+  return 0;
+}
+
+void lp2p__rcs_stream_detach(lp2p_stream *s) {
+  if (!s->rc_on) return;
+  lp2p_swarm *sw = s->sw;
+  lp2p__list_del(&s->rc_link);
+  lp2p__rc_chain ch;
+  stream_chain(s, &ch);
+  lp2p__rc_release(&sw->rc, &ch, LP2P__RC_STREAM_BASE + s->rc_app);
+  lp2p__rc_stream_del(&sw->rc, &ch, s->dir == LP2P_DIR_OUTBOUND);
+  if (!scope_empty(&s->rc)) sw->rc.underflows++;
+  lp2p__rc_proto_put(&sw->rc, s->rc_proto);
+  s->rc_proto = NULL;
+  s->rc_app = 0;
+  s->rc_on = 0;
+  released(sw);
+}
+
+int lp2p__rcs_stream_protocol(lp2p_stream *s, const char *protocol) {
+  if (!s->rc_on || s->rc_proto || !protocol) return 0;
+  lp2p_swarm *sw = s->sw;
+  lp2p__rc_proto *p = lp2p__rc_proto_get(&sw->rc, protocol);
+  if (!p) return LP2P_ERR_NOMEM;
+  lp2p__rc_chain one = {{&p->sc}, 1};
+  int out = s->dir == LP2P_DIR_OUTBOUND;
+  int rv = lp2p__rc_stream_add(&sw->rc, &one, out);
+  if (!rv && (rv = lp2p__rc_reserve(&sw->rc, &one, s->rc.mem)) != 0) lp2p__rc_stream_del(&sw->rc, &one, out);
+  if (rv) {
+    lp2p__rc_proto_put(&sw->rc, p);
+    return rv;
+  }
+  s->rc_proto = p;
+  return 0;
+}
+
+size_t lp2p__rcs_write_room(lp2p_stream *s, size_t n) {
+  if (!s->rc_on) return n;
+  lp2p__rc_chain ch;
+  stream_chain(s, &ch);
+  uint64_t room = lp2p__rc_room(&ch);
+  if (room >= n) return n;
+  if (!lp2p__list_linked(&s->rc_link)) lp2p__list_add_tail(&s->sw->rc_waiters, &s->rc_link);
+  return (size_t)room;
+}
+
+int lp2p_stream_reserve_memory(lp2p_stream *s, size_t n) {
+  if (!s) return LP2P_ERR_INVAL;
+  if (!s->rc_on) return LP2P_ERR_CLOSED;
+  lp2p__rc_chain ch;
+  stream_chain(s, &ch);
+  int rv = lp2p__rc_reserve(&s->sw->rc, &ch, n);
+  if (rv) return rv;
+  s->rc_app += n;
+  note_peak(s->sw);
+  return 0;
+}
+
+void lp2p_stream_release_memory(lp2p_stream *s, size_t n) {
+  if (!s || !s->rc_on) return;
+  if (n > s->rc_app) n = (size_t)s->rc_app;
+  if (!n) return;
+  lp2p__rc_chain ch;
+  stream_chain(s, &ch);
+  lp2p__rc_release(&s->sw->rc, &ch, n);
+  s->rc_app -= n;
+  released(s->sw);
+}
+
+static void fill(lp2p_scope_usage *u, lp2p_scope_kind kind, const lp2p__rc_scope *sc) {
+  memset(u, 0, sizeof *u);
+  u->kind = kind;
+  u->memory = sc->mem;
+  u->memory_limit = sc->mem_limit;
+  u->streams_in = sc->st_in;
+  u->streams_out = sc->st_out;
+  u->streams_limit = sc->st_limit;
+  u->conns_in = sc->cn_in;
+  u->conns_out = sc->cn_out;
+}
+
+size_t lp2p_swarm_resource_usage(const lp2p_swarm *sw, lp2p_scope_usage *out, size_t max, size_t elem_size) {
+  if (!sw) return 0;
+  if (!out || elem_size > sizeof(lp2p_scope_usage)) max = 0;
+  size_t k = 0;
+  lp2p_scope_usage u;
+#define EMIT()                                                           \
+  do {                                                                   \
+    if (k < max) memcpy((char *)out + k * elem_size, &u, elem_size);     \
+    k++;                                                                 \
+  } while (0)
+  fill(&u, LP2P_SCOPE_NODE, &sw->rc.node);
+  EMIT();
+  for (const lp2p__rc_peer *p = sw->rc.peers; p; p = p->next) {
+    fill(&u, LP2P_SCOPE_PEER, &p->sc);
+    u.peer = p->id;
+    EMIT();
+  }
+  for (const lp2p__link *it = sw->conns.next; it != &sw->conns; it = it->next) {
+    const lp2p__conn *c = LP2P__CONTAINER(it, lp2p__conn, sw_link);
+    if (!c->rc_open) continue;
+    fill(&u, LP2P_SCOPE_CONN, &c->rc);
+    u.peer = c->remote;
+    u.conn_id = c->id;
+    u.dir = c->dir;
+    EMIT();
+  }
+  for (const lp2p__rc_proto *p = sw->rc.protos; p; p = p->next) {
+    fill(&u, LP2P_SCOPE_PROTOCOL, &p->sc);
+    u.protocol = p->id;
+    EMIT();
+  }
+#undef EMIT
+  return k;
+}
+
+void lp2p__rcs_free(lp2p_swarm *sw) { lp2p__rc_free(&sw->rc); }
