@@ -15,6 +15,7 @@ lp2p_pkg(protobuf-c libprotobuf-c)
 lp2p_pkg(cares libcares)
 lp2p_pkg(tomcrypt libtomcrypt)
 lp2p_pkg(uv libuv)
+lp2p_pkg(sqlite3 sqlite3)
 
 if(NOT TARGET lp2p_mbedcrypto)
 find_path(MBEDTLS_INCLUDE_DIR mbedtls/ecdsa.h REQUIRED)
