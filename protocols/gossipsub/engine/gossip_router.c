@@ -14,9 +14,20 @@ typedef struct gs_str {
   size_t n;
 } gs_str;
 
+typedef struct gs_ts { /* per-topic score counters */
+  gs_str topic;
+  int in_mesh;
+  lp2p_tstamp graft_time;
+  double first, mesh_deliv, mesh_fail, invalid;
+} gs_ts;
+
 typedef struct gs_peer {
   lp2p_peer_id id;
   int proto, outbound;
+  uint64_t addr_key;
+  double behaviour;
+  gs_ts *ts;
+  size_t nts;
   gs_str *topics;
   size_t ntopics;
   lp2p_bytes body, ctl; /* RPC being assembled */
@@ -58,6 +69,13 @@ typedef struct gs_seen {
   lp2p_tstamp expiry;
 } gs_seen;
 
+typedef struct gs_promise {
+  lp2p_peer_id peer;
+  uint8_t id[MAX_ID];
+  size_t idlen;
+  lp2p_tstamp expiry;
+} gs_promise;
+
 typedef struct gs_ev {
   lp2p_gs_event ev;
   uint8_t *buf;
@@ -78,6 +96,8 @@ struct lp2p_gs {
   gs_ev *evq;
   size_t nev, capev, evhead;
   uint8_t *last_buf;
+  gs_promise *prom;
+  size_t nprom, capprom;
   uint64_t seqno;
   lp2p_tstamp next_hb;
   lp2p_gs_stats st;
@@ -177,6 +197,88 @@ static int add_backoff(lp2p_gs *g, gs_topic *t, const lp2p_peer_id *id, lp2p_tst
   t->bo = nb;
   t->bo[t->nbo].id = *id, t->bo[t->nbo].until = until, t->nbo++;
   return 0;
+}
+
+/* ---- scoring ---- */
+static gs_ts *ts_get(lp2p_gs *g, gs_peer *p, const gs_str *t, int create) {
+  for (size_t i = 0; i < p->nts; i++)
+    if (str_eq(&p->ts[i].topic, t->p, t->n)) return &p->ts[i];
+  if (!create || !g->c.score.enabled) return NULL;
+  gs_ts *n = lp2p__realloc(g->m, p->ts, (p->nts + 1) * sizeof *n);
+  if (!n) return NULL;
+  p->ts = n;
+  gs_ts *x = &p->ts[p->nts];
+  memset(x, 0, sizeof *x);
+  x->topic.p = lp2p__malloc(g->m, t->n);
+  if (!x->topic.p) return NULL;
+  memcpy(x->topic.p, t->p, t->n), x->topic.n = t->n;
+  p->nts++;
+  return x;
+}
+
+static double score(const lp2p_gs *g, const gs_peer *p, lp2p_tstamp now) {
+  const struct lp2p_gs_score_params *sp = &g->c.score;
+  if (!sp->enabled) return 0;
+  double s = 0;
+  for (size_t i = 0; i < p->nts; i++) {
+    const gs_ts *x = &p->ts[i];
+    double t = 0;
+    if (x->in_mesh) {
+      double q = sp->time_in_mesh_quantum_ms ? (double)(now - x->graft_time) / (double)sp->time_in_mesh_quantum_ms : 0;
+      if (q > sp->time_in_mesh_cap) q = sp->time_in_mesh_cap;
+      t += q * sp->time_in_mesh_weight;
+      if (now - x->graft_time >= sp->mesh_deliveries_activation_ms && x->mesh_deliv < sp->mesh_deliveries_threshold) {
+        double d = sp->mesh_deliveries_threshold - x->mesh_deliv;
+        t += d * d * sp->mesh_deliveries_weight;
+      }
+    }
+    t += x->first * sp->first_deliveries_weight;
+    t += x->mesh_fail * sp->mesh_failure_weight;
+    t += x->invalid * x->invalid * sp->invalid_weight;
+    s += t * sp->topic_weight;
+  }
+  if (sp->app_score) s += sp->app_weight * sp->app_score(sp->app_score_ud, &p->id);
+  if (p->addr_key) {
+    double n = 0;
+    for (size_t i = 0; i < g->npeers; i++) n += g->peers[i]->addr_key == p->addr_key;
+    if (n > sp->ip_colocation_threshold) {
+      double d = n - sp->ip_colocation_threshold;
+      s += d * d * sp->ip_colocation_weight;
+    }
+  }
+  if (p->behaviour > sp->behaviour_threshold) {
+    double d = p->behaviour - sp->behaviour_threshold;
+    s += d * d * sp->behaviour_weight;
+  }
+  return s;
+}
+static int below(const lp2p_gs *g, const gs_peer *p, double thr, lp2p_tstamp now) {
+  return g->c.score.enabled && score(g, p, now) < thr;
+}
+static double decay(double v, double f, double zero) {
+  v *= f;
+  return (v < zero && v > -zero) ? 0 : v;
+}
+
+/* Mesh membership (keeps P1/P3/P3b state). */
+static int mesh_add(lp2p_gs *g, gs_topic *t, gs_peer *p, lp2p_tstamp now) {
+  int rv = push_ptr(g->m, (void ***)&t->mesh, &t->nmesh, p);
+  gs_ts *x = rv ? NULL : ts_get(g, p, &t->name, 1);
+  if (x) x->in_mesh = 1, x->graft_time = now, x->mesh_deliv = 0;
+  return rv;
+}
+static void mesh_left(lp2p_gs *g, gs_topic *t, gs_peer *p, lp2p_tstamp now) {
+  gs_ts *x = ts_get(g, p, &t->name, 0);
+  if (!x || !x->in_mesh) return;
+  const struct lp2p_gs_score_params *sp = &g->c.score;
+  if (now - x->graft_time >= sp->mesh_deliveries_activation_ms && x->mesh_deliv < sp->mesh_deliveries_threshold) {
+    double d = sp->mesh_deliveries_threshold - x->mesh_deliv;
+    x->mesh_fail += d * d;
+  }
+  x->in_mesh = 0;
+}
+static void mesh_del(lp2p_gs *g, gs_topic *t, gs_peer *p, lp2p_tstamp now) {
+  if (del_ptr((void **)t->mesh, &t->nmesh, p)) mesh_left(g, t, p, now);
 }
 
 /* ---- events ---- */
@@ -293,11 +395,12 @@ static int q_ids(lp2p_gs *g, gs_peer *p, uint32_t field, const gs_str *topic, co
 }
 
 /* ---- caches ---- */
-static int seen_has(const lp2p_gs *g, const uint8_t *id, size_t n) {
+static gs_seen *seen_find(const lp2p_gs *g, const uint8_t *id, size_t n) {
   for (size_t i = 0; i < g->nseen; i++)
-    if (g->seen[i].idlen == n && !memcmp(g->seen[i].id, id, n)) return 1;
-  return 0;
+    if (g->seen[i].idlen == n && !memcmp(g->seen[i].id, id, n)) return &g->seen[i];
+  return NULL;
 }
+static int seen_has(const lp2p_gs *g, const uint8_t *id, size_t n) { return seen_find(g, id, n) != NULL; }
 static int seen_add(lp2p_gs *g, const uint8_t *id, size_t n, lp2p_tstamp now) {
   if (grow(g->m, (void **)&g->seen, g->nseen, &g->capseen, sizeof *g->seen)) return LP2P_ERR_NOMEM;
   gs_seen *s = &g->seen[g->nseen++];
@@ -353,6 +456,16 @@ void lp2p_gs_config_default(lp2p_gs_config *c) {
   c->max_ihave_len = 5000, c->max_ihave_msgs = 10, c->gossip_retransmission = 3, c->prune_peers = 16;
   c->flood_publish = 1;
   lp2p_gs_limits_default(&c->limits);
+  struct lp2p_gs_score_params *s = &c->score;
+  s->topic_weight = 1, s->time_in_mesh_weight = 0.01, s->time_in_mesh_cap = 3600, s->time_in_mesh_quantum_ms = 1000;
+  s->first_deliveries_weight = 1, s->first_deliveries_decay = 0.5, s->first_deliveries_cap = 100;
+  s->mesh_deliveries_weight = -1, s->mesh_deliveries_decay = 0.5, s->mesh_deliveries_threshold = 1;
+  s->mesh_deliveries_cap = 100, s->mesh_deliveries_activation_ms = 5000, s->mesh_deliveries_window_ms = 10;
+  s->mesh_failure_weight = -1, s->mesh_failure_decay = 0.5, s->invalid_weight = -10, s->invalid_decay = 0.3;
+  s->app_weight = 1, s->ip_colocation_weight = -10, s->ip_colocation_threshold = 1;
+  s->behaviour_weight = -10, s->behaviour_threshold = 0, s->behaviour_decay = 0.9;
+  s->iwant_followup_ms = 3000, s->decay_to_zero = 0.01;
+  s->gossip_threshold = -10, s->publish_threshold = -50, s->graylist_threshold = -80, s->accept_px_threshold = 10;
 }
 
 int lp2p_gs_new(lp2p_gs **out, const lp2p_gs_config *c, lp2p_tstamp now) {
@@ -380,6 +493,8 @@ int lp2p_gs_new(lp2p_gs **out, const lp2p_gs_config *c, lp2p_tstamp now) {
 static void peer_free(lp2p_gs *g, gs_peer *p) {
   for (size_t i = 0; i < p->ntopics; i++) lp2p__free(g->m, p->topics[i].p);
   lp2p__free(g->m, p->topics);
+  for (size_t i = 0; i < p->nts; i++) lp2p__free(g->m, p->ts[i].topic.p);
+  lp2p__free(g->m, p->ts);
   lp2p__bytes_free(g->m, &p->body), lp2p__bytes_free(g->m, &p->ctl);
   lp2p__free(g->m, p);
 }
@@ -397,6 +512,7 @@ void lp2p_gs_free(lp2p_gs *g) {
     }
   lp2p__free(g->m, g->win), lp2p__free(g->m, g->nwin);
   lp2p__free(g->m, g->seen);
+  lp2p__free(g->m, g->prom);
   for (size_t i = g->evhead; i < g->nev; i++) lp2p__free(g->m, g->evq[i].buf);
   lp2p__free(g->m, g->evq);
   lp2p__free(g->m, g->last_buf);
@@ -421,20 +537,19 @@ int lp2p_gs_add_peer(lp2p_gs *g, const lp2p_peer_id *id, int proto, int outbound
   return rv ? rv : r2;
 }
 
-static void drop_from_topics(lp2p_gs *g, gs_peer *p, const uint8_t *t, size_t n) {
+static void drop_from_topics(lp2p_gs *g, gs_peer *p, const uint8_t *t, size_t n, lp2p_tstamp now) {
   for (size_t i = 0; i < g->ntopics; i++) {
     gs_topic *tp = g->topics[i];
     if (t && !str_eq(&tp->name, t, n)) continue;
-    del_ptr((void **)tp->mesh, &tp->nmesh, p);
+    mesh_del(g, tp, p, now);
     del_ptr((void **)tp->fanout, &tp->nfanout, p);
   }
 }
 
 int lp2p_gs_remove_peer(lp2p_gs *g, const lp2p_peer_id *id, lp2p_tstamp now) {
-  (void)now;
   gs_peer *p = find_peer(g, id);
   if (!p) return LP2P_ERR_NOT_FOUND;
-  drop_from_topics(g, p, NULL, 0);
+  drop_from_topics(g, p, NULL, 0, now);
   del_ptr((void **)g->peers, &g->npeers, p);
   peer_free(g, p);
   return 0;
@@ -452,7 +567,7 @@ int lp2p_gs_subscribe(lp2p_gs *g, const uint8_t *topic, size_t tlen, lp2p_tstamp
   /* Join: fanout peers first, then others; GRAFT them (spec: the mesh starts from fanout). */
   for (size_t i = 0; !rv && i < t->nfanout && t->nmesh < g->c.D; i++)
     if (!in_backoff(t, &t->fanout[i]->id, now)) {
-      rv = push_ptr(g->m, (void ***)&t->mesh, &t->nmesh, t->fanout[i]);
+      rv = mesh_add(g, t, t->fanout[i], now);
       if (!rv) rv = q_graft(g, t->fanout[i], &t->name);
     }
   t->nfanout = 0;
@@ -468,6 +583,7 @@ int lp2p_gs_unsubscribe(lp2p_gs *g, const uint8_t *topic, size_t tlen, lp2p_tsta
   for (size_t i = 0; !rv && i < t->nmesh; i++) {
     rv = q_prune(g, t->mesh[i], t, 0);
     if (!rv) rv = add_backoff(g, t, &t->mesh[i]->id, now + g->c.prune_backoff_ms);
+    mesh_left(g, t, t->mesh[i], now);
   }
   t->nmesh = 0, t->joined = 0;
   int r2 = flush(g);
@@ -476,14 +592,15 @@ int lp2p_gs_unsubscribe(lp2p_gs *g, const uint8_t *topic, size_t tlen, lp2p_tsta
 
 /* ---- messages ---- */
 static int send_to_topic_peers(lp2p_gs *g, gs_topic *t, const gs_msg *m, const lp2p_peer_id *skip1,
-                               const uint8_t *skip2, size_t skip2n, int flood) {
+                               const uint8_t *skip2, size_t skip2n, int flood, lp2p_tstamp now) {
   int rv = 0;
   for (size_t i = 0; !rv && i < g->npeers; i++) {
     gs_peer *p = g->peers[i];
     if (skip1 && lp2p_peer_id_equal(&p->id, skip1)) continue;
     if (skip2 && p->id.len == skip2n && !memcmp(p->id.bytes, skip2, skip2n)) continue;
     int to;
-    if (flood) to = peer_subscribed(p, m->topic.p, m->topic.n);
+    if (flood)
+      to = peer_subscribed(p, m->topic.p, m->topic.n) && !below(g, p, g->c.score.publish_threshold, now);
     else if (t && t->joined) to = has_ptr((void **)t->mesh, t->nmesh, p);
     else to = t && has_ptr((void **)t->fanout, t->nfanout, p);
     if (to) rv = q_msg(g, p, m), g->st.forwarded++;
@@ -533,7 +650,7 @@ int lp2p_gs_publish(lp2p_gs *g, const uint8_t *topic, size_t tlen, const uint8_t
     }
     t->fanout_last = now;
   }
-  if (!rv) rv = send_to_topic_peers(g, t, m, NULL, NULL, 0, g->c.flood_publish);
+  if (!rv) rv = send_to_topic_peers(g, t, m, NULL, NULL, 0, g->c.flood_publish, now);
   int r2 = flush(g);
   if (rv || r2) return rv ? rv : r2;
   if (id_out) memcpy(id_out, id, (size_t)idn < cap ? (size_t)idn : cap);
@@ -553,21 +670,33 @@ static int handle_msg(lp2p_gs *g, gs_peer *src, const Lp2pGs__Message *pm, lp2p_
     g->st.rejected++;
     return 0;
   }
-  if (seen_has(g, id, (size_t)idn)) {
+  gs_seen *sn = seen_find(g, id, (size_t)idn);
+  if (sn) {
     g->st.duplicates++;
+    /* P3: a near-first delivery from a mesh peer still counts */
+    gs_ts *x = ts_get(g, src, &t->name, 0);
+    if (x && x->in_mesh && now <= sn->expiry - g->c.seen_ttl_ms + g->c.score.mesh_deliveries_window_ms &&
+        x->mesh_deliv < g->c.score.mesh_deliveries_cap)
+      x->mesh_deliv += 1;
     return 0;
   }
   int rv = seen_add(g, id, (size_t)idn, now);
   if (rv) return rv;
+  gs_ts *x = ts_get(g, src, &t->name, 1);
   if (lp2p_gs_msg_verify(g->m, pm)) {
     g->st.invalid_sig++;
+    if (x) x->invalid += 1;
     return 0;
   }
+  for (size_t i = 0; i < g->nprom;) /* promise kept (by whoever) */
+    if (g->prom[i].idlen == (size_t)idn && !memcmp(g->prom[i].id, id, (size_t)idn)) g->prom[i] = g->prom[--g->nprom];
+    else i++;
   if (pm->from.len == g->self.len && !memcmp(pm->from.data, g->self.bytes, g->self.len)) return 0; /* ours */
   am.id = id, am.id_len = (size_t)idn;
   lp2p_gs_verdict v = g->c.validate ? g->c.validate(g->c.validate_ud, &src->id, &am) : LP2P_GS_ACCEPT;
   if (v == LP2P_GS_REJECT) {
     g->st.rejected++;
+    if (x) x->invalid += 1;
     return 0;
   }
   if (v != LP2P_GS_ACCEPT) {
@@ -599,20 +728,25 @@ static int handle_msg(lp2p_gs *g, gs_peer *src, const Lp2pGs__Message *pm, lp2p_
 #undef CP
   rv = push_ev(g, &ev, buf);
   g->st.delivered++;
-  if (!rv) rv = send_to_topic_peers(g, t, m, &src->id, am.from, am.from_len, 0);
+  if (x) {
+    if (x->first < g->c.score.first_deliveries_cap) x->first += 1;
+    if (x->in_mesh && x->mesh_deliv < g->c.score.mesh_deliveries_cap) x->mesh_deliv += 1;
+  }
+  if (!rv) rv = send_to_topic_peers(g, t, m, &src->id, am.from, am.from_len, 0, now);
   return rv;
 #undef BD
 }
 
 static int handle_control(lp2p_gs *g, gs_peer *p, const Lp2pGs__ControlMessage *c, lp2p_tstamp now) {
   int rv = 0;
+  int gossip_ok = !below(g, p, g->c.score.gossip_threshold, now);
   /* IHAVE -> IWANT */
   const uint8_t **want = NULL;
   size_t *wantl = NULL, nwant = 0;
   for (size_t i = 0; !rv && i < c->n_ihave; i++) {
     const Lp2pGs__ControlIHave *h = c->ihave[i];
     gs_topic *t = find_topic(g, h->topicid.data, h->topicid.len);
-    if (!t || !t->joined) continue;
+    if (!t || !t->joined || !gossip_ok) continue;
     if (++p->ihave_msgs > g->c.max_ihave_msgs) break;
     for (size_t k = 0; !rv && k < h->n_messageids && p->iwant_asked < g->c.max_ihave_len; k++) {
       const ProtobufCBinaryData *d = &h->messageids[k];
@@ -627,13 +761,22 @@ static int handle_control(lp2p_gs *g, gs_peer *p, const Lp2pGs__ControlMessage *
       }
       want[nwant] = d->data, wantl[nwant++] = d->len;
       p->iwant_asked++;
+      if (g->c.score.enabled) { /* the promise: the message within iwant_followup_ms */
+        if (grow(g->m, (void **)&g->prom, g->nprom, &g->capprom, sizeof *g->prom)) {
+          rv = LP2P_ERR_NOMEM;
+          break;
+        }
+        gs_promise *pr = &g->prom[g->nprom++];
+        pr->peer = p->id, memcpy(pr->id, d->data, d->len), pr->idlen = d->len;
+        pr->expiry = now + g->c.score.iwant_followup_ms;
+      }
     }
   }
   if (!rv && nwant) rv = q_ids(g, p, 2, NULL, want, wantl, nwant), g->st.iwant_sent += nwant;
   lp2p__free(g->m, (void *)want), lp2p__free(g->m, wantl);
   /* IWANT -> messages (retransmissions capped) */
   uint64_t ph = lp2p_peer_id_hash(&p->id);
-  for (size_t i = 0; !rv && i < c->n_iwant; i++)
+  for (size_t i = 0; !rv && gossip_ok && i < c->n_iwant; i++)
     for (size_t k = 0; !rv && k < c->iwant[i]->n_messageids; k++) {
       const ProtobufCBinaryData *d = &c->iwant[i]->messageids[k];
       gs_msg *m = mcache_get(g, d->data, d->len);
@@ -657,6 +800,7 @@ static int handle_control(lp2p_gs *g, gs_peer *p, const Lp2pGs__ControlMessage *
     if (!t || !t->joined) continue; /* unknown topic: ignored */
     if (has_ptr((void **)t->mesh, t->nmesh, p)) continue;
     if (in_backoff(t, &p->id, now)) {
+      p->behaviour += 1; /* P7 */
       rv = q_prune(g, p, t, 0);
       if (!rv) rv = add_backoff(g, t, &p->id, now + g->c.prune_backoff_ms);
       continue;
@@ -666,18 +810,24 @@ static int handle_control(lp2p_gs *g, gs_peer *p, const Lp2pGs__ControlMessage *
       if (!rv) rv = add_backoff(g, t, &p->id, now + g->c.prune_backoff_ms);
       continue;
     }
-    rv = push_ptr(g->m, (void ***)&t->mesh, &t->nmesh, p);
+    if (below(g, p, 0, now)) {
+      rv = q_prune(g, p, t, 0);
+      if (!rv) rv = add_backoff(g, t, &p->id, now + g->c.prune_backoff_ms);
+      continue;
+    }
+    rv = mesh_add(g, t, p, now);
   }
   /* PRUNE */
   for (size_t i = 0; !rv && i < c->n_prune; i++) {
     const Lp2pGs__ControlPrune *pr = c->prune[i];
     gs_topic *t = find_topic(g, pr->topicid.data, pr->topicid.len);
     if (!t) continue;
-    del_ptr((void **)t->mesh, &t->nmesh, p);
+    mesh_del(g, t, p, now);
     uint64_t bo = pr->has_backoff ? pr->backoff : g->c.prune_backoff_ms / 1000;
     if (bo > 86400) bo = 86400;
     rv = add_backoff(g, t, &p->id, now + bo * 1000);
-    for (size_t k = 0; !rv && k < pr->n_peers; k++) {
+    int px_ok = !g->c.score.enabled || score(g, p, now) >= g->c.score.accept_px_threshold;
+    for (size_t k = 0; !rv && px_ok && k < pr->n_peers; k++) {
       lp2p_gs_event ev;
       memset(&ev, 0, sizeof ev);
       if (!pr->peers[k]->has_peerid ||
@@ -693,6 +843,10 @@ static int handle_control(lp2p_gs *g, gs_peer *p, const Lp2pGs__ControlMessage *
 int lp2p_gs_handle_rpc(lp2p_gs *g, const lp2p_peer_id *from, const uint8_t *buf, size_t len, lp2p_tstamp now) {
   gs_peer *p = find_peer(g, from);
   if (!p) return LP2P_ERR_NOT_FOUND;
+  if (below(g, p, g->c.score.graylist_threshold, now)) {
+    g->st.graylisted++;
+    return 0;
+  }
   Lp2pGs__RPC *r = NULL;
   int rv = lp2p_gs_rpc_decode(g->m, buf, len, &g->c.limits, &r);
   if (rv) return rv;
@@ -718,7 +872,7 @@ int lp2p_gs_handle_rpc(lp2p_gs *g, const lp2p_peer_id *from, const uint8_t *buf,
           p->topics[k] = p->topics[--p->ntopics];
           break;
         }
-      drop_from_topics(g, p, s->topicid.data, s->topicid.len);
+      drop_from_topics(g, p, s->topicid.data, s->topicid.len, now);
     }
   }
   for (size_t i = 0; !rv && i < r->n_publish; i++) rv = handle_msg(g, p, r->publish[i], now);
@@ -729,7 +883,7 @@ int lp2p_gs_handle_rpc(lp2p_gs *g, const lp2p_peer_id *from, const uint8_t *buf,
 }
 
 /* ---- heartbeat ---- */
-static int gossip_topic(lp2p_gs *g, gs_topic *t) {
+static int gossip_topic(lp2p_gs *g, gs_topic *t, lp2p_tstamp now) {
   const uint8_t **ids = NULL;
   size_t *lens = NULL, n = 0;
   int rv = 0;
@@ -750,7 +904,7 @@ static int gossip_topic(lp2p_gs *g, gs_topic *t) {
     for (size_t i = 0; !rv && i < g->npeers; i++) {
       gs_peer *p = g->peers[i];
       if (!peer_subscribed(p, t->name.p, t->name.n) || has_ptr((void **)t->mesh, t->nmesh, p) ||
-          has_ptr((void **)t->fanout, t->nfanout, p))
+          has_ptr((void **)t->fanout, t->nfanout, p) || below(g, p, g->c.score.gossip_threshold, now))
         continue;
       rv = push_ptr(g->m, (void ***)&c, &nc, p);
     }
@@ -769,18 +923,28 @@ static int gossip_topic(lp2p_gs *g, gs_topic *t) {
 
 static int maintain_mesh(lp2p_gs *g, gs_topic *t, lp2p_tstamp now) {
   int rv = 0;
+  for (size_t i = 0; !rv && i < t->nmesh;) {
+    gs_peer *p = t->mesh[i];
+    if (below(g, p, 0, now)) {
+      rv = q_prune(g, p, t, 0);
+      if (!rv) rv = add_backoff(g, t, &p->id, now + g->c.prune_backoff_ms);
+      mesh_del(g, t, p, now);
+    } else {
+      i++;
+    }
+  }
   if (t->nmesh < g->c.D_lo) {
     gs_peer **c = NULL;
     size_t nc = 0;
     for (size_t i = 0; !rv && i < g->npeers; i++) {
       gs_peer *p = g->peers[i];
       if (peer_subscribed(p, t->name.p, t->name.n) && !has_ptr((void **)t->mesh, t->nmesh, p) &&
-          !in_backoff(t, &p->id, now))
+          !in_backoff(t, &p->id, now) && !below(g, p, 0, now))
         rv = push_ptr(g->m, (void ***)&c, &nc, p);
     }
     shuffle(g, c, nc);
     for (size_t i = 0; !rv && i < nc && t->nmesh < g->c.D; i++) {
-      rv = push_ptr(g->m, (void ***)&t->mesh, &t->nmesh, c[i]);
+      rv = mesh_add(g, t, c[i], now);
       if (!rv) rv = q_graft(g, c[i], &t->name);
     }
     lp2p__free(g->m, c);
@@ -797,6 +961,7 @@ static int maintain_mesh(lp2p_gs *g, gs_topic *t, lp2p_tstamp now) {
     for (size_t i = g->c.D; !rv && i < t->nmesh; i++) {
       rv = q_prune(g, t->mesh[i], t, 1);
       if (!rv) rv = add_backoff(g, t, &t->mesh[i]->id, now + g->c.prune_backoff_ms);
+      mesh_left(g, t, t->mesh[i], now);
     }
     t->nmesh = g->c.D;
   }
@@ -806,8 +971,8 @@ static int maintain_mesh(lp2p_gs *g, gs_topic *t, lp2p_tstamp now) {
     for (size_t i = 0; !rv && i < g->npeers && nout < g->c.D_out; i++) {
       gs_peer *p = g->peers[i];
       if (p->outbound && peer_subscribed(p, t->name.p, t->name.n) && !has_ptr((void **)t->mesh, t->nmesh, p) &&
-          !in_backoff(t, &p->id, now)) {
-        rv = push_ptr(g->m, (void ***)&t->mesh, &t->nmesh, p);
+          !in_backoff(t, &p->id, now) && !below(g, p, 0, now)) {
+        rv = mesh_add(g, t, p, now);
         if (!rv) rv = q_graft(g, p, &t->name), nout++;
       }
     }
@@ -836,7 +1001,7 @@ static int heartbeat(lp2p_gs *g, lp2p_tstamp now) {
         }
       }
     }
-    if (!rv && (t->joined || t->nfanout)) rv = gossip_topic(g, t);
+    if (!rv && (t->joined || t->nfanout)) rv = gossip_topic(g, t, now);
   }
   /* Drop topics that are neither joined, nor fanout, nor backing off. */
   for (size_t i = 0; i < g->ntopics;) {
@@ -861,6 +1026,29 @@ static int heartbeat(lp2p_gs *g, lp2p_tstamp now) {
     if (g->seen[i].expiry > now) g->seen[k++] = g->seen[i];
   g->nseen = k;
   for (size_t i = 0; i < g->npeers; i++) g->peers[i]->ihave_msgs = g->peers[i]->iwant_asked = 0;
+  /* broken IWANT promises (P7), then decay */
+  for (size_t i = 0; i < g->nprom;) {
+    if (g->prom[i].expiry <= now) {
+      gs_peer *p = find_peer(g, &g->prom[i].peer);
+      if (p) p->behaviour += 1;
+      g->st.broken_promises++;
+      g->prom[i] = g->prom[--g->nprom];
+    } else {
+      i++;
+    }
+  }
+  const struct lp2p_gs_score_params *sp = &g->c.score;
+  for (size_t i = 0; sp->enabled && i < g->npeers; i++) {
+    gs_peer *p = g->peers[i];
+    p->behaviour = decay(p->behaviour, sp->behaviour_decay, sp->decay_to_zero);
+    for (size_t j = 0; j < p->nts; j++) {
+      gs_ts *x = &p->ts[j];
+      x->first = decay(x->first, sp->first_deliveries_decay, sp->decay_to_zero);
+      x->mesh_deliv = decay(x->mesh_deliv, sp->mesh_deliveries_decay, sp->decay_to_zero);
+      x->mesh_fail = decay(x->mesh_fail, sp->mesh_failure_decay, sp->decay_to_zero);
+      x->invalid = decay(x->invalid, sp->invalid_decay, sp->decay_to_zero);
+    }
+  }
   return rv;
 }
 
@@ -887,3 +1075,16 @@ int lp2p_gs_in_mesh(const lp2p_gs *g, const uint8_t *topic, size_t tlen, const l
   return t && p && has_ptr((void **)t->mesh, t->nmesh, p);
 }
 void lp2p_gs_get_stats(const lp2p_gs *g, lp2p_gs_stats *s) { *s = g->st; }
+
+int lp2p_gs_set_peer_addr_key(lp2p_gs *g, const lp2p_peer_id *id, uint64_t key) {
+  gs_peer *p = find_peer(g, id);
+  if (!p) return LP2P_ERR_NOT_FOUND;
+  p->addr_key = key;
+  return 0;
+}
+int lp2p_gs_peer_score(lp2p_gs *g, const lp2p_peer_id *id, lp2p_tstamp now, double *out) {
+  gs_peer *p = find_peer(g, id);
+  if (!p) return LP2P_ERR_NOT_FOUND;
+  *out = score(g, p, now);
+  return 0;
+}

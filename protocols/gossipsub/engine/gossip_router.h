@@ -18,7 +18,16 @@
  * ids asked per peer and heartbeat, IWANT retransmissions capped at gossip_retransmission
  * per message and peer); seen cache with TTL; StrictSign on every message; message ids
  * from from+seqno or config.msg_id; validation callback (accept/reject/ignore).
- * Not yet: peer scoring (P1-P7, thresholds), IDONTWANT sending, async validation.
+ * Peer scoring v1.1 (when score.enabled): P1 time in mesh, P2 first deliveries, P3 mesh
+ * delivery deficit (after activation), P3b mesh failure penalty (deficit^2 on leaving the
+ * mesh), P4 invalid messages (bad signature, REJECT), P5 app score callback, P6 peers
+ * sharing an address key (lp2p_gs_set_peer_addr_key), P7 behaviour penalty (GRAFT in
+ * backoff, broken IWANT promises); one parameter set for every topic; counters decay
+ * every heartbeat. Thresholds: below gossip no IHAVE/IWANT either way, below publish no
+ * flood publish, below graylist the peer's RPCs are dropped unread, PX accepted only from
+ * peers at or above accept_px; negative peers leave the mesh and are not grafted.
+ * Not yet: score retention after disconnect, per-topic parameters, opportunistic graft,
+ * IDONTWANT sending, async validation.
  *
  * Ownership: the router copies everything it keeps. Event pointers stay valid until the
  * next lp2p_gs_poll or lp2p_gs_free. config.key is borrowed and must outlive the router.
@@ -68,6 +77,27 @@ typedef struct lp2p_gs_config {
   unsigned prune_peers;                        /* PX records per PRUNE: 16 */
   int flood_publish;                           /* 1 */
   lp2p_gs_limits limits;
+  struct lp2p_gs_score_params {
+    int enabled;
+    double topic_weight;                                   /* 1 */
+    double time_in_mesh_weight, time_in_mesh_cap;          /* 0.01, 3600 (quanta) */
+    uint64_t time_in_mesh_quantum_ms;                      /* 1000 */
+    double first_deliveries_weight, first_deliveries_decay, first_deliveries_cap; /* 1, .5, 100 */
+    double mesh_deliveries_weight, mesh_deliveries_decay;  /* -1, .5 */
+    double mesh_deliveries_threshold, mesh_deliveries_cap; /* 1, 100 */
+    uint64_t mesh_deliveries_activation_ms, mesh_deliveries_window_ms; /* 5000, 10 */
+    double mesh_failure_weight, mesh_failure_decay;        /* -1, .5 */
+    double invalid_weight, invalid_decay;                  /* -10, .3 */
+    double app_weight;                                     /* 1 */
+    double (*app_score)(void *ud, const lp2p_peer_id *peer);
+    void *app_score_ud;
+    double ip_colocation_weight, ip_colocation_threshold;  /* -10, 1 */
+    double behaviour_weight, behaviour_threshold, behaviour_decay; /* -10, 0, .9 */
+    uint64_t iwant_followup_ms;                            /* 3000 */
+    double decay_to_zero;                                  /* 0.01 */
+    double gossip_threshold, publish_threshold, graylist_threshold, accept_px_threshold;
+    /* -10, -50, -80, 10 */
+  } score;
 } lp2p_gs_config;
 
 void lp2p_gs_config_default(lp2p_gs_config *c);
@@ -110,12 +140,17 @@ lp2p_tstamp lp2p_gs_next_deadline(const lp2p_gs *g);
 /* Next event: 1 (filled), 0 (none). */
 int lp2p_gs_poll(lp2p_gs *g, lp2p_gs_event *ev);
 
+/* Peers with equal non-zero keys (e.g. a hash of the remote IP) count as colocated (P6). */
+int lp2p_gs_set_peer_addr_key(lp2p_gs *g, const lp2p_peer_id *id, uint64_t key);
+/* The peer's current score (0 when scoring is off); LP2P_ERR_NOT_FOUND. */
+int lp2p_gs_peer_score(lp2p_gs *g, const lp2p_peer_id *id, lp2p_tstamp now, double *out);
+
 /* Introspection for tests and the behaviour. */
 size_t lp2p_gs_mesh_size(const lp2p_gs *g, const uint8_t *topic, size_t tlen);
 int lp2p_gs_in_mesh(const lp2p_gs *g, const uint8_t *topic, size_t tlen, const lp2p_peer_id *id);
 typedef struct lp2p_gs_stats {
   uint64_t delivered, duplicates, rejected, ignored, invalid_sig, iwant_sent, ihave_sent,
-      graft_sent, prune_sent, forwarded;
+      graft_sent, prune_sent, forwarded, graylisted, broken_promises;
 } lp2p_gs_stats;
 void lp2p_gs_get_stats(const lp2p_gs *g, lp2p_gs_stats *s);
 
