@@ -78,6 +78,7 @@ static long pump(lp2p_tstamp now) {
   return moved;
 }
 
+static int scoring;
 static void setup(int n, unsigned edges_extra, uint32_t seed, int flood) {
   uint32_t gs = seed;
   for (int i = 0; i < n; i++) {
@@ -91,6 +92,7 @@ static void setup(int n, unsigned edges_extra, uint32_t seed, int flood) {
     lp2p_gs_config_default(&c);
     c.key = x->k, c.rng = xrng, c.rng_ud = &x->rs, c.validate = validate, c.validate_ud = x;
     c.flood_publish = flood;
+    c.score.enabled = scoring;
     CHECK_OK(lp2p_gs_new(&x->g, &c, 0));
   }
   /* ring + random chords: connected, sparse */
@@ -281,9 +283,84 @@ TEST(iwant_cap_validation_tamper) {
   teardown(2);
 }
 
+TEST(sim_30_mesh_scored) {
+  scoring = 1;
+  simulate(0, 4242);
+  scoring = 0;
+}
+
+static void send_ctl(int to, int from, uint32_t field, const char *topic, const uint8_t *id, size_t idn,
+                     lp2p_tstamp now) {
+  const lp2p_mem *m = lp2p_mem_default();
+  lp2p_bytes e = {0}, ctl = {0}, b = {0};
+  if (topic) lp2p_gs_pb_ld(m, &e, 1, topic, strlen(topic));
+  if (id) lp2p_gs_pb_ld(m, &e, topic ? 2 : 1, id, idn);
+  lp2p_gs_pb_ld(m, &ctl, field, e.data, e.len);
+  lp2p_gs_pb_ld(m, &b, 3, ctl.data, ctl.len);
+  CHECK_OK(lp2p_gs_handle_rpc(nodes[to].g, &nodes[from].id, b.data, b.len, now));
+  lp2p__bytes_free(m, &ctl), lp2p__bytes_free(m, &e), lp2p__bytes_free(m, &b);
+}
+
+TEST(scoring_penalties_graylist) {
+  scoring = 1;
+  setup(4, 0, 9, 0);
+  const lp2p_mem *m = lp2p_mem_default();
+  for (int i = 0; i < 4; i++) CHECK_OK(lp2p_gs_subscribe(nodes[i].g, T, TL, 0));
+  pump(0);
+  CHECK_OK(lp2p_gs_tick(nodes[0].g, 1000));
+  pump(1000);
+  CHECK(lp2p_gs_in_mesh(nodes[0].g, T, TL, &nodes[1].id));
+  double sc;
+  /* broken IWANT promise: node 1 announces an id and never sends it -> P7 */
+  send_ctl(0, 1, 1, (const char *)T, (const uint8_t *)"ghost-id", 8, 1000);
+  lp2p_gs_event ev;
+  int iwant = 0;
+  while (lp2p_gs_poll(nodes[0].g, &ev)) iwant += ev.type == LP2P_GS_EV_SEND;
+  CHECK_EQ(iwant, 1);
+  CHECK_OK(lp2p_gs_tick(nodes[0].g, 5000));
+  pump(5000);
+  lp2p_gs_stats st;
+  lp2p_gs_get_stats(nodes[0].g, &st);
+  CHECK_EQ(st.broken_promises, 1);
+  CHECK_OK(lp2p_gs_peer_score(nodes[0].g, &nodes[1].id, 5000, &sc));
+  CHECK(sc < -5); /* behaviour 0.9^k squared times -10 */
+  /* P4: three invalid signatures from node 3 -> below graylist (-10 * 3^2 = -90) */
+  for (int k = 0; k < 3; k++) {
+    lp2p_gs_msg_fields f = {0};
+    uint8_t seq[8] = {2, (uint8_t)k};
+    f.data = (const uint8_t *)"abc", f.data_len = 3, f.seqno = seq, f.seqno_len = 8, f.topic = T, f.topic_len = TL;
+    lp2p_bytes msg = {0}, rpc = {0};
+    CHECK_OK(lp2p_gs_msg_sign_encode(m, nodes[3].k, &f, &msg));
+    msg.data[msg.len - 1] ^= 1; /* the last byte belongs to the signature */
+    lp2p_gs_pb_ld(m, &rpc, 2, msg.data, msg.len);
+    CHECK_OK(lp2p_gs_handle_rpc(nodes[0].g, &nodes[3].id, rpc.data, rpc.len, 5000));
+    lp2p__bytes_free(m, &msg), lp2p__bytes_free(m, &rpc);
+  }
+  CHECK_OK(lp2p_gs_peer_score(nodes[0].g, &nodes[3].id, 5000, &sc));
+  CHECK(sc < -80);
+  send_ctl(0, 3, 3, (const char *)T, NULL, 0, 5000); /* GRAFT ignored: graylisted */
+  lp2p_gs_get_stats(nodes[0].g, &st);
+  CHECK_EQ(st.invalid_sig, 3);
+  CHECK_EQ(st.graylisted, 1);
+  CHECK_OK(lp2p_gs_tick(nodes[0].g, 6000));
+  pump(6000);
+  CHECK(!lp2p_gs_in_mesh(nodes[0].g, T, TL, &nodes[3].id)); /* negative peers leave the mesh */
+  /* P6: two peers behind one address key */
+  CHECK_OK(lp2p_gs_set_peer_addr_key(nodes[0].g, &nodes[1].id, 77));
+  CHECK_OK(lp2p_gs_peer_score(nodes[0].g, &nodes[1].id, 6000, &sc));
+  double before = sc;
+  CHECK_OK(lp2p_gs_set_peer_addr_key(nodes[0].g, &nodes[3].id, 77));
+  CHECK_OK(lp2p_gs_peer_score(nodes[0].g, &nodes[1].id, 6000, &sc));
+  CHECK(sc < before - 9.9 && sc > before - 10.1);
+  teardown(4);
+  scoring = 0;
+}
+
 int main(void) {
   RUN(sim_30_flood);
   RUN(sim_30_mesh);
+  RUN(sim_30_mesh_scored);
+  RUN(scoring_penalties_graylist);
   RUN(graft_unknown_topic_ignored_and_backoff);
   RUN(iwant_cap_validation_tamper);
   return test_done();
