@@ -50,21 +50,7 @@ int lp2p__ip_ma_to_sockaddr(const lp2p_multiaddr *ma, int need_port, struct sock
       return LP2P_ERR_MULTIADDR;
     port = (uint16_t)((v1[0] << 8) | v1[1]);
   }
-  memset(ss, 0, sizeof *ss);
-  if (c0 == LP2P_MA_IP4 && l0 == 4) {
-    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-    sin->sin_family = AF_INET;
-    memcpy(&sin->sin_addr, v0, 4);
-    sin->sin_port = htons(port);
-    return 0;
-  }
-  if (c0 == LP2P_MA_IP6 && l0 == 16) {
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-    sin6->sin6_family = AF_INET6;
-    memcpy(&sin6->sin6_addr, v0, 16);
-    sin6->sin6_port = htons(port);
-    return 0;
-  }
+  if (lp2p__ip_sockaddr(c0, v0, l0, port, ss) == 0) return 0;
   return LP2P_ERR_MULTIADDR;
 }
 

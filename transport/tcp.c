@@ -41,6 +41,25 @@ int lp2p__uv_err(int e) {
   }
 }
 
+int lp2p__ip_sockaddr(uint32_t code, const uint8_t *v, size_t len, uint16_t port, struct sockaddr_storage *ss) {
+  memset(ss, 0, sizeof *ss);
+  if (code == LP2P_MA_IP4 && len == 4) {
+    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+    sin->sin_family = AF_INET;
+    memcpy(&sin->sin_addr, v, 4);
+    sin->sin_port = htons(port);
+    return 0;
+  }
+  if (code == LP2P_MA_IP6 && len == 16) {
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+    sin6->sin6_family = AF_INET6;
+    memcpy(&sin6->sin6_addr, v, 16);
+    sin6->sin6_port = htons(port);
+    return 0;
+  }
+  return -1;
+}
+
 int lp2p__tcp_ma_to_sockaddr(const lp2p_multiaddr *ma, struct sockaddr_storage *ss) {
   uint32_t c0, c1;
   const uint8_t *v0, *v1;
@@ -51,21 +70,7 @@ int lp2p__tcp_ma_to_sockaddr(const lp2p_multiaddr *ma, struct sockaddr_storage *
     return LP2P_ERR_MULTIADDR;
   if (c1 != LP2P_MA_TCP || l1 != 2) return LP2P_ERR_UNSUPPORTED;
   uint16_t port = (uint16_t)((v1[0] << 8) | v1[1]);
-  memset(ss, 0, sizeof *ss);
-  if (c0 == LP2P_MA_IP4 && l0 == 4) {
-    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-    sin->sin_family = AF_INET;
-    memcpy(&sin->sin_addr, v0, 4);
-    sin->sin_port = htons(port);
-    return 0;
-  }
-  if (c0 == LP2P_MA_IP6 && l0 == 16) {
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-    sin6->sin6_family = AF_INET6;
-    memcpy(&sin6->sin6_addr, v0, 16);
-    sin6->sin6_port = htons(port);
-    return 0;
-  }
+  if (lp2p__ip_sockaddr(c0, v0, l0, port, ss) == 0) return 0;
   return LP2P_ERR_UNSUPPORTED;
 }
 

@@ -72,6 +72,8 @@ extern const lp2p__transport lp2p__memory_transport;
 
 /* TCP helpers shared with the swarm (transport/tcp.c). */
 extern const lp2p__transport lp2p__tcp_transport;
+/* The ip4/ip6 component (code, value bytes) + port as a sockaddr (0, or -1 if not an IP address). */
+int lp2p__ip_sockaddr(uint32_t code, const uint8_t *v, size_t len, uint16_t port, struct sockaddr_storage *ss);
 /* sockaddr <-> /ip4|ip6/<a>/tcp/<p>. */
 int lp2p__tcp_ma_to_sockaddr(const lp2p_multiaddr *ma, struct sockaddr_storage *ss);
 int lp2p__tcp_sockaddr_to_ma(const struct sockaddr *sa, lp2p_multiaddr **out);
