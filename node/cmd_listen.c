@@ -19,6 +19,7 @@
 #include "lp2p/perf.h"
 #include "lp2p/ping.h"
 #include "limits.h"
+#include "peerfile.h"
 #include "netcmd.h"
 
 #define ECHO_PROTOCOL "/lp2p-test/echo/1.0.0"
@@ -118,8 +119,9 @@ static void listen_usage(FILE *f) {
              "dropped. The node refuses to start when PATH belongs to a running node, replaces a\n"
              "socket file left by a crash, and removes PATH when it stops.\n"
              "\n"
-             "--data-dir DIR holds what the node keeps (today the identity key, DIR/identity.key,\n"
-             "unless --identity says otherwise). Default: $XDG_DATA_HOME/lp2p, or\n"
+             "--data-dir DIR holds what the node keeps: the identity key (DIR/identity.key, unless\n"
+             "--identity says otherwise) and the peers it knows (DIR/peers: addresses reloaded at\n"
+             "start, so a known peer can be reached by its id alone). Default: $XDG_DATA_HOME/lp2p, or\n"
              "~/.local/share/lp2p when XDG_DATA_HOME is unset: the directory `lp2p-node id` uses.\n");
 }
 
@@ -182,6 +184,7 @@ typedef struct node {
   char peer_id[LP2P_PEER_ID_MAX_TEXT];
   int api;                 /* API clients may exist: build JSON events even without --json */
   char data_dir[PATH_MAX]; /* "" when none (no home directory and --identity given) */
+  peerfile *peers;         /* DATA_DIR/peers: the peer store across restarts (NULL without a data dir) */
 } node;
 
 /* ------------------------------------------------------------------------- */
@@ -715,6 +718,8 @@ static int setup(node *n) {
       (rv = lp2p_perf_add(n->sw, &pcfg, NULL)) < 0 ||
       (n->a.echo && (rv = lp2p_swarm_set_protocol(n->sw, ECHO_PROTOCOL, &echo_handler, n)) < 0))
     return cli_error("listen: cannot set up the node: %s", lp2p_strerror(rv));
+  if (n->data_dir[0] && (rv = peerfile_open(&n->peers, n->sw, n->data_dir)) < 0)
+    return cli_error("listen: cannot load %s/peers: %s", n->data_dir, lp2p_strerror(rv));
   if (!n->a.n_listen) n->a.listen[n->a.n_listen++] = DEFAULT_LISTEN;
   for (size_t i = 0; i < n->a.n_listen; i++) {
     if ((rv = lp2p_swarm_listen(n->sw, n->a.listen[i])) < 0) {
@@ -786,6 +791,7 @@ int cmd_listen(const cli_command *cmd, int argc, char **argv) {
   }
   ctl_stop(); /* API clients get "stopping" if they can take it now; the socket file goes */
   lp2p_swarm_free(n.sw);
+  peerfile_close(n.peers);
   lp2p_privkey_free(n.key);
   n.api = 0; /* clients are gone */
   if (!st && n.a.json) {
