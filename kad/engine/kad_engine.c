@@ -1415,7 +1415,7 @@ int kad_on_inbound_request(kad_engine *e, const lp2p_peer_id *from, int from_sco
       break;
     }
     case KAD_PUT_VALUE: {
-      if (!m.has_record || m.rec_key_len != m.key_len || memcmp(m.rec_key, m.key, m.key_len)) {
+      if (!m.has_record || m.rec_key_len != m.key_len || (m.key_len && memcmp(m.rec_key, m.key, m.key_len))) {
         rv = LP2P_ERR_PROTO;
         goto out;
       }
