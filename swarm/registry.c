@@ -17,14 +17,6 @@ static int rebuild_list(lp2p_swarm *sw) {
   return 0;
 }
 
-static void copy_handler(lp2p_stream_handler *dst, const lp2p_stream_handler *src) {
-  memset(dst, 0, sizeof *dst);
-  if (!src) return;
-  size_t n = src->struct_size && src->struct_size < sizeof *dst ? src->struct_size : sizeof *dst;
-  memcpy(dst, src, n);
-  dst->struct_size = sizeof *dst;
-}
-
 const lp2p__proto *lp2p__registry_find(const lp2p_swarm *sw, const char *id, size_t len) {
   for (size_t i = 0; i < sw->n_protos; i++)
     if (sw->protos[i].len == len && !memcmp(sw->protos[i].id, id, len)) return &sw->protos[i];
@@ -37,7 +29,7 @@ int lp2p_swarm_set_protocol(lp2p_swarm *sw, const char *id, const lp2p_stream_ha
   if (len > LP2P_PROTOCOL_ID_MAX || memchr(id, '\n', len)) return LP2P_ERR_INVAL;
   for (size_t i = 0; i < sw->n_protos; i++) {
     if (sw->protos[i].len == len && !memcmp(sw->protos[i].id, id, len)) {
-      copy_handler(&sw->protos[i].h, h);
+      lp2p__copy_handler(&sw->protos[i].h, h);
       sw->protos[i].ud = ud;
       return 0;
     }
@@ -54,7 +46,7 @@ int lp2p_swarm_set_protocol(lp2p_swarm *sw, const char *id, const lp2p_stream_ha
   lp2p__proto *p = &sw->protos[sw->n_protos++];
   p->id = copy;
   p->len = len;
-  copy_handler(&p->h, h);
+  lp2p__copy_handler(&p->h, h);
   p->ud = ud;
   if (rebuild_list(sw) < 0) {
     sw->n_protos--;

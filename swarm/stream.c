@@ -39,7 +39,7 @@ void lp2p__conn_learn(lp2p__conn *c, const char *proto, int ok) {
   c->known_next = (c->known_next + 1) % LP2P__SW_KNOWN_PROTOS;
 }
 
-static void copy_handler(lp2p_stream_handler *dst, const lp2p_stream_handler *src) {
+void lp2p__copy_handler(lp2p_stream_handler *dst, const lp2p_stream_handler *src) {
   memset(dst, 0, sizeof *dst);
   if (!src) return;
   size_t n = src->struct_size && src->struct_size < sizeof *dst ? src->struct_size : sizeof *dst;
@@ -52,7 +52,7 @@ lp2p_stream *lp2p__stream_alloc(lp2p_swarm *sw, lp2p_direction dir, const lp2p_s
   if (!s) return NULL;
   s->sw = sw;
   s->dir = dir;
-  copy_handler(&s->h, h);
+  lp2p__copy_handler(&s->h, h);
   s->ud = ud;
   return s;
 }
@@ -587,6 +587,6 @@ const lp2p_multiaddr *lp2p_stream_local_addr(const lp2p_stream *s) {
 void lp2p_stream_set_user(lp2p_stream *s, void *user) { s->user = user; }
 void *lp2p_stream_user(const lp2p_stream *s) { return s->user; }
 void lp2p_stream_set_handler(lp2p_stream *s, const lp2p_stream_handler *h, void *ud) {
-  copy_handler(&s->h, h);
+  lp2p__copy_handler(&s->h, h);
   s->ud = ud;
 }

@@ -466,6 +466,8 @@ void lp2p__stream_check_deadline(lp2p_stream *s, lp2p_tstamp now);
 void lp2p__stream_flush_mss(lp2p_stream *s);
 int lp2p__conn_knows(const lp2p__conn *c, const char *proto);
 void lp2p__conn_learn(lp2p__conn *c, const char *proto, int ok); /* ok 0: forget */
+/* Copies a handler given with any struct_size (the missing members zeroed); the registry uses it too. */
+void lp2p__copy_handler(lp2p_stream_handler *dst, const lp2p_stream_handler *src);
 int64_t lp2p__stream_write_now(lp2p_stream *s, const uint8_t *p, size_t n); /* lp2p_stream_write minus send_all */
 
 /* sendall.c (lp2p_stream_send_all) */
