@@ -164,6 +164,12 @@ gossip_line() {
   [ $((SECONDS - t0)) -ge 1 ] && ok "$t: ... after the delay" || bad "$t: ... after the delay" "$((SECONDS - t0)) s"
   ctl_cmd "$t-c" "request $b_id /lp2p-test/none/1.0.0 {}"
   want "$t: request on a protocol $mi does not serve fails" "$t-c" response ".ok == false"
+  ctl_cmd "$t-a" "publish lp2p-ctl-nobody hello"
+  if [ "$ei" = js ]; then
+    want "$t: js publish to a topic nobody joined fails (library default)" "$t-a" published ".ok == false and (.error | length) > 0"
+  else
+    want "$t: go publish to a topic nobody joined succeeds (library default)" "$t-a" published ".ok"
+  fi
   ctl_cmd "$t-a" "ping $b_id"
   want "$t: $ei pings $mi" "$t-a" ping ".ok and .rtt >= 0 and .peer == \"$b_id\""
   ctl_cmd "$t-b" peers

@@ -17,8 +17,8 @@
 //                           and private addresses are kept)   --kad-protocol ID (default /ipfs/kad/1.0.0)
 //   --bootstrap MADDR       (repeatable) peer store + routing table + dial at start
 //   --mdns / --mdns-dial    @libp2p/mdns: report (and with --mdns-dial dial) discovered peers
-//   --pubsub                @libp2p/gossipsub (StrictSign, library message id, publishing to a
-//                           topic without peers is not an error)
+//   --pubsub                @libp2p/gossipsub (library defaults: StrictSign, message id from+seqno,
+//                           publishing to a topic without peers fails: NoPeersSubscribedToTopic)
 //   --reqresp PROTOCOL      (repeatable) JSON request-response server (answer rule in the contract)
 // Every option also reads LP2P_PEER_<NAME> from the environment (upper case, '-' -> '_'; repeatable
 // ones comma-separated); argv wins.
@@ -240,7 +240,7 @@ async function main () {
         ? { dht: kadDHT({ clientMode: o.kad === 'client', protocol: o.kadProtocol, peerInfoMapper: passthroughMapper }) }
         : {}),
       ...(o.mdns ? { mdns: mdns() } : {}),
-      ...(o.pubsub ? { pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false }) } : {})
+      ...(o.pubsub ? { pubsub: gossipsub({ emitSelf: false }) } : {})
     }
   })
   const info = (c) => ({
