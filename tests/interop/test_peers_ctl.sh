@@ -90,6 +90,23 @@ kad_line() {
   want "$t: $mi has the record $ei put" "$t-mid" kad-get ".ok and .value == \"$val\"" 40
   ctl_cmd "$t-e2" "kad-get $key"
   want "$t: the other $ei gets the record (GET_VALUE)" "$t-e2" kad-get ".ok and .value == \"$val\"" 40
+  # a third end that knows the middle only through kad-add (routing table + address book, no dial)
+  PEER_IMPL=$ei start_ctl_peer "$t-e3" --kad server
+  ctl_cmd "$t-e3" "kad-add $mid_id $mid"
+  want "$t: $ei kad-add of the $mi peer" "$t-e3" kad-add ".ok"
+  ctl_cmd "$t-e3" kad-table
+  want "$t: ... puts it in the routing table" "$t-e3" kad-table "(.peers | map(.peer? // .) | index(\"$mid_id\")) != null"
+  ctl_cmd "$t-e3" "kad-get $key"
+  want "$t: ... and a kad-get reaches it with the added address" "$t-e3" kad-get ".ok and .value == \"$val\"" 40
+  ctl_quit "$t-e3" || bad "$t: e3 quits"
+  # a kad client: can query, is not added to the server's routing table
+  PEER_IMPL=$ei start_ctl_peer "$t-cl" --kad client --bootstrap "$mid"; local cl_id="$cpeer"
+  ctl_cmd "$t-cl" "kad-get $key"
+  want "$t: a $ei kad client gets the record" "$t-cl" kad-get ".ok and .value == \"$val\"" 40
+  ctl_cmd "$t-mid" kad-table
+  want "$t: ... and is not in the $mi routing table" "$t-mid" kad-table "(.peers | map(.peer? // .) | index(\"$cl_id\")) == null"
+  ctl_quit "$t-cl" || bad "$t: the client quits"
+
   ctl_cmd "$t-e1" "kad-put 2f6e6f6e73656e73652f6b6579 6869"
   if [ "$ei" = js ] && [ "$mi" = rust ]; then # js only needs one remote ack, and rust stores anything
     want "$t: a js put in an unknown namespace (/nonsense/) is stored by rust" "$t-e1" kad-put ".ok" 40
