@@ -16,8 +16,9 @@
 //!   listen addresses added to the routing table (rust-libp2p leaves that to the application).
 //! - kad-find-peer runs get_closest_peers(peer id) and reports the target if the query returned it, else the
 //!   routing table's entry ("source" says which).
-//! - ping: rust-libp2p's ping behaviour has no on-demand API and replaces an inbound stream by the next one,
-//!   so /ipfs/ping/1.0.0 is served and driven here over libp2p-stream (any number of streams, 32-byte echo).
+//! - ping: rust-libp2p's ping behaviour has no on-demand API, replaces an inbound stream by the next one and
+//!   stops answering once its own ping found the protocol unsupported, so /ipfs/ping/1.0.0 is served here
+//!   (src/serve.rs: every inbound stream queued, 32-byte echo until EOF) and driven over libp2p-stream.
 //! - request-response: rust-libp2p's request_response::Behaviour with its json codec serves every --reqresp
 //!   protocol. `request` to the FIRST --reqresp protocol goes through that behaviour (multistream-select offers
 //!   its protocols in order, so only the first one is certain to be the one negotiated); any other protocol is
@@ -175,6 +176,7 @@ impl request_response::Codec for Codec {
 struct Behaviour {
     identify: identify::Behaviour,
     stream: libp2p_stream::Behaviour,
+    serve: crate::serve::Behaviour,
     kad: Toggle<kad::Behaviour<MemoryStore>>,
     mdns: Toggle<mdns::tokio::Behaviour>,
     gossipsub: Toggle<gossipsub::Behaviour>,
@@ -949,6 +951,7 @@ pub async fn ctl_main(args: Vec<String>) {
         });
     }
 
+    let (serve, mut incoming) = crate::serve::Behaviour::new(vec![PING]);
     let kp2 = kad_proto.clone();
     let rr2 = reqresp.clone();
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
@@ -996,6 +999,7 @@ pub async fn ctl_main(args: Vec<String>) {
                         .with_push_listen_addr_updates(true),
                 ),
                 stream: libp2p_stream::Behaviour::new(),
+                serve,
                 kad: kad.into(),
                 mdns: mdns.into(),
                 gossipsub: gossipsub.into(),
@@ -1008,7 +1012,7 @@ pub async fn ctl_main(args: Vec<String>) {
         .build();
 
     let (int_tx, mut int_rx) = mpsc::unbounded_channel();
-    let mut control = swarm.behaviour().stream.new_control();
+    let control = swarm.behaviour().stream.new_control();
     let mut node = Node {
         me: *swarm.local_peer_id(),
         swarm,
@@ -1022,9 +1026,8 @@ pub async fn ctl_main(args: Vec<String>) {
         addrbook: HashMap::new(),
         int_tx,
     };
-    let mut incoming = control.accept(PING).expect("ping protocol");
     tokio::spawn(async move {
-        while let Some((_, s)) = incoming.next().await {
+        while let Some((_, _, s)) = incoming.recv().await {
             tokio::spawn(serve_ping(s));
         }
     });

@@ -26,6 +26,7 @@
 
 mod bench;
 mod ctl;
+mod serve;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
