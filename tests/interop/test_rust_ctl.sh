@@ -6,10 +6,13 @@
 #        missing key fails
 #   gossipsub: A, B, C subscribe, B publishes, A and C deliver (from = B, data intact)
 #   request-response: C -> A on the first --reqresp protocol (rust-libp2p's request_response) and on
-#        the second (libp2p-stream path): echo + from, {"omit":true} -> no answer, {"sleep_ms":N} -> late
+#        the second (libp2p-stream path): echo + from, {"omit":true} -> no answer, {"sleep_ms":N} -> late;
+#        C -> E (never connected) by multiaddr
 #   ping, peers, quit (stopped + exit 0), stdin EOF ends the peer
-#   mDNS: two --mdns peers discover each other (rust-libp2p's mDNS skips loopback interfaces: this case
-#        needs a multicast-capable non-loopback interface and is reported as skipped without one)
+#   mDNS: two --mdns peers discover each other and one dials the other (--mdns-dial). rust-libp2p 0.57's
+#        mDNS skips loopback interfaces and announces on an interface only the listen addresses of that
+#        interface's IP: the peers listen on 0.0.0.0, and the case needs a multicast-capable non-loopback
+#        interface (reported as skipped without one)
 # Skips (exit 77) when the rust peer is not built.
 src="${LP2P_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 . "$src/tests/interop/lib_node.sh"
@@ -158,6 +161,10 @@ t0=$(date +%s%N)
 expect C "request $a_peer $RR {\"sleep_ms\":700}" response "e['ok'] is True and e['body']['echo'] == {'sleep_ms': 700}"
 dt=$((($(date +%s%N) - t0) / 1000000))
 [ "$dt" -ge 700 ] && ok "the sleep_ms answer came after ${dt} ms (>= 700)" || bad "sleep_ms answer after ${dt} ms"
+rstart E --reqresp $RR || finish   # never connected to C: a multiaddr PEER makes C dial it
+e_addr="$raddr" e_peer="$rpeer"
+expect C "request $e_addr $RR {\"to\":\"E\"}" response "e['ok'] is True and e['body'] == {'echo': {'to': 'E'}, 'from': '$e_peer'}"
+expect C "request $e_addr $RR2 {}" response "e['ok'] is False and e['error']"   # E does not serve RR2
 expect C "request $b_peer $RR {}" response "e['ok'] is False and e['error']"   # B serves no protocol
 expect C "request $a_peer $RR not-json" response "e['ok'] is False and 'JSON' in e['error']"
 
@@ -175,11 +182,11 @@ stop_pid_wait "$B_pid" && { wait "$B_pid"; [ $? = 0 ]; } && ok "B exited 0" || b
 eval "exec ${_fds[C]}>&-"   # C's stdin closes: it must stop
 stop_pid_wait "$C_pid" && ok "stdin EOF ends the peer" || bad "C still running after stdin EOF"
 
-# mDNS: rust-libp2p's mDNS skips loopback interfaces; it needs a multicast-capable interface
+# mDNS (see the header: 0.0.0.0 listeners, a non-loopback multicast interface)
 if ip -o -4 addr show scope global 2>/dev/null | grep -q . && ip -o link show 2>/dev/null | grep -v LOOPBACK | grep -q MULTICAST; then
-  rstart M1 --mdns || finish
+  rstart M1 --mdns --listen /ip4/0.0.0.0/tcp/0 || finish
   m1="$rpeer"
-  rstart M2 --mdns --mdns-dial || finish
+  rstart M2 --mdns --mdns-dial --listen /ip4/0.0.0.0/tcp/0 || finish
   m2="$rpeer"
   rwait M1 peer-discovered "e['peer'] == '$m2' and e['source'] == 'mdns' and e['addrs']" 20 >/dev/null \
     && ok "mDNS: M1 discovered M2" || bad "mDNS: M1 discovered M2" "$(cat "$tmp/M1.out")"

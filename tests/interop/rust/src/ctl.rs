@@ -4,7 +4,9 @@
 //!
 //! Options (also LP2P_PEER_<NAME>, argv wins):
 //!   --listen MADDR (repeatable)  --key FILE  --kad server|client  --kad-protocol ID  --bootstrap MADDR (repeatable)
-//!   --mdns  --mdns-dial  --pubsub  --reqresp PROTOCOL (repeatable)  --reqresp-timeout SEC  --timeout SEC
+//!   --mdns  --mdns-dial  --pubsub  --reqresp PROTOCOL (repeatable)  --reqresp-timeout SEC (default 30)
+//!   --timeout SEC
+//! Timeouts as in the js and go peers: 30 s for requests (rust-libp2p's default is 10 s) and kad queries (60 s).
 //!
 //! rust-libp2p specifics (what the library does, not choices of this peer):
 //! - Kademlia: kad::Behaviour with a MemoryStore and the library's default record filtering
@@ -794,13 +796,11 @@ impl Node {
         use request_response::{Event as E, Message as M};
         match ev {
             E::Message { peer, message: M::Request { request: (proto, body), channel, .. }, .. } => {
+                // reported on receipt, as the js and go peers do (also for omit, whose channel is dropped)
+                emit("request", json!({"peer": peer.to_string(), "protocol": proto.to_string(), "body": body}));
                 match answer(&self.me, &body) {
-                    None => {
-                        emit("request", json!({"peer": peer.to_string(), "protocol": proto.to_string(), "body": body, "answered": false}));
-                        drop(channel);
-                    }
+                    None => drop(channel),
                     Some((resp, 0)) => {
-                        emit("request", json!({"peer": peer.to_string(), "protocol": proto.to_string(), "body": body}));
                         let rr = self.swarm.behaviour_mut().rr.as_mut().expect("rr");
                         if rr.send_response(channel, resp).is_err() {
                             emit_error("reqresp", format!("response to {peer} not sent: the stream is gone"));
@@ -808,10 +808,8 @@ impl Node {
                     }
                     Some((resp, ms)) => {
                         let tx = self.int_tx.clone();
-                        let ev = json!({"peer": peer.to_string(), "protocol": proto.to_string(), "body": body});
                         tokio::spawn(async move {
                             tokio::time::sleep(Duration::from_millis(ms)).await;
-                            emit("request", ev);
                             let _ = tx.send(Internal::Respond(channel, resp));
                         });
                     }
@@ -925,7 +923,7 @@ pub async fn ctl_main(args: Vec<String>) {
         std::process::exit(2)
     };
     let timeout = opts.secs("timeout", 0).unwrap_or_else(|e| fatal("options", e));
-    let rr_timeout = opts.secs("reqresp-timeout", 10).unwrap_or_else(|e| fatal("options", e));
+    let rr_timeout = opts.secs("reqresp-timeout", 30).unwrap_or_else(|e| fatal("options", e));
     let key = match opts.str_.get("key") {
         Some(f) => std::fs::read(f)
             .map_err(|e| format!("{f}: {e}"))
@@ -966,7 +964,9 @@ pub async fn ctl_main(args: Vec<String>) {
         .with_behaviour(move |k| {
             let me = k.public().to_peer_id();
             let kad = kad_mode.map(|m| {
-                let mut b = kad::Behaviour::with_config(me, MemoryStore::new(me), kad::Config::new(kp2));
+                let mut cfg = kad::Config::new(kp2);
+                cfg.set_query_timeout(Duration::from_secs(30)); // as the js and go peers (library default 60 s)
+                let mut b = kad::Behaviour::with_config(me, MemoryStore::new(me), cfg);
                 b.set_mode(Some(if m == "server" { kad::Mode::Server } else { kad::Mode::Client }));
                 b
             });
