@@ -9,6 +9,8 @@
 #        the second (libp2p-stream path): echo + from, {"omit":true} -> no answer, {"sleep_ms":N} -> late;
 #        C -> E (never connected) by multiaddr
 #   ping, peers, quit (stopped + exit 0), stdin EOF ends the peer
+#   rust <-> go (when the go peer has its ctl mode): /pk/ records put/get both ways, provide/find-providers,
+#        find-peer both ways, gossipsub both ways, request-response both ways (omit, sleep_ms), ping both ways
 #   mDNS: two --mdns peers discover each other and one dials the other (--mdns-dial). rust-libp2p 0.57's
 #        mDNS skips loopback interfaces and announces on an interface only the listen addresses of that
 #        interface's IP: the peers listen on 0.0.0.0, and the case needs a multicast-capable non-loopback
@@ -23,6 +25,7 @@ if [ ! -x "$rust_peer" ]; then
   exit 77
 fi
 
+RSTART_CMD=()   # rstart runs this instead of `rust-peer ctl` when set
 # ---- a small local driver (lib_peer.sh's start_ctl_peer/ctl_cmd/ctl_wait are the shared ones) ------
 # rstart NAME ARGS... : rust-peer ctl ARGS, stdin from a FIFO; sets raddr (first addr) and rpeer
 rstart() {
@@ -32,7 +35,9 @@ rstart() {
   # the child closes every FIFO writer the shell holds (its own too): stdin EOF must reach the peers
   local closes="" n
   for n in "${!_fds[@]}"; do closes+=" ${_fds[$n]}>&-"; done
-  eval "\"\$rust_peer\" ctl --timeout 300 \"\$@\" <\"\$tmp/\$name.in\" >\"\$tmp/\$name.out\" 2>\"\$tmp/\$name.err\" $closes &"
+  local cmd=("$rust_peer" ctl)
+  [ "${#RSTART_CMD[@]}" -gt 0 ] && cmd=("${RSTART_CMD[@]}")
+  eval "\"\${cmd[@]}\" --timeout 300 \"\$@\" <\"\$tmp/\$name.in\" >\"\$tmp/\$name.out\" 2>\"\$tmp/\$name.err\" $closes &"
   _pids+=("$!")
   eval "${name}_pid=$!"
   local l
@@ -181,6 +186,58 @@ stop_pid_wait() { local i; for ((i = 0; i < 50; i++)); do kill -0 "$1" 2>/dev/nu
 stop_pid_wait "$B_pid" && { wait "$B_pid"; [ $? = 0 ]; } && ok "B exited 0" || bad "B exited 0"
 eval "exec ${_fds[C]}>&-"   # C's stdin closes: it must stop
 stop_pid_wait "$C_pid" && ok "stdin EOF ends the peer" || bad "C still running after stdin EOF"
+
+# rust <-> go (the go peer's ctl mode, when built): kad /pk/ record both ways, providers, gossipsub both
+# ways, request-response both ways
+go_peer="${LP2P_GO_PEER:-$cache/bin/go-peer}"
+if [ -x "$go_peer" ] && [[ "$(timeout 10 "$go_peer" ctl --listen /ip4/127.0.0.1/tcp/0 </dev/null 2>/dev/null)" == *'"listening"'* ]]; then
+  RSTART_CMD=("$go_peer" ctl)
+  rstart G --kad server --pubsub --reqresp $RR || finish
+  RSTART_CMD=()
+  g_addr="$raddr" g_peer="$rpeer"
+  rstart R --kad server --pubsub --reqresp $RR --bootstrap "$g_addr" || finish
+  r_peer="$rpeer"
+  rwait R connection:open "e['peer'] == '$g_peer'" 10 >/dev/null && ok "rust dialed its go --bootstrap peer" || bad "rust dialed go"
+  # /pk/ records: key = "/pk/" + peer-id multihash, value = the public key protobuf (go validates them)
+  pk() { python3 - "$1" <<'PY'
+import sys
+A = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
+n = 0
+for c in sys.argv[1]:
+    n = n * 58 + A.index(c)
+b = b'\0' * (len(sys.argv[1]) - len(sys.argv[1].lstrip('1'))) + n.to_bytes((n.bit_length() + 7) // 8, 'big')
+print((b'/pk/' + b).hex(), b[2:].hex())  # identity multihash (0x00, len) of the protobuf key
+PY
+  }
+  read -r rk rv <<<"$(pk "$r_peer")"; read -r gk gv <<<"$(pk "$g_peer")"
+  for ((i = 0; i < 50; i++)); do rcmd R kad-table; t="$(rwait R kad-table True 5)"; [ "$(field "$t" "e['count']")" -ge 1 ] && break; sleep 0.2; done
+  for ((i = 0; i < 50; i++)); do rcmd G kad-table; t="$(rwait G kad-table True 5)"; [ "$(field "$t" "e['count']")" -ge 1 ] && break; sleep 0.2; done
+  expect R "kad-put $rk $rv" kad-put "e['ok'] is True" 35
+  expect G "kad-get $rk" kad-get "e['ok'] is True and e['value'] == '$rv'" 35
+  expect G "kad-put $gk $gv" kad-put "e['ok'] is True" 35
+  expect R "kad-get $gk" kad-get "e['ok'] is True and e['value'] == '$gv'" 35   # from go's PUT into rust's store
+  expect R "kad-provide $cid" kad-provide "e['ok'] is True" 35
+  expect G "kad-find-providers $cid" kad-find-providers "e['ok'] is True and any(p['peer'] == '$r_peer' for p in e['providers'])" 35
+  expect R "kad-find-peer $g_peer" kad-find-peer "e['ok'] is True and e['addrs']" 35
+  expect G "kad-find-peer $r_peer" kad-find-peer "e['ok'] is True and e['addrs']" 35
+  for n in G R; do expect $n "subscribe x-topic" subscribed "e['ok'] is True"; done
+  for ((i = 0; i < 50; i++)); do rcmd R "mesh x-topic"; m="$(rwait R mesh True 5)"; [ "$(field "$m" "len(e['peers'])")" -ge 1 ] && break; sleep 0.2; done
+  [ "$(field "$m" "e['peers'] == ['$g_peer']")" = True ] && ok "rust's mesh has the go peer" || bad "rust's mesh" "$m"
+  expect R "publish x-topic from rust" published "e['ok'] is True"
+  got="$(rwait G gossip-message "e['topic'] == 'x-topic'" 10)" && [ "$(field "$got" "e['from'] == '$r_peer' and e['data'] == 'from rust'")" = True ] \
+    && ok "go delivered rust's message" || bad "go delivered rust's message" "$got"
+  expect G "publish x-topic from go" published "e['ok'] is True"
+  got="$(rwait R gossip-message "e['topic'] == 'x-topic'" 10)" && [ "$(field "$got" "e['from'] == '$g_peer' and e['data'] == 'from go'")" = True ] \
+    && ok "rust delivered go's message" || bad "rust delivered go's message" "$got"
+  expect R "request $g_peer $RR {\"a\":[1]}" response "e['ok'] is True and e['body'] == {'echo': {'a': [1]}, 'from': '$g_peer'}"
+  expect G "request $r_peer $RR {\"b\":2}" response "e['ok'] is True and e['body'] == {'echo': {'b': 2}, 'from': '$r_peer'}"
+  expect G "request $r_peer $RR {\"omit\":true}" response "e['ok'] is False"
+  expect G "request $r_peer $RR {\"sleep_ms\":300}" response "e['ok'] is True and e['body']['echo'] == {'sleep_ms': 300}"
+  expect R "ping $g_peer" ping "e['ok'] is True"
+  expect G "ping $r_peer" ping "e['ok'] is True"
+else
+  echo "skip rust <-> go: the go peer is not built or has no ctl mode"
+fi
 
 # mDNS (see the header: 0.0.0.0 listeners, a non-loopback multicast interface)
 if ip -o -4 addr show scope global 2>/dev/null | grep -q . && ip -o link show 2>/dev/null | grep -v LOOPBACK | grep -q MULTICAST; then
