@@ -15,15 +15,19 @@
 //!                       (rust-libp2p#6204).
 //!
 //! Every option also reads from the environment as LP2P_PEER_<NAME> (argv wins).
-//! `rust-peer bench serve|client ...` is the rust-libp2p side of bench/run (src/bench.rs).
+//! `rust-peer bench serve|client ...` is the rust-libp2p side of bench/run (src/bench.rs);
+//! `rust-peer ctl [options]` is the stdin-driven kad/mdns/gossipsub/request-response peer (src/ctl.rs).
 //!
 //! Differences that the matrix records: rust-libp2p's Noise does not implement the
 //! stream_muxers extension (early muxer negotiation), so the muxer is always negotiated with
 //! multistream-select ("muxerNegotiation": "mss"), whatever --muxer-negotiation says.
 //! Pings are rust-libp2p's ping behaviour (interval --ping-interval, default 100 ms while
-//! dialing with --ping); echo and perf run over libp2p-stream.
+//! dialing with --ping); echo and perf are opened over libp2p-stream and accepted by src/serve.rs (a queue
+//! that never drops an inbound stream, unlike libp2p-stream's accept).
 
 mod bench;
+mod ctl;
+mod serve;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -196,6 +200,8 @@ struct Behaviour {
     identify: identify::Behaviour,
     ping: ping::Behaviour,
     stream: libp2p_stream::Behaviour,
+    /// echo and perf: every inbound stream is queued (src/serve.rs), none dropped under concurrency
+    serve: serve::Behaviour,
 }
 
 fn conn_info(peer: &PeerId, endpoint: &libp2p::core::ConnectedPoint) -> Value {
@@ -341,6 +347,27 @@ async fn run_echo(control: libp2p_stream::Control, peer: PeerId, count: usize, s
     Ok(json!({"streams": count, "bytes": count * size, "seconds": t0.elapsed().as_secs_f64()}))
 }
 
+fn serve_stream(proto: StreamProtocol, s: libp2p::Stream) {
+    tokio::spawn(async move {
+        if proto == ECHO {
+            match serve_echo(s).await {
+                Ok(n) => emit("echo:served", json!({"bytes": n})),
+                Err(e) => emit_error("echo:serve", e),
+            }
+        } else if proto == PERF {
+            match serve_perf(s).await {
+                Ok((r, sent)) => emit("perf:served", json!({"received": r, "sent": sent})),
+                Err(e) => emit_error("perf:serve", e),
+            }
+        } else {
+            let mut s = s;
+            let _ = s.close().await;
+        }
+    });
+}
+
+/// Protocols registered later (--handle-after) go through libp2p-stream's accept (which may drop an inbound
+/// stream arriving before the previous one was taken; fine for the one identify-push test stream).
 fn accept_loop(control: &mut libp2p_stream::Control, proto: StreamProtocol) {
     let mut incoming = match control.accept(proto.clone()) {
         Ok(i) => i,
@@ -348,23 +375,7 @@ fn accept_loop(control: &mut libp2p_stream::Control, proto: StreamProtocol) {
     };
     tokio::spawn(async move {
         while let Some((_peer, s)) = incoming.next().await {
-            let proto = proto.clone();
-            tokio::spawn(async move {
-                if proto == ECHO {
-                    match serve_echo(s).await {
-                        Ok(n) => emit("echo:served", json!({"bytes": n})),
-                        Err(e) => emit_error("echo:serve", e),
-                    }
-                } else if proto == PERF {
-                    match serve_perf(s).await {
-                        Ok((r, sent)) => emit("perf:served", json!({"received": r, "sent": sent})),
-                        Err(e) => emit_error("perf:serve", e),
-                    }
-                } else {
-                    let mut s = s;
-                    let _ = s.close().await;
-                }
-            });
+            serve_stream(proto.clone(), s);
         }
     });
 }
@@ -384,6 +395,9 @@ async fn main() {
     if std::env::args().nth(1).as_deref() == Some("bench") {
         bench::bench_main(std::env::args().skip(2).collect()).await;
         return;
+    }
+    if std::env::args().nth(1).as_deref() == Some("ctl") {
+        return ctl::ctl_main(std::env::args().skip(2).collect()).await;
     }
     let opts = match parse_options() {
         Ok(o) => o,
@@ -417,6 +431,7 @@ async fn main() {
         _ => Duration::from_secs(15),
     };
 
+    let (serve, mut incoming) = serve::Behaviour::new(vec![ECHO, PERF]);
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key.clone())
         .with_tokio()
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, || {
@@ -437,6 +452,7 @@ async fn main() {
             ),
             ping: ping::Behaviour::new(ping::Config::new().with_interval(ping_interval)),
             stream: libp2p_stream::Behaviour::new(),
+            serve,
         })
         .expect("behaviour")
         .with_swarm_config(|c| {
@@ -466,9 +482,12 @@ async fn main() {
         }
     }
 
-    let mut control = swarm.behaviour().stream.new_control();
-    accept_loop(&mut control, ECHO);
-    accept_loop(&mut control, PERF);
+    let control = swarm.behaviour().stream.new_control();
+    tokio::spawn(async move {
+        while let Some((_peer, proto, s)) = incoming.recv().await {
+            serve_stream(proto, s);
+        }
+    });
     if let Some(&ms) = opts.num.get("handle-after") {
         let mut c = control.clone();
         tokio::spawn(async move {
