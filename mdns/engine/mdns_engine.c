@@ -178,7 +178,7 @@ static int enqueue_event(lp2p_mdns *e, int type, const peer *p, uint32_t ifindex
   it->ev.type = type;
   it->ev.peer = p->id;
   it->ev.ifindex = ifindex;
-  if (type == LP2P_MDNS_EV_DISCOVERED && p->naddrs) {
+  if ((type == LP2P_MDNS_EV_DISCOVERED || type == LP2P_MDNS_EV_REFRESHED) && p->naddrs) {
     it->addrs = lp2p__calloc(&e->mem, p->naddrs, sizeof *it->addrs);
     if (!it->addrs) {
       free_event(e, it);
@@ -349,11 +349,13 @@ static int build_response(lp2p_mdns *e, const lp2p_mdns_iface *ifc, int family, 
   lp2p_mdns_build_rr_end(&b);
   if (j > i) {
     for (size_t k = i; k < j; k++) {
-      if (k == i || e->cfg.txt_per_address)
+      /* go keeps the last TXT record: the first string (first listen address) goes last */
+      size_t s = e->cfg.txt_single_record ? k : (k + 1 < j ? k + 1 : i);
+      if (k == i || !e->cfg.txt_single_record)
         lp2p_mdns_build_rr_begin(&b, LP2P_MDNS_SEC_ADDITIONAL, &e->instance, LP2P_MDNS_TYPE_TXT, LP2P_MDNS_CLASS_IN,
                                  ttl);
-      lp2p_mdns_build_string(&b, e->strs[k].s, e->strs[k].len);
-      if (k + 1 == j || e->cfg.txt_per_address) lp2p_mdns_build_rr_end(&b);
+      lp2p_mdns_build_string(&b, e->strs[s].s, e->strs[s].len);
+      if (k + 1 == j || !e->cfg.txt_single_record) lp2p_mdns_build_rr_end(&b);
     }
     lp2p_mdns_build_rr_begin(&b, LP2P_MDNS_SEC_ADDITIONAL, &e->instance, LP2P_MDNS_TYPE_SRV, LP2P_MDNS_CLASS_IN, ttl);
     lp2p_mdns_build_u16(&b, 0);
@@ -596,6 +598,8 @@ static int learn(lp2p_mdns *e, const lp2p_mdns_name *instance, const lp2p_mdns_r
     peer_remove(e, (size_t)(p - e->peers));
   } else if (changed) {
     rv = enqueue_event(e, LP2P_MDNS_EV_DISCOVERED, p, ifindex, now);
+  } else if (e->cfg.report_refresh && before) {
+    rv = enqueue_event(e, LP2P_MDNS_EV_REFRESHED, p, ifindex, now);
   }
 done:
   for (size_t i = 0; i < nma; i++) lp2p_multiaddr_free(mas[i]);

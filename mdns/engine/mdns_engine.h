@@ -17,9 +17,11 @@
  *     (60 s). An interface change (lp2p_mdns_set_interfaces with a different list) or a listen
  *     address change queries at once (from inside that call) and restarts the backoff.
  *   - Responses ("superset layout", accepted by js, go and rust): flags QR|AA, no question,
- *     answer `_p2p._udp.local PTR <instance>`; additionals: TXT with one `dnsaddr=<ma>/p2p/<id>`
- *     string per address (one TXT record holding all strings, because go keeps only the last TXT
- *     record of an instance; cfg.txt_per_address = 1 sends one TXT record per address instead),
+ *     answer `_p2p._udp.local PTR <instance>`; additionals: one TXT record per address, each with
+ *     one `dnsaddr=<ma>/p2p/<id>` string (the layout of the libp2p spec and rust; go keeps only
+ *     the last TXT record of an instance, so go learns the last address of each packet: the
+ *     strings are ordered so that the last one is the first listen address; cfg.txt_single_record
+ *     = 1 sends ONE TXT record holding every string instead, which go reads whole),
  *     `SRV 0 0 <port> <host>` (port of the first tcp address, else of the first udp address,
  *     else 4001 like go), and A (IPv4 packets) or AAAA (IPv6 packets) records for <host> with the
  *     interface's addresses of that family. All TTLs cfg.ttl (120 s), class IN, cache-flush bit
@@ -64,7 +66,9 @@
  *   removes the address at once; a PTR goodbye removes the instance's peer. Peers are deduplicated by peer id across
  *   interfaces: LP2P_MDNS_EV_DISCOVERED fires when a peer appears or gains an address (the event
  *   lists every current address); LP2P_MDNS_EV_EXPIRED when its last address expired or it said
- *   goodbye. At most cfg.max_peers peers (256) and cfg.max_addrs_per_peer (16) addresses each;
+ *   goodbye; with cfg.report_refresh, LP2P_MDNS_EV_REFRESHED (same content as DISCOVERED) when a
+ *   response renewed a known peer's addresses without adding one (runtimes that mirror the
+ *   expiry elsewhere, e.g. a peer store with TTLs, renew it there). At most cfg.max_peers peers (256) and cfg.max_addrs_per_peer (16) addresses each;
  *   what exceeds them is ignored.
  *
  * Ownership
@@ -114,8 +118,9 @@ typedef struct lp2p_mdns_config {
   size_t max_packet;           /* >= 512 */
   size_t max_peers, max_addrs_per_peer;
   uint32_t max_packets_per_sec;
-  int txt_per_address;         /* 1: one TXT record per address (see header) */
+  int txt_single_record;       /* 1: one TXT record holding every string (see header) */
   int no_compression;          /* 1: names written uncompressed */
+  int report_refresh;          /* 1: LP2P_MDNS_EV_REFRESHED events (see header) */
 } lp2p_mdns_config;
 
 typedef struct lp2p_mdns_ifaddr {
@@ -141,12 +146,12 @@ typedef struct lp2p_mdns_packet {
   size_t len;
 } lp2p_mdns_packet;
 
-enum { LP2P_MDNS_EV_DISCOVERED = 1, LP2P_MDNS_EV_EXPIRED = 2 };
+enum { LP2P_MDNS_EV_DISCOVERED = 1, LP2P_MDNS_EV_EXPIRED = 2, LP2P_MDNS_EV_REFRESHED = 3 };
 
 typedef struct lp2p_mdns_event {
   int type;
   lp2p_peer_id peer;
-  const lp2p_multiaddr *const *addrs; /* DISCOVERED: every current address (with /p2p/<id>) */
+  const lp2p_multiaddr *const *addrs; /* DISCOVERED, REFRESHED: every current address (with /p2p/<id>) */
   size_t naddrs;
   uint32_t ttl;                        /* DISCOVERED: seconds until the longest-lived address expires */
   uint32_t ifindex;                    /* interface the (last) packet came from */

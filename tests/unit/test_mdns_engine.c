@@ -136,11 +136,13 @@ static void strings_of(const uint8_t *data, size_t len, char *out, size_t cap) {
   }
 }
 
+static int g_single_txt; /* mk_engine: cfg.txt_single_record */
 static lp2p_mdns *mk_engine(const char *peer_name, int no_compression, lp2p_tstamp now) {
   lp2p_mdns_config c;
   cfg_init(&c);
   c.peer_name = peer_name;
   c.no_compression = no_compression;
+  c.txt_single_record = g_single_txt;
   lp2p_mdns *e = NULL;
   CHECK_OK(lp2p_mdns_new(&e, &c, NULL, now));
   return e;
@@ -152,7 +154,9 @@ TEST(vector_layout_byte_for_byte) {
   size_t qn, rn;
   uint8_t *q = vec_hex("query", &qn), *r = vec_hex("response_recommended", &rn);
   REQUIRE(q && r);
+  g_single_txt = 1; /* the vector holds the one-TXT-record variant */
   lp2p_mdns *e = mk_engine(VEC_NAME, 1, 1000);
+  g_single_txt = 0;
   REQUIRE(e);
   lp2p_mdns_iface ifc;
   memset(&ifc, 0, sizeof ifc);
@@ -593,7 +597,9 @@ TEST(ttl_expiry_and_goodbye) {
 }
 
 TEST(addresses_per_interface) {
+  g_single_txt = 1; /* strings in listen order (the default puts the first one last, for go) */
   lp2p_mdns *e = mk_engine(NULL, 0, 0);
+  g_single_txt = 0;
   lp2p_mdns_iface ifs[2];
   std_ifaces(ifs);
   CHECK_OK(lp2p_mdns_set_interfaces(e, ifs, 2, 0));
@@ -698,10 +704,18 @@ TEST(split_large_responses) {
   lp2p_mdns_free(e);
 }
 
-TEST(txt_per_address_option) {
+static int has_sub(const uint8_t *p, size_t n, const char *sub) {
+  size_t l = strlen(sub);
+  for (size_t i = 0; i + l <= n; i++)
+    if (!memcmp(p + i, sub, l)) return 1;
+  return 0;
+}
+
+TEST(txt_record_layouts) {
+  for (int single = 0; single <= 1; single++) {
   lp2p_mdns_config c;
   cfg_init(&c);
-  c.txt_per_address = 1;
+  c.txt_single_record = single;
   lp2p_mdns *e = NULL;
   CHECK_OK(lp2p_mdns_new(&e, &c, NULL, 0));
   lp2p_mdns_iface ifs[2];
@@ -717,13 +731,19 @@ TEST(txt_per_address_option) {
     if (!(p.p[i].data[2] & 0x80)) continue;
     CHECK_OK(lp2p_mdns_parse(p.data[i], p.p[i].len, &msg));
     int txt = 0;
-    for (size_t k = 0; k < msg.nrr; k++) txt += msg.rr[k].type == LP2P_MDNS_TYPE_TXT;
-    CHECK_EQ(txt, 2);
+    const lp2p_mdns_record *last = NULL;
+    for (size_t k = 0; k < msg.nrr; k++)
+      if (msg.rr[k].type == LP2P_MDNS_TYPE_TXT) txt++, last = &msg.rr[k];
+    CHECK_EQ(txt, single ? 1 : 2); /* default: one TXT per address (the superset layout) */
+    CHECK(last != NULL);
+    /* go keeps the last TXT record: by default it carries the first listen address */
+    if (!single) CHECK(last->rdlen > 25 && has_sub(last->rdata, last->rdlen, "/tcp/1/p2p/"));
     found++;
   }
   CHECK_EQ(found, 1);
   pkts_free(&p);
   lp2p_mdns_free(e);
+  }
 }
 
 TEST(malformed_and_floods) {
@@ -806,7 +826,7 @@ int main(void) {
   RUN(ttl_expiry_and_goodbye);
   RUN(addresses_per_interface);
   RUN(split_large_responses);
-  RUN(txt_per_address_option);
+  RUN(txt_record_layouts);
   RUN(malformed_and_floods);
   RUN(allocation_failures);
   return test_done();
