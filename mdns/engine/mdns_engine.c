@@ -851,6 +851,14 @@ int lp2p_mdns_set_listen_addrs(lp2p_mdns *e, const lp2p_multiaddr *const *addrs,
   return run_timers(e, now);
 }
 
+int lp2p_mdns_query_now(lp2p_mdns *e, lp2p_tstamp now) {
+  if (!e) return LP2P_ERR_INVAL;
+  if (e->shut) return LP2P_ERR_STATE;
+  e->next_query = now;
+  e->query_interval = e->cfg.query_interval_min;
+  return run_timers(e, now);
+}
+
 int lp2p_mdns_shutdown(lp2p_mdns *e, lp2p_tstamp now) {
   (void)now;
   if (!e) return LP2P_ERR_INVAL;

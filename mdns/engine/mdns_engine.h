@@ -183,6 +183,8 @@ int lp2p_mdns_packet_in(lp2p_mdns *e, uint32_t ifindex, int family, const uint8_
 int lp2p_mdns_tick(lp2p_mdns *e, lp2p_tstamp now);
 /* When tick must run next (LP2P_TSTAMP_NEVER after shutdown). */
 lp2p_tstamp lp2p_mdns_next_deadline(const lp2p_mdns *e);
+/* Queries at once on every interface and family and restarts the backoff (no announcement). */
+int lp2p_mdns_query_now(lp2p_mdns *e, lp2p_tstamp now);
 /* Queue goodbyes; the engine then stops. */
 int lp2p_mdns_shutdown(lp2p_mdns *e, lp2p_tstamp now);
 
