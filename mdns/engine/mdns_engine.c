@@ -41,6 +41,7 @@ typedef struct iface_state {
 typedef struct addr_entry {
   lp2p_multiaddr *ma;
   lp2p_tstamp expires;
+  lp2p_tstamp seen, refresh; /* refresh: when to query for it (80 %, then 90 % of its TTL; NEVER after) */
 } addr_entry;
 
 typedef struct peer {
@@ -583,11 +584,16 @@ static int learn(lp2p_mdns *e, const lp2p_mdns_name *instance, const lp2p_mdns_r
       continue;
     }
     lp2p_tstamp exp = now + (lp2p_tstamp)ttls[i] * 1000u;
+    lp2p_tstamp refresh = now + (lp2p_tstamp)ttls[i] * 800u;
     if (k < p->naddrs) {
       p->addrs[k].expires = exp;
+      p->addrs[k].seen = now;
+      p->addrs[k].refresh = refresh;
     } else if (p->naddrs < e->cfg.max_addrs_per_peer) {
       p->addrs[p->naddrs].ma = mas[i];
       p->addrs[p->naddrs].expires = exp;
+      p->addrs[p->naddrs].seen = now;
+      p->addrs[p->naddrs].refresh = refresh;
       p->naddrs++;
       mas[i] = NULL;
       changed = 1;
@@ -747,6 +753,18 @@ static int run_timers(lp2p_mdns *e, lp2p_tstamp now) {
     e->query_interval *= 2;
     if (e->query_interval > e->cfg.query_interval_max) e->query_interval = e->cfg.query_interval_max;
   }
+  /* Cache maintenance (RFC 6762 §5.2): a record at 80 % (then 90 %) of its TTL makes us query, so
+   * that a live peer answers before it expires even when our backoff has grown past its TTL. */
+  int refresh = 0;
+  for (size_t i = 0; i < e->npeers; i++)
+    for (size_t k = 0; k < e->peers[i].naddrs; k++) {
+      addr_entry *a = &e->peers[i].addrs[k];
+      if (a->refresh > now) continue;
+      refresh = 1;
+      lp2p_tstamp ttl = a->expires - a->seen, nine = a->seen + ttl * 9 / 10;
+      a->refresh = nine > now ? nine : LP2P_TSTAMP_NEVER;
+    }
+  if (!rv && refresh && e->started) rv = send_queries(e);
   if (!rv && e->announce_left > 0 && now >= e->next_announce) {
     rv = announce_all(e, e->cfg.ttl);
     e->announce_left--;
@@ -767,8 +785,10 @@ lp2p_tstamp lp2p_mdns_next_deadline(const lp2p_mdns *e) {
   lp2p_tstamp t = e->next_query;
   if (e->announce_left > 0 && e->next_announce < t) t = e->next_announce;
   for (size_t i = 0; i < e->npeers; i++)
-    for (size_t k = 0; k < e->peers[i].naddrs; k++)
+    for (size_t k = 0; k < e->peers[i].naddrs; k++) {
       if (e->peers[i].addrs[k].expires < t) t = e->peers[i].addrs[k].expires;
+      if (e->peers[i].addrs[k].refresh < t) t = e->peers[i].addrs[k].refresh;
+    }
   return t;
 }
 

@@ -39,6 +39,8 @@
  *   - Announcements: an unsolicited response on every interface and family at once and 1 s later
  *     whenever the listen addresses or the interfaces change; changes made before the jittered
  *     first query slot wait for it (a node configured right after _new still starts jittered).
+ *   - Cache maintenance (RFC 6762 §5.2): when a discovered address reaches 80 % and again 90 % of
+ *     its TTL, the engine queries (without touching the backoff), so a live peer refreshes it.
  *   - Answers: to a query (QR clear) whose questions contain `_p2p._udp.local` with type PTR or
  *     ANY, class IN or ANY; also to the DNS-SD meta query `_services._dns-sd._udp.local PTR` with
  *     `PTR _p2p._udp.local`. The answer goes to the multicast group of the interface and family

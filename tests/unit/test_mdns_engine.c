@@ -596,6 +596,57 @@ TEST(ttl_expiry_and_goodbye) {
   lp2p_mdns_free(e);
 }
 
+/* Cache maintenance: a discovered record at 80 % and 90 % of its TTL makes the engine query
+ * (whatever its backoff), and with cfg.report_refresh an answer that renews it is reported. */
+TEST(refresh_queries_and_events) {
+  lp2p_mdns_config c;
+  cfg_init(&c);
+  c.report_refresh = 1;
+  c.query_interval_min = 60000; /* backoff far beyond the TTL */
+  lp2p_mdns *e = NULL;
+  CHECK_OK(lp2p_mdns_new(&e, &c, NULL, 0));
+  lp2p_mdns_iface ifs[2];
+  std_ifaces(ifs);
+  CHECK_OK(lp2p_mdns_set_interfaces(e, ifs + 1, 1, 0));
+  CHECK_OK(lp2p_mdns_tick(e, 200)); /* the jittered first query */
+  CHECK_OK(lp2p_mdns_tick(e, 1200)); /* (the second announcement slot: nothing to announce) */
+  pkts p;
+  drain(e, &p);
+  pkts_free(&p);
+  uint8_t buf[1500];
+  int len = build_layout(L_JS, buf, sizeof buf, 10); /* 10 s records */
+  CHECK_OK(lp2p_mdns_packet_in(e, 2, 4, SRC_LAN, 5353, buf, (size_t)len, 3000));
+  lp2p_mdns_event ev;
+  REQUIRE(next_ev(e, &ev) == 1);
+  CHECK_EQ(ev.type, LP2P_MDNS_EV_DISCOVERED);
+  CHECK_EQ(lp2p_mdns_next_deadline(e), 11000); /* 80 % of 10 s after 3 s */
+  CHECK_OK(lp2p_mdns_tick(e, 10999));
+  drain(e, &p);
+  CHECK_EQ(count_kind(&p, 0, 2, 4), 0);
+  pkts_free(&p);
+  CHECK_OK(lp2p_mdns_tick(e, 11000));
+  drain(e, &p);
+  CHECK_EQ(count_kind(&p, 0, 2, 4), 1); /* one query */
+  pkts_free(&p);
+  CHECK_EQ(lp2p_mdns_next_deadline(e), 12000); /* then at 90 % */
+  CHECK_OK(lp2p_mdns_tick(e, 12000));
+  drain(e, &p);
+  CHECK_EQ(count_kind(&p, 0, 2, 4), 1);
+  pkts_free(&p);
+  CHECK_EQ(lp2p_mdns_next_deadline(e), 13000); /* expiry: no more refresh queries */
+  /* The answer renews it: REFRESHED with every address, then expiry moves to 22.5 s. */
+  CHECK_OK(lp2p_mdns_packet_in(e, 2, 4, SRC_LAN, 5353, buf, (size_t)len, 12500));
+  REQUIRE(next_ev(e, &ev) == 1);
+  CHECK_EQ(ev.type, LP2P_MDNS_EV_REFRESHED);
+  CHECK_EQ(ev.naddrs, 2);
+  CHECK_EQ(ev.ttl, 10);
+  CHECK_OK(lp2p_mdns_tick(e, 13000));
+  CHECK_EQ(next_ev(e, &ev), 0);
+  CHECK_EQ(lp2p_mdns_peer_count(e), 1);
+  CHECK_EQ(lp2p_mdns_next_deadline(e), 20500);
+  lp2p_mdns_free(e);
+}
+
 TEST(addresses_per_interface) {
   g_single_txt = 1; /* strings in listen order (the default puts the first one last, for go) */
   lp2p_mdns *e = mk_engine(NULL, 0, 0);
@@ -827,6 +878,7 @@ int main(void) {
   RUN(addresses_per_interface);
   RUN(split_large_responses);
   RUN(txt_record_layouts);
+  RUN(refresh_queries_and_events);
   RUN(malformed_and_floods);
   RUN(allocation_failures);
   return test_done();
