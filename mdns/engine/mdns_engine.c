@@ -16,7 +16,9 @@
 #define DEFAULT_SRV_PORT 4001u
 #define MAX_QUEUED_PACKETS 512u /* beyond: new packets are dropped (the runtime is not draining) */
 #define MAX_QUEUED_EVENTS 1024u
-#define MAX_TTL 4500u /* seconds: RFC 6762 §10's longest recommended record TTL (75 min) */
+#define MAX_TTL 4500u
+#define FLOOD_SOURCES 16u      /* sources tracked per interface for the per-source packet limit */
+#define FLOOD_IFACE_FACTOR 10u /* an interface reads at most 10x the per-source limit */ /* seconds: RFC 6762 §10's longest recommended record TTL (75 min) */
 
 typedef struct pkt_item {
   struct pkt_item *next;
@@ -36,6 +38,11 @@ typedef struct iface_state {
   uint8_t answered[2][2];
   lp2p_tstamp flood_start;
   uint32_t flood_count;
+  struct flood_src { /* per-source windows (the sources seen most recently) */
+    uint8_t family, ip[16];
+    lp2p_tstamp start;
+    uint32_t count;
+  } src[FLOOD_SOURCES];
 } iface_state;
 
 typedef struct addr_entry {
@@ -724,7 +731,31 @@ int lp2p_mdns_packet_in(lp2p_mdns *e, uint32_t ifindex, int family, const uint8_
     ifs->flood_start = now;
     ifs->flood_count = 0;
   }
-  if (++ifs->flood_count > e->cfg.max_packets_per_sec) {
+  int flooded = 0;
+  if (src) { /* one noisy source does not silence the others */
+    struct flood_src *fs = NULL, *old = &ifs->src[0];
+    for (size_t i = 0; i < FLOOD_SOURCES && !fs; i++) {
+      struct flood_src *c = &ifs->src[i];
+      if (c->family == family && !memcmp(c->ip, src, fam_len(family))) fs = c;
+      else if (c->start < old->start) old = c;
+    }
+    if (!fs) {
+      fs = old;
+      fs->family = (uint8_t)family;
+      memcpy(fs->ip, src, fam_len(family));
+      fs->start = now;
+      fs->count = 0;
+    }
+    if (now - fs->start >= 1000 || now < fs->start) {
+      fs->start = now;
+      fs->count = 0;
+    }
+    flooded = ++fs->count > e->cfg.max_packets_per_sec;
+  }
+  /* the interface as a whole: packets that passed their source's limit (or have no source) */
+  if (!flooded)
+    flooded = ++ifs->flood_count > e->cfg.max_packets_per_sec * (src ? FLOOD_IFACE_FACTOR : 1u);
+  if (flooded) {
     e->stats.packets_flood_dropped++;
     return 0;
   }

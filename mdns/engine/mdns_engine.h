@@ -48,8 +48,10 @@
  *     gets a unicast copy to its source (legacy unicast: the query id is echoed). At most one
  *     answer per cfg.answer_interval (1 s) per interface, family and question kind; known-answer
  *     suppression: a query that already lists our PTR with at least half our TTL is not answered.
- *   - Floods: at most cfg.max_packets_per_sec (100) packets per interface and second are
- *     processed; the rest are dropped and counted. Queues are bounded: past 512 pending packets
+ *   - Floods: at most cfg.max_packets_per_sec (100) packets per source address and second are
+ *     processed (the 16 most recent sources of each interface are tracked; packets without a source
+ *     count for the interface), and at most 10 times that per interface; the rest are dropped and
+ *     counted. A noisy sender thus does not silence the others. Queues are bounded: past 512 pending packets
  *     or 1024 pending events, new ones are dropped (stats.queue_dropped).
  *   - Shutdown: lp2p_mdns_shutdown queues goodbyes (the same responses with TTL 0) on every
  *     interface and family; afterwards every input is ignored and no timer runs.

@@ -818,8 +818,23 @@ TEST(malformed_and_floods) {
   for (int i = 0; i < 150; i++) CHECK_OK(lp2p_mdns_packet_in(e, 2, 4, SRC_LAN, 5353, r, 5, 200000 + i));
   lp2p_mdns_get_stats(e, &st);
   CHECK_EQ(st.packets_flood_dropped, 50);
-  CHECK_OK(lp2p_mdns_packet_in(e, 2, 4, SRC_LAN, 5353, r, n, 201000));
+  /* ... but another source in the same second is still heard */
+  static const uint8_t SRC_OTHER[4] = {192, 168, 1, 21};
+  CHECK_OK(lp2p_mdns_packet_in(e, 2, 4, SRC_OTHER, 5353, r, n, 200500));
   CHECK_EQ(next_ev(e, &ev), 1);
+  lp2p_mdns_get_stats(e, &st);
+  CHECK_EQ(st.packets_flood_dropped, 50);
+  /* 20 spoofed sources x 100: the interface cap (10 x 100 per second) holds */
+  uint64_t before = st.packets_flood_dropped;
+  for (int k = 0; k < 20; k++) {
+    uint8_t sp[4] = {10, 0, 0, (uint8_t)k};
+    for (int i = 0; i < 100; i++) CHECK_OK(lp2p_mdns_packet_in(e, 2, 4, sp, 5353, r, 5, 300000 + (uint64_t)k));
+  }
+  lp2p_mdns_get_stats(e, &st);
+  CHECK_EQ(st.packets_flood_dropped - before, 1000);
+  CHECK_OK(lp2p_mdns_packet_in(e, 2, 4, SRC_LAN, 5353, r, n, 400000));
+  while (next_ev(e, &ev) == 1) {
+  }
   lp2p_mdns_free(e);
   free(r);
 }
