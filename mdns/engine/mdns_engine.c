@@ -506,6 +506,8 @@ static int learn(lp2p_mdns *e, const lp2p_mdns_name *instance, const lp2p_mdns_r
   uint32_t ttls[MAX_STRINGS];
   size_t nma = 0;
   int rv = 0;
+  const iface_state *ifs = find_iface(e, ifindex);
+  int lan_loopback_ok = ifs && ifs->info.loopback;
   for (size_t t = 0; t < ntxt; t++) {
     const lp2p_mdns_record *r = txts[t];
     size_t off = 0, sl;
@@ -533,6 +535,15 @@ static int learn(lp2p_mdns *e, const lp2p_mdns_name *instance, const lp2p_mdns_r
         continue;
       }
       id = pid;
+      /* a loopback address heard on a LAN interface is the sender's loopback, not ours: useless,
+       * and a dial to it would reach whatever listens on our own host (go advertises ::1) */
+      const uint8_t *iv;
+      size_t il;
+      if (!lan_loopback_ok && lp2p_multiaddr_component(ma, 0, &code, &iv, &il) == 0 &&
+          ((code == LP2P_MA_IP4 && il == 4 && ip_loopback(4, iv)) || (code == LP2P_MA_IP6 && il == 16 && ip_loopback(6, iv)))) {
+        lp2p_multiaddr_free(ma);
+        continue;
+      }
       mas[nma] = ma;
       ttls[nma] = have_ptr && ptr_ttl < r->ttl ? ptr_ttl : r->ttl;
       if (ttls[nma] > MAX_TTL) ttls[nma] = MAX_TTL;

@@ -62,8 +62,9 @@
  *   records owned by it in any section (or, when the packet holds exactly one instance and no
  *   TXT is owned by it, every TXT of the packet), one or many strings each. Strings starting with
  *   `dnsaddr=` (key case-insensitive) whose value parses as a multiaddr ending with /p2p/<id>
- *   are kept; any other string (or record) is skipped alone. Addresses naming a different peer id
- *   than the first valid one of that instance are skipped. Our own instance and our own peer id
+ *   are kept; any other string (or record) is skipped alone, and so are loopback addresses
+ *   (127/8, ::1) heard on an interface not flagged loopback (go advertises ::1 to the LAN).
+ *   Addresses naming a different peer id than the first valid one of that instance are skipped. Our own instance and our own peer id
  *   are ignored. SRV/A/AAAA are neither required nor used (hints are what TXT says).
  *   Each address expires TTL seconds after it was last seen (TTL of its TXT record, capped by the
  *   PTR's TTL when the PTR came in the same packet; at most 4500 s). A TTL of 0 (goodbye)
