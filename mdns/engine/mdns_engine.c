@@ -17,6 +17,7 @@
 #define MAX_QUEUED_PACKETS 512u /* beyond: new packets are dropped (the runtime is not draining) */
 #define MAX_QUEUED_EVENTS 1024u
 #define MAX_TTL 4500u
+#define ANSWER_SOURCES 8u     /* queriers remembered per interface, family and question for the rate limit */
 #define FLOOD_SOURCES 16u      /* sources tracked per interface for the per-source packet limit */
 #define FLOOD_IFACE_FACTOR 10u /* an interface reads at most 10x the per-source limit */ /* seconds: RFC 6762 §10's longest recommended record TTL (75 min) */
 
@@ -34,8 +35,12 @@ typedef struct ev_item {
 
 typedef struct iface_state {
   lp2p_mdns_iface info;
-  lp2p_tstamp last_answer[2][2]; /* [family 4/6][kind service/meta] */
+  lp2p_tstamp last_answer[2][2]; /* [family 4/6][kind service/meta]: any querier */
   uint8_t answered[2][2];
+  struct answer_src { /* per querier: the last answer its query got */
+    uint8_t used, ip[16];
+    lp2p_tstamp at;
+  } asrc[2][2][ANSWER_SOURCES];
   lp2p_tstamp flood_start;
   uint32_t flood_count;
   struct flood_src { /* per-source windows (the sources seen most recently) */
@@ -711,12 +716,24 @@ static int handle_query(lp2p_mdns *e, iface_state *ifs, int family, const uint8_
   int fi = fam_idx(family);
   for (int kind = 0; kind < 2; kind++) {
     if (!want[kind]) continue;
-    if (ifs->answered[fi][kind] && now - ifs->last_answer[fi][kind] < e->cfg.answer_interval) {
+    /* Rate limit: one answer per answer_interval to the same querier (a source without address
+     * counts as one querier), and answers at least answer_interval / 8 apart on the interface
+     * whoever asks, so that a newcomer's query right after someone else's still gets its answer
+     * (the first query of a node that just started usually follows our own looped-back one). */
+    struct answer_src *as = NULL, *oldest = &ifs->asrc[fi][kind][0];
+    uint8_t key[16] = {0};
+    if (src) memcpy(key, src, fam_len(family));
+    for (size_t k = 0; k < ANSWER_SOURCES && !as; k++) {
+      struct answer_src *c = &ifs->asrc[fi][kind][k];
+      if (c->used && !memcmp(c->ip, key, 16)) as = c;
+      else if (!c->used || (oldest->used && c->at < oldest->at)) oldest = c;
+    }
+    if ((as && now - as->at < e->cfg.answer_interval) ||
+        (ifs->answered[fi][kind] && now - ifs->last_answer[fi][kind] < e->cfg.answer_interval / 8)) {
       e->stats.answers_rate_limited++;
       continue;
     }
-    ifs->answered[fi][kind] = 1;
-    ifs->last_answer[fi][kind] = now;
+    uint64_t sent_before = e->stats.responses_sent;
     int rv;
     if (kind == 0) {
       rv = emit_responses(e, &ifs->info, family, e->cfg.ttl, 0, NULL, 0);
@@ -725,6 +742,16 @@ static int handle_query(lp2p_mdns *e, iface_state *ifs, int family, const uint8_
     } else {
       rv = emit_meta(e, &ifs->info, family, 0, NULL, 0);
       if (!rv && (unicast[1] || legacy) && src) rv = emit_meta(e, &ifs->info, family, legacy ? m->id : 0, src, src_port);
+    }
+    if (e->stats.responses_sent != sent_before) { /* only what went out counts */
+      ifs->answered[fi][kind] = 1;
+      ifs->last_answer[fi][kind] = now;
+      if (!as) {
+        as = oldest;
+        as->used = 1;
+        memcpy(as->ip, key, 16);
+      }
+      as->at = now;
     }
     if (rv) return rv;
   }

@@ -40,7 +40,7 @@ NETNS_N=0
 declare -a netns_name=() netns_ip4=() netns_ip6=()
 declare -a _netns_made=()
 netns_hub=""
-_netns_tag="lp2p$$x$RANDOM"
+_netns_tag="lp2p${BASHPID}x$RANDOM"
 _netns_trap_set=0
 
 netns_require() {

@@ -468,6 +468,21 @@ TEST(answers_rate_limited) {
   lp2p_mdns_stats st;
   lp2p_mdns_get_stats(e, &st);
   CHECK_EQ(st.answers_rate_limited, 9);
+  /* Another querier 200 ms later is answered (a newcomer is not made to wait for its next query);
+   * a third one 50 ms after that is not (answers stay >= 125 ms apart on the interface). */
+  static const uint8_t SRC_B[4] = {192, 168, 1, 31}, SRC_C[4] = {192, 168, 1, 32};
+  CHECK_OK(lp2p_mdns_packet_in(e, 2, 4, SRC_B, 5353, q, qn, t + 1200));
+  drain(e, &p);
+  CHECK_EQ(p.n, 1);
+  pkts_free(&p);
+  CHECK_OK(lp2p_mdns_packet_in(e, 2, 4, SRC_C, 5353, q, qn, t + 1250));
+  drain(e, &p);
+  CHECK_EQ(p.n, 0);
+  CHECK_OK(lp2p_mdns_packet_in(e, 2, 4, SRC_B, 5353, q, qn, t + 1900)); /* B again within 1 s */
+  drain(e, &p);
+  CHECK_EQ(p.n, 0);
+  lp2p_mdns_get_stats(e, &st);
+  CHECK_EQ(st.answers_rate_limited, 11);
   /* QU bit: multicast + unicast copy; from an ephemeral port (legacy): id echoed. */
   uint8_t qu[64];
   memcpy(qu, q, qn);
