@@ -37,6 +37,7 @@ typedef struct iface_state {
   lp2p_mdns_iface info;
   lp2p_tstamp last_answer[2][2]; /* [family 4/6][kind service/meta]: any querier */
   uint8_t answered[2][2];
+  lp2p_tstamp deferred[2][2]; /* a multicast answer held back by the gap, due then (0 = none) */
   struct answer_src { /* per querier: the last answer its query got */
     uint8_t used, ip[16];
     lp2p_tstamp at;
@@ -728,9 +729,20 @@ static int handle_query(lp2p_mdns *e, iface_state *ifs, int family, const uint8_
       if (c->used && !memcmp(c->ip, key, 16)) as = c;
       else if (!c->used || (oldest->used && c->at < oldest->at)) oldest = c;
     }
-    if ((as && now - as->at < e->cfg.answer_interval) ||
-        (ifs->answered[fi][kind] && now - ifs->last_answer[fi][kind] < e->cfg.answer_interval / 8)) {
+    if (as && now - as->at < e->cfg.answer_interval) {
       e->stats.answers_rate_limited++;
+      continue;
+    }
+    if (ifs->answered[fi][kind] && now - ifs->last_answer[fi][kind] < e->cfg.answer_interval / 8) {
+      /* too soon after an answer to someone else: the multicast answer goes out once the gap is over */
+      e->stats.answers_rate_limited++;
+      if (!ifs->deferred[fi][kind]) ifs->deferred[fi][kind] = ifs->last_answer[fi][kind] + e->cfg.answer_interval / 8;
+      if (!as) {
+        as = oldest;
+        as->used = 1;
+        memcpy(as->ip, key, 16);
+      }
+      as->at = ifs->deferred[fi][kind];
       continue;
     }
     uint64_t sent_before = e->stats.responses_sent;
@@ -822,6 +834,19 @@ static int run_timers(lp2p_mdns *e, lp2p_tstamp now) {
     e->query_interval *= 2;
     if (e->query_interval > e->cfg.query_interval_max) e->query_interval = e->cfg.query_interval_max;
   }
+  for (size_t i = 0; i < e->nifaces && !rv; i++) { /* answers held back by the gap */
+    iface_state *ifs = &e->ifaces[i];
+    for (int fi = 0; fi < 2 && !rv; fi++)
+      for (int kind = 0; kind < 2 && !rv; kind++) {
+        if (!ifs->deferred[fi][kind] || ifs->deferred[fi][kind] > now) continue;
+        ifs->deferred[fi][kind] = 0;
+        ifs->answered[fi][kind] = 1;
+        ifs->last_answer[fi][kind] = now;
+        int family = fi ? 6 : 4;
+        rv = kind == 0 ? emit_responses(e, &ifs->info, family, e->cfg.ttl, 0, NULL, 0)
+                       : emit_meta(e, &ifs->info, family, 0, NULL, 0);
+      }
+  }
   /* Cache maintenance (RFC 6762 §5.2): a record at 80 % (then 90 %) of its TTL makes us query, so
    * that a live peer answers before it expires even when our backoff has grown past its TTL. */
   int refresh = 0;
@@ -858,6 +883,10 @@ lp2p_tstamp lp2p_mdns_next_deadline(const lp2p_mdns *e) {
       if (e->peers[i].addrs[k].expires < t) t = e->peers[i].addrs[k].expires;
       if (e->peers[i].addrs[k].refresh < t) t = e->peers[i].addrs[k].refresh;
     }
+  for (size_t i = 0; i < e->nifaces; i++)
+    for (int fi = 0; fi < 2; fi++)
+      for (int kind = 0; kind < 2; kind++)
+        if (e->ifaces[i].deferred[fi][kind] && e->ifaces[i].deferred[fi][kind] < t) t = e->ifaces[i].deferred[fi][kind];
   return t;
 }
 

@@ -48,7 +48,8 @@
  *     gets a unicast copy to its source (legacy unicast: the query id is echoed). At most one
  *     answer per cfg.answer_interval (1 s) per interface, family, question kind and querier
  *     (8 queriers remembered), and answers at least answer_interval / 8 apart per interface,
- *     family and question kind whoever asks (only answers actually sent count); known-answer
+ *     family and question kind whoever asks (only answers actually sent count; a query that falls
+ *     in that gap gets its multicast answer when the gap is over); known-answer
  *     suppression: a query that already lists our PTR with at least half our TTL is not answered.
  *   - Floods: at most cfg.max_packets_per_sec (100) packets per source address and second are
  *     processed (the 16 most recent sources of each interface are tracked; packets without a source

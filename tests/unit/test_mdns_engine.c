@@ -435,6 +435,7 @@ TEST(answers_rate_limited) {
   const char *addrs[] = {"/ip4/0.0.0.0/tcp/4001", "/ip6/::/tcp/4001"};
   set_addrs(e, addrs, 2, PEER_ID, 0);
   CHECK_OK(lp2p_mdns_tick(e, 200));
+  CHECK_OK(lp2p_mdns_tick(e, 1200)); /* the second announcement */
   pkts p;
   drain(e, &p);
   pkts_free(&p);
@@ -478,6 +479,15 @@ TEST(answers_rate_limited) {
   CHECK_OK(lp2p_mdns_packet_in(e, 2, 4, SRC_C, 5353, q, qn, t + 1250));
   drain(e, &p);
   CHECK_EQ(p.n, 0);
+  CHECK(lp2p_mdns_next_deadline(e) <= t + 1325); /* ... C's answer is deferred to the end of the gap */
+  CHECK_OK(lp2p_mdns_tick(e, t + 1324));
+  drain(e, &p);
+  CHECK_EQ(count_kind(&p, 1, 2, 4), 0);
+  pkts_free(&p);
+  CHECK_OK(lp2p_mdns_tick(e, t + 1325));
+  drain(e, &p);
+  CHECK_EQ(count_kind(&p, 1, 2, 4), 1);
+  pkts_free(&p);
   CHECK_OK(lp2p_mdns_packet_in(e, 2, 4, SRC_B, 5353, q, qn, t + 1900)); /* B again within 1 s */
   drain(e, &p);
   CHECK_EQ(p.n, 0);
