@@ -16,7 +16,10 @@
 #define DEFAULT_SRV_PORT 4001u
 #define MAX_QUEUED_PACKETS 512u /* beyond: new packets are dropped (the runtime is not draining) */
 #define MAX_QUEUED_EVENTS 1024u
-#define MAX_TTL 4500u /* seconds: RFC 6762 §10's longest recommended record TTL (75 min) */
+#define MAX_TTL 4500u
+#define ANSWER_SOURCES 8u     /* queriers remembered per interface, family and question for the rate limit */
+#define FLOOD_SOURCES 16u      /* sources tracked per interface for the per-source packet limit */
+#define FLOOD_IFACE_FACTOR 10u /* an interface reads at most 10x the per-source limit */ /* seconds: RFC 6762 §10's longest recommended record TTL (75 min) */
 
 typedef struct pkt_item {
   struct pkt_item *next;
@@ -32,15 +35,26 @@ typedef struct ev_item {
 
 typedef struct iface_state {
   lp2p_mdns_iface info;
-  lp2p_tstamp last_answer[2][2]; /* [family 4/6][kind service/meta] */
+  lp2p_tstamp last_answer[2][2]; /* [family 4/6][kind service/meta]: any querier */
   uint8_t answered[2][2];
+  lp2p_tstamp deferred[2][2]; /* a multicast answer held back by the gap, due then (0 = none) */
+  struct answer_src { /* per querier: the last answer its query got */
+    uint8_t used, ip[16];
+    lp2p_tstamp at;
+  } asrc[2][2][ANSWER_SOURCES];
   lp2p_tstamp flood_start;
   uint32_t flood_count;
+  struct flood_src { /* per-source windows (the sources seen most recently) */
+    uint8_t family, ip[16];
+    lp2p_tstamp start;
+    uint32_t count;
+  } src[FLOOD_SOURCES];
 } iface_state;
 
 typedef struct addr_entry {
   lp2p_multiaddr *ma;
   lp2p_tstamp expires;
+  lp2p_tstamp seen, refresh; /* refresh: when to query for it (80 %, then 90 % of its TTL; NEVER after) */
 } addr_entry;
 
 typedef struct peer {
@@ -178,7 +192,7 @@ static int enqueue_event(lp2p_mdns *e, int type, const peer *p, uint32_t ifindex
   it->ev.type = type;
   it->ev.peer = p->id;
   it->ev.ifindex = ifindex;
-  if (type == LP2P_MDNS_EV_DISCOVERED && p->naddrs) {
+  if ((type == LP2P_MDNS_EV_DISCOVERED || type == LP2P_MDNS_EV_REFRESHED) && p->naddrs) {
     it->addrs = lp2p__calloc(&e->mem, p->naddrs, sizeof *it->addrs);
     if (!it->addrs) {
       free_event(e, it);
@@ -349,11 +363,13 @@ static int build_response(lp2p_mdns *e, const lp2p_mdns_iface *ifc, int family, 
   lp2p_mdns_build_rr_end(&b);
   if (j > i) {
     for (size_t k = i; k < j; k++) {
-      if (k == i || e->cfg.txt_per_address)
+      /* go keeps the last TXT record: the first string (first listen address) goes last */
+      size_t s = e->cfg.txt_single_record ? k : (k + 1 < j ? k + 1 : i);
+      if (k == i || !e->cfg.txt_single_record)
         lp2p_mdns_build_rr_begin(&b, LP2P_MDNS_SEC_ADDITIONAL, &e->instance, LP2P_MDNS_TYPE_TXT, LP2P_MDNS_CLASS_IN,
                                  ttl);
-      lp2p_mdns_build_string(&b, e->strs[k].s, e->strs[k].len);
-      if (k + 1 == j || e->cfg.txt_per_address) lp2p_mdns_build_rr_end(&b);
+      lp2p_mdns_build_string(&b, e->strs[s].s, e->strs[s].len);
+      if (k + 1 == j || !e->cfg.txt_single_record) lp2p_mdns_build_rr_end(&b);
     }
     lp2p_mdns_build_rr_begin(&b, LP2P_MDNS_SEC_ADDITIONAL, &e->instance, LP2P_MDNS_TYPE_SRV, LP2P_MDNS_CLASS_IN, ttl);
     lp2p_mdns_build_u16(&b, 0);
@@ -496,6 +512,8 @@ static int learn(lp2p_mdns *e, const lp2p_mdns_name *instance, const lp2p_mdns_r
   uint32_t ttls[MAX_STRINGS];
   size_t nma = 0;
   int rv = 0;
+  const iface_state *ifs = find_iface(e, ifindex);
+  int lan_loopback_ok = ifs && ifs->info.loopback;
   for (size_t t = 0; t < ntxt; t++) {
     const lp2p_mdns_record *r = txts[t];
     size_t off = 0, sl;
@@ -523,6 +541,15 @@ static int learn(lp2p_mdns *e, const lp2p_mdns_name *instance, const lp2p_mdns_r
         continue;
       }
       id = pid;
+      /* a loopback address heard on a LAN interface is the sender's loopback, not ours: useless,
+       * and a dial to it would reach whatever listens on our own host (go advertises ::1) */
+      const uint8_t *iv;
+      size_t il;
+      if (!lan_loopback_ok && lp2p_multiaddr_component(ma, 0, &code, &iv, &il) == 0 &&
+          ((code == LP2P_MA_IP4 && il == 4 && ip_loopback(4, iv)) || (code == LP2P_MA_IP6 && il == 16 && ip_loopback(6, iv)))) {
+        lp2p_multiaddr_free(ma);
+        continue;
+      }
       mas[nma] = ma;
       ttls[nma] = have_ptr && ptr_ttl < r->ttl ? ptr_ttl : r->ttl;
       if (ttls[nma] > MAX_TTL) ttls[nma] = MAX_TTL;
@@ -581,11 +608,16 @@ static int learn(lp2p_mdns *e, const lp2p_mdns_name *instance, const lp2p_mdns_r
       continue;
     }
     lp2p_tstamp exp = now + (lp2p_tstamp)ttls[i] * 1000u;
+    lp2p_tstamp refresh = now + (lp2p_tstamp)ttls[i] * 800u;
     if (k < p->naddrs) {
       p->addrs[k].expires = exp;
+      p->addrs[k].seen = now;
+      p->addrs[k].refresh = refresh;
     } else if (p->naddrs < e->cfg.max_addrs_per_peer) {
       p->addrs[p->naddrs].ma = mas[i];
       p->addrs[p->naddrs].expires = exp;
+      p->addrs[p->naddrs].seen = now;
+      p->addrs[p->naddrs].refresh = refresh;
       p->naddrs++;
       mas[i] = NULL;
       changed = 1;
@@ -596,6 +628,8 @@ static int learn(lp2p_mdns *e, const lp2p_mdns_name *instance, const lp2p_mdns_r
     peer_remove(e, (size_t)(p - e->peers));
   } else if (changed) {
     rv = enqueue_event(e, LP2P_MDNS_EV_DISCOVERED, p, ifindex, now);
+  } else if (e->cfg.report_refresh && before) {
+    rv = enqueue_event(e, LP2P_MDNS_EV_REFRESHED, p, ifindex, now);
   }
 done:
   for (size_t i = 0; i < nma; i++) lp2p_multiaddr_free(mas[i]);
@@ -683,12 +717,35 @@ static int handle_query(lp2p_mdns *e, iface_state *ifs, int family, const uint8_
   int fi = fam_idx(family);
   for (int kind = 0; kind < 2; kind++) {
     if (!want[kind]) continue;
-    if (ifs->answered[fi][kind] && now - ifs->last_answer[fi][kind] < e->cfg.answer_interval) {
+    /* Rate limit: one answer per answer_interval to the same querier (a source without address
+     * counts as one querier), and answers at least answer_interval / 8 apart on the interface
+     * whoever asks, so that a newcomer's query right after someone else's still gets its answer
+     * (the first query of a node that just started usually follows our own looped-back one). */
+    struct answer_src *as = NULL, *oldest = &ifs->asrc[fi][kind][0];
+    uint8_t key[16] = {0};
+    if (src) memcpy(key, src, fam_len(family));
+    for (size_t k = 0; k < ANSWER_SOURCES && !as; k++) {
+      struct answer_src *c = &ifs->asrc[fi][kind][k];
+      if (c->used && !memcmp(c->ip, key, 16)) as = c;
+      else if (!c->used || (oldest->used && c->at < oldest->at)) oldest = c;
+    }
+    if (as && now - as->at < e->cfg.answer_interval) {
       e->stats.answers_rate_limited++;
       continue;
     }
-    ifs->answered[fi][kind] = 1;
-    ifs->last_answer[fi][kind] = now;
+    if (ifs->answered[fi][kind] && now - ifs->last_answer[fi][kind] < e->cfg.answer_interval / 8) {
+      /* too soon after an answer to someone else: the multicast answer goes out once the gap is over */
+      e->stats.answers_rate_limited++;
+      if (!ifs->deferred[fi][kind]) ifs->deferred[fi][kind] = ifs->last_answer[fi][kind] + e->cfg.answer_interval / 8;
+      if (!as) {
+        as = oldest;
+        as->used = 1;
+        memcpy(as->ip, key, 16);
+      }
+      as->at = ifs->deferred[fi][kind];
+      continue;
+    }
+    uint64_t sent_before = e->stats.responses_sent;
     int rv;
     if (kind == 0) {
       rv = emit_responses(e, &ifs->info, family, e->cfg.ttl, 0, NULL, 0);
@@ -697,6 +754,16 @@ static int handle_query(lp2p_mdns *e, iface_state *ifs, int family, const uint8_
     } else {
       rv = emit_meta(e, &ifs->info, family, 0, NULL, 0);
       if (!rv && (unicast[1] || legacy) && src) rv = emit_meta(e, &ifs->info, family, legacy ? m->id : 0, src, src_port);
+    }
+    if (e->stats.responses_sent != sent_before) { /* only what went out counts */
+      ifs->answered[fi][kind] = 1;
+      ifs->last_answer[fi][kind] = now;
+      if (!as) {
+        as = oldest;
+        as->used = 1;
+        memcpy(as->ip, key, 16);
+      }
+      as->at = now;
     }
     if (rv) return rv;
   }
@@ -714,7 +781,31 @@ int lp2p_mdns_packet_in(lp2p_mdns *e, uint32_t ifindex, int family, const uint8_
     ifs->flood_start = now;
     ifs->flood_count = 0;
   }
-  if (++ifs->flood_count > e->cfg.max_packets_per_sec) {
+  int flooded = 0;
+  if (src) { /* one noisy source does not silence the others */
+    struct flood_src *fs = NULL, *old = &ifs->src[0];
+    for (size_t i = 0; i < FLOOD_SOURCES && !fs; i++) {
+      struct flood_src *c = &ifs->src[i];
+      if (c->family == family && !memcmp(c->ip, src, fam_len(family))) fs = c;
+      else if (c->start < old->start) old = c;
+    }
+    if (!fs) {
+      fs = old;
+      fs->family = (uint8_t)family;
+      memcpy(fs->ip, src, fam_len(family));
+      fs->start = now;
+      fs->count = 0;
+    }
+    if (now - fs->start >= 1000 || now < fs->start) {
+      fs->start = now;
+      fs->count = 0;
+    }
+    flooded = ++fs->count > e->cfg.max_packets_per_sec;
+  }
+  /* the interface as a whole: packets that passed their source's limit (or have no source) */
+  if (!flooded)
+    flooded = ++ifs->flood_count > e->cfg.max_packets_per_sec * (src ? FLOOD_IFACE_FACTOR : 1u);
+  if (flooded) {
     e->stats.packets_flood_dropped++;
     return 0;
   }
@@ -743,6 +834,31 @@ static int run_timers(lp2p_mdns *e, lp2p_tstamp now) {
     e->query_interval *= 2;
     if (e->query_interval > e->cfg.query_interval_max) e->query_interval = e->cfg.query_interval_max;
   }
+  for (size_t i = 0; i < e->nifaces && !rv; i++) { /* answers held back by the gap */
+    iface_state *ifs = &e->ifaces[i];
+    for (int fi = 0; fi < 2 && !rv; fi++)
+      for (int kind = 0; kind < 2 && !rv; kind++) {
+        if (!ifs->deferred[fi][kind] || ifs->deferred[fi][kind] > now) continue;
+        ifs->deferred[fi][kind] = 0;
+        ifs->answered[fi][kind] = 1;
+        ifs->last_answer[fi][kind] = now;
+        int family = fi ? 6 : 4;
+        rv = kind == 0 ? emit_responses(e, &ifs->info, family, e->cfg.ttl, 0, NULL, 0)
+                       : emit_meta(e, &ifs->info, family, 0, NULL, 0);
+      }
+  }
+  /* Cache maintenance (RFC 6762 §5.2): a record at 80 % (then 90 %) of its TTL makes us query, so
+   * that a live peer answers before it expires even when our backoff has grown past its TTL. */
+  int refresh = 0;
+  for (size_t i = 0; i < e->npeers; i++)
+    for (size_t k = 0; k < e->peers[i].naddrs; k++) {
+      addr_entry *a = &e->peers[i].addrs[k];
+      if (a->refresh > now) continue;
+      refresh = 1;
+      lp2p_tstamp ttl = a->expires - a->seen, nine = a->seen + ttl * 9 / 10;
+      a->refresh = nine > now ? nine : LP2P_TSTAMP_NEVER;
+    }
+  if (!rv && refresh && e->started) rv = send_queries(e);
   if (!rv && e->announce_left > 0 && now >= e->next_announce) {
     rv = announce_all(e, e->cfg.ttl);
     e->announce_left--;
@@ -763,8 +879,14 @@ lp2p_tstamp lp2p_mdns_next_deadline(const lp2p_mdns *e) {
   lp2p_tstamp t = e->next_query;
   if (e->announce_left > 0 && e->next_announce < t) t = e->next_announce;
   for (size_t i = 0; i < e->npeers; i++)
-    for (size_t k = 0; k < e->peers[i].naddrs; k++)
+    for (size_t k = 0; k < e->peers[i].naddrs; k++) {
       if (e->peers[i].addrs[k].expires < t) t = e->peers[i].addrs[k].expires;
+      if (e->peers[i].addrs[k].refresh < t) t = e->peers[i].addrs[k].refresh;
+    }
+  for (size_t i = 0; i < e->nifaces; i++)
+    for (int fi = 0; fi < 2; fi++)
+      for (int kind = 0; kind < 2; kind++)
+        if (e->ifaces[i].deferred[fi][kind] && e->ifaces[i].deferred[fi][kind] < t) t = e->ifaces[i].deferred[fi][kind];
   return t;
 }
 
@@ -844,6 +966,14 @@ int lp2p_mdns_set_listen_addrs(lp2p_mdns *e, const lp2p_multiaddr *const *addrs,
   e->have_self = 1;
   if (lp2p_peer_id_to_string(self, e->self_text, sizeof e->self_text) < 0) e->self_text[0] = 0;
   changed(e, now);
+  return run_timers(e, now);
+}
+
+int lp2p_mdns_query_now(lp2p_mdns *e, lp2p_tstamp now) {
+  if (!e) return LP2P_ERR_INVAL;
+  if (e->shut) return LP2P_ERR_STATE;
+  e->next_query = now;
+  e->query_interval = e->cfg.query_interval_min;
   return run_timers(e, now);
 }
 

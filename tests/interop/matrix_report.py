@@ -15,13 +15,19 @@ import sys
 
 CASES = ["ping", "identify", "signed-record", "identify-push", "perf-64MiB", "streams-200",
          "key-Ed25519", "key-secp256k1", "key-RSA", "key-ECDSA", "muxer-noise-ext", "muxer-mss",
-         "wrong-peer-id", "junk-clients", "simultaneous-dial", "peer-killed"]
+         "wrong-peer-id", "junk-clients", "simultaneous-dial", "peer-killed",
+         "mdns-ipv4", "mdns-ipv6", "mdns-expiry"]
 IMPLS = ["js", "go", "rust"]
 DIRS = ["lp2p->X", "X->lp2p"]
 # directions a case has (others print n/a)
 ONLY = {"streams-200": ["X->lp2p"], "wrong-peer-id": ["lp2p->X"], "junk-clients": ["X->lp2p"],
         "simultaneous-dial": ["both"]}
-NOT_FOR = {("js", "key-ECDSA"): "js-libp2p 3.x cannot derive a peer id from an ECDSA key"}
+NOT_FOR = {("js", "key-ECDSA"): "js-libp2p 3.x cannot derive a peer id from an ECDSA key",
+           ("js", "mdns-ipv6"): "js @libp2p/mdns (multicast-dns) is IPv4-only",
+           ("rust", "mdns-ipv6"): "the rust ctl peer runs libp2p-mdns with Config::default() (enable_ipv6 false)",
+           ("js", "mdns-expiry"): "js @libp2p/mdns sends no goodbye and reports no expiry"}
+# (impl, case) -> the only directions run
+ONLY_FOR = {("go", "mdns-expiry"): ["lp2p->X"], ("rust", "mdns-expiry"): ["X->lp2p"]}
 
 
 def main():
@@ -50,7 +56,7 @@ def main():
     for case in CASES:
         row = [case]
         for impl, d in cols:
-            dirs = ONLY.get(case, DIRS)
+            dirs = ONLY_FOR.get((impl, case), ONLY.get(case, DIRS))
             if case == "simultaneous-dial":
                 d_eff = "both" if d == "lp2p->X" else None
             else:
