@@ -116,6 +116,14 @@ TEST(kad_api_basics) {
   /* auto: a listen address counts only with auto_lan_server; loopback is not external */
   CHECK_OK(lp2p_kad_set_mode(a.kad, LP2P_KAD_MODE_AUTO));
   CHECK(!lp2p_kad_is_server(a.kad));
+  /* ... and a confirmed external address makes it a server, its removal a client again */
+  lp2p_multiaddr *ext = NULL;
+  CHECK_OK(lp2p_multiaddr_parse(&ext, "/ip4/203.0.113.7/tcp/4001", NULL, 0));
+  CHECK_OK(lp2p_swarm_add_external_addr(a.t.sw, ext));
+  CHECK(RUN_UNTIL(&L, lp2p_kad_is_server(a.kad), 2000));
+  CHECK_OK(lp2p_swarm_remove_external_addr(a.t.sw, ext));
+  CHECK(RUN_UNTIL(&L, !lp2p_kad_is_server(a.kad), 2000));
+  lp2p_multiaddr_free(ext);
   CHECK_OK(lp2p_kad_set_mode(a.kad, LP2P_KAD_MODE_SERVER));
   CHECK(lp2p_kad_is_server(a.kad));
 
