@@ -2,9 +2,14 @@
  * through the public API only (streams, timers, events, peer store). See lp2p/kad.h. */
 #include "lp2p/kad.h"
 
+#include <fcntl.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "kad/engine/kad_engine.h"
 #include "lp2p/log.h"
@@ -88,6 +93,10 @@ struct lp2p_kad {
   int server;          /* protocol registered */
   int detached;
   uint64_t served, answered_bytes;
+  /* persistence (cfg.data_dir): records in <data_dir>/kad-records */
+  char *store_path;
+  lp2p_timer *save_timer;
+  int dirty, loading;
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -705,6 +714,141 @@ static void apply_mode(lp2p_kad *k) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* persistence: one line per record, "<wall-clock ms when stored> <key hex> <value hex>" */
+
+#define KAD_SAVE_DELAY_MS 1000u
+
+static uint64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void on_persist(void *user, int event, const uint8_t *key, size_t klen, const uint8_t *value, size_t vlen) {
+  lp2p_kad *k = user;
+  (void)key, (void)klen, (void)value, (void)vlen;
+  if (k->loading || event > 2 || k->dirty) return; /* records only (providers are republished by their owners) */
+  k->dirty = 1;
+  if (k->save_timer) lp2p_timer_start(k->save_timer, KAD_SAVE_DELAY_MS, 0);
+}
+
+typedef struct save_ctx {
+  FILE *f;
+  uint64_t wall;
+} save_ctx;
+
+static void put_hex(FILE *f, const uint8_t *p, size_t n) {
+  static const char hx[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) {
+    putc(hx[p[i] >> 4], f);
+    putc(hx[p[i] & 15], f);
+  }
+}
+
+static void save_one(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, lp2p_tstamp age) {
+  save_ctx *c = ud;
+  fprintf(c->f, "%llu ", (unsigned long long)(c->wall > age ? c->wall - age : 0));
+  put_hex(c->f, key, klen);
+  putc(' ', c->f);
+  put_hex(c->f, val, vlen);
+  putc('\n', c->f);
+}
+
+/* Atomic rewrite (temporary file, fsync, rename), mode 0600. */
+static void save_now(lp2p_kad *k) {
+  k->dirty = 0;
+  if (!k->store_path) return;
+  size_t pl = strlen(k->store_path);
+  char *tmp = lp2p__pm_malloc(&k->mem, pl + 5);
+  if (!tmp) return;
+  memcpy(tmp, k->store_path, pl);
+  memcpy(tmp + pl, ".tmp", 5);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+  if (!f) {
+    if (fd >= 0) close(fd);
+    lp2p_log(LP2P_LOG_WARN, KAD_LOG, "cannot write %s", tmp);
+    lp2p__pm_free(&k->mem, tmp);
+    return;
+  }
+  save_ctx c = {f, wall_ms()};
+  fputs("# lp2p kad records v1: <stored at, unix ms> <key hex> <value hex>\n", f);
+  size_t n = kad_records_each(k->e, save_one, &c, now_of(k));
+  int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
+  bad |= fclose(f) != 0;
+  if (bad || rename(tmp, k->store_path) != 0) {
+    lp2p_log(LP2P_LOG_WARN, KAD_LOG, "cannot save %s", k->store_path);
+    unlink(tmp);
+  } else {
+    lp2p_log(LP2P_LOG_DEBUG, KAD_LOG, "saved %zu records to %s", n, k->store_path);
+  }
+  lp2p__pm_free(&k->mem, tmp);
+}
+
+static void on_save_timer(lp2p_timer *t, void *ud) {
+  (void)t;
+  save_now(ud);
+}
+
+static int hex_val(int c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* hex text [p, p+n) into out (n/2 bytes); 0 or -1 */
+static int unhex(const char *p, size_t n, uint8_t *out) {
+  if (n % 2) return -1;
+  for (size_t i = 0; i < n / 2; i++) {
+    int a = hex_val(p[2 * i]), b = hex_val(p[2 * i + 1]);
+    if (a < 0 || b < 0) return -1;
+    out[i] = (uint8_t)(a << 4 | b);
+  }
+  return 0;
+}
+
+static void load_records(lp2p_kad *k) {
+  FILE *f = k->store_path ? fopen(k->store_path, "r") : NULL;
+  if (!f) return;
+  char *line = NULL;
+  size_t cap = 0, loaded = 0, skipped = 0;
+  ssize_t len;
+  uint64_t wall = wall_ms();
+  lp2p_tstamp now = now_of(k);
+  uint8_t *buf = NULL;
+  k->loading = 1;
+  while ((len = getline(&line, &cap, f)) > 0) {
+    if (line[0] == '#') continue;
+    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+    char *sp1 = strchr(line, ' '), *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+    char *end = NULL;
+    unsigned long long at = strtoull(line, &end, 10);
+    size_t kh = sp2 ? (size_t)(sp2 - sp1 - 1) : 0, vh = sp2 ? (size_t)(line + len - sp2 - 1) : 0;
+    uint8_t *nb = (sp2 && end == sp1 && kh && kh / 2 <= KAD_MAX_KEY && vh / 2 <= KAD_MSG_MAX)
+                      ? lp2p__pm_realloc(&k->mem, buf, kh / 2 + vh / 2 + 1)
+                      : NULL;
+    if (!nb) {
+      skipped++;
+      continue;
+    }
+    buf = nb;
+    if (unhex(sp1 + 1, kh, buf) < 0 || unhex(sp2 + 1, vh, buf + kh / 2) < 0 ||
+        kad_record_restore(k->e, buf, kh / 2, buf + kh / 2, vh / 2, wall > at ? wall - at : 0, now) < 0) {
+      skipped++;
+      continue;
+    }
+    loaded++;
+  }
+  k->loading = 0;
+  free(line);
+  lp2p__pm_free(&k->mem, buf);
+  fclose(f);
+  lp2p_log(LP2P_LOG_DEBUG, KAD_LOG, "loaded %zu records from %s (%zu skipped: malformed, expired or refused)", loaded,
+           k->store_path, skipped);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* behaviour */
 
 static int route_fn(lp2p_swarm *sw, const lp2p_peer_id *peer, void *ud);
@@ -714,6 +858,10 @@ static int kad_attach(void *self, lp2p_swarm *sw) {
   k->sw = sw;
   int rv = lp2p_timer_new(&k->timer, sw, on_timer, k);
   if (rv < 0) return rv;
+  if (k->store_path) {
+    if ((rv = lp2p_timer_new(&k->save_timer, sw, on_save_timer, k)) < 0) return rv;
+    load_records(k);
+  }
   update_local_addrs(k);
   apply_mode(k);
   if (k->cfg.peer_router) lp2p_swarm_set_peer_router(sw, route_fn, k);
@@ -771,6 +919,9 @@ static void kad_detach(void *self, lp2p_swarm *sw) {
   if (k->cfg.peer_router) lp2p_swarm_set_peer_router(sw, NULL, NULL);
   lp2p_timer_free(k->timer);
   k->timer = NULL;
+  if (k->dirty) save_now(k);
+  lp2p_timer_free(k->save_timer);
+  k->save_timer = NULL;
   /* streams outlive us: orphan their state (their on_close frees it) */
   while (k->reqs.next != &k->reqs) {
     kreq *r = k->reqs.next;
@@ -809,6 +960,7 @@ static void kad_destroy(void *self) {
     lp2p__pm_free(&m, s);
   }
   kad_engine_free(k->e);
+  lp2p__pm_free(&m, k->store_path);
   lp2p__pm_free(&m, k->proto);
   lp2p__pm_free(&m, k);
 }
@@ -873,7 +1025,15 @@ int lp2p_kad_add(lp2p_swarm *sw, const lp2p_kad_config *cfg, lp2p_kad **out) {
   }
   k->proto = lp2p__pm_strdup(mem, proto);
   c->protocol_id = k->proto;
-  c->data_dir = NULL; /* persistence: not implemented yet */
+  if (c->data_dir && c->data_dir[0]) {
+    size_t dl = strlen(c->data_dir);
+    k->store_path = lp2p__pm_malloc(mem, dl + sizeof "/kad-records");
+    if (k->store_path) {
+      memcpy(k->store_path, c->data_dir, dl);
+      memcpy(k->store_path + dl, "/kad-records", sizeof "/kad-records");
+    }
+  }
+  c->data_dir = NULL;
   kad_config ec;
   memset(&ec, 0, sizeof ec);
   ec.struct_size = sizeof ec;
@@ -887,15 +1047,21 @@ int lp2p_kad_add(lp2p_swarm *sw, const lp2p_kad_config *cfg, lp2p_kad **out) {
   ec.max_records = c->max_records;
   ec.max_provider_keys = c->max_provider_keys;
   ec.max_providers_per_key = c->max_providers_per_key;
+  if (k->store_path) {
+    ec.persist = on_persist;
+    ec.persist_user = k;
+  }
   kad_validator *vals = NULL;
   if (c->n_validators) {
     if (!c->validators) {
+      lp2p__pm_free(mem, k->store_path);
       lp2p__pm_free(mem, k->proto);
       lp2p__pm_free(mem, k);
       return LP2P_ERR_INVAL;
     }
     vals = lp2p__pm_calloc(mem, c->n_validators * sizeof *vals);
     if (!vals) {
+      lp2p__pm_free(mem, k->store_path);
       lp2p__pm_free(mem, k->proto);
       lp2p__pm_free(mem, k);
       return LP2P_ERR_NOMEM;
@@ -914,6 +1080,7 @@ int lp2p_kad_add(lp2p_swarm *sw, const lp2p_kad_config *cfg, lp2p_kad **out) {
   c->validators = NULL;
   c->n_validators = 0;
   if (rv < 0) {
+    lp2p__pm_free(mem, k->store_path);
     lp2p__pm_free(mem, k->proto);
     lp2p__pm_free(mem, k);
     return rv;

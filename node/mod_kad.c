@@ -110,6 +110,8 @@ static int setup(node *n, void *st) {
   lp2p_kad_config_default(&c);
   c.mode = s->mode;
   c.protocol_id = s->protocol;
+  const char *dd = node_data_dir(n);
+  c.data_dir = dd && dd[0] ? dd : NULL; /* records survive restarts in DATA_DIR/kad-records */
   lp2p_kad_validator v[KAD_MAX_NS];
   for (size_t i = 0; i < s->n_ns; i++) {
     v[i].ns = s->ns[i];
@@ -164,7 +166,8 @@ const node_module node_mod_kad = {
              "duration_ms and peers/addrs/value/providers):\n"
              "  " KC_COMMANDS "\n"
              "KEY and VALUE are text, or hex bytes with a 0x prefix; CID is CIDv1 (b...), CIDv0 (Qm...) or\n"
-             "a 0x-hex multihash. Records are accepted under /pk/ and the --kad-namespace namespaces.\n",
+             "a 0x-hex multihash. Records are accepted under /pk/ and the --kad-namespace namespaces and\n"
+             "kept across restarts in DATA_DIR/kad-records.\n",
     .state_size = sizeof(kad_state),
     .setup = setup,
     .command = command,

@@ -42,7 +42,11 @@
  * address runs a FIND_NODE for it and dials the addresses found. Addresses learned from the DHT
  * go into the peer store with source LP2P_ADDR_SRC_DHT and a 1 h TTL.
  *
- * Persistence: config.data_dir is reserved (records and providers live in memory today).
+ * Persistence: with config.data_dir set, the stored records are kept in <data_dir>/kad-records (one
+ * line per record: when it was stored, key and value in hex), rewritten atomically (mode 0600) one
+ * second after a change and when the swarm is freed, and reloaded at attach: each record validated
+ * again and keeping its original 48 h expiry; malformed, expired or refused lines are skipped.
+ * Provider entries are not saved (their owners republish them). The directory must exist.
  *
  * Threading: loop thread only (see lp2p/swarm.h). */
 #ifndef LP2P_KAD_H
@@ -96,7 +100,7 @@ typedef struct lp2p_kad_config {
   const lp2p_kad_validator *validators; /* app namespaces; copied ("pk" is built in) */
   size_t n_validators;
   int peer_router;               /* 1 (default): install as the swarm's peer router */
-  const char *data_dir;          /* reserved for persistence (ignored today) */
+  const char *data_dir;          /* copied; NULL (default): records live in memory only */
 } lp2p_kad_config;
 
 LP2P_EXTERN void lp2p_kad_config_default(lp2p_kad_config *cfg);

@@ -333,6 +333,15 @@ int kad_record_get(kad_engine *e, const uint8_t *key, size_t klen, const uint8_t
 /* Store a record locally after validation (as an inbound PUT would). */
 int kad_record_put(kad_engine *e, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
                    lp2p_tstamp now);
+/* Persistence: every unexpired record, most recently used first, with its age (ms since it was
+ * stored). fn must not call into the engine. Returns how many. */
+typedef void (*kad_record_fn)(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                              lp2p_tstamp age_ms);
+size_t kad_records_each(kad_engine *e, kad_record_fn fn, void *ud, lp2p_tstamp now);
+/* Reload a saved record that is age_ms old (validated like kad_record_put; LP2P_ERR_NOT_FOUND if it
+ * has expired meanwhile); it expires record TTL after it was first stored. */
+int kad_record_restore(kad_engine *e, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                       lp2p_tstamp age_ms, lp2p_tstamp now);
 /* Add a provider locally (persistence reload, tests). */
 int kad_provider_add(kad_engine *e, const uint8_t *key, size_t klen, const kad_peer *prov, lp2p_tstamp now);
 

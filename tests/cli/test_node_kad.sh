@@ -42,7 +42,7 @@ start() {
   mkfifo "$tmp/$name.in"
   exec {f}<>"$tmp/$name.in"
   fd[$name]=$f
-  "$node" listen --json --control --data-dir "$tmp/data-$name" "$@" <"$tmp/$name.in" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+  "$node" listen --json --control --data-dir "$tmp/data-${DATA_NAME:-$name}" "$@" <"$tmp/$name.in" >"$tmp/$name.out" 2>"$tmp/$name.err" &
   pids+=($!)
   local line
   line="$(wait_nth "$name" listening 1)" || { bad "$name starts" "$(cat "$tmp/$name.err")"; return 1; }
@@ -119,6 +119,18 @@ expect "e (client) is in nobody's table (a's)" "$line" "'$e_id' not in e['peers'
 line="$(ask e kad-table kad-table)"
 expect "e (client): kad-table says client" "$line" "e['mode'] == 'client' and e['count'] >= 1"
 
+# records survive a restart (DATA_DIR/kad-records): d stopped, started again on its data dir
+d_pid="${pids[3]}"
+printf 'quit\n' >&"${fd[d]}"
+for _ in $(seq 100); do kill -0 "$d_pid" 2>/dev/null || break; sleep 0.1; done
+if [ -f "$tmp/data-d/kad-records" ] && [ "$(stat -c %a "$tmp/data-d/kad-records")" = 600 ] &&
+   grep -q "$(printf '/v/hello' | od -An -tx1 | tr -d ' \n')" "$tmp/data-d/kad-records"; then
+  ok "d: DATA_DIR/kad-records holds /v/hello (mode 0600)"
+else bad "d: DATA_DIR/kad-records" "$(ls -l "$tmp/data-d" 2>&1; cat "$tmp/data-d/kad-records" 2>&1)"; fi
+DATA_NAME=d start d2 --kad-namespace v
+line="$(ask d2 kad-table kad-table)"
+expect "d restarted: its record is back before it joined anything" "$line" 'e["records"] == 1 and e["count"] == 0'
+
 # one-shot
 out="$("$node" kad get /v/hello --bootstrap "$a_addr" --kad-namespace v --json 2>&1)"; rc=$?
 if [ $rc = 0 ] && [ "$(jf "$out" 'e["event"] == "kad-get" and e["text"] == "world"')" = True ]; then
@@ -135,6 +147,6 @@ if [ $rc = 2 ]; then ok "one-shot without --bootstrap is a usage error"; else ba
 "$node" kad --help | grep -q "kad-find-providers" && ok "lp2p-node kad --help lists the commands" || bad "kad --help"
 "$node" listen --help | grep -q -- "--kad-mode" && ok "lp2p-node listen --help has the kad flags" || bad "listen --help"
 
-for n in a b c d e; do printf 'quit\n' >&"${fd[$n]}"; done
+for n in a b c d2 e; do printf 'quit\n' >&"${fd[$n]}"; done
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -5,6 +5,9 @@
  * peers, silence, ADD_PROVIDER for someone else, record floods): only the offender suffers. */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "kad/engine/kad_engine.h"
 #include "lp2p/encoding.h"
@@ -729,9 +732,56 @@ TEST(kad_hostile) {
   CHECK_EQ(tloop_finish(&L), 0);
 }
 
+/* ---------------------------------------------------------------------------------------------- */
+/* records survive a restart through the data dir */
+TEST(kad_persistence) {
+  char dir[] = "/tmp/lp2p-kad-XXXXXX";
+  REQUIRE(mkdtemp(dir) != NULL);
+  char path[256];
+  snprintf(path, sizeof path, "%s/kad-records", dir);
+  tloop L;
+  tloop_init(&L);
+  lp2p_kad_config c;
+  lp2p_kad_config_default(&c);
+  c.data_dir = dir;
+  node a;
+  REQUIRE(node_init(&a, &L, 31, &c) == 0);
+  uint8_t key[64], val[128];
+  size_t kl, vl;
+  pk_record(&a, key, &kl, val, &vl);
+  qres q1 = {0}, q2 = {0};
+  CHECK_OK(lp2p_kad_put_value(a.kad, key, kl, val, vl, qcb, &q1, NULL));
+  CHECK_OK(lp2p_kad_put_value(a.kad, (const uint8_t *)"/v/kept", 7, (const uint8_t *)"yes", 3, qcb, &q2, NULL));
+  CHECK(RUN_UNTIL(&L, q1.calls && q2.calls, 2000));
+  /* saved about a second after the change */
+  CHECK(RUN_UNTIL(&L, access(path, F_OK) == 0, 3000));
+  struct stat st;
+  CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+  node_free(&a);
+  /* junk, an expired record and a record nobody validates any more are skipped */
+  FILE *f = fopen(path, "a");
+  REQUIRE(f != NULL);
+  fprintf(f, "garbage line\n123 zz 00\n1000 2f762f6f6c64 6f6c64\n%llu 2f782f31 00\n",
+          (unsigned long long)time(NULL) * 1000ull);
+  fclose(f);
+  node b;
+  REQUIRE(node_init(&b, &L, 31, &c) == 0);
+  CHECK_EQ(lp2p_kad_record_count(b.kad), 2);
+  CHECK(lp2p_kad_local_value(b.kad, key, kl, NULL, 0) == (int64_t)vl);
+  uint8_t got[8];
+  CHECK(lp2p_kad_local_value(b.kad, (const uint8_t *)"/v/kept", 7, got, sizeof got) == 3);
+  CHECK_MEM(got, "yes", 3);
+  CHECK_EQ(lp2p_kad_local_value(b.kad, (const uint8_t *)"/v/old", 6, NULL, 0), LP2P_ERR_NOT_FOUND);
+  node_free(&b);
+  CHECK_EQ(tloop_finish(&L), 0);
+  unlink(path);
+  rmdir(dir);
+}
+
 int main(void) {
   RUN(kad_api_basics);
   RUN(kad_no_router);
+  RUN(kad_persistence);
   RUN(kad_small_network);
   RUN(kad_hostile);
   RUN(kad_network_50);
