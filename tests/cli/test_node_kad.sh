@@ -144,8 +144,11 @@ out="$("$node" kad find-peer "$ghost" --bootstrap "$a_addr" 2>&1)"; rc=$?
 if [ $rc = 1 ] && grep -q "not found" <<<"$out"; then ok "one-shot: unknown peer exits 1"; else bad "one-shot ghost" "rc=$rc $out"; fi
 out="$("$node" kad get /v/hello 2>&1)"; rc=$?
 if [ $rc = 2 ]; then ok "one-shot without --bootstrap is a usage error"; else bad "one-shot usage" "rc=$rc $out"; fi
-"$node" kad --help | grep -q "kad-find-providers" && ok "lp2p-node kad --help lists the commands" || bad "kad --help"
-"$node" listen --help | grep -q -- "--kad-mode" && ok "lp2p-node listen --help has the kad flags" || bad "listen --help"
+# (whole output first: grep -q closing the pipe early would fail the pipeline under pipefail)
+out="$("$node" kad --help)"
+grep -q "kad-find-providers" <<<"$out" && ok "lp2p-node kad --help lists the commands" || bad "kad --help" "$out"
+out="$("$node" listen --help)"
+grep -q -- "--kad-mode" <<<"$out" && ok "lp2p-node listen --help has the kad flags" || bad "listen --help" "$out"
 
 for n in a b c d2 e; do printf 'quit\n' >&"${fd[$n]}"; done
 echo "$pass passed, $fail failed"
