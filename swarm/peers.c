@@ -361,7 +361,10 @@ int lp2p_swarm_disconnect(lp2p_swarm *sw, const lp2p_peer_id *peer) {
 /* The router's lookup for pe is over (or the router went away): waiting streams go on. */
 static void route_done(lp2p_swarm *sw, lp2p__peer *pe, int err) {
   pe->routing = 0;
-  if (pe->primary) {
+  if (pe->dial && pe->dial->routing) {
+    /* a dial waited for the lookup (lp2p_swarm_dial by id): it goes on, and the waiting streams with it */
+    lp2p__dial_routed(pe->dial, err);
+  } else if (pe->primary) {
     lp2p__peer_open_waiting(sw, pe);
   } else if (pe->dial) {
     /* a dial started meanwhile (lp2p_swarm_dial, another stream): the waiting streams follow it */

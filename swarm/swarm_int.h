@@ -263,6 +263,7 @@ struct lp2p__dial {
   int result;        /* final result once done */
   lp2p_peer_id result_peer;
   int done;
+  int routing; /* waiting for the peer router (no address known yet): nothing dialed */
 };
 
 /* ---- listeners ---- */
@@ -523,6 +524,8 @@ void lp2p__peer_expire_waiting(lp2p_swarm *sw, lp2p__peer *pe, lp2p_tstamp now);
 void lp2p__peer_fail_waiting(lp2p_swarm *sw, lp2p__peer *pe, int err);
 /* Asks the peer router for pe's addresses (0: lookup running; LP2P_ERR_NOT_CONNECTED: no router / refused). */
 int lp2p__peer_route(lp2p_swarm *sw, lp2p__peer *pe);
+/* The peer router's lookup for a routing dial ended: dial what the peer store knows now, or fail. */
+void lp2p__dial_routed(lp2p__dial *d, int err);
 const lp2p__proto *lp2p__registry_find(const lp2p_swarm *sw, const char *id, size_t len);
 void lp2p__registry_free(lp2p_swarm *sw);
 extern const lp2p_mss_registry lp2p__registry_mss; /* ud = sw */

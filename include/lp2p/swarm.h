@@ -399,7 +399,9 @@ typedef void (*lp2p_dial_fn)(lp2p_swarm *sw, const lp2p_peer_id *peer, int err, 
  * peer are stored with source USER. Failures also emit
  * DIAL_FAILED. Sync errors (no callback then): LP2P_ERR_INVAL (no address and
  * no peer / unknown peer, or dialing ourselves), LP2P_ERR_MULTIADDR,
- * LP2P_ERR_NOMEM, LP2P_ERR_STATE (swarm shutting down). */
+ * LP2P_ERR_NOMEM, LP2P_ERR_STATE (swarm shutting down). With a peer router
+ * (lp2p_swarm_set_peer_router), a peer with no known address is looked up
+ * first instead of LP2P_ERR_INVAL. */
 LP2P_EXTERN int lp2p_swarm_dial(lp2p_swarm *sw, const lp2p_peer_id *peer, const char *const *addrs, size_t n,
                                 lp2p_dial_fn cb, void *ud);
 /* Same with parsed addresses (copied). */
@@ -545,9 +547,11 @@ LP2P_EXTERN int lp2p_swarm_open_stream(lp2p_swarm *sw, const lp2p_peer_id *peer,
  * LP2P_ERR_NOT_CONNECTED. A connection that comes up meanwhile (inbound, or
  * lp2p_swarm_dial) serves them at once. Waiting streams keep their usual
  * semantics (on_close exactly once; a reset removes them). lp2p_swarm_dial()
- * does not consult the router (it still fails with LP2P_ERR_INVAL for a peer
- * with no address). fn NULL removes the router; streams waiting for a lookup
- * then fail with LP2P_ERR_NOT_CONNECTED. ud is borrowed. */
+ * by peer id alone (n == 0) for a peer with no known address consults the
+ * router the same way (instead of failing with LP2P_ERR_INVAL): the dial
+ * callback follows the lookup and the dial of the addresses found, or reports
+ * LP2P_ERR_NOT_CONNECTED. fn NULL removes the router; streams and dials waiting
+ * for a lookup then fail with LP2P_ERR_NOT_CONNECTED. ud is borrowed. */
 typedef int (*lp2p_peer_router_fn)(lp2p_swarm *sw, const lp2p_peer_id *peer, void *ud);
 LP2P_EXTERN int lp2p_swarm_set_peer_router(lp2p_swarm *sw, lp2p_peer_router_fn fn, void *ud);
 /* The router's lookup for peer ended (err 0: addresses were stored). LP2P_ERR_NOT_FOUND if no lookup

@@ -90,6 +90,14 @@ static void node_free(node *n) { tsw_free(&n->t); }
 
 static size_t table_size(node *n) { return lp2p_kad_routing_table(n->kad, NULL, 0); }
 
+static int in_table(node *n, const lp2p_peer_id *p) {
+  lp2p_peer_id t[256];
+  size_t k = lp2p_kad_routing_table(n->kad, t, 256);
+  for (size_t i = 0; i < k && i < 256; i++)
+    if (lp2p_peer_id_equal(&t[i], p)) return 1;
+  return 0;
+}
+
 static void pk_record(node *n, uint8_t *key, size_t *klen, uint8_t *val, size_t *vlen) {
   lp2p_kad_pk_record(lp2p_privkey_public(n->t.key), key, 64, klen, val, 128, vlen);
 }
@@ -286,6 +294,23 @@ TEST(kad_small_network) {
   CHECK_OK(lp2p_ping(e.t.sw, &ghost, ping_cb, &pg));
   CHECK(RUN_UNTIL(&L, pg.calls, 10000));
   CHECK_EQ(pg.err, LP2P_ERR_NOT_CONNECTED);
+  /* lp2p_swarm_dial by id alone goes through the router too: g joins through d only */
+  node g;
+  REQUIRE(node_init(&g, &L, 22, NULL) == 0);
+  CHECK_OK(lp2p_kad_add_bootstrap(g.kad, n[3].t.addr));
+  CHECK(RUN_UNTIL(&L, in_table(&n[3], &g.t.id), 5000));
+  CHECK_EQ(lp2p_swarm_peer_addresses(e.t.sw, &g.t.id, NULL, 0), 0);
+  tdial d1 = {0}, d2 = {0};
+  CHECK_OK(lp2p_swarm_dial(e.t.sw, &g.t.id, NULL, 0, tdial_cb, &d1));
+  CHECK_OK(lp2p_swarm_dial(e.t.sw, &ghost, NULL, 0, tdial_cb, &d2));
+  CHECK_EQ(d1.calls + d2.calls, 0);
+  CHECK(RUN_UNTIL(&L, d1.calls && d2.calls, 10000));
+  CHECK_EQ(d1.calls, 1);
+  CHECK_EQ(d1.err, 0);
+  CHECK(lp2p_swarm_is_connected(e.t.sw, &g.t.id));
+  CHECK_EQ(d2.calls, 1);
+  CHECK_EQ(d2.err, LP2P_ERR_NOT_CONNECTED);
+  node_free(&g);
   node_free(&e);
 
   /* a client: queries work, nobody adds it to their table, it answers nothing */
@@ -331,6 +356,7 @@ TEST(kad_no_router) {
   CHECK_OK(lp2p_ping(a.t.sw, &ghost, ping_cb, &pg));
   CHECK(RUN_UNTIL(&L, pg.calls, 2000));
   CHECK_EQ(pg.err, LP2P_ERR_NOT_CONNECTED);
+  CHECK_EQ(lp2p_swarm_dial(a.t.sw, &ghost, NULL, 0, NULL, NULL), LP2P_ERR_INVAL); /* as before */
   node_free(&a);
   CHECK_EQ(tloop_finish(&L), 0);
 }
