@@ -9,5 +9,6 @@ int cmd_listen(const cli_command *cmd, int argc, char **argv);
 int cmd_ping(const cli_command *cmd, int argc, char **argv);
 int cmd_identify(const cli_command *cmd, int argc, char **argv);
 int cmd_perf(const cli_command *cmd, int argc, char **argv);
+int cmd_kad(const cli_command *cmd, int argc, char **argv);
 
 #endif

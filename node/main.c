@@ -13,6 +13,7 @@ static const cli_command commands[] = {
     {"ping", "connect to a peer and ping it", cmd_ping},
     {"identify", "connect to a peer and print what it says about itself", cmd_identify},
     {"perf", "measure throughput to a peer (perf protocol)", cmd_perf},
+    {"kad", "join the Kademlia DHT through bootstrap peers and run one query", cmd_kad},
 };
 #define N_COMMANDS (sizeof commands / sizeof *commands)
 

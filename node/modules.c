@@ -5,8 +5,10 @@
 #include "module.h"
 
 extern const node_module node_mod_mdns;
+extern const node_module node_mod_kad;
 
 const node_module *const node_modules[] = {
     &node_mod_mdns,
+    &node_mod_kad,
     NULL,
 };

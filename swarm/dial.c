@@ -249,6 +249,17 @@ int lp2p__dial_start(lp2p_swarm *sw, const lp2p_peer_id *peer, const lp2p_multia
     size_t k = lp2p__swarm_ps_dial_addrs(sw, &pid, known, LP2P__SW_MAX_DIAL_ADDRS);
     for (size_t i = 0; i < k && !rv; i++) rv = add_addr(d, known[i]);
   }
+  if (!rv && !d->n && !n && pe && sw->router) { /* no address known: ask the peer router first */
+    lp2p__list_add_tail(&sw->dials, &d->link);
+    pe->dial = d;
+    d->pe = pe;
+    d->routing = 1;
+    if (lp2p__peer_route(sw, pe) == 0) return 0; /* lp2p__dial_routed goes on */
+    lp2p__list_del(&d->link);
+    pe->dial = NULL;
+    d->pe = NULL;
+    d->routing = 0;
+  }
   if (!rv && !d->n) rv = LP2P_ERR_INVAL;
   if (rv < 0) {
     dial_free(sw, d);
@@ -261,6 +272,27 @@ int lp2p__dial_start(lp2p_swarm *sw, const lp2p_peer_id *peer, const lp2p_multia
   }
   dial_next(d);
   return 0;
+}
+
+void lp2p__dial_routed(lp2p__dial *d, int err) {
+  if (!d->routing || d->done) return;
+  d->routing = 0;
+  lp2p_swarm *sw = d->sw;
+  lp2p__peer *pe = d->pe;
+  if (pe && pe->live > 0) { /* connected meanwhile (it dialed us) */
+    d->result_peer = pe->id;
+    finish(d, 0);
+    return;
+  }
+  if (!err && d->peer.len) {
+    const lp2p_multiaddr *known[LP2P__SW_MAX_DIAL_ADDRS];
+    size_t k = lp2p__swarm_ps_dial_addrs(sw, &d->peer, known, LP2P__SW_MAX_DIAL_ADDRS);
+    for (size_t i = 0; i < k; i++) add_addr(d, known[i]);
+  }
+  if (d->n)
+    dial_next(d);
+  else
+    finish(d, LP2P_ERR_NOT_CONNECTED);
 }
 
 void lp2p__dial_cancel_all(lp2p_swarm *sw) {

@@ -399,7 +399,9 @@ typedef void (*lp2p_dial_fn)(lp2p_swarm *sw, const lp2p_peer_id *peer, int err, 
  * peer are stored with source USER. Failures also emit
  * DIAL_FAILED. Sync errors (no callback then): LP2P_ERR_INVAL (no address and
  * no peer / unknown peer, or dialing ourselves), LP2P_ERR_MULTIADDR,
- * LP2P_ERR_NOMEM, LP2P_ERR_STATE (swarm shutting down). */
+ * LP2P_ERR_NOMEM, LP2P_ERR_STATE (swarm shutting down). With a peer router
+ * (lp2p_swarm_set_peer_router), a peer with no known address is looked up
+ * first instead of LP2P_ERR_INVAL. */
 LP2P_EXTERN int lp2p_swarm_dial(lp2p_swarm *sw, const lp2p_peer_id *peer, const char *const *addrs, size_t n,
                                 lp2p_dial_fn cb, void *ud);
 /* Same with parsed addresses (copied). */
@@ -521,7 +523,8 @@ LP2P_EXTERN size_t lp2p_swarm_protocols(const lp2p_swarm *sw, const char **out, 
 
 /* Opens an outbound stream to peer proposing protocols[0..n) in order (strings
  * copied). Uses the peer's live connection; if there is none, dials the
- * peer store's unexpired addresses (or joins a dial in progress); with no address the
+ * peer store's unexpired addresses (or joins a dial in progress); with no address it
+ * asks the peer router if one is set (lp2p_swarm_set_peer_router), else the
  * stream fails with LP2P_ERR_NOT_CONNECTED. Never dials when connected.
  * Result through h: on_open(s, agreed id) or on_close(s, err) — never from
  * inside this call. *out (optional) receives the handle, valid until on_close
@@ -529,6 +532,31 @@ LP2P_EXTERN size_t lp2p_swarm_protocols(const lp2p_swarm *sw, const char **out, 
  * LP2P_ERR_STATE (swarm shutting down). */
 LP2P_EXTERN int lp2p_swarm_open_stream(lp2p_swarm *sw, const lp2p_peer_id *peer, const char *const *protocols,
                                        size_t n, const lp2p_stream_handler *h, void *ud, lp2p_stream **out);
+
+/* Peer routing hook (one per swarm; kad installs itself, lp2p/kad.h). When
+ * lp2p_swarm_open_stream() is asked for a peer that is not connected, not being
+ * dialed and has no unexpired address in the peer store, the swarm calls
+ * fn(sw, peer, ud) (from inside that open_stream call) instead of failing the
+ * stream at once. fn returns 0 if it started a lookup, or a negative error (the
+ * stream then fails with LP2P_ERR_NOT_CONNECTED exactly as without a router).
+ * While a lookup runs, further streams to the same peer wait on it (fn is not
+ * called again). The router must then call lp2p_swarm_peer_routed() exactly
+ * once, never from inside fn: after err 0 and with addresses added to the peer
+ * store (lp2p_peerstore_add_addrs, source LP2P_ADDR_SRC_DHT), the waiting
+ * streams dial them as usual (dial errors end them); otherwise they fail with
+ * LP2P_ERR_NOT_CONNECTED. A connection that comes up meanwhile (inbound, or
+ * lp2p_swarm_dial) serves them at once. Waiting streams keep their usual
+ * semantics (on_close exactly once; a reset removes them). lp2p_swarm_dial()
+ * by peer id alone (n == 0) for a peer with no known address consults the
+ * router the same way (instead of failing with LP2P_ERR_INVAL): the dial
+ * callback follows the lookup and the dial of the addresses found, or reports
+ * LP2P_ERR_NOT_CONNECTED. fn NULL removes the router; streams and dials waiting
+ * for a lookup then fail with LP2P_ERR_NOT_CONNECTED. ud is borrowed. */
+typedef int (*lp2p_peer_router_fn)(lp2p_swarm *sw, const lp2p_peer_id *peer, void *ud);
+LP2P_EXTERN int lp2p_swarm_set_peer_router(lp2p_swarm *sw, lp2p_peer_router_fn fn, void *ud);
+/* The router's lookup for peer ended (err 0: addresses were stored). LP2P_ERR_NOT_FOUND if no lookup
+ * was pending for peer. */
+LP2P_EXTERN int lp2p_swarm_peer_routed(lp2p_swarm *sw, const lp2p_peer_id *peer, int err);
 
 /* Queues up to n bytes; returns the number accepted (0..n) or an error:
  * LP2P_ERR_STATE (before on_open), LP2P_ERR_CLOSED (write side closed, stream

@@ -323,6 +323,8 @@ int kad_table_contains(const kad_engine *e, const lp2p_peer_id *p);
 /* Peers of bucket i (0..255), most recently seen last; returns how many were written. */
 size_t kad_table_bucket(const kad_engine *e, int i, lp2p_peer_id *out, size_t cap);
 size_t kad_replacements(const kad_engine *e, int i);
+/* Candidate checks (kad_on_peer_identified) still waiting for their answer. */
+size_t kad_pending_checks(const kad_engine *e);
 size_t kad_record_count(const kad_engine *e);
 size_t kad_provider_count(const kad_engine *e, const uint8_t *key, size_t klen);
 /* Local record lookup (valid, unexpired). Pointer valid until the next engine call. */
@@ -331,6 +333,15 @@ int kad_record_get(kad_engine *e, const uint8_t *key, size_t klen, const uint8_t
 /* Store a record locally after validation (as an inbound PUT would). */
 int kad_record_put(kad_engine *e, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
                    lp2p_tstamp now);
+/* Persistence: every unexpired record, most recently used first, with its age (ms since it was
+ * stored). fn must not call into the engine. Returns how many. */
+typedef void (*kad_record_fn)(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                              lp2p_tstamp age_ms);
+size_t kad_records_each(kad_engine *e, kad_record_fn fn, void *ud, lp2p_tstamp now);
+/* Reload a saved record that is age_ms old (validated like kad_record_put; LP2P_ERR_NOT_FOUND if it
+ * has expired meanwhile); it expires record TTL after it was first stored. */
+int kad_record_restore(kad_engine *e, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                       lp2p_tstamp age_ms, lp2p_tstamp now);
 /* Add a provider locally (persistence reload, tests). */
 int kad_provider_add(kad_engine *e, const uint8_t *key, size_t klen, const kad_peer *prov, lp2p_tstamp now);
 

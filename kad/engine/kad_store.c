@@ -261,3 +261,27 @@ int kad__has_validator(const kad_engine *e, const uint8_t *k, size_t kl) {
   }
   return 0;
 }
+
+/* ---- persistence helpers (kad_engine.h) ------------------------------------------------------ */
+size_t kad_records_each(kad_engine *e, kad_record_fn fn, void *ud, lp2p_tstamp now) {
+  size_t n = 0;
+  for (kad_rec *r = e->rec_head; r; r = r->next) {
+    if (now >= r->received + e->record_ttl) continue;
+    fn(ud, r->key, r->klen, r->val, r->vlen, now - r->received);
+    n++;
+  }
+  return n;
+}
+
+int kad_record_restore(kad_engine *e, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, lp2p_tstamp age_ms,
+                       lp2p_tstamp now) {
+  if (!e || !k || !kl || (vl && !v) || kl > KAD_MAX_KEY) return LP2P_ERR_INVAL;
+  if (age_ms >= e->record_ttl) return LP2P_ERR_NOT_FOUND;
+  const kad_validator *vi;
+  int rv = kad__validate(e, k, kl, v, vl, &vi);
+  if (rv) return rv;
+  if ((rv = kad__rec_store(e, k, kl, v, vl, now))) return rv;
+  kad_rec *r = *rec_slot(e, k, kl);
+  if (r) r->received = now >= age_ms ? now - age_ms : 0;
+  return 0;
+}
