@@ -35,8 +35,15 @@
  * when that write has committed the ACK (OK) goes out and RECEIVED is raised; an (sender, id) seen
  * before, even before a restart, is answered DUPLICATE after the current batch commits and NOT raised
  * again (so a replayed frame never reaches the app twice); an inbox over its quota answers INBOX_FULL
- * (nothing stored; the sender retries later). With manual_ack 0 (default) the message counts as taken
- * once RECEIVED returns; with manual_ack 1 it stays in the inbox (lp2p_msg_inbox) until lp2p_msg_inbox_ack.
+ * (nothing stored; the sender retries later). With manual_ack 0 (default) only the de-duplication record is
+ * written (already taken, no body, outside the inbox quota) and RECEIVED carries the body once it has
+ * committed: a crash between that commit and the app's handling of RECEIVED loses the message for the app
+ * (never a duplicate). With manual_ack 1 the body is stored and stays in the inbox (lp2p_msg_inbox, across
+ * restarts, counted against the quota) until lp2p_msg_inbox_ack: nothing is lost.
+ * DELIVERED is raised as soon as the ack arrives (the peer has it durably); the local "delivered" mark is
+ * committed with the next batch; if the process dies before, the next run sends the message again, the
+ * peer answers DUPLICATE and DELIVERED is raised once more for that id (receipts may repeat after a
+ * crash; deliveries to the receiving app never do).
  *
  * ---- Time, threads, memory -----------------------------------------------------------------------
  * Deadlines in the database use the wall clock (ms since the epoch) so they survive restarts. Loop

@@ -367,14 +367,11 @@ static void on_settled(void *ud, int status) {
   settle *x = ud;
   lp2p_msg_service *ms = x->ms;
   omsg *m = x->m;
-  if (x->ev == LP2P_MSG_EV_DELIVERED && status < 0) {
-    /* the delivered mark did not commit: the peer has it (dedup); keep it pending, retry marks it again */
-    m->next_at = wall_ms();
-    ready_add(ms, m);
-  } else {
-    emit_m(ms, m, x->ev, x->err, x->status, x->reason);
-    m_free(ms, m);
-  }
+  (void)status;
+  /* DELIVERED was raised when the ack arrived; if its mark did not commit, the message is still pending on
+   * disk and the next run sends it again (the peer answers DUPLICATE) */
+  if (x->ev != LP2P_MSG_EV_DELIVERED) emit_m(ms, m, x->ev, x->err, x->status, x->reason);
+  m_free(ms, m);
   lp2p__pm_free(&ms->mem, x);
 }
 
@@ -382,6 +379,7 @@ static void on_settled(void *ud, int status) {
 static void settle_msg(lp2p_msg_service *ms, omsg *m, lp2p_msg_event_type ev, int err, int status,
                        const char *reason) {
   m->state = O_SETTLING;
+  if (ev == LP2P_MSG_EV_DELIVERED) emit_m(ms, m, ev, err, status, reason); /* the peer has it durably */
   settle *x = lp2p__pm_calloc(&ms->mem, sizeof *x);
   int rv = LP2P_ERR_NOMEM;
   if (x) {
@@ -394,7 +392,7 @@ static void settle_msg(lp2p_msg_service *ms, omsg *m, lp2p_msg_event_type ev, in
   }
   if (rv < 0) { /* could not even queue the write: report now-ish, keep nothing */
     if (x) lp2p__pm_free(&ms->mem, x);
-    emit_m(ms, m, ev, err, status, reason);
+    if (ev != LP2P_MSG_EV_DELIVERED) emit_m(ms, m, ev, err, status, reason);
     m_free(ms, m);
   }
   kick_flush(ms);
@@ -724,10 +722,6 @@ static void on_in_done(void *ud, int status) {
       ev.body_len = x->len;
       ev.status = -1;
       emit(ms, &ev);
-      if (!ms->cfg.manual_ack) {
-        lp2p_msgstore_inbox_ack(ms->st, is->peer.bytes, is->peer.len, (const lp2p_msgid *)&x->id, NULL, NULL);
-        kick_flush(ms);
-      }
     }
   }
   if (!is->dirty && is->closed && !is->refs) is_free(ms, is);
@@ -792,8 +786,11 @@ static void in_msg(lp2p_msg_service *ms, istream *is, const lp2p_msg_frame *f) {
   x->id = f->id;
   x->seq = f->seq;
   x->len = f->body_len;
-  int rv = lp2p_msgstore_inbox_put_if_new(ms->st, is->peer.bytes, is->peer.len, (const lp2p_msgid *)&f->id,
-                                          f->seq, f->body, f->body_len, wall_ms(), on_in_done, x);
+  int rv = ms->cfg.manual_ack
+               ? lp2p_msgstore_inbox_put_if_new(ms->st, is->peer.bytes, is->peer.len, (const lp2p_msgid *)&f->id,
+                                                f->seq, f->body, f->body_len, wall_ms(), on_in_done, x)
+               : lp2p_msgstore_inbox_put_taken(ms->st, is->peer.bytes, is->peer.len, (const lp2p_msgid *)&f->id,
+                                               f->seq, f->body_len, wall_ms(), on_in_done, x);
   if (rv == LP2P_INBOX_NEW && f->body_len) {
     x->body = lp2p__pm_malloc(&ms->mem, f->body_len);
     if (x->body) memcpy(x->body, f->body, f->body_len);
