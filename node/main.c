@@ -13,6 +13,9 @@ static const cli_command commands[] = {
     {"ping", "connect to a peer and ping it", cmd_ping},
     {"identify", "connect to a peer and print what it says about itself", cmd_identify},
     {"perf", "measure throughput to a peer (perf protocol)", cmd_perf},
+    {"send", "send a durable message to a peer (through --api or a short-lived node)", cmd_send},
+    {"send-file", "send a file to a peer, resumable and verified", cmd_send_file},
+    {"inbox", "list (and take) the received messages", cmd_inbox},
 };
 #define N_COMMANDS (sizeof commands / sizeof *commands)
 

@@ -760,6 +760,7 @@ static int in_offer(lp2p_files_service *fs, fin *x, const uint8_t *m, size_t ml)
   memcpy(f + 1, x->id.b, 16);
   be32(f + 17, first);
   send_frame(x->s, f, sizeof f);
+  in_progress(fs, x, 1); /* where this attempt starts (resumed_from) */
   if (x->off == x->size) in_complete(fs, x);
   return 0;
 }
