@@ -19,7 +19,7 @@ if [ ! -x "$node" ]; then echo "FAIL: lp2p-node not found at $node"; echo "0 pas
 py="$(command -v python3)" || { echo "FAIL: python3 not found"; echo "0 passed, 1 failed"; exit 1; }
 tmp="$(mktemp -d)"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null; [ -n "${KEEP_TMP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"; }
+cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null || true; [ -n "${KEEP_TMP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"; }
 trap cleanup EXIT
 export HOME="$tmp/home" XDG_DATA_HOME="$tmp/xdg"
 mkdir -p "$HOME"
@@ -77,6 +77,11 @@ out=$("$node" inbox --api "$tmp/b.sock" --timeout 5)
 check "1: inbox lists the message" 'echo "$out" | grep -q "$ida: hello from a"' "$out"
 out=$("$node" inbox --api "$tmp/b.sock" --timeout 5 --json)
 check "1: inbox took it (second listing empty)" 'echo "$out" | grep -q "\"inbox-done\",\"count\":0"' "$out"
+
+out=$("$node" send "$addr_b" "from a short-lived node" --data-dir "$tmp/s" --timeout 10); rc=$?
+wait_for "$tmp/b.out" '"text":"from a short-lived node"'
+check "1: one-shot send without --api (short-lived node on --data-dir): delivered" \
+  '[ $rc = 0 ] && grep -q "\"text\":\"from a short-lived node\"" "$tmp/b.out"' "$out rc=$rc"
 
 # ---- 3: 100 MB attachment with receipts; rate limit; too large ----
 head -c 100000000 /dev/urandom >"$tmp/big.bin"
