@@ -10,5 +10,8 @@ int cmd_ping(const cli_command *cmd, int argc, char **argv);
 int cmd_identify(const cli_command *cmd, int argc, char **argv);
 int cmd_perf(const cli_command *cmd, int argc, char **argv);
 int cmd_kad(const cli_command *cmd, int argc, char **argv);
+int cmd_send(const cli_command *cmd, int argc, char **argv);
+int cmd_send_file(const cli_command *cmd, int argc, char **argv);
+int cmd_inbox(const cli_command *cmd, int argc, char **argv);
 
 #endif

@@ -14,6 +14,9 @@ static const cli_command commands[] = {
     {"identify", "connect to a peer and print what it says about itself", cmd_identify},
     {"perf", "measure throughput to a peer (perf protocol)", cmd_perf},
     {"kad", "join the Kademlia DHT through bootstrap peers and run one query", cmd_kad},
+    {"send", "send a durable message to a peer (through --api or a short-lived node)", cmd_send},
+    {"send-file", "send a file to a peer, resumable and verified", cmd_send_file},
+    {"inbox", "list (and take) the received messages", cmd_inbox},
 };
 #define N_COMMANDS (sizeof commands / sizeof *commands)
 

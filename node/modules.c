@@ -6,9 +6,11 @@
 
 extern const node_module node_mod_mdns;
 extern const node_module node_mod_kad;
+extern const node_module node_mod_msg;
 
 const node_module *const node_modules[] = {
     &node_mod_mdns,
     &node_mod_kad,
+    &node_mod_msg,
     NULL,
 };

@@ -187,6 +187,12 @@ typedef struct lp2p_msgstore_ops {
                 lp2p_msgstore_done_fn done, void *ud);
   int (*kv_list)(lp2p_msgstore *s, const char *ns, const uint8_t *after, size_t after_len,
                  const uint8_t **keys, size_t *key_lens, size_t max);
+
+  /* Appended. inbox_put_if_new for a message the app takes at once: only the de-duplication record
+   * (sender, id, seq, body_len) is written, already acked, no body; not counted against the inbox
+   * quota. LP2P_INBOX_NEW / LP2P_INBOX_DUPLICATE; done as for inbox_put_if_new. */
+  int (*inbox_put_taken)(lp2p_msgstore *s, const uint8_t *sender, size_t sender_len, const lp2p_msgid *id,
+                         uint64_t seq, size_t body_len, uint64_t now, lp2p_msgstore_done_fn done, void *ud);
 } lp2p_msgstore_ops;
 
 struct lp2p_msgstore {
@@ -250,6 +256,7 @@ static inline size_t lp2p_msgstore_pending(lp2p_msgstore *s) {
 #define lp2p_msgstore_outbox_get(s, ...) LP2P_MSGSTORE_CALL(s, outbox_get, __VA_ARGS__)
 #define lp2p_msgstore_outbox_list(s, ...) LP2P_MSGSTORE_CALL(s, outbox_list, __VA_ARGS__)
 #define lp2p_msgstore_inbox_put_if_new(s, ...) LP2P_MSGSTORE_CALL(s, inbox_put_if_new, __VA_ARGS__)
+#define lp2p_msgstore_inbox_put_taken(s, ...) LP2P_MSGSTORE_CALL(s, inbox_put_taken, __VA_ARGS__)
 #define lp2p_msgstore_inbox_list(s, ...) LP2P_MSGSTORE_CALL(s, inbox_list, __VA_ARGS__)
 #define lp2p_msgstore_inbox_ack(s, ...) LP2P_MSGSTORE_CALL(s, inbox_ack, __VA_ARGS__)
 #define lp2p_msgstore_inbox_prune(s, ...) LP2P_MSGSTORE_CALL(s, inbox_prune, __VA_ARGS__)

@@ -45,6 +45,7 @@ enum {
   ST_IN_INSERT, ST_IN_EXISTS, ST_IN_LIST, ST_IN_ACK, ST_IN_PRUNE, ST_IN_COUNT,
   ST_X_INSERT, ST_X_GET, ST_X_UPDATE, ST_X_DELETE,
   ST_KV_PUT, ST_KV_GET, ST_KV_DEL, ST_KV_LIST,
+  ST_CONV_GET, ST_CONV_SET, ST_IN_INSERT_TAKEN,
   ST__N
 };
 
@@ -92,7 +93,20 @@ static const char *const stmt_sql[ST__N] = {
     [ST_KV_GET] = "SELECT v FROM kv WHERE ns = ?1 AND k = ?2",
     [ST_KV_DEL] = "DELETE FROM kv WHERE ns = ?1 AND k = ?2",
     [ST_KV_LIST] = "SELECT k FROM kv WHERE ns = ?1 AND (?2 IS NULL OR k > ?2) ORDER BY k LIMIT ?3",
+    [ST_CONV_GET] = "SELECT next_seq FROM conv WHERE peer = ?1",
+    [ST_CONV_SET] = "INSERT INTO conv(peer, next_seq) VALUES(?1, ?2) ON CONFLICT(peer) DO UPDATE SET next_seq = ?2",
+    [ST_IN_INSERT_TAKEN] = "INSERT INTO inbox(sender, id, seq, body, body_len, acked, received_at)"
+                           " VALUES(?1, ?2, ?3, NULL, ?4, 1, ?5) ON CONFLICT(sender, id) DO NOTHING",
 };
+
+/* Conversation sequence cache: the last seq assigned per peer, written to conv once per batch (at flush,
+ * inside the batch's transaction) instead of once per message. Dropped when a batch is lost. */
+typedef struct conv_ent {
+  uint8_t peer[LP2P_MSGSTORE_PEER_MAX];
+  size_t peer_len;
+  uint64_t last;
+  int dirty;
+} conv_ent;
 
 typedef struct done_ent {
   lp2p_msgstore_done_fn fn;
@@ -116,6 +130,8 @@ typedef struct sq_store {
   scratch_blk *scratch;
   lp2p_msgstore_sqlite_opts o;
   uint64_t out_pending; /* pending outbox messages, committed + in the batch */
+  conv_ent *conv;
+  size_t n_conv, cap_conv;
   uint64_t in_msgs, in_bytes;
 } sq_store;
 
@@ -213,8 +229,21 @@ static int sq_flush(lp2p_msgstore *b) {
   sq_store *s = (sq_store *)b;
   int rv = s->batch_err;
   if (s->in_txn) {
-    sqlite3_stmt *st = stmt(s, ST_COMMIT);
-    if (sqlite3_step(st) != SQLITE_DONE) {
+    int conv_ok = 1;
+    for (size_t i = 0; i < s->n_conv && conv_ok; i++) {
+      if (!s->conv[i].dirty) continue;
+      sqlite3_stmt *cs = stmt(s, ST_CONV_SET);
+      bind_blob(cs, 1, s->conv[i].peer, s->conv[i].peer_len);
+      sqlite3_bind_int64(cs, 2, (int64_t)s->conv[i].last);
+      conv_ok = sqlite3_step(cs) == SQLITE_DONE;
+      sqlite3_reset(cs);
+      s->conv[i].dirty = 0;
+    }
+    sqlite3_stmt *st = stmt(s, conv_ok ? ST_COMMIT : ST_ROLLBACK);
+    if (!conv_ok) {
+      sqlite3_step(st);
+      rv = sq_err(s, "conversation seq");
+    } else if (sqlite3_step(st) != SQLITE_DONE) {
       rv = sq_err(s, "COMMIT");
       sqlite3_reset(st);
       if (!sqlite3_get_autocommit(s->db)) { /* e.g. BUSY: the transaction is still open; drop it */
@@ -225,7 +254,10 @@ static int sq_flush(lp2p_msgstore *b) {
     sqlite3_reset(st);
     s->in_txn = 0;
   }
-  if (rv) reload_counts(s); /* the batch is gone: counters back to what is on disk */
+  if (rv) { /* the batch is gone: counters and sequence cache back to what is on disk */
+    reload_counts(s);
+    s->n_conv = 0;
+  }
   s->batch_err = 0;
   s->n_writes = 0;
   /* Fire the completions. A callback may queue new writes (they go to the next batch): take the list. */
@@ -273,11 +305,30 @@ static int sq_outbox_put(lp2p_msgstore *b, const uint8_t *peer, size_t peer_len,
   if (s->out_pending >= s->o.outbox_max_msgs) return LP2P_ERR_LIMIT;
   int rv = begin_write(s);
   if (rv) return rv;
-  sqlite3_stmt *st = stmt(s, ST_CONV_NEXT);
-  bind_blob(st, 1, peer, peer_len);
-  if (sqlite3_step(st) != SQLITE_ROW) return write_failed(s, "conversation seq");
-  uint64_t q = (uint64_t)sqlite3_column_int64(st, 0);
-  sqlite3_reset(st);
+  conv_ent *c = NULL;
+  for (size_t i = 0; i < s->n_conv && !c; i++)
+    if (s->conv[i].peer_len == peer_len && !memcmp(s->conv[i].peer, peer, peer_len)) c = &s->conv[i];
+  if (!c) {
+    if (s->n_conv == s->cap_conv) {
+      size_t cap = s->cap_conv ? s->cap_conv * 2 : 16;
+      conv_ent *v = realloc(s->conv, cap * sizeof *v);
+      if (!v) return LP2P_ERR_NOMEM;
+      s->conv = v;
+      s->cap_conv = cap;
+    }
+    sqlite3_stmt *g = stmt(s, ST_CONV_GET);
+    bind_blob(g, 1, peer, peer_len);
+    int rc = sqlite3_step(g);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return write_failed(s, "conversation seq");
+    c = &s->conv[s->n_conv++];
+    memcpy(c->peer, peer, peer_len);
+    c->peer_len = peer_len;
+    c->last = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(g, 0) : 0;
+    c->dirty = 0;
+    sqlite3_reset(g);
+  }
+  uint64_t q = c->last + 1;
+  sqlite3_stmt *st;
   for (int tries = 0;; tries++) {
     randombytes_buf(id->b, LP2P_MSGID_LEN);
     st = stmt(s, ST_OUT_INSERT);
@@ -293,6 +344,8 @@ static int sq_outbox_put(lp2p_msgstore *b, const uint8_t *peer, size_t peer_len,
     if (rc != SQLITE_CONSTRAINT || tries > 3) return write_failed(s, "outbox insert");
   }
   s->out_pending++;
+  c->last = q;
+  c->dirty = 1;
   if (seq) *seq = q;
   return queue_done(s, done, ud);
 }
@@ -448,6 +501,25 @@ static int sq_inbox_put_if_new(lp2p_msgstore *b, const uint8_t *sender, size_t s
     s->in_msgs++;
     s->in_bytes += body_len;
   }
+  rv = queue_done(s, done, ud);
+  return rv ? rv : fresh ? LP2P_INBOX_NEW : LP2P_INBOX_DUPLICATE;
+}
+
+static int sq_inbox_put_taken(lp2p_msgstore *b, const uint8_t *sender, size_t sender_len, const lp2p_msgid *id,
+                              uint64_t seq, size_t body_len, uint64_t now, lp2p_msgstore_done_fn done, void *ud) {
+  sq_store *s = (sq_store *)b;
+  if (!sender || !sender_len || sender_len > LP2P_MSGSTORE_PEER_MAX || !id) return LP2P_ERR_INVAL;
+  int rv = begin_write(s);
+  if (rv) return rv;
+  sqlite3_stmt *st = stmt(s, ST_IN_INSERT_TAKEN);
+  bind_blob(st, 1, sender, sender_len);
+  bind_blob(st, 2, id->b, LP2P_MSGID_LEN);
+  sqlite3_bind_int64(st, 3, i64(seq));
+  sqlite3_bind_int64(st, 4, (int64_t)body_len);
+  sqlite3_bind_int64(st, 5, i64(now));
+  if (sqlite3_step(st) != SQLITE_DONE) return write_failed(s, "inbox insert");
+  sqlite3_reset(st);
+  int fresh = sqlite3_changes(s->db) > 0;
   rv = queue_done(s, done, ud);
   return rv ? rv : fresh ? LP2P_INBOX_NEW : LP2P_INBOX_DUPLICATE;
 }
@@ -695,6 +767,7 @@ static void sq_free(sq_store *s) {
   sqlite3_close(s->db);
   scratch_reset(s);
   free(s->dones);
+  free(s->conv);
   free(s);
 }
 
@@ -728,6 +801,7 @@ static const lp2p_msgstore_ops sq_ops = {
     .kv_get = sq_kv_get,
     .kv_del = sq_kv_del,
     .kv_list = sq_kv_list,
+    .inbox_put_taken = sq_inbox_put_taken,
 };
 
 static int exec(sq_store *s, const char *sql) {
@@ -807,6 +881,9 @@ int lp2p_msgstore_sqlite_open(lp2p_msgstore **out, const lp2p_msgstore_sqlite_op
     goto fail;
   if ((rv = exec(s, "PRAGMA foreign_keys=ON"))) goto fail;
   if ((rv = exec(s, "PRAGMA cache_size=-16384"))) goto fail; /* 16 MiB: the random-id index stays hot */
+  /* fewer, larger checkpoints (each one writes the database file and, with FULL, fsyncs it) */
+  if ((rv = exec(s, "PRAGMA wal_autocheckpoint=8192"))) goto fail;
+  if ((rv = exec(s, "PRAGMA temp_store=MEMORY"))) goto fail;
   if ((rv = migrate(s, target))) goto fail;
   if (s->version == LP2P_MSGSTORE_SCHEMA_VERSION) {
     for (int i = 0; i < ST__N; i++) {
