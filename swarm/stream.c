@@ -521,9 +521,12 @@ int64_t lp2p__stream_write_now(lp2p_stream *s, const uint8_t *p, size_t n) {
       return 0;
     }
   }
-  size_t m = lp2p__rcs_write_room(s, n); /* resource limits (rcmgr.c): the rest waits in the app */
-  int64_t k = m ? lp2p_yamux_write(s->conn->mx, s->id, p, m) : 0;
+  size_t grow;
+  size_t m = lp2p__rcs_write_room(s, n, &grow); /* resource limits (rcmgr.c): the rest waits in the app */
+  int hit = 0;
+  int64_t k = m ? lp2p__yamux_write_within(s->conn->mx, s->id, p, m, grow, &hit) : 0;
   if (k < 0) return k == LP2P_ERR_NOT_FOUND ? LP2P_ERR_CLOSED : k;
+  if (hit) lp2p__rcs_wait(s);
   if ((size_t)k < n) s->want_writable = 1;
   if (k > 0 && s->conn) {
     lp2p__rcs_conn_sync(s->conn);
