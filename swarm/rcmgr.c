@@ -439,8 +439,33 @@ int lp2p__rcs_stream_attach(lp2p_stream *s, lp2p__conn *c) {
   }
   note_peak(sw);
   s->rc_app = 0;
+  s->rc_dyn = 0;
   s->rc_on = 1;
+  lp2p__rcs_stream_sync(s);
   return 0;
+}
+
+/* The fixed charge of a stream covers the swarm's and the muxer's stream objects (with the allocator's
+ * headers and the muxer's map slot); what negotiation holds is charged as it changes. */
+_Static_assert(sizeof(lp2p_stream) + sizeof(lp2p__yamux_stream) + 4 * 16 + 2 * sizeof(void *) <= LP2P__RC_STREAM_BASE,
+               "LP2P__RC_STREAM_BASE must cover the stream objects");
+_Static_assert(sizeof(lp2p__conn) + sizeof(struct lp2p_yamux) + 4 * 16 <= LP2P__RC_CONN_BASE / 2,
+               "LP2P__RC_CONN_BASE must cover the connection objects (and leave half for the handshake)");
+
+void lp2p__rcs_stream_sync(lp2p_stream *s) {
+  if (!s->rc_on) return;
+  uint64_t now = lp2p_mss_memory(s->mss) + (s->protocol ? strlen(s->protocol) + 1 : 0);
+  if (now == s->rc_dyn) return;
+  lp2p__rc_chain ch;
+  stream_chain(s, &ch);
+  if (now > s->rc_dyn) {
+    lp2p__rc_force(&ch, now - s->rc_dyn); /* already held: the limits refuse what comes next */
+    note_peak(s->sw);
+  } else {
+    lp2p__rc_release(&s->sw->rc, &ch, s->rc_dyn - now);
+    released(s->sw);
+  }
+  s->rc_dyn = now;
 }
 
 void lp2p__rcs_stream_detach(lp2p_stream *s) {
@@ -449,7 +474,8 @@ void lp2p__rcs_stream_detach(lp2p_stream *s) {
   lp2p__list_del(&s->rc_link);
   lp2p__rc_chain ch;
   stream_chain(s, &ch);
-  lp2p__rc_release(&sw->rc, &ch, LP2P__RC_STREAM_BASE + s->rc_app);
+  lp2p__rc_release(&sw->rc, &ch, LP2P__RC_STREAM_BASE + s->rc_app + s->rc_dyn);
+  s->rc_dyn = 0;
   lp2p__rc_stream_del(&sw->rc, &ch, s->dir == LP2P_DIR_OUTBOUND);
   if (!scope_empty(&s->rc)) sw->rc.underflows++;
   lp2p__rc_proto_put(&sw->rc, s->rc_proto);

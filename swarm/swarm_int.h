@@ -156,6 +156,7 @@ struct lp2p_stream {
   lp2p__conn *rc_conn; /* the connection charged (set while rc_on) */
   lp2p__link rc_link;  /* in sw->rc_waiters: a write was short for want of room */
   uint64_t rc_app;     /* bytes reserved by the protocol */
+  uint64_t rc_dyn;     /* negotiation state (lp2p_mss_memory) + protocol id, as last charged */
   int rc_on;
 };
 
@@ -496,7 +497,8 @@ int lp2p__rcs_stream_protocol(lp2p_stream *s, const char *protocol);
 /* How much of an n-byte write may be buffered now (the rest waits in the app, the stream is woken later),
  * and by how much its send ring may grow (*grow). */
 size_t lp2p__rcs_write_room(lp2p_stream *s, size_t n, size_t *grow);
-void lp2p__rcs_wait(lp2p_stream *s); /* a write was held back by a limit: wake s once room returns */
+void lp2p__rcs_wait(lp2p_stream *s);
+void lp2p__rcs_stream_sync(lp2p_stream *s); /* its negotiation state or protocol id changed */ /* a write was held back by a limit: wake s once room returns */
 void lp2p__rcs_pools_sync(lp2p_swarm *sw); /* the node-wide pools changed size */
 void lp2p__rcs_free(lp2p_swarm *sw);
 
