@@ -319,17 +319,21 @@ static void rc_trim_cb(lp2p_timer *t, void *ud) {
 }
 
 /* After a release: wake writers waiting for room; after a burst, trim the allocator (once usage fell
- * below half its peak and by at least 4 MiB; 200 ms later, so that a closing burst is trimmed once). */
+ * below half its peak and by at least 256 KiB, or the last connection closed; 200 ms later, so that a
+ * closing burst is trimmed once). */
+static void schedule_trim(lp2p_swarm *sw) {
+  if (sw->freeing) return;
+  if (!sw->rc_trim && lp2p_timer_new(&sw->rc_trim, sw, rc_trim_cb, sw) < 0) return;
+  sw->rc_peak = sw->rc.node.mem; /* one trim per burst */
+  lp2p_timer_start(sw->rc_trim, 200, 0);
+}
+
 static void released(lp2p_swarm *sw) {
   if (!lp2p__list_empty(&sw->rc_waiters) && !sw->rc_wake_queued && !sw->freeing) {
     if (lp2p__swarm_defer(sw, rc_wake, NULL) == 0) sw->rc_wake_queued = 1;
   }
   uint64_t now = sw->rc.node.mem;
-  if (sw->rc_peak > now && sw->rc_peak - now >= (4u << 20) && now < sw->rc_peak / 2 && !sw->freeing) {
-    if (!sw->rc_trim && lp2p_timer_new(&sw->rc_trim, sw, rc_trim_cb, sw) < 0) return;
-    sw->rc_peak = now; /* one trim per burst */
-    lp2p_timer_start(sw->rc_trim, 200, 0);
-  }
+  if (sw->rc_peak > now && sw->rc_peak - now >= (256u << 10) && now < sw->rc_peak / 2) schedule_trim(sw);
 }
 
 static void note_peak(lp2p_swarm *sw) {
@@ -418,8 +422,11 @@ void lp2p__rcs_conn_close(lp2p__conn *c) {
   lp2p__rc_peer_put(&sw->rc, c->rc_peer);
   c->rc_peer = NULL;
   c->rc_open = 0;
-  if (!sw->rc.node.cn_in && !sw->rc.node.cn_out && !sw->freeing) drain_pools(sw);
   released(sw);
+  if (!sw->rc.node.cn_in && !sw->rc.node.cn_out && !sw->freeing) {
+    drain_pools(sw);
+    schedule_trim(sw);
+  }
 }
 
 int lp2p__rcs_stream_attach(lp2p_stream *s, lp2p__conn *c) {
