@@ -300,32 +300,35 @@ static void rc_wake(lp2p_swarm *sw, void *arg) {
   }
 }
 
-/* The node-wide pools (spare send rings charged to the node, free seal buffers) are emptied after a burst, under memory
- * pressure and once no connection is left. */
-static void drain_pools(lp2p_swarm *sw) {
+/* The node-wide pools are emptied after a burst and under memory pressure (spare send rings, charged to
+ * the node; all: the free seal buffers too, the node's fixed overhead, which the next connection would
+ * allocate again at once) and once no connection is left (the spare rings). */
+static void drain_pools(lp2p_swarm *sw, int all) {
   lp2p__yamux_pool_drain(&sw->mem, &sw->ypool);
-  lp2p__wbuf_pool_free(sw);
+  if (all) lp2p__wbuf_pool_free(sw);
   lp2p__rcs_pools_sync(sw);
 }
 
-static void rc_trim_cb(lp2p_timer *t, void *ud) {
-  lp2p_swarm *sw = ud;
-  (void)t;
-  drain_pools(sw);
+static void rc_trim_cb(lp2p_swarm *sw, void *arg) {
+  sw->rc_trim_queued = 0;
+  drain_pools(sw, arg == NULL);
 #if defined(__GLIBC__)
   malloc_trim(0);
 #endif
-  sw->rc_peak = sw->rc.node.mem;
+  sw->rc_trimmed = lp2p__swarm_now(sw);
+  if (!sw->rc_trimmed) sw->rc_trimmed = 1;
 }
 
-/* After a release: wake writers waiting for room; after a burst, trim the allocator (once usage fell
- * below half its peak and by at least 256 KiB, or the last connection closed; 200 ms later, so that a
- * closing burst is trimmed once). */
-static void schedule_trim(lp2p_swarm *sw) {
-  if (sw->freeing) return;
-  if (!sw->rc_trim && lp2p_timer_new(&sw->rc_trim, sw, rc_trim_cb, sw) < 0) return;
+/* After a release: wake writers waiting for room; after a burst, trim the allocator: once usage fell
+ * below half its peak and by at least 1 MiB, or the last connection closed; on the next loop turn (the
+ * frees of a closing burst come first; no timer keeps the loop alive); for a fall in usage at most once
+ * a second (a busy node does not trim all the time: the burst is trimmed at the first release after). */
+static void schedule_trim(lp2p_swarm *sw, int last_conn) {
+  if (sw->freeing || sw->rc_trim_queued) return;
+  if (!last_conn && sw->rc_trimmed && lp2p__swarm_now(sw) < sw->rc_trimmed + 1000) return;
+  if (lp2p__swarm_defer(sw, rc_trim_cb, last_conn ? (void *)sw : NULL) < 0) return;
+  sw->rc_trim_queued = 1;
   sw->rc_peak = sw->rc.node.mem; /* one trim per burst */
-  lp2p_timer_start(sw->rc_trim, 200, 0);
 }
 
 static void released(lp2p_swarm *sw) {
@@ -333,7 +336,7 @@ static void released(lp2p_swarm *sw) {
     if (lp2p__swarm_defer(sw, rc_wake, NULL) == 0) sw->rc_wake_queued = 1;
   }
   uint64_t now = sw->rc.node.mem;
-  if (sw->rc_peak > now && sw->rc_peak - now >= (256u << 10) && now < sw->rc_peak / 2) schedule_trim(sw);
+  if (sw->rc_peak > now && sw->rc_peak - now >= (1u << 20) && now < sw->rc_peak / 2) schedule_trim(sw, 0);
 }
 
 static void note_peak(lp2p_swarm *sw) {
@@ -370,7 +373,7 @@ static void rc_squeeze(lp2p_swarm *sw, void *arg) {
     if (!c->mx || !c->rc_open) continue;
     if (lp2p__yamux_squeeze(c->mx)) lp2p__rcs_conn_sync(c);
   }
-  drain_pools(sw);
+  drain_pools(sw, 1);
 }
 
 static void want_squeeze(lp2p_swarm *sw) {
@@ -423,10 +426,7 @@ void lp2p__rcs_conn_close(lp2p__conn *c) {
   c->rc_peer = NULL;
   c->rc_open = 0;
   released(sw);
-  if (!sw->rc.node.cn_in && !sw->rc.node.cn_out && !sw->freeing) {
-    drain_pools(sw);
-    schedule_trim(sw);
-  }
+  if (!sw->rc.node.cn_in && !sw->rc.node.cn_out) schedule_trim(sw, 1); /* which empties the pools */
 }
 
 int lp2p__rcs_stream_attach(lp2p_stream *s, lp2p__conn *c) {

@@ -384,10 +384,11 @@ struct lp2p_swarm {
   lp2p__link rc_waiters; /* streams whose write was short for want of room */
   int rc_wake_queued;
   uint64_t rc_peak;      /* node usage peak since the last allocator trim */
-  lp2p_timer *rc_trim;
+  int rc_trim_queued;
   lp2p__yamux_pool ypool; /* node-wide spare send rings, shared by the sessions (capped, charged to the node) */
   uint64_t rc_pools;      /* spare rings + free seal buffers, as last charged to the node */
   int rc_squeeze_queued;
+  lp2p_tstamp rc_trimmed;  /* last allocator trim */
   lp2p_tstamp rc_squeezed; /* last squeeze pass (at most one per LP2P__RC_SQUEEZE_MS) */
 };
 
