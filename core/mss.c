@@ -46,7 +46,12 @@ struct lp2p_mss {
   size_t need;
   lp2p_bytes line;
   lp2p_bytes out;
+  size_t blocks; /* bytes of the ids / list / agreed blocks (lp2p_mss_memory) */
 };
+
+size_t lp2p_mss_memory(const lp2p_mss *m) {
+  return m ? sizeof *m + m->line.cap + m->out.cap + m->blocks : 0;
+}
 
 /* ---- helpers shared with the tests ---- */
 
@@ -141,6 +146,7 @@ static int dialer_new(lp2p_mss **out, const char *const *protocols, size_t n, in
   if (n) {
     m->ids = lp2p__malloc(&m->mem, n * sizeof(mss_id) + chars);
     if (!m->ids) goto nomem;
+    m->blocks += n * sizeof(mss_id) + chars;
     char *p = (char *)(m->ids + n);
     for (size_t i = 0; i < n; i++) {
       size_t l = strlen(protocols[i]);
@@ -233,6 +239,7 @@ static int on_list(lp2p_mss *m, const uint8_t *p, size_t len) {
       lp2p__mss_parse_list(p, len, list_store, &f);
       m->list = arr;
       m->list_n = (size_t)n;
+      m->blocks += (size_t)n * sizeof(char *) + len;
     }
   }
   m->list_received = 1;
@@ -298,6 +305,7 @@ static int listener_on_request(lp2p_mss *m, const uint8_t *p, size_t len) {
       return rv;
     }
     m->agreed = copy;
+    m->blocks += len + 1;
     m->state = ST_DONE;
     return 0;
   }

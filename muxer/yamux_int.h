@@ -99,6 +99,36 @@ void lp2p__yamux_map_free(const lp2p_mem *mem, lp2p__yamux_map *m);
  * the window; 1 is slightly slower and fragile when queueing inflates the RTT. */
 #define LP2P__YAMUX_TUNE_RTTS 2
 
+/* A pool of spare send-ring buffers (each > LP2P__YAMUX_SPARE_MIN bytes), total at most max bytes. Each
+ * session has its own (max = min(send_budget, SPARE_MAX), emptied when the session goes idle); the swarm
+ * shares one node-wide pool between its sessions (lp2p__yamux_set_pool: the owner empties it). */
+typedef struct lp2p__yamux_pool {
+  void *list;
+  size_t total, max;
+  uint64_t hits, misses; /* statistics */
+} lp2p__yamux_pool;
+/* Uses pool (owned by the caller, outliving the session) instead of the session's own; the session's
+ * spares move to it (or are freed past its max). NULL: back to the session's own pool. */
+void lp2p__yamux_set_pool(lp2p_yamux *mx, lp2p__yamux_pool *pool);
+/* Frees every buffer of a pool (whoever owns it). */
+void lp2p__yamux_pool_drain(const lp2p_mem *mem, lp2p__yamux_pool *pool);
+/* Memory pressure: every stalled stream's ring (no send window) shrinks to fit what it holds, drained
+ * rings are released, the session's own spares freed. Returns the bytes of ring capacity released. */
+size_t lp2p__yamux_squeeze(lp2p_yamux *mx);
+/* The owner's memory budget is nearly used up (1) or not (0): while tight, a ring that drains is freed
+ * at once (not pooled) and a stalled one shrinks as it sends. */
+void lp2p__yamux_set_tight(lp2p_yamux *mx, int tight);
+/* Room within the peer's window for stream id: bytes write() can take without using the slack beyond
+ * it (0 for unknown/closed streams). */
+size_t lp2p__yamux_window_room(const lp2p_yamux *mx, uint32_t id);
+/* The caller's write to stream id was held back (by a resource limit): on_stream_writable fires at the next
+ * window update or budget release that leaves the stream room. */
+void lp2p__yamux_want_writable(lp2p_yamux *mx, uint32_t id);
+/* lp2p_yamux_write whose send ring grows by at most grow bytes of capacity (a resource limit's room):
+ * when that binds, fewer bytes are taken, *hit is set and no on_stream_writable is promised (the limit's
+ * owner wakes the writer). */
+int64_t lp2p__yamux_write_within(lp2p_yamux *mx, uint32_t id, const uint8_t *p, size_t n, size_t grow, int *hit);
+
 struct lp2p_yamux {
   lp2p_mem mem;
   lp2p_yamux_config cfg;
@@ -130,8 +160,9 @@ struct lp2p_yamux {
   /* send accounting */
   size_t buffered;  /* sum of the streams' counted bytes (the session send budget applies to it) */
   size_t ring_cap;  /* sum of the send rings' capacities */
-  void *spares;     /* spare ring buffers (yamux_stream.c) */
-  size_t spare_cap;
+  lp2p__yamux_pool own_pool; /* spare ring buffers (yamux_stream.c) */
+  lp2p__yamux_pool *pool;    /* &own_pool or a shared one */
+  int tight;                 /* memory is tight (set by the owner): drained rings freed, stalled ones shrunk */
   int budget_freed; /* buffered went down since blocked writers were last looked at */
   uint32_t notify_pass;
   int limit_hit;    /* open_stream returned LP2P_ERR_LIMIT (unacked): report on_outbound_available */

@@ -238,9 +238,7 @@ void lp2p__yamux_release_idle(lp2p_yamux *mx) {
 
 void lp2p__yamux_trim(lp2p_yamux *mx) {
   release_drained(mx);
-  for (size_t i = 0; i < mx->map.cap; i++)
-    if (mx->map.slots[i]) lp2p__yamux_ring_release(mx, mx->map.slots[i]);
-  lp2p__yamux_spares_free(mx);
+  lp2p__yamux_squeeze(mx); /* drained rings released, stalled ones shrunk to fit, own spares freed */
 }
 
 void lp2p__yamux_output_free(lp2p_yamux *mx) {

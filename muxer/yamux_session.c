@@ -63,6 +63,8 @@ int lp2p_yamux_new(lp2p_yamux **out, const lp2p_yamux_config *cfg, const lp2p_ya
   mx->max_frame = c.max_frame_payload;
   mx->out_batch = LP2P_YAMUX_OUTPUT_BATCH;
   mx->tune_rtts = LP2P__YAMUX_TUNE_RTTS;
+  mx->own_pool.max = c.send_budget < LP2P__YAMUX_SPARE_MAX ? c.send_budget : LP2P__YAMUX_SPARE_MAX;
+  mx->pool = &mx->own_pool;
   *out = mx; /* the output buffer is allocated on first use */
   return 0;
 }
@@ -441,6 +443,12 @@ int lp2p_yamux_go_away(lp2p_yamux *mx, uint32_t code) {
 
 int lp2p_yamux_error(const lp2p_yamux *mx) { return mx ? mx->err : LP2P_ERR_INVAL; }
 size_t lp2p_yamux_buffered(const lp2p_yamux *mx) { return mx ? mx->buffered + mx->pending : 0; }
+
+size_t lp2p_yamux_memory(const lp2p_yamux *mx) {
+  if (!mx) return 0;
+  return mx->ring_cap + mx->out_cap + mx->gap_cap * sizeof(struct lp2p__yamux_gap) +
+         (mx->pool == &mx->own_pool ? mx->own_pool.total : 0);
+}
 
 size_t lp2p_yamux_stream_count(const lp2p_yamux *mx) { return mx ? mx->n_streams : 0; }
 

@@ -23,52 +23,78 @@ const uint8_t *lp2p__yamux_ring_at(const lp2p__yamux_ring *r, size_t off, size_t
   return r->data + start;
 }
 
-/* Spare ring buffers: a big ring released by a stream is kept (up to LP2P__YAMUX_SPARE_MAX bytes in all)
- * for the next stream that needs a big ring, instead of going back to malloc: freeing and allocating
- * 64-320 KiB blocks in turn makes glibc trim and regrow its heap (a page fault per 4 KiB each time). */
+/* Spare ring buffers: a big ring released by a stream is kept in the session's pool (or the node-wide
+ * one the swarm shares between sessions), up to the pool's max bytes, for the next stream that needs a big
+ * ring, instead of going back to malloc: freeing and allocating 64-320 KiB blocks in turn makes glibc trim
+ * and regrow its heap (a page fault per 4 KiB each time). */
 typedef struct spare {
   struct spare *next;
   size_t cap;
 } spare;
 
 static uint8_t *buf_get(lp2p_yamux *mx, size_t need, size_t *cap) {
-  if (*cap > LP2P__YAMUX_SPARE_MIN)
-    for (spare **pp = (spare **)&mx->spares; *pp; pp = &(*pp)->next) {
+  lp2p__yamux_pool *pl = mx->pool;
+  if (*cap > LP2P__YAMUX_SPARE_MIN) {
+    for (spare **pp = (spare **)&pl->list; *pp; pp = &(*pp)->next) {
       spare *sp = *pp;
       if (sp->cap < need) continue;
       *pp = sp->next;
-      mx->spare_cap -= sp->cap;
+      pl->total -= sp->cap;
+      pl->hits++;
       *cap = sp->cap;
       return (uint8_t *)sp;
     }
+    pl->misses++;
+  }
   return lp2p__malloc(&mx->mem, *cap);
 }
 
-static void buf_put(lp2p_yamux *mx, uint8_t *p, size_t cap) {
-  size_t max = mx->cfg.send_budget < LP2P__YAMUX_SPARE_MAX ? mx->cfg.send_budget : LP2P__YAMUX_SPARE_MAX;
-  if (cap <= LP2P__YAMUX_SPARE_MIN || mx->spare_cap + cap > max) {
-    lp2p__free(&mx->mem, p);
+static void pool_put(const lp2p_mem *mem, lp2p__yamux_pool *pl, uint8_t *p, size_t cap) {
+  if (cap <= LP2P__YAMUX_SPARE_MIN || pl->total + cap > pl->max) {
+    lp2p__free(mem, p);
     return;
   }
   spare *sp = (spare *)(void *)p;
   sp->cap = cap;
-  sp->next = mx->spares;
-  mx->spares = sp;
-  mx->spare_cap += cap;
+  sp->next = pl->list;
+  pl->list = sp;
+  pl->total += cap;
+}
+
+static void buf_put(lp2p_yamux *mx, uint8_t *p, size_t cap) { pool_put(&mx->mem, mx->pool, p, cap); }
+
+void lp2p__yamux_pool_drain(const lp2p_mem *mem, lp2p__yamux_pool *pl) {
+  while (pl->list) {
+    spare *sp = pl->list;
+    pl->list = sp->next;
+    lp2p__free(mem, sp);
+  }
+  pl->total = 0;
 }
 
 void lp2p__yamux_spares_free(lp2p_yamux *mx) {
-  while (mx->spares) {
-    spare *sp = mx->spares;
-    mx->spares = sp->next;
-    lp2p__free(&mx->mem, sp);
+  if (mx->pool == &mx->own_pool) lp2p__yamux_pool_drain(&mx->mem, &mx->own_pool);
+}
+
+void lp2p__yamux_set_pool(lp2p_yamux *mx, lp2p__yamux_pool *pool) {
+  if (!pool) pool = &mx->own_pool;
+  if (pool == mx->pool) return;
+  lp2p__yamux_pool *old = mx->pool;
+  mx->pool = pool;
+  while (old->list) {
+    spare *sp = old->list;
+    old->list = sp->next;
+    old->total -= sp->cap;
+    pool_put(&mx->mem, pool, (uint8_t *)sp, sp->cap);
   }
-  mx->spare_cap = 0;
 }
 
 static void ring_free(lp2p_yamux *mx, lp2p__yamux_ring *r) {
   mx->ring_cap -= r->cap;
-  buf_put(mx, r->data, r->cap);
+  if (mx->tight)
+    lp2p__free(&mx->mem, r->data);
+  else
+    buf_put(mx, r->data, r->cap);
   r->data = NULL;
   r->cap = r->head = r->len = 0; /* seq stays: the stream offset goes on */
 }
@@ -102,7 +128,7 @@ void lp2p__yamux_ring_sent(lp2p_yamux *mx, lp2p__yamux_stream *s, size_t n) {
   r->len -= n;
   r->seq += n;
   if (r->len) {
-    if (!s->send_window && mx->ring_cap > mx->cfg.send_budget && r->len * 4 <= r->cap &&
+    if (!s->send_window && (mx->ring_cap > mx->cfg.send_budget || mx->tight) && r->len * 4 <= r->cap &&
         r->cap > LP2P__YAMUX_SPARE_MIN)
       ring_shrink(mx, r);
     return;
@@ -111,24 +137,86 @@ void lp2p__yamux_ring_sent(lp2p_yamux *mx, lp2p__yamux_stream *s, size_t n) {
   /* Drained: keep the ring for the stream's next writes unless no more can come (closed, or FIN queued),
    * the peer's window is used up (a stalled stream can write nothing until it opens again: it must not
    * keep its high-water mark), or the session's rings add up to more than the send budget (lazy
-   * shrink). */
-  if ((s->flags & (YX_CLOSED | YX_FIN_QUEUED)) || mx->ring_cap > mx->cfg.send_budget) ring_free(mx, r);
+   * shrink), or the owner's memory is tight (lp2p__yamux_set_tight). */
+  if ((s->flags & (YX_CLOSED | YX_FIN_QUEUED)) || mx->ring_cap > mx->cfg.send_budget || mx->tight) ring_free(mx, r);
 }
 
-/* Appends n bytes; the ring may grow to lim bytes (more only if n alone needs it). */
-static int ring_push(lp2p_yamux *mx, lp2p__yamux_ring *r, const uint8_t *p, size_t n, size_t lim) {
+static void want_set(lp2p_yamux *mx, lp2p__yamux_stream *s);
+
+/* Shrinks r to the smallest halving of its capacity that still holds its bytes (not below RING_MIN). */
+static size_t ring_fit(lp2p_yamux *mx, lp2p__yamux_ring *r) {
+  size_t ncap = r->cap;
+  while (ncap / 2 >= LP2P__YAMUX_RING_MIN && ncap / 2 >= r->len) ncap /= 2;
+  if (ncap == r->cap) return 0;
+  uint8_t *nd = lp2p__malloc(&mx->mem, ncap);
+  if (!nd) return 0; /* keep the bigger ring */
+  size_t freed = r->cap - ncap;
+  lp2p__yamux_ring_copy(r, 0, nd, r->len);
+  lp2p__free(&mx->mem, r->data); /* pressure: not into the pool */
+  mx->ring_cap -= freed;
+  r->data = nd;
+  r->cap = ncap;
+  r->head = 0;
+  return freed;
+}
+
+size_t lp2p__yamux_squeeze(lp2p_yamux *mx) {
+  size_t before = mx->ring_cap;
+  for (size_t i = 0; i < mx->map.cap; i++) {
+    lp2p__yamux_stream *s = mx->map.slots[i];
+    if (!s || !s->sbuf.data) continue;
+    if (!s->sbuf.len) {
+      mx->ring_cap -= s->sbuf.cap;
+      lp2p__free(&mx->mem, s->sbuf.data);
+      s->sbuf.data = NULL;
+      s->sbuf.cap = s->sbuf.head = 0;
+    } else if (!s->send_window || (s->flags & YX_CLOSED)) {
+      ring_fit(mx, &s->sbuf);
+    }
+  }
+  lp2p__yamux_spares_free(mx);
+  return before - mx->ring_cap;
+}
+
+void lp2p__yamux_set_tight(lp2p_yamux *mx, int tight) { mx->tight = tight; }
+
+void lp2p__yamux_want_writable(lp2p_yamux *mx, uint32_t id) {
+  lp2p__yamux_stream *s = lp2p__yamux_live(mx, id);
+  if (s && !(s->flags & YX_FIN_QUEUED)) want_set(mx, s);
+}
+
+size_t lp2p__yamux_window_room(const lp2p_yamux *mx, uint32_t id) {
+  const lp2p__yamux_stream *s = lp2p__yamux_live(mx, id);
+  if (!s) return 0;
+  uint64_t cap = s->send_window < LP2P_YAMUX_SEND_BUFFER_MAX ? s->send_window : LP2P_YAMUX_SEND_BUFFER_MAX;
+  size_t un = lp2p__yamux_unframed(s);
+  return un >= cap ? 0 : (size_t)(cap - un);
+}
+
+/* Appends up to n bytes; the ring may grow to lim bytes (more only if n alone needs it) and by at most
+ * grow bytes (then fewer bytes are taken, *hit set). Returns the bytes taken or LP2P_ERR_NOMEM. */
+static int64_t ring_push(lp2p_yamux *mx, lp2p__yamux_ring *r, const uint8_t *p, size_t n, size_t lim, size_t grow,
+                         int *hit) {
   if (n > r->cap - r->len) {
     size_t need = r->len + n, ncap = r->cap ? r->cap * 2 : LP2P__YAMUX_RING_MIN;
     if (ncap < need) ncap = need;
     if (ncap > lim && need <= lim) ncap = lim;
-    uint8_t *nd = buf_get(mx, need, &ncap);
-    if (!nd) return LP2P_ERR_NOMEM;
-    lp2p__yamux_ring_copy(r, 0, nd, r->len);
-    if (r->data) buf_put(mx, r->data, r->cap);
-    mx->ring_cap += ncap - r->cap;
-    r->data = nd;
-    r->cap = ncap;
-    r->head = 0;
+    if (ncap - r->cap > grow) { /* a resource limit: grow by what it allows, take what fits */
+      *hit = 1;
+      ncap = r->cap + (grow & ~(size_t)1023);
+      if (ncap < need) n = ncap > r->len ? ncap - r->len : 0;
+      if (!n) return 0;
+    }
+    if (ncap > r->cap) {
+      uint8_t *nd = buf_get(mx, need < ncap ? need : ncap, &ncap);
+      if (!nd) return LP2P_ERR_NOMEM;
+      lp2p__yamux_ring_copy(r, 0, nd, r->len);
+      if (r->data) buf_put(mx, r->data, r->cap);
+      mx->ring_cap += ncap - r->cap;
+      r->data = nd;
+      r->cap = ncap;
+      r->head = 0;
+    }
   }
   size_t tail = r->head + r->len;
   if (tail >= r->cap) tail -= r->cap;
@@ -137,7 +225,7 @@ static int ring_push(lp2p_yamux *mx, lp2p__yamux_ring *r, const uint8_t *p, size
   memcpy(r->data + tail, p, first);
   if (n > first) memcpy(r->data, p + first, n - first);
   r->len += n;
-  return 0;
+  return (int64_t)n;
 }
 
 /* ---- blocked writers (FIFO of YX_WANT_WRITABLE streams) ---- */
@@ -353,7 +441,10 @@ void lp2p__yamux_remote_fin(lp2p_yamux *mx, lp2p__yamux_stream *s) {
 
 /* ---- public stream API ---- */
 
-int64_t lp2p_yamux_write(lp2p_yamux *mx, uint32_t id, const uint8_t *p, size_t n) {
+int64_t lp2p__yamux_write_within(lp2p_yamux *mx, uint32_t id, const uint8_t *p, size_t n, size_t grow, int *hit) {
+  int dummy = 0;
+  if (!hit) hit = &dummy;
+  *hit = 0;
   if (!mx || (!p && n)) return LP2P_ERR_INVAL;
   if (mx->err) return mx->err;
   lp2p__yamux_stream *s = lp2p__yamux_map_get(&mx->map, id);
@@ -365,13 +456,20 @@ int64_t lp2p_yamux_write(lp2p_yamux *mx, uint32_t id, const uint8_t *p, size_t n
   if (k) {
     /* The ring holds the bytes in flight too. */
     size_t lim = (size_t)LP2P_YAMUX_SEND_BUFFER_MAX + LP2P_YAMUX_SEND_SLACK + s->inflight;
-    int rv = ring_push(mx, &s->sbuf, p, k, lim);
-    if (rv) return rv;
-    lp2p__yamux_recount(mx, s);
-    if (s->send_window) lp2p__yamux_ready_add(mx, s);
+    int64_t rv = ring_push(mx, &s->sbuf, p, k, lim, grow, hit);
+    if (rv < 0) return rv;
+    k = (size_t)rv;
+    if (k) {
+      lp2p__yamux_recount(mx, s);
+      if (s->send_window) lp2p__yamux_ready_add(mx, s);
+    }
   }
-  if (k < n) want_set(mx, s);
+  if (k < n && !*hit) want_set(mx, s);
   return (int64_t)k;
+}
+
+int64_t lp2p_yamux_write(lp2p_yamux *mx, uint32_t id, const uint8_t *p, size_t n) {
+  return lp2p__yamux_write_within(mx, id, p, n, SIZE_MAX, NULL);
 }
 
 size_t lp2p_yamux_write_capacity(const lp2p_yamux *mx, uint32_t id) {

@@ -85,16 +85,19 @@ void lp2p__rc_release(lp2p__rcmgr *rc, const lp2p__rc_chain *ch, uint64_t n) {
   }
 }
 
-uint64_t lp2p__rc_room(const lp2p__rc_chain *ch) {
+uint64_t lp2p__rc_room_frac(const lp2p__rc_chain *ch, unsigned shift) {
   uint64_t room = UINT64_MAX;
   for (unsigned i = 0; i < ch->n; i++) {
     const lp2p__rc_scope *sc = ch->s[i];
     if (!sc->mem_limit) continue;
-    uint64_t r = sc->mem >= sc->mem_limit ? 0 : sc->mem_limit - sc->mem;
+    uint64_t lim = sc->mem_limit >> shift;
+    uint64_t r = sc->mem >= lim ? 0 : lim - sc->mem;
     if (r < room) room = r;
   }
   return room;
 }
+
+uint64_t lp2p__rc_room(const lp2p__rc_chain *ch) { return lp2p__rc_room_frac(ch, 0); }
 
 int lp2p__rc_stream_add(lp2p__rcmgr *rc, const lp2p__rc_chain *ch, int outbound) {
   for (unsigned i = 0; i < ch->n; i++) {
@@ -263,6 +266,22 @@ void lp2p__rcs_conn_peer(lp2p__conn *c) {
     p->sc.cn_in++;
 }
 
+/* What a write of n bytes on s may buffer now. Bytes within the peer's window go out as soon as the
+ * socket takes them: they may use the whole room of the stream's scopes. Bytes beyond it (the muxer's
+ * slack) wait for the peer to read, maybe forever: they may only use room below half of each limit, so
+ * that streams whose peers stalled never take the budget the others need (the other half). */
+static size_t write_allowed(lp2p_stream *s, size_t n) {
+  lp2p__rc_chain ch;
+  stream_chain(s, &ch);
+  uint64_t half = lp2p__rc_room_frac(&ch, 1);
+  if (half >= n) return n;
+  uint64_t room = lp2p__rc_room(&ch);
+  uint64_t win = s->conn && s->conn->mx && s->has_id ? lp2p__yamux_window_room(s->conn->mx, s->id) : 0;
+  uint64_t a = win > half ? win : half;
+  if (a > room) a = room;
+  return a < n ? (size_t)a : n;
+}
+
 static void rc_wake(lp2p_swarm *sw, void *arg) {
   (void)arg;
   sw->rc_wake_queued = 0;
@@ -273,9 +292,7 @@ static void rc_wake(lp2p_swarm *sw, void *arg) {
     lp2p_stream *s = LP2P__CONTAINER(sw->rc_waiters.next, lp2p_stream, rc_link);
     lp2p__list_del(&s->rc_link);
     if (!s->rc_on) continue;
-    lp2p__rc_chain ch;
-    stream_chain(s, &ch);
-    if (!lp2p__rc_room(&ch)) {
+    if (!write_allowed(s, SIZE_MAX)) {
       lp2p__list_add_tail(&sw->rc_waiters, &s->rc_link);
       continue;
     }
@@ -283,48 +300,116 @@ static void rc_wake(lp2p_swarm *sw, void *arg) {
   }
 }
 
-static void rc_trim_cb(lp2p_timer *t, void *ud) {
-  lp2p_swarm *sw = ud;
-  (void)t;
+/* The node-wide pools are emptied after a burst and under memory pressure (spare send rings, charged to
+ * the node; all: the free seal buffers too, the node's fixed overhead, which the next connection would
+ * allocate again at once) and once no connection is left (the spare rings). */
+static void drain_pools(lp2p_swarm *sw, int all) {
+  lp2p__yamux_pool_drain(&sw->mem, &sw->ypool);
+  if (all) lp2p__wbuf_pool_free(sw);
+  lp2p__rcs_pools_sync(sw);
+}
+
+static void rc_trim_cb(lp2p_swarm *sw, void *arg) {
+  sw->rc_trim_queued = 0;
+  drain_pools(sw, arg == NULL);
 #if defined(__GLIBC__)
   malloc_trim(0);
 #endif
-  sw->rc_peak = sw->rc.node.mem;
+  sw->rc_trimmed = lp2p__swarm_now(sw);
+  if (!sw->rc_trimmed) sw->rc_trimmed = 1;
 }
 
-/* After a release: wake writers waiting for room; after a burst, trim the allocator (once usage fell
- * below half its peak and by at least 4 MiB; 200 ms later, so that a closing burst is trimmed once). */
+/* After a release: wake writers waiting for room; after a burst, trim the allocator: once usage fell
+ * below half its peak and by at least 1 MiB, or the last connection closed; on the next loop turn (the
+ * frees of a closing burst come first; no timer keeps the loop alive); for a fall in usage at most once
+ * a second (a busy node does not trim all the time: the burst is trimmed at the first release after). */
+static void schedule_trim(lp2p_swarm *sw, int last_conn) {
+  if (sw->freeing || sw->rc_trim_queued) return;
+  if (!last_conn && sw->rc_trimmed && lp2p__swarm_now(sw) < sw->rc_trimmed + 1000) return;
+  if (lp2p__swarm_defer(sw, rc_trim_cb, last_conn ? (void *)sw : NULL) < 0) return;
+  sw->rc_trim_queued = 1;
+  sw->rc_peak = sw->rc.node.mem; /* one trim per burst */
+}
+
 static void released(lp2p_swarm *sw) {
   if (!lp2p__list_empty(&sw->rc_waiters) && !sw->rc_wake_queued && !sw->freeing) {
     if (lp2p__swarm_defer(sw, rc_wake, NULL) == 0) sw->rc_wake_queued = 1;
   }
   uint64_t now = sw->rc.node.mem;
-  if (sw->rc_peak > now && sw->rc_peak - now >= (4u << 20) && now < sw->rc_peak / 2 && !sw->freeing) {
-    if (!sw->rc_trim && lp2p_timer_new(&sw->rc_trim, sw, rc_trim_cb, sw) < 0) return;
-    sw->rc_peak = now; /* one trim per burst */
-    lp2p_timer_start(sw->rc_trim, 200, 0);
-  }
+  if (sw->rc_peak > now && sw->rc_peak - now >= (1u << 20) && now < sw->rc_peak / 2) schedule_trim(sw, 0);
 }
 
 static void note_peak(lp2p_swarm *sw) {
   if (sw->rc.node.mem > sw->rc_peak) sw->rc_peak = sw->rc.node.mem;
 }
 
+void lp2p__rcs_pools_sync(lp2p_swarm *sw) {
+  /* the spare rings (at most 1/16 of the node budget); the free seal buffers are the node's own fixed
+   * overhead (at most LP2P__SW_WBUF_POOL of them, whatever the peers do), like its read buffer */
+  uint64_t now = (uint64_t)sw->ypool.total;
+  if (now == sw->rc_pools) return;
+  lp2p__rc_chain ch = {{&sw->rc.node}, 1};
+  if (now > sw->rc_pools) {
+    lp2p__rc_force(&ch, now - sw->rc_pools);
+    note_peak(sw);
+  } else {
+    lp2p__rc_release(&sw->rc, &ch, sw->rc_pools - now);
+    sw->rc_pools = now;
+    released(sw);
+    return;
+  }
+  sw->rc_pools = now;
+}
+
+/* Memory pressure (a writer was held back): every session's stalled rings shrink to fit, drained ones
+ * are released, and the node-wide pools are emptied; at most once per LP2P__RC_SQUEEZE_MS. */
+#define LP2P__RC_SQUEEZE_MS 50
+static void rc_squeeze(lp2p_swarm *sw, void *arg) {
+  (void)arg;
+  sw->rc_squeeze_queued = 0;
+  sw->rc_squeezed = lp2p__swarm_now(sw);
+  for (lp2p__link *it = sw->conns.next; it != &sw->conns; it = it->next) {
+    lp2p__conn *c = LP2P__CONTAINER(it, lp2p__conn, sw_link);
+    if (!c->mx || !c->rc_open) continue;
+    if (lp2p__yamux_squeeze(c->mx)) lp2p__rcs_conn_sync(c);
+  }
+  drain_pools(sw, 1);
+}
+
+static void want_squeeze(lp2p_swarm *sw) {
+  if (sw->rc_squeeze_queued || sw->freeing) return;
+  lp2p_tstamp now = lp2p__swarm_now(sw);
+  if (sw->rc_squeezed && now < sw->rc_squeezed + LP2P__RC_SQUEEZE_MS) return;
+  if (lp2p__swarm_defer(sw, rc_squeeze, NULL) == 0) sw->rc_squeeze_queued = 1;
+}
+
+/* Over 3/4 of a limit somewhere in the chain. */
+static int tight(const lp2p__rc_chain *ch) {
+  for (unsigned i = 0; i < ch->n; i++) {
+    const lp2p__rc_scope *sc = ch->s[i];
+    if (sc->mem_limit && sc->mem > sc->mem_limit - sc->mem_limit / 4) return 1;
+  }
+  return 0;
+}
+
 void lp2p__rcs_conn_sync(lp2p__conn *c) {
   if (!c->rc_open) return;
-  uint64_t now = lp2p_yamux_buffered(c->mx);
+  /* by capacity: the rings, output buffer and own spares the session holds, not only their bytes */
+  uint64_t now = lp2p_yamux_memory(c->mx);
   if (c->io && c->io_open) now += uv_stream_get_write_queue_size(c->io);
-  if (now == c->rc_mx) return;
+  lp2p__rcs_pools_sync(c->sw);
   lp2p__rc_chain ch;
   conn_chain(c, &ch);
   if (now > c->rc_mx) {
     lp2p__rc_force(&ch, now - c->rc_mx);
     note_peak(c->sw);
-  } else {
+  } else if (now < c->rc_mx) {
     lp2p__rc_release(&c->sw->rc, &ch, c->rc_mx - now);
     released(c->sw);
   }
   c->rc_mx = now;
+  /* above 3/4 of a limit, the session frees drained rings and shrinks stalled ones as it sends */
+  if (c->mx) lp2p__yamux_set_tight(c->mx, tight(&ch));
 }
 
 void lp2p__rcs_conn_close(lp2p__conn *c) {
@@ -341,6 +426,7 @@ void lp2p__rcs_conn_close(lp2p__conn *c) {
   c->rc_peer = NULL;
   c->rc_open = 0;
   released(sw);
+  if (!sw->rc.node.cn_in && !sw->rc.node.cn_out) schedule_trim(sw, 1); /* which empties the pools */
 }
 
 int lp2p__rcs_stream_attach(lp2p_stream *s, lp2p__conn *c) {
@@ -360,8 +446,33 @@ int lp2p__rcs_stream_attach(lp2p_stream *s, lp2p__conn *c) {
   }
   note_peak(sw);
   s->rc_app = 0;
+  s->rc_dyn = 0;
   s->rc_on = 1;
+  lp2p__rcs_stream_sync(s);
   return 0;
+}
+
+/* The fixed charge of a stream covers the swarm's and the muxer's stream objects (with the allocator's
+ * headers and the muxer's map slot); what negotiation holds is charged as it changes. */
+_Static_assert(sizeof(lp2p_stream) + sizeof(lp2p__yamux_stream) + 4 * 16 + 2 * sizeof(void *) <= LP2P__RC_STREAM_BASE,
+               "LP2P__RC_STREAM_BASE must cover the stream objects");
+_Static_assert(sizeof(lp2p__conn) + sizeof(struct lp2p_yamux) + 4 * 16 <= LP2P__RC_CONN_BASE / 2,
+               "LP2P__RC_CONN_BASE must cover the connection objects (and leave half for the handshake)");
+
+void lp2p__rcs_stream_sync(lp2p_stream *s) {
+  if (!s->rc_on) return;
+  uint64_t now = lp2p_mss_memory(s->mss) + (s->protocol ? strlen(s->protocol) + 1 : 0);
+  if (now == s->rc_dyn) return;
+  lp2p__rc_chain ch;
+  stream_chain(s, &ch);
+  if (now > s->rc_dyn) {
+    lp2p__rc_force(&ch, now - s->rc_dyn); /* already held: the limits refuse what comes next */
+    note_peak(s->sw);
+  } else {
+    lp2p__rc_release(&s->sw->rc, &ch, s->rc_dyn - now);
+    released(s->sw);
+  }
+  s->rc_dyn = now;
 }
 
 void lp2p__rcs_stream_detach(lp2p_stream *s) {
@@ -370,7 +481,8 @@ void lp2p__rcs_stream_detach(lp2p_stream *s) {
   lp2p__list_del(&s->rc_link);
   lp2p__rc_chain ch;
   stream_chain(s, &ch);
-  lp2p__rc_release(&sw->rc, &ch, LP2P__RC_STREAM_BASE + s->rc_app);
+  lp2p__rc_release(&sw->rc, &ch, LP2P__RC_STREAM_BASE + s->rc_app + s->rc_dyn);
+  s->rc_dyn = 0;
   lp2p__rc_stream_del(&sw->rc, &ch, s->dir == LP2P_DIR_OUTBOUND);
   if (!scope_empty(&s->rc)) sw->rc.underflows++;
   lp2p__rc_proto_put(&sw->rc, s->rc_proto);
@@ -397,14 +509,28 @@ int lp2p__rcs_stream_protocol(lp2p_stream *s, const char *protocol) {
   return 0;
 }
 
-size_t lp2p__rcs_write_room(lp2p_stream *s, size_t n) {
-  if (!s->rc_on) return n;
-  lp2p__rc_chain ch;
-  stream_chain(s, &ch);
-  uint64_t room = lp2p__rc_room(&ch);
-  if (room >= n) return n;
+void lp2p__rcs_wait(lp2p_stream *s) {
+  if (!s->rc_on) return;
   if (!lp2p__list_linked(&s->rc_link)) lp2p__list_add_tail(&s->sw->rc_waiters, &s->rc_link);
-  return (size_t)room;
+  want_squeeze(s->sw);
+}
+
+size_t lp2p__rcs_write_room(lp2p_stream *s, size_t n, size_t *grow) {
+  *grow = SIZE_MAX;
+  if (!s->rc_on) return n;
+  size_t a = write_allowed(s, n);
+  if (a) {
+    /* what the send ring may grow by (capacity is charged, see lp2p__rcs_conn_sync) */
+    lp2p__rc_chain ch;
+    stream_chain(s, &ch);
+    uint64_t room = lp2p__rc_room(&ch);
+    *grow = room < SIZE_MAX ? (size_t)room : SIZE_MAX;
+  }
+  if (a >= n) return n;
+  /* the rest waits in the app: on_writable after a release (or the peer's window update) leaves room */
+  lp2p__rcs_wait(s);
+  if (s->conn && s->conn->mx && s->has_id) lp2p__yamux_want_writable(s->conn->mx, s->id);
+  return a;
 }
 
 int lp2p_stream_reserve_memory(lp2p_stream *s, size_t n) {
@@ -477,4 +603,7 @@ size_t lp2p_swarm_resource_usage(const lp2p_swarm *sw, lp2p_scope_usage *out, si
   return k;
 }
 
-void lp2p__rcs_free(lp2p_swarm *sw) { lp2p__rc_free(&sw->rc); }
+void lp2p__rcs_free(lp2p_swarm *sw) {
+  lp2p__yamux_pool_drain(&sw->mem, &sw->ypool);
+  lp2p__rc_free(&sw->rc);
+}

@@ -70,6 +70,8 @@ void lp2p__rc_force(const lp2p__rc_chain *ch, uint64_t n);
 void lp2p__rc_release(lp2p__rcmgr *rc, const lp2p__rc_chain *ch, uint64_t n);
 /* Bytes the chain could still reserve (UINT64_MAX when nothing is limited). */
 uint64_t lp2p__rc_room(const lp2p__rc_chain *ch);
+/* The same against each limit >> shift (e.g. 1: half of each limit). */
+uint64_t lp2p__rc_room_frac(const lp2p__rc_chain *ch, unsigned shift);
 /* One stream / connection more (0 or LP2P_ERR_LIMIT, nothing charged) or less. */
 int lp2p__rc_stream_add(lp2p__rcmgr *rc, const lp2p__rc_chain *ch, int outbound);
 void lp2p__rc_stream_del(lp2p__rcmgr *rc, const lp2p__rc_chain *ch, int outbound);

@@ -178,6 +178,7 @@ void lp2p__stream_flush_mss(lp2p_stream *s) {
     s->fin_pending = 0;
     lp2p_yamux_close_write(c->mx, s->id);
   }
+  lp2p__rcs_stream_sync(s); /* what the negotiation holds (resource limits) */
   lp2p__conn_mark_dirty(c);
 }
 
@@ -218,6 +219,7 @@ static int nego_done(lp2p_stream *s) {
   if (s->dir == LP2P_DIR_OUTBOUND && s->conn) lp2p__conn_learn(s->conn, proto, 1);
   lp2p_mss_free(s->mss);
   s->mss = NULL;
+  lp2p__rcs_stream_sync(s);
   if (s->conn && s->conn->n_negotiating) s->conn->n_negotiating--;
   s->nego_deadline = 0;
   s->state = LP2P__ST_OPEN;
@@ -347,6 +349,7 @@ void lp2p__stream_deliver_open(lp2p_stream *s) {
     nego_failed(s, rv, 1);
     return;
   }
+  lp2p__rcs_stream_sync(s);
   s->state = LP2P__ST_OPEN;
   stream_log(s, "open (optimistic)", s->protocol, 0);
   if (s->h.on_open) {
@@ -360,6 +363,7 @@ void lp2p__stream_deliver_open(lp2p_stream *s) {
 static void lazy_confirmed(lp2p_stream *s) {
   lp2p_mss_free(s->mss);
   s->mss = NULL;
+  lp2p__rcs_stream_sync(s);
   s->lazy = 0;
   stream_log(s, "confirmed", s->protocol, 0);
 }
@@ -380,7 +384,9 @@ void lp2p__stream_mx_data(lp2p_stream *s, const uint8_t *p, size_t n) {
     /* negotiation bytes are ours: give the window back (from inside feed: no callback) */
     if (k > 0 && s->conn) lp2p_yamux_consume(s->conn->mx, s->id, (size_t)k);
     lp2p__stream_flush_mss(s);
-    if (s->state != st || !lp2p_mss_done(s->mss)) return;
+    if (s->state != st) return;
+    lp2p__rcs_stream_sync(s);
+    if (!lp2p_mss_done(s->mss)) return;
     if (st == LP2P__ST_NEGOTIATING) {
       if (nego_done(s) < 0) return;
     } else {
@@ -529,9 +535,12 @@ int64_t lp2p__stream_write_now(lp2p_stream *s, const uint8_t *p, size_t n) {
       return 0;
     }
   }
-  size_t m = lp2p__rcs_write_room(s, n); /* resource limits (rcmgr.c): the rest waits in the app */
-  int64_t k = m ? lp2p_yamux_write(s->conn->mx, s->id, p, m) : 0;
+  size_t grow;
+  size_t m = lp2p__rcs_write_room(s, n, &grow); /* resource limits (rcmgr.c): the rest waits in the app */
+  int hit = 0;
+  int64_t k = m ? lp2p__yamux_write_within(s->conn->mx, s->id, p, m, grow, &hit) : 0;
   if (k < 0) return k == LP2P_ERR_NOT_FOUND ? LP2P_ERR_CLOSED : k;
+  if (hit) lp2p__rcs_wait(s);
   if ((size_t)k < n) s->want_writable = 1;
   if (k > 0 && s->conn) {
     lp2p__rcs_conn_sync(s->conn);

@@ -373,6 +373,9 @@ static int swarm_init(lp2p_swarm **out, const lp2p_swarm_config *cfg, uv_loop_t 
   lp2p__list_init(&sw->openq);
   lp2p__list_init(&sw->rc_waiters);
   lp2p__rc_init(&sw->rc, &sw->cfg, &sw->mem);
+  /* node-wide spare send rings: at most 1/16 of the node budget, 4 MiB */
+  sw->ypool.max = 4u << 20;
+  if (sw->cfg.max_memory && sw->cfg.max_memory / 16 < sw->ypool.max) sw->ypool.max = (size_t)(sw->cfg.max_memory / 16);
   lp2p__list_init(&sw->dial_doneq);
   lp2p__list_init(&sw->tasks);
   lp2p__list_init(&sw->peer_lru);

@@ -28,6 +28,7 @@
 #include "lp2p/uv.h"
 #include "swarm/peerstore_int.h"
 #include "lp2p/yamux.h"
+#include "muxer/yamux_int.h"
 #include "transport/transport_int.h"
 #include "swarm/rcmgr.h"
 
@@ -155,6 +156,7 @@ struct lp2p_stream {
   lp2p__conn *rc_conn; /* the connection charged (set while rc_on) */
   lp2p__link rc_link;  /* in sw->rc_waiters: a write was short for want of room */
   uint64_t rc_app;     /* bytes reserved by the protocol */
+  uint64_t rc_dyn;     /* negotiation state (lp2p_mss_memory) + protocol id, as last charged */
   int rc_on;
 };
 
@@ -384,10 +386,15 @@ struct lp2p_swarm {
   lp2p__link rc_waiters; /* streams whose write was short for want of room */
   int rc_wake_queued;
   uint64_t rc_peak;      /* node usage peak since the last allocator trim */
-  lp2p_timer *rc_trim;
   /* peer routing hook (peers.c, lp2p_swarm_set_peer_router) */
   lp2p_peer_router_fn router;
   void *router_ud;
+  int rc_trim_queued;
+  lp2p__yamux_pool ypool; /* node-wide spare send rings, shared by the sessions (capped, charged to the node) */
+  uint64_t rc_pools;      /* spare rings + free seal buffers, as last charged to the node */
+  int rc_squeeze_queued;
+  lp2p_tstamp rc_trimmed;  /* last allocator trim */
+  lp2p_tstamp rc_squeezed; /* last squeeze pass (at most one per LP2P__RC_SQUEEZE_MS) */
 };
 
 /* swarm.c */
@@ -493,7 +500,12 @@ void lp2p__rcs_stream_detach(lp2p_stream *s); /* releases everything s holds (id
 /* protocol agreed: 0, or LP2P_ERR_LIMIT / LP2P_ERR_NOMEM (refuse the stream) */
 int lp2p__rcs_stream_protocol(lp2p_stream *s, const char *protocol);
 /* How much of n bytes s may write now; when fewer, s waits for room (on_writable follows). */
-size_t lp2p__rcs_write_room(lp2p_stream *s, size_t n);
+/* How much of an n-byte write may be buffered now (the rest waits in the app, the stream is woken later),
+ * and by how much its send ring may grow (*grow). */
+size_t lp2p__rcs_write_room(lp2p_stream *s, size_t n, size_t *grow);
+void lp2p__rcs_wait(lp2p_stream *s);
+void lp2p__rcs_stream_sync(lp2p_stream *s); /* its negotiation state or protocol id changed */ /* a write was held back by a limit: wake s once room returns */
+void lp2p__rcs_pools_sync(lp2p_swarm *sw); /* the node-wide pools changed size */
 void lp2p__rcs_free(lp2p_swarm *sw);
 
 /* dial.c */

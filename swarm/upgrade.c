@@ -122,6 +122,7 @@ static int start_yamux(lp2p__conn *c) {
   int rv = lp2p_yamux_new(&c->mx, &yc, &k_ycb, c, &sw->mem);
   if (rv < 0) return rv;
   lp2p_yamux_set_on_outbound_available(c->mx, ycb_outbound);
+  lp2p__yamux_set_pool(c->mx, &sw->ypool); /* spare rings go to the node-wide pool (rcmgr.c) */
   lp2p_mss_free(c->mss);
   c->mss = NULL;
   c->state = LP2P__C_READY;

@@ -145,6 +145,9 @@ LP2P_EXTERN int lp2p_mss_is_dialer(const lp2p_mss *m);
 /* Number of proposals the listener refused so far (dialer: "na" received,
  * listener: "na" sent, including "ls" answered with "na"). */
 LP2P_EXTERN size_t lp2p_mss_rejections(const lp2p_mss *m);
+/* Heap bytes m holds (the object, its line and output buffers by capacity, proposals, received list,
+ * agreed id): what a resource manager charges for a negotiation. 0 for NULL. */
+LP2P_EXTERN size_t lp2p_mss_memory(const lp2p_mss *m);
 
 /* Lister only (0 / NULL otherwise). The ids stay valid while m lives. */
 LP2P_EXTERN int lp2p_mss_list_received(const lp2p_mss *m);

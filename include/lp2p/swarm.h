@@ -609,22 +609,30 @@ LP2P_EXTERN void lp2p_stream_set_handler(lp2p_stream *s, const lp2p_stream_handl
  * Resource limits
  *
  * Everything the node holds because of a peer is charged to scopes: the node, the peer, the
- * connection, the stream and the stream's protocol. Charged today: a fixed amount per connection
- * (from accept: its handshake state) and per stream (from its yamux SYN: swarm + muxer state and its
- * negotiation), the connection's send side (the bytes the muxer holds, accepted and not yet sent, and
- * the bytes queued in the socket), and what protocols reserve with lp2p_stream_reserve_memory(). Each
- * scope's limits come from lp2p_swarm_config (max_memory*, max_streams*, max_streams_per_conn).
+ * connection, the stream and the stream's protocol. Charged: a fixed amount per connection (from
+ * accept: connection, muxer and handshake state) and per stream (from its yamux SYN: swarm + muxer
+ * stream objects), what a stream's multistream negotiation holds and its protocol id (as they change),
+ * the connection's send side by capacity (the muxer's send rings, output buffer and spare rings, and
+ * the bytes queued in the socket), the node-wide pool of spare send rings (at most min(max_memory / 16,
+ * 4 MiB)), and what protocols reserve with lp2p_stream_reserve_memory() (identify: its request, push and
+ * answer state; perf: its per-stream state). Each scope's limits come from lp2p_swarm_config
+ * (max_memory*, max_streams*, max_streams_per_conn).
  * A charge over a limit is refused with LP2P_ERR_LIMIT and handled without growing anything:
  *   - an inbound stream beyond a stream or memory limit is reset (INBOUND_STREAM_FAILED with
  *     LP2P_ERR_LIMIT); an outbound one ends with on_close(LP2P_ERR_LIMIT);
  *   - lp2p_stream_write() accepts only what the scopes have room for (possibly 0): the rest waits in
  *     the application, and on_writable follows once room is released (blocked writers of the whole
- *     node are woken oldest first, so many streams share the budget fairly);
- *   - a protocol whose reservation is refused decides (perf and the test echo reset the stream).
- * The muxer itself never accepts bytes beyond the peer's window, so a peer that stops reading holds
- * at most its window per stream until the socket takes it, and nothing afterwards.
- * After a burst, once the node's usage has fallen well below its peak, the allocator is trimmed
- * (malloc_trim where available) so that the process's RSS returns near its baseline. */
+ *     node are woken oldest first, so many streams share the budget fairly). Bytes within the peer's
+ *     window may use all the room; bytes beyond it (the muxer's slack, which waits for the peer to
+ *     read) only the room below half of each limit, so streams whose peers stalled never take the
+ *     budget the others need;
+ *   - a protocol whose reservation is refused decides (perf, identify and the test echo reset the
+ *     stream).
+ * Above 3/4 of a limit, a connection frees send rings as soon as they drain and shrinks stalled ones;
+ * a writer held back by a limit makes every connection do so at once (at most every 50 ms).
+ * After a burst (usage fell below half its peak) and once the last connection closed, the pools are
+ * emptied and the allocator trimmed (malloc_trim where available) so that the process's RSS returns
+ * near its baseline. */
 
 /* Reserves n bytes of protocol state for s (charged to its stream, protocol, connection, peer and the
  * node). 0, LP2P_ERR_LIMIT (nothing reserved), LP2P_ERR_CLOSED (s no longer on a connection),

@@ -324,6 +324,10 @@ LP2P_EXTERN int lp2p_yamux_error(const lp2p_yamux *mx);
  * queued frame headers and control frames (the buffers holding them may be up to about twice as large,
  * see Memory). 0 for NULL. */
 LP2P_EXTERN size_t lp2p_yamux_buffered(const lp2p_yamux *mx);
+/* Heap the session holds for sending, by capacity: the streams' send rings, the output buffer and its
+ * splice table, and the spare rings of the session's own pool; always >= lp2p_yamux_buffered(). What a
+ * resource manager should charge. 0 for NULL. */
+LP2P_EXTERN size_t lp2p_yamux_memory(const lp2p_yamux *mx);
 /* Live streams (not counting ones whose on_stream_close is pending). */
 LP2P_EXTERN size_t lp2p_yamux_stream_count(const lp2p_yamux *mx);
 /* 1 once the peer sent GoAway (its code in *code if non-NULL). */

@@ -56,7 +56,21 @@ struct id_req { /* outbound request or inbound push: read messages until EOF */
   lp2p__identify_reader rd;
   lp2p__identify_state st;
   int done;
+  size_t charged; /* bytes reserved on the stream (lp2p_stream_reserve_memory) */
 };
+
+/* A timer object (the behaviour's, beside the libuv handle) is smaller than this. */
+#define ID_TIMER_BYTES 256u
+
+/* Charges what r holds (object, partial message, merged fields) to its stream: the peer's resource
+ * scopes. LP2P_ERR_LIMIT when over a limit. Released with the stream. */
+static int req_charge(id_req *r, lp2p_stream *s) {
+  size_t want = sizeof *r + ID_TIMER_BYTES + lp2p__identify_reader_memory(&r->rd) + lp2p__identify_state_memory(&r->st);
+  if (want <= r->charged) return 0;
+  int rv = lp2p_stream_reserve_memory(s, want - r->charged);
+  if (rv == 0) r->charged = want;
+  return rv == LP2P_ERR_CLOSED ? 0 : rv;
+}
 
 typedef struct id_writer { /* inbound answer or outbound push: write one message, close */
   int kind;
@@ -369,6 +383,7 @@ static void req_data(lp2p_stream *s, const uint8_t *p, size_t n, void *ud) {
   id_req *r = ud;
   if (r->done) return;
   int rv = lp2p__identify_reader_feed(&r->rd, &r->st, p, n);
+  if (rv >= 0) rv = req_charge(r, s);
   if (rv < 0) {
     req_finish(r, rv);
     lp2p_stream_reset(s);
@@ -452,6 +467,10 @@ static void push_in_open(lp2p_stream *s, const char *protocol, void *ud) {
   }
   r->s = s;
   lp2p_stream_set_handler(s, &req_handler, r);
+  if (req_charge(r, s) < 0) {
+    lp2p_stream_reset(s); /* req_close frees r */
+    return;
+  }
   if (r->timer && id->cfg.timeout_ms) lp2p_timer_start(r->timer, id->cfg.timeout_ms, 0);
   req_open(s, protocol, r);
 }
@@ -545,7 +564,8 @@ static void answer_open(lp2p_stream *s, const char *protocol, void *ud) {
   w->s = s;
   if (lp2p_stream_peer(s)) w->peer = *lp2p_stream_peer(s);
   lp2p_stream_set_handler(s, &wr_handler, w);
-  if (build_own(id, lp2p_stream_remote_addr(s), &w->buf, &w->len) < 0) {
+  if (build_own(id, lp2p_stream_remote_addr(s), &w->buf, &w->len) < 0 ||
+      lp2p_stream_reserve_memory(s, sizeof *w + ID_TIMER_BYTES + w->len) < 0) { /* released with the stream */
     lp2p_stream_reset(s);
     return;
   }

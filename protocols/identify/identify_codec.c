@@ -368,3 +368,33 @@ void lp2p__identify_reader_free(lp2p__identify_reader *r) {
   memset(r, 0, sizeof *r);
   r->mem = m;
 }
+
+/* ---- memory held (resource charges) ---- */
+
+#define ID_ALLOC_OVH 16u /* allocator header per block */
+#define ID_MA_OBJ 64u    /* a multiaddr object beside its bytes */
+
+static size_t ma_mem(const lp2p_multiaddr *ma) {
+  size_t n = 0;
+  if (!ma) return 0;
+  lp2p_multiaddr_bytes(ma, &n);
+  return n + ID_MA_OBJ + ID_ALLOC_OVH;
+}
+
+size_t lp2p__identify_state_memory(const lp2p__identify_state *st) {
+  size_t m = 0;
+  if (st->key) m += LP2P_PUBKEY_PB_MAX + 2 * ID_ALLOC_OVH;
+  if (st->protocol_version) m += strlen(st->protocol_version) + 1 + ID_ALLOC_OVH;
+  if (st->agent_version) m += strlen(st->agent_version) + 1 + ID_ALLOC_OVH;
+  if (st->protocols) m += st->n_protocols * 2 * sizeof(char *) + ID_ALLOC_OVH; /* the array may be twice n */
+  for (size_t i = 0; i < st->n_protocols; i++) m += strlen(st->protocols[i]) + 1 + ID_ALLOC_OVH;
+  if (st->listen) m += st->n_listen * 2 * sizeof(lp2p_multiaddr *) + ID_ALLOC_OVH;
+  for (size_t i = 0; i < st->n_listen; i++) m += ma_mem(st->listen[i]);
+  m += ma_mem(st->observed);
+  if (st->record) m += st->record_len + ID_ALLOC_OVH;
+  return m;
+}
+
+size_t lp2p__identify_reader_memory(const lp2p__identify_reader *r) {
+  return r->lpm ? lp2p_lpm_reader_pending(r->lpm) + 64 + 2 * ID_ALLOC_OVH : 0;
+}

@@ -68,6 +68,9 @@ int lp2p__identify_validate(lp2p__identify_state *st, const lp2p_peer_id *peer, 
 /* Push semantics: moves every field present in src into dst (replacing), then
  * refreshes dst->info. src is left cleared. */
 void lp2p__identify_apply(lp2p__identify_state *dst, lp2p__identify_state *src);
+/* Heap bytes st holds (an upper estimate: allocator headers and the multiaddr objects counted
+ * generously), for the stream's resource charge. */
+size_t lp2p__identify_state_memory(const lp2p__identify_state *st);
 /* Rebuilds st->info from the fields. */
 void lp2p__identify_state_view(lp2p__identify_state *st, const lp2p_peer_id *peer);
 
@@ -84,5 +87,7 @@ int lp2p__identify_reader_feed(lp2p__identify_reader *r, lp2p__identify_state *s
 /* At EOF: LP2P_ERR_PROTO if a partial message is left, LP2P_ERR_EOF if no message at all. */
 int lp2p__identify_reader_end(const lp2p__identify_reader *r);
 void lp2p__identify_reader_free(lp2p__identify_reader *r);
+/* Heap bytes r holds (the partial message buffered), for the stream's resource charge. */
+size_t lp2p__identify_reader_memory(const lp2p__identify_reader *r);
 
 #endif

@@ -85,7 +85,9 @@ static void in_send(perf_in *in) {
 static void in_open(lp2p_stream *s, const char *protocol, void *ud) {
   lp2p_perf_service *ps = ud;
   (void)protocol;
-  perf_in *in = lp2p__pm_calloc(&ps->mem, sizeof *in);
+  /* what the stream holds here (its state and idle timer, < 256 bytes) is charged to the peer's resource
+   * scopes, released with the stream; over a limit the stream is refused */
+  perf_in *in = lp2p_stream_reserve_memory(s, sizeof *in + 256) == 0 ? lp2p__pm_calloc(&ps->mem, sizeof *in) : NULL;
   if (!in) {
     lp2p_stream_reset(s);
     return;

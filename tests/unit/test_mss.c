@@ -758,6 +758,44 @@ TEST(partial_input_is_buffered) {
   lp2p_mss_free(m);
 }
 
+/* lp2p_mss_memory (what the swarm charges a negotiating stream): counts the object, the partial line
+ * buffered (up to max_line) and the unsent answers, and stays bounded whatever the peer sends. */
+TEST(memory_reported_and_bounded) {
+  reg_ctx reg = {NOISE, 1, NULL, 0, 0, 0};
+  lp2p_mss *m;
+  lp2p_mss_registry r = {reg_supports, NULL};
+  CHECK_EQ(lp2p_mss_memory(NULL), 0);
+  CHECK_OK(lp2p_mss_new_listener(&m, &r, &reg, NULL, NULL));
+  size_t m0 = lp2p_mss_memory(m);
+  CHECK(m0 > 0);
+  bb in = {0};
+  bb_line(&in, LP2P_MSS_PROTOCOL_ID);
+  CHECK_EQ(lp2p_mss_feed(m, in.d, in.n), (int64_t)in.n);
+  /* a 900-byte proposal, sent in part: buffered and counted */
+  uint8_t big[903];
+  big[0] = 0x85;
+  big[1] = 0x07; /* 901 = 900 bytes + '\n' */
+  memset(big + 2, 'x', sizeof big - 2);
+  CHECK_EQ(lp2p_mss_feed(m, big, 600), 600);
+  CHECK(lp2p_mss_memory(m) >= m0 + 598);
+  big[sizeof big - 1] = '\n';
+  CHECK_EQ(lp2p_mss_feed(m, big + 600, sizeof big - 600), (int64_t)(sizeof big - 600)); /* refused: "na" */
+  /* never more than the object + max line + the unsent answers, however many proposals are refused */
+  size_t peak = 0;
+  for (int i = 0; i < LP2P_MSS_DEFAULT_MAX_ATTEMPTS - 1; i++) {
+    bb p = {0};
+    bb_raw(&p, "\x85\x07", 2);
+    for (int k = 0; k < 900; k++) bb_raw(&p, "y", 1);
+    bb_raw(&p, "\n", 1);
+    int64_t k = lp2p_mss_feed(m, p.d, p.n);
+    if (k < 0) break;
+    size_t mem = lp2p_mss_memory(m);
+    if (mem > peak) peak = mem;
+  }
+  CHECK(peak <= m0 + 2 * LP2P_MSS_DEFAULT_MAX_LINE + LP2P_MSS_DEFAULT_MAX_ATTEMPTS * 8);
+  lp2p_mss_free(m);
+}
+
 /* ---- allocation failure at creation and while feeding (single engine) ---- */
 
 TEST(alloc_failure_single_engine) {
@@ -830,6 +868,7 @@ int main(void) {
   RUN(line_length_cap);
   RUN(malformed_framing);
   RUN(partial_input_is_buffered);
+  RUN(memory_reported_and_bounded);
   RUN(alloc_failure_single_engine);
   json_free(vec);
   return test_done();

@@ -3,7 +3,8 @@
  * protocol tables (allocation-failure loop), a randomized run in which every charge is released exactly
  * once (and a double release is detected), and the swarm glue end to end: streams over real loopback
  * connections charge the node, a stream limit refuses a stream, a memory limit turns writes into
- * backpressure with on_writable later, and everything returns to 0 once the streams are closed. */
+ * backpressure with on_writable later, stalled streams hold at most half the budget (the rest goes to
+ * streams with window), and everything returns to 0 once the streams are closed. */
 #include "failmem.h"
 #include "lp2p/yamux.h"
 #include "swarm/rcmgr.h"
@@ -321,11 +322,17 @@ TEST(swarm_glue) {
       CHECK(k >= 0);
     }
     tloop_sleep(&L, 10);
-    CHECK(node_mem(a.sw, NULL) <= ca.max_memory + 1024); /* (+ frame headers) */
+    /* capacity is charged: the rings may not grow past the room; the output buffer (frame headers) may */
+    CHECK(node_mem(a.sw, NULL) <= ca.max_memory + 4096);
   }
-  /* every stream got its peer's window (256 KiB, of which the multistream proposal took 41 bytes) and at
-   * most the muxer's slack beyond it, nothing more: the sink does not read */
-  CHECK(accepted > 2u * ca.max_memory); /* well past the budget: backpressure, then room again */
+  /* Every stream got its whole window (256 KiB, of which the multistream proposal took 41 bytes; the sink
+   * never reads, so that is all a stream can send), and the bytes accepted beyond the windows (the muxer's
+   * slack, which waits for a reader that never comes) took at most half the budget: stalled streams cannot
+   * starve the ones whose peers granted window (they once did: the slack of the first stream to stall held
+   * the whole budget and the third stream never got its window). */
+  uint64_t windows = 3u * (256u * 1024u - 41u);
+  CHECK(accepted >= windows);
+  CHECK(accepted - windows <= ca.max_memory / 2);
   CHECK(accepted <= 3u * (256u * 1024u - 41u + LP2P_YAMUX_SEND_SLACK));
   CHECK(g_writable > 0);
   /* closing the streams releases everything, on both sides */

@@ -4,7 +4,9 @@
  * their final callback), the loop must close cleanly and nothing may leak.
  * A second scenario adds identify and ping to swarm A: they allocate through
  * the swarm's allocator (lp2p_swarm_mem), so the loop covers them (and the
- * peer store they fill) too. */
+ * peer store they fill) too. Both check the resource manager under the same failures: once the peer is
+ * disconnected every charge of swarm A was released exactly once (node usage back to 0 bytes, 0 streams,
+ * 0 connections; no release of more than was charged, no scope freed while it still held something). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,18 +14,34 @@
 #include "lp2p/identify.h"
 #include "lp2p/peerstore.h"
 #include "lp2p/ping.h"
+#include "swarm/swarm_int.h"
 #include "swarm_harness.h"
 #include "test.h"
+
+/* Disconnects peer and waits for A's resource scopes to empty; 1 when every charge was released once. */
+static int rc_released(tloop *L, lp2p_swarm *a, const lp2p_peer_id *peer) {
+  lp2p_swarm_disconnect(a, peer);
+  int empty = RUN_UNTIL(L, a->rc.node.mem == 0 && a->rc.node.st_in + a->rc.node.st_out == 0 &&
+                               a->rc.node.cn_in + a->rc.node.cn_out == 0 && a->rc.n_peers == 0,
+                        8000);
+  if (!empty)
+    fprintf(stderr, "  rcmgr: node still holds %llu bytes, %u+%u streams, %u+%u conns\n",
+            (unsigned long long)a->rc.node.mem, a->rc.node.st_in, a->rc.node.st_out, a->rc.node.cn_in,
+            a->rc.node.cn_out);
+  if (a->rc.underflows) fprintf(stderr, "  rcmgr: %llu underflows\n", (unsigned long long)a->rc.underflows);
+  return empty && a->rc.underflows == 0;
+}
 
 static const char *const k_echo[] = {TECHO_PROTO};
 
 typedef struct outcome {
   int ok;       /* the whole exchange succeeded */
   int finished; /* every callback arrived */
+  int rc_bad;   /* the resource manager did not end empty (or released something twice) */
 } outcome;
 
 static outcome scenario(failmem *fm) {
-  outcome o = {0, 0};
+  outcome o = {0, 0, 0};
   tloop L;
   tloop_init(&L);
   tsw b;
@@ -66,6 +84,7 @@ static outcome scenario(failmem *fm) {
       o.finished = got && (!opened || c1.closed) && (!opened2 || c2.closed);
       o.ok = ready && opened && opened2 && c1.close_err == 0 && c2.close_err == 0 && c1.received == 3000 &&
              c2.received == 3000 && !c1.mismatch && !c2.mismatch;
+      if (o.finished) o.rc_bad = !rc_released(&L, a, &b.id);
     } else {
       o.finished = 1;
     }
@@ -85,6 +104,7 @@ TEST(oom_every_allocation) {
   failmem_init(&fm, 0);
   outcome base = scenario(&fm);
   CHECK(base.ok);
+  CHECK(!base.rc_bad);
   CHECK_EQ(fm.live, 0);
   long total = fm.count;
   CHECK(total > 20);
@@ -96,6 +116,10 @@ TEST(oom_every_allocation) {
     if (!o.finished) {
       fails++;
       fprintf(stderr, "  run failing allocation %ld did not finish\n", n);
+    }
+    if (o.rc_bad) {
+      fails++;
+      fprintf(stderr, "  run failing allocation %ld: resource charges not released exactly once\n", n);
     }
     if (o.ok) recovered++;
     if (fm.live != 0) {
@@ -131,7 +155,7 @@ static void ip_ping(lp2p_swarm *sw, const lp2p_peer_id *peer, int err, uint64_t 
 }
 
 static outcome scenario_identify_ping(failmem *fm) {
-  outcome o = {0, 0};
+  outcome o = {0, 0, 0};
   tloop L;
   tloop_init(&L);
   tsw b;
@@ -180,6 +204,7 @@ static outcome scenario_identify_ping(failmem *fm) {
       o.ok = ready && asked && pinged && r.id_ok && r.ping_err == 0 &&
              lp2p_peerstore_supports(lp2p_swarm_peerstore(a), &b.id, LP2P_PING_PROTOCOL_ID) &&
              lp2p_peerstore_latency(lp2p_swarm_peerstore(a), &b.id, &rtt) == 0;
+      if (o.finished) o.rc_bad = !rc_released(&L, a, &b.id);
     } else {
       o.finished = 1;
     }
@@ -199,6 +224,7 @@ TEST(oom_identify_and_ping) {
   failmem_init(&fm, 0);
   outcome base = scenario_identify_ping(&fm);
   CHECK(base.ok);
+  CHECK(!base.rc_bad);
   CHECK_EQ(fm.live, 0);
   long total = fm.count;
   CHECK(total > 20);
@@ -210,6 +236,10 @@ TEST(oom_identify_and_ping) {
     if (!o.finished) {
       fails++;
       fprintf(stderr, "  identify/ping run failing allocation %ld did not finish\n", n);
+    }
+    if (o.rc_bad) {
+      fails++;
+      fprintf(stderr, "  identify/ping run failing allocation %ld: resource charges not released exactly once\n", n);
     }
     if (o.ok) recovered++;
     if (fm.live != 0) {

@@ -114,6 +114,65 @@ TEST(write_and_send_window) {
   yh_peer_free(&g_p);
 }
 
+/* Memory is reported by capacity (lp2p_yamux_memory >= buffered); a stalled stream's ring, grown to
+ * its high-water mark while the window was open, shrinks to fit what it holds under pressure
+ * (lp2p__yamux_squeeze) and the bytes survive the move; a write whose ring may grow only by a given
+ * room takes what fits (lp2p__yamux_write_within). */
+TEST(stalled_ring_squeezed) {
+  static uint8_t big[512 * 1024];
+  for (size_t i = 0; i < sizeof big; i++) big[i] = (uint8_t)(i * 13 + 1);
+  cli();
+  uint32_t id;
+  CHECK_OK(lp2p_yamux_open_stream(g_p.mx, &id));
+  CHECK_EQ(lp2p_yamux_memory(NULL), 0);
+  size_t cap = lp2p_yamux_write_capacity(g_p.mx, id);
+  CHECK_EQ(cap, W256K + 65536);
+  CHECK_EQ(lp2p_yamux_write(g_p.mx, id, big, sizeof big), (int64_t)cap);
+  CHECK(lp2p_yamux_memory(g_p.mx) >= lp2p_yamux_buffered(g_p.mx));
+  size_t n;
+  uint8_t *o = yh_take_output(&g_p, &n);
+  free(o);
+  uint64_t sw;
+  size_t buffered;
+  CHECK_OK(lp2p__yamux_stream_windows(g_p.mx, id, &sw, NULL, NULL, &buffered));
+  CHECK_EQ(sw, 0);
+  CHECK_EQ(buffered, 65536);
+  size_t before, after, mem = lp2p_yamux_memory(g_p.mx);
+  lp2p__yamux_send_stats(g_p.mx, NULL, &before, NULL, NULL);
+  CHECK(before >= 4 * 65536); /* the ring's high-water mark */
+  CHECK(mem >= before);
+  CHECK_EQ(lp2p__yamux_squeeze(g_p.mx), before - 81920);
+  lp2p__yamux_send_stats(g_p.mx, NULL, &after, NULL, NULL);
+  CHECK_EQ(after, 81920); /* fits what it holds: 320 KiB halved while 64 KiB still fit */
+  CHECK_EQ(lp2p_yamux_memory(g_p.mx), mem - (before - after));
+  CHECK_EQ(lp2p__yamux_squeeze(g_p.mx), 0); /* nothing more to give */
+  /* the bytes moved intact: the peer grants window, the rest goes out in order */
+  in_reset();
+  fr(T_WU, F_ACK, 1, 65536, NULL);
+  CHECK_EQ(feed(&g_p), 12);
+  o = yh_take_output(&g_p, &n);
+  CHECK_STR(yh_frames_text(o, n), "DATA#1=65536");
+  CHECK_MEM(o + 12, big + W256K, 65536);
+  free(o);
+  /* drained: squeeze releases the ring */
+  CHECK_EQ(lp2p__yamux_squeeze(g_p.mx), 81920);
+  lp2p__yamux_send_stats(g_p.mx, NULL, &after, NULL, NULL);
+  CHECK_EQ(after, 0);
+  CHECK_EQ(lp2p__yamux_window_room(g_p.mx, id), 0);
+  /* growth bounded by a room: 4 KiB of ring, 4 KiB taken, no writable promised */
+  uint32_t id2;
+  CHECK_OK(lp2p_yamux_open_stream(g_p.mx, &id2));
+  CHECK_EQ(lp2p__yamux_window_room(g_p.mx, id2), W256K);
+  int hit = 0;
+  CHECK_EQ(lp2p__yamux_write_within(g_p.mx, id2, big, 10000, 4096, &hit), 4096);
+  CHECK_EQ(hit, 1);
+  CHECK_EQ(lp2p__yamux_write_within(g_p.mx, id2, big, 100, 0, &hit), 0); /* full, may not grow */
+  CHECK_EQ(hit, 1);
+  CHECK_EQ(lp2p__yamux_write_within(g_p.mx, id2, big, 100, SIZE_MAX, &hit), 100);
+  CHECK_EQ(hit, 0);
+  yh_peer_free(&g_p);
+}
+
 /* Consume returns window in batches: a WindowUpdate once half the window is free. */
 TEST(consume_window_updates) {
   srv();
@@ -633,6 +692,7 @@ int main(void) {
   RUN(stream_ids);
   RUN(config);
   RUN(write_and_send_window);
+  RUN(stalled_ring_squeezed);
   RUN(consume_window_updates);
   RUN(window_autotune);
   RUN(half_close);
