@@ -1076,6 +1076,27 @@ int lp2p_gs_in_mesh(const lp2p_gs *g, const uint8_t *topic, size_t tlen, const l
 }
 void lp2p_gs_get_stats(const lp2p_gs *g, lp2p_gs_stats *s) { *s = g->st; }
 
+size_t lp2p_gs_topic_peers(const lp2p_gs *g, const uint8_t *topic, size_t tlen, lp2p_peer_id *out, size_t max) {
+  size_t n = 0;
+  for (size_t i = 0; i < g->npeers; i++)
+    if (peer_subscribed(g->peers[i], topic, tlen)) {
+      if (n < max) out[n] = g->peers[i]->id;
+      n++;
+    }
+  return n;
+}
+size_t lp2p_gs_mesh_peers(const lp2p_gs *g, const uint8_t *topic, size_t tlen, lp2p_peer_id *out, size_t max) {
+  gs_topic *t = find_topic(g, topic, tlen);
+  if (!t) return 0;
+  for (size_t i = 0; i < t->nmesh && i < max; i++) out[i] = t->mesh[i]->id;
+  return t->nmesh;
+}
+size_t lp2p_gs_peers(const lp2p_gs *g, lp2p_peer_id *out, size_t max) {
+  for (size_t i = 0; i < g->npeers && i < max; i++) out[i] = g->peers[i]->id;
+  return g->npeers;
+}
+int lp2p_gs_has_peer(const lp2p_gs *g, const lp2p_peer_id *id) { return find_peer(g, id) != NULL; }
+
 int lp2p_gs_set_peer_addr_key(lp2p_gs *g, const lp2p_peer_id *id, uint64_t key) {
   gs_peer *p = find_peer(g, id);
   if (!p) return LP2P_ERR_NOT_FOUND;

@@ -148,6 +148,12 @@ int lp2p_gs_peer_score(lp2p_gs *g, const lp2p_peer_id *id, lp2p_tstamp now, doub
 /* Introspection for tests and the behaviour. */
 size_t lp2p_gs_mesh_size(const lp2p_gs *g, const uint8_t *topic, size_t tlen);
 int lp2p_gs_in_mesh(const lp2p_gs *g, const uint8_t *topic, size_t tlen, const lp2p_peer_id *id);
+/* Listings: up to max ids into out, returns the total. Peers that announced the topic; our mesh
+ * of the topic; every peer. */
+size_t lp2p_gs_topic_peers(const lp2p_gs *g, const uint8_t *topic, size_t tlen, lp2p_peer_id *out, size_t max);
+size_t lp2p_gs_mesh_peers(const lp2p_gs *g, const uint8_t *topic, size_t tlen, lp2p_peer_id *out, size_t max);
+size_t lp2p_gs_peers(const lp2p_gs *g, lp2p_peer_id *out, size_t max);
+int lp2p_gs_has_peer(const lp2p_gs *g, const lp2p_peer_id *id);
 typedef struct lp2p_gs_stats {
   uint64_t delivered, duplicates, rejected, ignored, invalid_sig, iwant_sent, ihave_sent,
       graft_sent, prune_sent, forwarded, graylisted, broken_promises;
