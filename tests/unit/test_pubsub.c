@@ -349,6 +349,24 @@ TEST(invalid_spammer_graylisted_mesh_heals) {
   nm = lp2p_pubsub_mesh_peers(nt.ps[0], TOPIC, ids, 8);
   CHECK(!in_list(ids, nm, &nt.s[4].id));
   CHECK(nm >= 2);
+  /* reconnecting does not wash the score clean (retained): still negative, no GRAFT accepted */
+  double before;
+  CHECK_OK(lp2p_pubsub_peer_score(nt.ps[0], &nt.s[4].id, &before));
+  CHECK(before < -1);
+  CHECK_OK(lp2p_swarm_disconnect(nt.s[0].sw, &nt.s[4].id));
+  CHECK(RUN_UNTIL(&nt.L, !lp2p_swarm_is_connected(nt.s[4].sw, &nt.s[0].id), 5000));
+  CHECK_OK(tloop_settle(&nt.L));
+  CHECK_EQ(lp2p_pubsub_topic_peers(nt.ps[0], TOPIC, NULL, 0), 2u);
+  raw_start(&nt, 4, 0, &sp);
+  b = (lp2p_bytes){0};
+  rpc_sub_graft(&b);
+  raw_send(&nt, &sp, &b);
+  lp2p__bytes_free(M, &b);
+  CHECK_EQ(lp2p_pubsub_topic_peers(nt.ps[0], TOPIC, NULL, 0), 3u);
+  CHECK_OK(lp2p_pubsub_peer_score(nt.ps[0], &nt.s[4].id, &sc));
+  CHECK(sc < before + 1e-6); /* kept, and its GRAFT during the backoff cost it P7 on top */
+  nm = lp2p_pubsub_mesh_peers(nt.ps[0], TOPIC, ids, 8);
+  CHECK(!in_list(ids, nm, &nt.s[4].id)); /* its GRAFT was answered with PRUNE */
   /* and everyone honest still gets everything once */
   publish(&nt, 3, "after the storm", NULL);
   for (int i = 0; i < 3; i++) CHECK_EQ(got(&nt.r[i], "after the storm"), 1);
