@@ -4,9 +4,14 @@
 //!   rust-peer bench serve [--listen MADDR]...
 //!   rust-peer bench client --dial MADDR/p2p/ID --test bulk|connrate|echo|ping|streams [options] [--timeout SEC]
 //!
-//! TCP + Noise + Yamux (rust-libp2p's own ping behaviour serves /ipfs/ping/1.0.0; perf and echo run over
-//! libp2p-stream). The ping client opens a new /ipfs/ping/1.0.0 stream per ping with libp2p-stream (the ping
-//! behaviour has no on-demand API): wall = open -> echoed 32 bytes, rtt = write -> echoed 32 bytes.
+//! TCP + Noise + Yamux. The server accepts perf, echo and /ipfs/ping/1.0.0 streams through src/serve.rs (a
+//! queue that never drops an inbound stream; libp2p-stream's accept drops one that arrives before the previous
+//! was taken, which broke the 1,000-streams test) and answers pings itself (32-byte echo until EOF, any number
+//! of streams). rust-libp2p's ping behaviour could not be the server: its handler keeps one inbound ping stream
+//! per connection (a new one replaces the previous: the client's own ping behaviour cut the measured stream),
+//! and it stops answering inbound pings altogether once its own ping to the client found the protocol
+//! unsupported. The client opens every stream over libp2p-stream and has no ping behaviour; it opens a new
+//! /ipfs/ping/1.0.0 stream per ping: wall = open -> echoed 32 bytes, rtt = write -> echoed 32 bytes.
 //! "cpu" is this process's user+system CPU seconds over the measured interval. ("conns" is run by lp2p's
 //! client against every listener, so it is not implemented here.)
 
@@ -17,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identity::Keypair, noise, ping, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
+use libp2p::{identity::Keypair, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
 use serde_json::{json, Value};
 
 const ECHO: StreamProtocol = StreamProtocol::new("/lp2p-test/echo/1.0.0");
@@ -25,9 +30,16 @@ const PERF: StreamProtocol = StreamProtocol::new("/perf/1.0.0");
 const PING: StreamProtocol = StreamProtocol::new("/ipfs/ping/1.0.0");
 const BLOCK: usize = 64 * 1024;
 
+/// The server: perf, echo and ping streams are accepted by crate::serve (see the header for why not
+/// libp2p-stream's accept nor rust-libp2p's ping behaviour).
 #[derive(NetworkBehaviour)]
-struct BenchBehaviour {
-    ping: ping::Behaviour,
+struct ServerBehaviour {
+    serve: crate::serve::Behaviour,
+}
+
+/// The client opens every stream itself over libp2p-stream, ping streams included (no ping behaviour).
+#[derive(NetworkBehaviour)]
+struct ClientBehaviour {
     stream: libp2p_stream::Behaviour,
 }
 
@@ -73,7 +85,7 @@ fn stats(name: &str, v: &mut [f64], m: &mut serde_json::Map<String, Value>) {
     m.insert(format!("{name}_mean"), json!(v.iter().sum::<f64>() / n as f64));
 }
 
-fn new_swarm() -> Swarm<BenchBehaviour> {
+fn transport_swarm<B: NetworkBehaviour>(behaviour: impl FnOnce() -> B) -> Swarm<B> {
     libp2p::SwarmBuilder::with_existing_identity(Keypair::generate_ed25519())
         .with_tokio()
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, || {
@@ -82,16 +94,17 @@ fn new_swarm() -> Swarm<BenchBehaviour> {
             c
         })
         .expect("tcp")
-        .with_behaviour(|_| BenchBehaviour {
-            ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(3600))),
-            stream: libp2p_stream::Behaviour::new(),
-        })
+        .with_behaviour(|_| behaviour())
         .expect("behaviour")
         .with_swarm_config(|c| {
             // default 128 streams in negotiation per connection: the 1,000-stream test opens more at once
             c.with_idle_connection_timeout(Duration::from_secs(3600)).with_max_negotiating_inbound_streams(4096)
         })
         .build()
+}
+
+fn new_swarm() -> Swarm<ClientBehaviour> {
+    transport_swarm(|| ClientBehaviour { stream: libp2p_stream::Behaviour::new() })
 }
 
 async fn serve_perf(mut s: libp2p::Stream) -> std::io::Result<()> {
@@ -107,6 +120,18 @@ async fn serve_perf(mut s: libp2p::Stream) -> std::io::Result<()> {
         left -= n as u64;
     }
     s.close().await
+}
+
+/// /ipfs/ping/1.0.0: echo 32-byte pings until the dialer closes (any number of streams per connection).
+async fn serve_ping(mut s: libp2p::Stream) -> std::io::Result<()> {
+    let mut b = [0u8; 32];
+    loop {
+        match s.read_exact(&mut b).await {
+            Ok(()) => s.write_all(&b).await?,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return s.close().await,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 async fn serve_echo(mut s: libp2p::Stream) -> std::io::Result<()> {
@@ -160,7 +185,9 @@ async fn connect(dial: &Multiaddr) -> Result<(libp2p_stream::Control, PeerId), S
     };
     tokio::spawn(async move {
         loop {
-            swarm.select_next_some().await;
+            if let SwarmEvent::ConnectionClosed { cause, .. } = swarm.select_next_some().await {
+                eprintln!("rust-peer bench client: connection closed: {cause:?}");
+            }
         }
     });
     Ok((control, peer))
@@ -186,18 +213,21 @@ pub async fn bench_main(args: Vec<String>) {
         if listen.is_empty() {
             listen.push("/ip4/127.0.0.1/tcp/0".into());
         }
-        let mut swarm = new_swarm();
-        let mut control = swarm.behaviour().stream.new_control();
-        for (proto, is_perf) in [(PERF, true), (ECHO, false)] {
-            let mut inc = control.accept(proto).expect("accept");
-            tokio::spawn(async move {
-                while let Some((_, s)) = inc.next().await {
-                    tokio::spawn(async move {
-                        let _ = if is_perf { serve_perf(s).await } else { serve_echo(s).await };
-                    });
-                }
-            });
-        }
+        let (serve, mut incoming) = crate::serve::Behaviour::new(vec![PERF, ECHO, PING]);
+        let mut swarm = transport_swarm(|| ServerBehaviour { serve });
+        tokio::spawn(async move {
+            while let Some((_, proto, s)) = incoming.recv().await {
+                tokio::spawn(async move {
+                    let _ = if proto == PERF {
+                        serve_perf(s).await
+                    } else if proto == PING {
+                        serve_ping(s).await
+                    } else {
+                        serve_echo(s).await
+                    };
+                });
+            }
+        });
         for l in &listen {
             swarm.listen_on(l.parse().expect("listen address")).expect("listen");
         }
@@ -214,7 +244,9 @@ pub async fn bench_main(args: Vec<String>) {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         loop {
             tokio::select! {
-                _ = swarm.select_next_some() => {}
+                ev = swarm.select_next_some() => if let SwarmEvent::ConnectionClosed { cause: Some(c), peer_id, .. } = ev {
+                    eprintln!("rust-peer bench serve: connection to {peer_id} closed: {c}");
+                },
                 _ = term.recv() => { out(json!({"event": "stopped"})); std::process::exit(0) }
                 _ = tick.tick() => if std::os::unix::process::parent_id() != parent { std::process::exit(0) },
             }
