@@ -19,7 +19,8 @@ N="${GOSSIP_NODES:-30}" CHORDS="${GOSSIP_CHORDS:-12}"
 RANDOM="${GOSSIP_SEED:-7}"
 
 impls=()
-grep -q -- "--pubsub" "$ctl" 2>/dev/null && impls+=(js) || echo "note: js ctl peer has no --pubsub: no js nodes"
+grep -q -- "--pubsub" "$ctl" 2>/dev/null && [ -d "$src/tests/interop/node_modules/@libp2p/gossipsub" ] && impls+=(js) ||
+  echo "note: js ctl peer has no --pubsub or @libp2p/gossipsub is not installed: no js nodes"
 [ -x "$go_peer" ] && impls+=(go) || echo "note: go peer not built: no go nodes"
 [ -x "$rust_peer" ] && impls+=(rust) || echo "note: rust peer not built: no rust nodes"
 per=$((N / (${#impls[@]} + 2))) # lp2p gets the rest (at least 2/5 of the network with 3 others)
