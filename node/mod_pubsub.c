@@ -1,6 +1,8 @@
 /* node/mod_pubsub.c - gossipsub in `lp2p-node listen` (lp2p/pubsub.h).
  *
- * Flags: --subscribe TOPIC (repeatable): joined at start.
+ * Flags: --subscribe TOPIC (repeatable): joined at start; --pubsub: gossipsub on from the start
+ * without a topic. Without either, the behaviour is added at the first subscribe or publish
+ * command (a node that never uses pubsub opens no /meshsub streams).
  * Commands: subscribe TOPIC, unsubscribe TOPIC, publish TOPIC TEXT..., mesh TOPIC,
  *           topic-peers TOPIC.
  * Events: gossip-message {topic, from, id, data} for every message delivered (id in hex,
@@ -21,15 +23,18 @@ typedef struct ps_state {
   node *n;
   char *topics[MAX_START_TOPICS];
   size_t n_topics;
+  int enabled; /* --pubsub */
 } ps_state;
 
 static const cli_opt opts[] = {
     {"subscribe", "TOPIC", "gossipsub: join TOPIC at start (repeatable)"},
+    {"pubsub", NULL, "gossipsub on from the start (else at the first subscribe/publish)"},
 };
 
 static int opt(node *n, void *st_, size_t idx, const char *val) {
   ps_state *st = st_;
   (void)n;
+  if (idx == 1) st->enabled = 1;
   if (idx != 0) return 0;
   if (!val || !*val || strlen(val) > LP2P_PUBSUB_MAX_TOPIC) return cli_usage_error("--subscribe: bad topic");
   if (st->n_topics == MAX_START_TOPICS) return cli_usage_error("--subscribe: at most %d topics", MAX_START_TOPICS);
@@ -68,10 +73,17 @@ static void on_message(lp2p_pubsub *ps, const lp2p_pubsub_message *m, void *ud) 
   free(data);
 }
 
+/* The behaviour, added on first use. */
+static int ensure(ps_state *st) {
+  if (st->ps) return 0;
+  return lp2p_pubsub_add(node_swarm(st->n), NULL, &st->ps);
+}
+
 static int setup(node *n, void *st_) {
   ps_state *st = st_;
   st->n = n;
-  int rv = lp2p_pubsub_add(node_swarm(n), NULL, &st->ps);
+  if (!st->enabled && !st->n_topics) return 0;
+  int rv = ensure(st);
   if (rv < 0) return cli_error("gossipsub: %s", lp2p_strerror(rv));
   for (size_t i = 0; i < st->n_topics; i++)
     if ((rv = lp2p_pubsub_subscribe(st->ps, st->topics[i], on_message, st)) < 0)
@@ -93,7 +105,7 @@ static void result(ps_state *st, uint64_t origin, const char *event, const char 
 
 static void peer_list(ps_state *st, uint64_t origin, const char *event, const char *topic, int mesh) {
   lp2p_peer_id ids[128];
-  size_t n = mesh ? lp2p_pubsub_mesh_peers(st->ps, topic, ids, 128) : lp2p_pubsub_topic_peers(st->ps, topic, ids, 128);
+  size_t n = !st->ps ? 0 : mesh ? lp2p_pubsub_mesh_peers(st->ps, topic, ids, 128) : lp2p_pubsub_topic_peers(st->ps, topic, ids, 128);
   if (n > 128) n = 128;
   char(*txt)[LP2P_PEER_ID_MAX_TEXT] = calloc(n ? n : 1, sizeof *txt);
   const char **v = calloc(n ? n : 1, sizeof *v);
@@ -130,6 +142,7 @@ static int split(char *args, char **topic, char **rest) {
 static int command(node *n, void *st_, uint64_t origin, const char *verb, char *args) {
   ps_state *st = st_;
   char *topic = NULL, *rest = NULL;
+  int rv0;
   int is_sub = !strcmp(verb, "subscribe"), is_unsub = !strcmp(verb, "unsubscribe");
   int is_pub = !strcmp(verb, "publish"), is_mesh = !strcmp(verb, "mesh"), is_tp = !strcmp(verb, "topic-peers");
   if (!is_sub && !is_unsub && !is_pub && !is_mesh && !is_tp) return 0;
@@ -137,10 +150,12 @@ static int command(node *n, void *st_, uint64_t origin, const char *verb, char *
     node_command_error(n, origin, verb, is_pub ? "usage: publish TOPIC TEXT" : "usage: <command> TOPIC");
     return 1;
   }
-  if (is_sub) {
+  if ((is_sub || is_pub) && (rv0 = ensure(st)) < 0) {
+    result(st, origin, is_sub ? "subscribed" : "published", topic, rv0);
+  } else if (is_sub) {
     result(st, origin, "subscribed", topic, lp2p_pubsub_subscribe(st->ps, topic, on_message, st));
   } else if (is_unsub) {
-    result(st, origin, "unsubscribed", topic, lp2p_pubsub_unsubscribe(st->ps, topic));
+    result(st, origin, "unsubscribed", topic, st->ps ? lp2p_pubsub_unsubscribe(st->ps, topic) : 0);
   } else if (is_pub) {
     uint8_t id[LP2P_PUBSUB_MAX_ID];
     size_t peers = 0;
@@ -179,7 +194,8 @@ const node_module node_mod_pubsub = {
     .opts = opts,
     .n_opts = sizeof opts / sizeof *opts,
     .opt = opt,
-    .usage = "gossipsub (/meshsub/1.1.0): --subscribe TOPIC joins at start.\n"
+    .usage = "gossipsub (/meshsub/1.1.0): --subscribe TOPIC joins at start (--pubsub: on without a topic;\n"
+             "  else it starts with the first subscribe/publish).\n"
              "  commands: subscribe TOPIC, unsubscribe TOPIC, publish TOPIC TEXT, mesh TOPIC, topic-peers TOPIC\n"
              "  events: gossip-message {topic, from, id, data}, published {topic, ok, id, peers},\n"
              "          subscribed/unsubscribed {topic, ok}, mesh/topic-peers {topic, peers}\n",

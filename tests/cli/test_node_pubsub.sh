@@ -3,7 +3,7 @@
 # A - B - C (no A-C connection; B dials A, C dials B), all started with --subscribe chat.
 # A message published on A reaches B and C exactly once (gossip-message events), the
 # published result names the id and the peer count; C's message reaches A through B; then
-# D joins late (dials C, subscribes by command) and gets the next messages of A exactly once,
+# D joins late (dials C, then subscribes by command) and gets the next messages of A exactly once,
 # while nothing published before it joined is replayed; mesh/unsubscribe commands answer.
 # Env (set by ctest): LP2P_NODE, LP2P_SOURCE_DIR.
 set -uo pipefail
@@ -78,11 +78,12 @@ check "exactly once on B and C" '[ "$(count "$tmp/B.out" "hello from A")" = 1 ] 
 check "nobody gets their own message, nor a topic it did not join" '[ "$(count "$tmp/A.out" "gossip-message.*hello from A")" = 0 ] && [ "$(count "$tmp/A.out" "not for A")" = 0 ] && [ "$(count "$tmp/B.out" "not for A")" = 0 ]'
 
 # ---- D joins late ----
-start D
+start D # no --subscribe: gossipsub starts with its first subscribe, on a connection already up
+cmd D "dial ${addr[C]}"
+wait_grep "$tmp/D.out" '"event":"dialed"'
 cmd D "subscribe chat"
 wait_grep "$tmp/D.out" '"event":"subscribed"'
 check "subscribed {topic, ok}" 'grep "\"event\":\"subscribed\"" "$tmp/D.out" | grep -q "\"ok\":true"'
-cmd D "dial ${addr[C]}"
 check "D in C's mesh" 'wait_mesh D chat 1'
 for i in 1 2 3 4 5; do cmd A "publish chat late $i"; done
 for i in 1 2 3 4 5; do wait_grep "$tmp/D.out" "late $i"; done
