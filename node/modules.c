@@ -7,10 +7,12 @@
 extern const node_module node_mod_mdns;
 extern const node_module node_mod_kad;
 extern const node_module node_mod_msg;
+extern const node_module node_mod_pubsub;
 
 const node_module *const node_modules[] = {
     &node_mod_mdns,
     &node_mod_kad,
     &node_mod_msg,
+    &node_mod_pubsub,
     NULL,
 };

@@ -352,6 +352,24 @@ TEST(scoring_penalties_graylist) {
   CHECK_OK(lp2p_gs_set_peer_addr_key(nodes[0].g, &nodes[3].id, 77));
   CHECK_OK(lp2p_gs_peer_score(nodes[0].g, &nodes[1].id, 6000, &sc));
   CHECK(sc < before - 9.9 && sc > before - 10.1);
+  /* Score retention: node 3 leaves and comes back at once with the same (decayed P4) score */
+  CHECK_OK(lp2p_gs_set_peer_addr_key(nodes[0].g, &nodes[3].id, 0));
+  CHECK_OK(lp2p_gs_peer_score(nodes[0].g, &nodes[3].id, 6000, &sc));
+  double bad = sc;
+  CHECK(bad < -5);
+  CHECK_OK(lp2p_gs_remove_peer(nodes[0].g, &nodes[3].id, 6000));
+  CHECK_OK(lp2p_gs_add_peer(nodes[0].g, &nodes[3].id, LP2P_GS_PROTO_V11, 0, 6000));
+  pump(6000);
+  CHECK_OK(lp2p_gs_peer_score(nodes[0].g, &nodes[3].id, 6000, &sc));
+  CHECK(sc > bad - 1e-9 && sc < bad + 1e-9);
+  /* ... and after the retention time a returning peer starts from zero */
+  CHECK_OK(lp2p_gs_remove_peer(nodes[0].g, &nodes[3].id, 6000));
+  CHECK_OK(lp2p_gs_tick(nodes[0].g, 6000 + 600000));
+  pump(606000);
+  CHECK_OK(lp2p_gs_add_peer(nodes[0].g, &nodes[3].id, LP2P_GS_PROTO_V11, 0, 606000));
+  pump(606000);
+  CHECK_OK(lp2p_gs_peer_score(nodes[0].g, &nodes[3].id, 606000, &sc));
+  CHECK(sc == 0);
   teardown(4);
   scoring = 0;
 }

@@ -32,6 +32,7 @@ typedef struct gs_peer {
   size_t ntopics;
   lp2p_bytes body, ctl; /* RPC being assembled */
   unsigned ihave_msgs, iwant_asked;
+  lp2p_tstamp retain_until; /* in g->gone: score counters kept until then */
 } gs_peer;
 
 typedef struct gs_backoff {
@@ -87,6 +88,8 @@ struct lp2p_gs {
   lp2p_peer_id self;
   gs_peer **peers;
   size_t npeers;
+  gs_peer **gone; /* disconnected peers whose score is retained (retain_score_ms) */
+  size_t ngone;
   gs_topic **topics;
   size_t ntopics;
   gs_msg ***win; /* mcache windows */
@@ -464,7 +467,7 @@ void lp2p_gs_config_default(lp2p_gs_config *c) {
   s->mesh_failure_weight = -1, s->mesh_failure_decay = 0.5, s->invalid_weight = -10, s->invalid_decay = 0.3;
   s->app_weight = 1, s->ip_colocation_weight = -10, s->ip_colocation_threshold = 1;
   s->behaviour_weight = -10, s->behaviour_threshold = 0, s->behaviour_decay = 0.9;
-  s->iwant_followup_ms = 3000, s->decay_to_zero = 0.01;
+  s->iwant_followup_ms = 3000, s->decay_to_zero = 0.01, s->retain_score_ms = 600000;
   s->gossip_threshold = -10, s->publish_threshold = -50, s->graylist_threshold = -80, s->accept_px_threshold = 10;
 }
 
@@ -503,6 +506,8 @@ void lp2p_gs_free(lp2p_gs *g) {
   if (!g) return;
   for (size_t i = 0; i < g->npeers; i++) peer_free(g, g->peers[i]);
   lp2p__free(g->m, g->peers);
+  for (size_t i = 0; i < g->ngone; i++) peer_free(g, g->gone[i]);
+  lp2p__free(g->m, g->gone);
   for (size_t i = 0; i < g->ntopics; i++) topic_free(g, g->topics[i]);
   lp2p__free(g->m, g->topics);
   if (g->win)
@@ -523,11 +528,17 @@ void lp2p_gs_free(lp2p_gs *g) {
 int lp2p_gs_add_peer(lp2p_gs *g, const lp2p_peer_id *id, int proto, int outbound, lp2p_tstamp now) {
   (void)now;
   if (find_peer(g, id)) return LP2P_ERR_EXISTS;
-  gs_peer *p = lp2p__calloc(g->m, 1, sizeof *p);
-  if (!p) return LP2P_ERR_NOMEM;
-  p->id = *id, p->proto = proto, p->outbound = outbound;
+  gs_peer *p = NULL;
+  for (size_t i = 0; i < g->ngone; i++) /* back within the retention time: its score too */
+    if (lp2p_peer_id_equal(&g->gone[i]->id, id)) {
+      p = g->gone[i];
+      g->gone[i] = g->gone[--g->ngone];
+      break;
+    }
+  if (!p && !(p = lp2p__calloc(g->m, 1, sizeof *p))) return LP2P_ERR_NOMEM;
+  p->id = *id, p->proto = proto, p->outbound = outbound, p->retain_until = 0;
   if (push_ptr(g->m, (void ***)&g->peers, &g->npeers, p)) {
-    lp2p__free(g->m, p);
+    peer_free(g, p);
     return LP2P_ERR_NOMEM;
   }
   int rv = 0;
@@ -551,6 +562,20 @@ int lp2p_gs_remove_peer(lp2p_gs *g, const lp2p_peer_id *id, lp2p_tstamp now) {
   if (!p) return LP2P_ERR_NOT_FOUND;
   drop_from_topics(g, p, NULL, 0, now);
   del_ptr((void **)g->peers, &g->npeers, p);
+  /* Score retention: a peer that leaves with counters keeps them (and they keep decaying) for
+   * retain_score_ms, so that reconnecting does not wash a bad score clean. */
+  int keep = g->c.score.enabled && g->c.score.retain_score_ms && (p->behaviour != 0 || p->nts);
+  if (keep) {
+    for (size_t i = 0; i < p->ntopics; i++) lp2p__free(g->m, p->topics[i].p);
+    lp2p__free(g->m, p->topics);
+    p->topics = NULL, p->ntopics = 0;
+    p->body.len = p->ctl.len = 0;
+    p->ihave_msgs = p->iwant_asked = 0;
+    p->addr_key = 0;
+    for (size_t i = 0; i < p->nts; i++) p->ts[i].in_mesh = 0;
+    p->retain_until = now + g->c.score.retain_score_ms;
+    if (push_ptr(g->m, (void ***)&g->gone, &g->ngone, p) == 0) return 0;
+  }
   peer_free(g, p);
   return 0;
 }
@@ -1038,8 +1063,15 @@ static int heartbeat(lp2p_gs *g, lp2p_tstamp now) {
     }
   }
   const struct lp2p_gs_score_params *sp = &g->c.score;
-  for (size_t i = 0; sp->enabled && i < g->npeers; i++) {
-    gs_peer *p = g->peers[i];
+  for (size_t i = 0; i < g->ngone;) /* retention over */
+    if (g->gone[i]->retain_until <= now) {
+      peer_free(g, g->gone[i]);
+      g->gone[i] = g->gone[--g->ngone];
+    } else {
+      i++;
+    }
+  for (size_t i = 0; sp->enabled && i < g->npeers + g->ngone; i++) {
+    gs_peer *p = i < g->npeers ? g->peers[i] : g->gone[i - g->npeers];
     p->behaviour = decay(p->behaviour, sp->behaviour_decay, sp->decay_to_zero);
     for (size_t j = 0; j < p->nts; j++) {
       gs_ts *x = &p->ts[j];
@@ -1075,6 +1107,27 @@ int lp2p_gs_in_mesh(const lp2p_gs *g, const uint8_t *topic, size_t tlen, const l
   return t && p && has_ptr((void **)t->mesh, t->nmesh, p);
 }
 void lp2p_gs_get_stats(const lp2p_gs *g, lp2p_gs_stats *s) { *s = g->st; }
+
+size_t lp2p_gs_topic_peers(const lp2p_gs *g, const uint8_t *topic, size_t tlen, lp2p_peer_id *out, size_t max) {
+  size_t n = 0;
+  for (size_t i = 0; i < g->npeers; i++)
+    if (peer_subscribed(g->peers[i], topic, tlen)) {
+      if (n < max) out[n] = g->peers[i]->id;
+      n++;
+    }
+  return n;
+}
+size_t lp2p_gs_mesh_peers(const lp2p_gs *g, const uint8_t *topic, size_t tlen, lp2p_peer_id *out, size_t max) {
+  gs_topic *t = find_topic(g, topic, tlen);
+  if (!t) return 0;
+  for (size_t i = 0; i < t->nmesh && i < max; i++) out[i] = t->mesh[i]->id;
+  return t->nmesh;
+}
+size_t lp2p_gs_peers(const lp2p_gs *g, lp2p_peer_id *out, size_t max) {
+  for (size_t i = 0; i < g->npeers && i < max; i++) out[i] = g->peers[i]->id;
+  return g->npeers;
+}
+int lp2p_gs_has_peer(const lp2p_gs *g, const lp2p_peer_id *id) { return find_peer(g, id) != NULL; }
 
 int lp2p_gs_set_peer_addr_key(lp2p_gs *g, const lp2p_peer_id *id, uint64_t key) {
   gs_peer *p = find_peer(g, id);

@@ -26,7 +26,8 @@
  * every heartbeat. Thresholds: below gossip no IHAVE/IWANT either way, below publish no
  * flood publish, below graylist the peer's RPCs are dropped unread, PX accepted only from
  * peers at or above accept_px; negative peers leave the mesh and are not grafted.
- * Not yet: score retention after disconnect, per-topic parameters, opportunistic graft,
+ * Score counters of a peer that disconnects are retained (and decay) for retain_score_ms.
+ * Not yet: per-topic parameters, opportunistic graft,
  * IDONTWANT sending, async validation.
  *
  * Ownership: the router copies everything it keeps. Event pointers stay valid until the
@@ -94,6 +95,7 @@ typedef struct lp2p_gs_config {
     double ip_colocation_weight, ip_colocation_threshold;  /* -10, 1 */
     double behaviour_weight, behaviour_threshold, behaviour_decay; /* -10, 0, .9 */
     uint64_t iwant_followup_ms;                            /* 3000 */
+    uint64_t retain_score_ms; /* 600000: a disconnected peer's counters are kept (decaying) this long */
     double decay_to_zero;                                  /* 0.01 */
     double gossip_threshold, publish_threshold, graylist_threshold, accept_px_threshold;
     /* -10, -50, -80, 10 */
@@ -148,6 +150,12 @@ int lp2p_gs_peer_score(lp2p_gs *g, const lp2p_peer_id *id, lp2p_tstamp now, doub
 /* Introspection for tests and the behaviour. */
 size_t lp2p_gs_mesh_size(const lp2p_gs *g, const uint8_t *topic, size_t tlen);
 int lp2p_gs_in_mesh(const lp2p_gs *g, const uint8_t *topic, size_t tlen, const lp2p_peer_id *id);
+/* Listings: up to max ids into out, returns the total. Peers that announced the topic; our mesh
+ * of the topic; every peer. */
+size_t lp2p_gs_topic_peers(const lp2p_gs *g, const uint8_t *topic, size_t tlen, lp2p_peer_id *out, size_t max);
+size_t lp2p_gs_mesh_peers(const lp2p_gs *g, const uint8_t *topic, size_t tlen, lp2p_peer_id *out, size_t max);
+size_t lp2p_gs_peers(const lp2p_gs *g, lp2p_peer_id *out, size_t max);
+int lp2p_gs_has_peer(const lp2p_gs *g, const lp2p_peer_id *id);
 typedef struct lp2p_gs_stats {
   uint64_t delivered, duplicates, rejected, ignored, invalid_sig, iwant_sent, ihave_sent,
       graft_sent, prune_sent, forwarded, graylisted, broken_promises;
