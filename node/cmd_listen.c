@@ -19,6 +19,7 @@
 #include "lp2p/perf.h"
 #include "lp2p/ping.h"
 #include "limits.h"
+#include "module.h"
 #include "peerfile.h"
 #include "netcmd.h"
 
@@ -78,7 +79,7 @@ typedef struct listen_args {
   nl_args lim;
 } listen_args;
 
-static void listen_usage(FILE *f) {
+static void listen_usage(FILE *f, const cli_opt *opts, size_t n_opts) {
   fprintf(f, "Usage: " CLI_PROG " listen [--listen MADDR]... [--identity FILE] [--json] [options]\n"
              "\n"
              "Runs a node that serves /ipfs/ping/1.0.0, /ipfs/id/1.0.0, /ipfs/id/push/1.0.0 and\n"
@@ -89,7 +90,7 @@ static void listen_usage(FILE *f) {
              "--listen /ip4/0.0.0.0/tcp/4001 to be reachable from other hosts.\n"
              "\n"
              "Options:\n");
-  cli_print_opts(f, listen_opts, N_OPTS);
+  cli_print_opts(f, opts, n_opts);
   fprintf(f, "\n"
              "With --json, stdout carries one JSON object per line, each with an \"event\":\n"
              "  listening {addr, peer_id}           listen-closed {addr}\n"
@@ -123,10 +124,34 @@ static void listen_usage(FILE *f) {
              "--identity says otherwise) and the peers it knows (DIR/peers: addresses reloaded at\n"
              "start, so a known peer can be reached by its id alone). Default: $XDG_DATA_HOME/lp2p, or\n"
              "~/.local/share/lp2p when XDG_DATA_HOME is unset: the directory `lp2p-node id` uses.\n");
+  for (size_t i = 0; node_modules[i]; i++)
+    if (node_modules[i]->usage) fprintf(f, "\n%s", node_modules[i]->usage);
 }
 
+struct node {
+  listen_args a;
+  lp2p_swarm *sw;
+  lp2p_privkey *key;
+  char peer_id[LP2P_PEER_ID_MAX_TEXT];
+  int api;                 /* API clients may exist: build JSON events even without --json */
+  char data_dir[PATH_MAX]; /* "" when none (no home directory and --identity given) */
+  peerfile *peers;         /* DATA_DIR/peers: the peer store across restarts (NULL without a data dir) */
+  void *mod_state[32];     /* per module of node_modules (node/module.h) */
+  size_t n_mod;
+};
+
 static int on_opt(void *ud, size_t idx, const char *val) {
-  listen_args *a = ud;
+  node *n = ud;
+  listen_args *a = &n->a;
+  if (idx >= N_OPTS) { /* a module's option: the modules' lists follow ours, in table order */
+    idx -= N_OPTS;
+    for (size_t m = 0; m < n->n_mod; m++) {
+      const node_module *mod = node_modules[m];
+      if (idx < mod->n_opts) return mod->opt ? mod->opt(n, n->mod_state[m], idx, val) : 0;
+      idx -= mod->n_opts;
+    }
+    return 0;
+  }
   switch (idx) {
     case OPT_LISTEN:
       if (a->n_listen == MAX_LISTEN) return cli_usage_error("listen: at most %d --listen addresses", MAX_LISTEN);
@@ -177,15 +202,6 @@ static int on_opt(void *ud, size_t idx, const char *val) {
   return 0;
 }
 
-typedef struct node {
-  listen_args a;
-  lp2p_swarm *sw;
-  lp2p_privkey *key;
-  char peer_id[LP2P_PEER_ID_MAX_TEXT];
-  int api;                 /* API clients may exist: build JSON events even without --json */
-  char data_dir[PATH_MAX]; /* "" when none (no home directory and --identity given) */
-  peerfile *peers;         /* DATA_DIR/peers: the peer store across restarts (NULL without a data dir) */
-} node;
 
 /* ------------------------------------------------------------------------- */
 /* output */
@@ -211,8 +227,37 @@ static void emit(node *n, cli_json *j, uint64_t to) {
   memset(j, 0, sizeof *j);
 }
 
+/* ------------------------------------------------------------------------- */
+/* what modules see of the node (node/module.h) */
+
+lp2p_swarm *node_swarm(node *n) { return n->sw; }
+const lp2p_privkey *node_identity(const node *n) { return n->key; }
+const char *node_peer_id(const node *n) { return n->peer_id; }
+const char *node_data_dir(const node *n) { return n->data_dir; }
+int node_is_json(const node *n) { return n->a.json; }
+int node_json_wanted(const node *n) { return n->a.json || n->api; }
+void node_emit(node *n, cli_json *j, uint64_t to) { emit(n, j, to); }
+
+void node_text(node *n, const char *fmt, ...) {
+  if (n->a.json) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vprintf(fmt, ap);
+  va_end(ap);
+  putchar('\n');
+  fflush(stdout);
+}
+
+static void own_swarm_event(node *n, lp2p_swarm *sw, const lp2p_swarm_event *ev);
+
 static void on_swarm_event(lp2p_swarm *sw, const lp2p_swarm_event *ev, void *ud) {
   node *n = ud;
+  own_swarm_event(n, sw, ev);
+  for (size_t m = 0; m < n->n_mod; m++)
+    if (node_modules[m]->swarm_event) node_modules[m]->swarm_event(n, n->mod_state[m], ev);
+}
+
+static void own_swarm_event(node *n, lp2p_swarm *sw, const lp2p_swarm_event *ev) {
   char pb[LP2P_PEER_ID_MAX_TEXT], ab[LP2P_MULTIADDR_MAX_TEXT];
   const char *peer = ev->peer ? nc_peer_str(ev->peer, pb, sizeof pb) : NULL;
   const char *addr = nc_ma_str(ev->addr, ab, sizeof ab);
@@ -501,7 +546,7 @@ static void limits_json_out(const char *line, size_t len, void *ud) {
   if (lo->n->api) ctl_send(lo->origin, line, len);
 }
 
-static void control_error(node *n, uint64_t origin, const char *line, const char *msg) {
+void node_command_error(node *n, uint64_t origin, const char *line, const char *msg) {
   if (!n->a.json) {
     text_line("control: %s: %s", line, msg);
     if (!n->api) return;
@@ -541,7 +586,7 @@ static void on_control_pong(lp2p_swarm *sw, const lp2p_peer_id *peer, int err, u
 
 /* Peer id from "12D3..." or from the /p2p suffix of a multiaddr (which is then
  * added to the address book). */
-static int control_peer(node *n, const char *arg, lp2p_peer_id *peer) {
+int node_parse_peer(node *n, const char *arg, lp2p_peer_id *peer) {
   if (arg[0] != '/') return lp2p_peer_id_parse(arg, peer);
   lp2p_multiaddr *ma = NULL;
   int rv = lp2p_multiaddr_parse(&ma, arg, NULL, 0);
@@ -563,30 +608,35 @@ static int control_peer(node *n, const char *arg, lp2p_peer_id *peer) {
 static void run_command(void *ud, uint64_t origin, char *line, const char *error) {
   node *n = ud;
   if (error) {
-    control_error(n, origin, line, error);
+    node_command_error(n, origin, line, error);
     return;
   }
-  char *save = NULL, *verb = strtok_r(line, " \t", &save), *arg = strtok_r(NULL, " \t", &save);
-  char orig[512];
-  snprintf(orig, sizeof orig, "%s%s%s", verb ? verb : "", arg ? " " : "", arg ? arg : "");
+  char *save = NULL, *verb = strtok_r(line, " \t", &save);
   if (!verb) return;
+  char *rest = save ? save : (char *)"";
+  rest += strspn(rest, " \t");
+  for (size_t m = 0; m < n->n_mod; m++) /* a module's verb: it gets the rest of the line */
+    if (node_modules[m]->command && node_modules[m]->command(n, n->mod_state[m], origin, verb, rest)) return;
+  char *arg = strtok_r(NULL, " \t", &save);
+  char orig[512];
+  snprintf(orig, sizeof orig, "%s%s%s", verb, arg ? " " : "", arg ? arg : "");
   if (!strcmp(verb, "quit")) {
     lp2p_swarm_stop(n->sw);
   } else if (!strcmp(verb, "dial") && arg) {
     start_dial(n, arg, origin);
   } else if (!strcmp(verb, "listen") && arg) {
     int rv = lp2p_swarm_listen(n->sw, arg); /* success: a "listening" event */
-    if (rv < 0) control_error(n, origin, orig, lp2p_strerror(rv));
+    if (rv < 0) node_command_error(n, origin, orig, lp2p_strerror(rv));
   } else if (!strcmp(verb, "ping") && arg) {
     lp2p_peer_id peer;
-    int rv = control_peer(n, arg, &peer);
+    int rv = node_parse_peer(n, arg, &peer);
     cmd_ctx *c = NULL;
     if (rv == 0 && !(c = ctx_new(n, origin))) rv = LP2P_ERR_NOMEM;
     if (rv == 0 && (rv = lp2p_ping(n->sw, &peer, on_control_pong, c)) < 0) free(c);
-    if (rv < 0) control_error(n, origin, orig, lp2p_strerror(rv));
+    if (rv < 0) node_command_error(n, origin, orig, lp2p_strerror(rv));
   } else if (!strcmp(verb, "disconnect") && arg) {
     lp2p_peer_id peer;
-    int rv = control_peer(n, arg, &peer);
+    int rv = node_parse_peer(n, arg, &peer);
     if (rv == 0) rv = lp2p_swarm_disconnect(n->sw, &peer);
     char pb[LP2P_PEER_ID_MAX_TEXT];
     if (!n->a.json) text_line("disconnect %s: %s", arg, rv ? lp2p_strerror(rv) : "ok");
@@ -630,8 +680,14 @@ static void run_command(void *ud, uint64_t origin, char *line, const char *error
     free(txt);
     free(ids);
   } else {
-    control_error(n, origin, orig,
-                  "unknown command (dial MADDR, listen MADDR, ping PEER|MADDR, disconnect PEER, peers, limits, quit)");
+    char msg[2048];
+    size_t len = (size_t)snprintf(msg, sizeof msg,
+                                  "unknown command (dial MADDR, listen MADDR, ping PEER|MADDR, disconnect PEER, peers, "
+                                  "limits, quit");
+    for (size_t m = 0; m < n->n_mod && len < sizeof msg; m++)
+      if (node_modules[m]->commands) len += (size_t)snprintf(msg + len, sizeof msg - len, ", %s", node_modules[m]->commands);
+    if (len < sizeof msg) snprintf(msg + len, sizeof msg - len, ")");
+    node_command_error(n, origin, orig, msg);
   }
 }
 
@@ -720,6 +776,8 @@ static int setup(node *n) {
     return cli_error("listen: cannot set up the node: %s", lp2p_strerror(rv));
   if (n->data_dir[0] && (rv = peerfile_open(&n->peers, n->sw, n->data_dir)) < 0)
     return cli_error("listen: cannot load %s/peers: %s", n->data_dir, lp2p_strerror(rv));
+  for (size_t m = 0; m < n->n_mod; m++)
+    if (node_modules[m]->setup && (rv = node_modules[m]->setup(n, n->mod_state[m])) != 0) return rv;
   if (!n->a.n_listen) n->a.listen[n->a.n_listen++] = DEFAULT_LISTEN;
   for (size_t i = 0; i < n->a.n_listen; i++) {
     if ((rv = lp2p_swarm_listen(n->sw, n->a.listen[i])) < 0) {
@@ -732,73 +790,105 @@ static int setup(node *n) {
   return 0;
 }
 
+static int listen_main(node *n);
+
 int cmd_listen(const cli_command *cmd, int argc, char **argv) {
   (void)cmd;
   node n;
   memset(&n, 0, sizeof n);
-  int rv = cli_parse(argc, argv, listen_opts, N_OPTS, on_opt, &n.a);
-  if (rv == CLI_HELP_SHOWN) {
-    listen_usage(stdout);
-    return CLI_EXIT_OK;
+  /* our options, then each module's */
+  size_t n_opts = N_OPTS;
+  for (; node_modules[n.n_mod]; n.n_mod++) n_opts += node_modules[n.n_mod]->n_opts;
+  if (n.n_mod > sizeof n.mod_state / sizeof *n.mod_state) return cli_error("listen: too many modules");
+  cli_opt *opts = calloc(n_opts, sizeof *opts);
+  if (!opts) return cli_error("listen: out of memory");
+  memcpy(opts, listen_opts, sizeof listen_opts);
+  for (size_t m = 0, at = N_OPTS; m < n.n_mod; m++) {
+    const node_module *mod = node_modules[m];
+    if (mod->n_opts) memcpy(opts + at, mod->opts, mod->n_opts * sizeof *opts);
+    at += mod->n_opts;
+    if (!(n.mod_state[m] = calloc(1, mod->state_size ? mod->state_size : 1))) {
+      while (m--) free(n.mod_state[m]);
+      free(opts);
+      return cli_error("listen: out of memory");
+    }
   }
-  if (rv) return rv;
-  if ((rv = prepare_data_dir(&n))) return rv;
+  int rv = cli_parse(argc, argv, opts, n_opts, on_opt, &n);
+  if (rv == CLI_HELP_SHOWN) listen_usage(stdout, opts, n_opts);
+  free(opts);
+  if (rv) {
+    for (size_t m = 0; m < n.n_mod; m++) free(n.mod_state[m]);
+    return rv == CLI_HELP_SHOWN ? CLI_EXIT_OK : rv;
+  }
+  rv = listen_main(&n);
+  for (size_t m = 0; m < n.n_mod; m++) {
+    if (node_modules[m]->teardown) node_modules[m]->teardown(&n, n.mod_state[m]);
+    free(n.mod_state[m]);
+  }
+  return rv;
+}
+
+static int listen_main(node *n) {
+  int rv;
+  if ((rv = prepare_data_dir(n))) return rv;
   char path[PATH_MAX];
-  if (n.a.identity) {
-    snprintf(path, sizeof path, "%s", n.a.identity);
-  } else if ((size_t)snprintf(path, sizeof path, "%s/identity.key", n.data_dir) >= sizeof path) {
+  if (n->a.identity) {
+    snprintf(path, sizeof path, "%s", n->a.identity);
+  } else if ((size_t)snprintf(path, sizeof path, "%s/identity.key", n->data_dir) >= sizeof path) {
     return cli_error("listen: --data-dir path too long");
   }
   /* the default (no --data-dir, no --identity) is the file `lp2p-node id` uses */
-  if ((rv = nc_identity("listen", path, 1, n.a.have_type ? n.a.type : LP2P_KEY_ED25519, &n.key))) return rv;
-  if (n.a.have_type && lp2p_privkey_type(n.key) != n.a.type) {
-    lp2p_key_type have = lp2p_privkey_type(n.key);
-    lp2p_privkey_free(n.key);
+  if ((rv = nc_identity("listen", path, 1, n->a.have_type ? n->a.type : LP2P_KEY_ED25519, &n->key))) return rv;
+  if (n->a.have_type && lp2p_privkey_type(n->key) != n->a.type) {
+    lp2p_key_type have = lp2p_privkey_type(n->key);
+    lp2p_privkey_free(n->key);
     return cli_error("listen: identity %s holds a %s key, not %s (use another --identity or drop --key-type)",
-                     path, lp2p_key_type_name(have), lp2p_key_type_name(n.a.type));
+                     path, lp2p_key_type_name(have), lp2p_key_type_name(n->a.type));
   }
-  if (n.a.api) {
+  if (n->a.api) {
     char why[PATH_MAX + 128];
-    if (ctl_api_open(n.a.api, why, sizeof why) < 0) {
-      lp2p_privkey_free(n.key);
+    if (ctl_api_open(n->a.api, why, sizeof why) < 0) {
+      lp2p_privkey_free(n->key);
       return cli_error("listen: %s", why);
     }
-    n.api = 1;
+    n->api = 1;
   }
   lp2p_peer_id me;
-  lp2p_peer_id_from_pubkey(lp2p_privkey_public(n.key), &me);
-  nc_peer_str(&me, n.peer_id, sizeof n.peer_id);
+  lp2p_peer_id_from_pubkey(lp2p_privkey_public(n->key), &me);
+  nc_peer_str(&me, n->peer_id, sizeof n->peer_id);
 
   /* signals are blocked before any thread exists, so every thread inherits the mask */
   int st = 0;
   if (nc_signals_block() < 0) {
-    lp2p_privkey_free(n.key);
+    lp2p_privkey_free(n->key);
     return cli_error("listen: cannot set up signal handling");
   }
-  if ((st = setup(&n)) == 0) {
-    if (nc_signals_start(n.sw) < 0) st = cli_error("listen: cannot set up signal handling");
-    if (!st && (n.a.control || n.api) && ctl_start(n.sw, n.a.control, run_command, &n) < 0)
+  if ((st = setup(n)) == 0) {
+    if (nc_signals_start(n->sw) < 0) st = cli_error("listen: cannot set up signal handling");
+    if (!st && (n->a.control || n->api) && ctl_start(n->sw, n->a.control, run_command, n) < 0)
       st = cli_error("listen: cannot start the control channel");
   }
-  if (!st) lp2p_swarm_run(n.sw);
+  if (!st) lp2p_swarm_run(n->sw);
+  for (size_t m = 0; m < n->n_mod; m++)
+    if (node_modules[m]->stop && n->sw) node_modules[m]->stop(n, n->mod_state[m]);
   int sig = nc_signals_stop();
-  if (!st && (n.a.json || n.api)) {
+  if (!st && (n->a.json || n->api)) {
     cli_json j;
     cli_json_begin(&j);
     cli_json_str(&j, "event", "stopping");
     cli_json_int(&j, "signal", sig);
-    emit(&n, &j, 0);
+    emit(n, &j, 0);
   }
   ctl_stop(); /* API clients get "stopping" if they can take it now; the socket file goes */
-  lp2p_swarm_free(n.sw);
-  peerfile_close(n.peers);
-  lp2p_privkey_free(n.key);
-  n.api = 0; /* clients are gone */
-  if (!st && n.a.json) {
+  lp2p_swarm_free(n->sw);
+  peerfile_close(n->peers);
+  lp2p_privkey_free(n->key);
+  n->api = 0; /* clients are gone */
+  if (!st && n->a.json) {
     cli_json j;
     cli_json_begin(&j);
     cli_json_str(&j, "event", "stopped");
-    emit(&n, &j, 0);
+    emit(n, &j, 0);
   } else if (!st) {
     text_line("stopped");
   }

@@ -1,0 +1,9 @@
+/* node/modules.c - the features of `lp2p-node listen` (node/module.h): one
+ * line per module, in the order their hooks run. */
+#include <stddef.h>
+
+#include "module.h"
+
+const node_module *const node_modules[] = {
+    NULL,
+};
