@@ -15,7 +15,8 @@
 //!                       (rust-libp2p#6204).
 //!
 //! Every option also reads from the environment as LP2P_PEER_<NAME> (argv wins).
-//! `rust-peer bench serve|client ...` is the rust-libp2p side of bench/run (src/bench.rs).
+//! `rust-peer bench serve|client ...` is the rust-libp2p side of bench/run (src/bench.rs);
+//! `rust-peer ctl [options]` is the stdin-driven kad/mdns/gossipsub/request-response peer (src/ctl.rs).
 //!
 //! Differences that the matrix records: rust-libp2p's Noise does not implement the
 //! stream_muxers extension (early muxer negotiation), so the muxer is always negotiated with
@@ -24,6 +25,7 @@
 //! dialing with --ping); echo and perf run over libp2p-stream.
 
 mod bench;
+mod ctl;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -384,6 +386,9 @@ async fn main() {
     if std::env::args().nth(1).as_deref() == Some("bench") {
         bench::bench_main(std::env::args().skip(2).collect()).await;
         return;
+    }
+    if std::env::args().nth(1).as_deref() == Some("ctl") {
+        return ctl::ctl_main(std::env::args().skip(2).collect()).await;
     }
     let opts = match parse_options() {
         Ok(o) => o,
