@@ -98,3 +98,93 @@ mux_line() { [ "$1" = noise ] && echo "muxer from extension" || echo "muxer via 
 # the mode the peer actually uses when asked for MODE (rust has no early negotiation)
 peer_mode() { [ "$1" = noise ] && [ "$early_muxer" = 1 ] && echo noise || echo mss; }
 now_ms() { date +%s%3N; }
+
+# ==== ctl peers (PEERS-CONTRACT.md; owner: peers-jsgo) ========================================
+# The stdin-driven ctl mode of the three peers (kad, mdns, gossipsub, request-response):
+#   start_ctl_peer NAME ARGS...   start the ctl peer of PEER_IMPL (js|go|rust; per call:
+#                                 `PEER_IMPL=go start_ctl_peer b --kad server`) with ARGS, stdin
+#                                 from the FIFO $tmp/NAME.in, stdout $tmp/NAME.out, stderr
+#                                 $tmp/NAME.err; watchdog --timeout ${CTL_TIMEOUT:-600}. Waits for
+#                                 "listening" and sets caddr (first listen addr with /p2p/),
+#                                 cpeer (peer id), cpid (pid); empty caddr/cpeer = did not start.
+#   ctl_cmd NAME LINE             send one command line
+#   ctl_wait NAME EVENT [JQ-FILTER] [TIMEOUT]
+#                                 wait (default 30 s) for the oldest event EVENT of NAME that
+#                                 satisfies JQ-FILTER (a jq expression over the event object,
+#                                 e.g. '.topic == "t" and .ok'; default true) and that no earlier
+#                                 ctl_wait NAME returned; print it as one JSON line. Exit 1 on
+#                                 timeout (message on stderr). Events are never consumed by
+#                                 non-matching waits, so waiting for B then for an earlier A works.
+#   ctl_count NAME EVENT [JQ-FILTER]   how many such events NAME has written so far (all of them)
+#   ctl_quit NAME                 send quit and wait (max 10 s) for the process to exit
+# Uses jq (scripts/deps installs it).
+declare -A _ctl_pid=()
+start_ctl_peer() {
+  local name="$1"; shift
+  local which="${PEER_IMPL:-$impl}" ev
+  local -a cmd
+  case "$which" in
+    js) cmd=("$js" "$ctl") ;;
+    go) cmd=("$go_peer" ctl) ;;
+    rust) cmd=("$rust_peer" ctl) ;;
+    *) echo "start_ctl_peer: PEER_IMPL must be js, go or rust (got '$which')" >&2; return 1 ;;
+  esac
+  _fifo "$name"
+  "${cmd[@]}" --timeout "${CTL_TIMEOUT:-600}" "$@" <"$tmp/$name.in" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+  cpid=$!
+  _pids+=("$cpid")
+  _ctl_pid[$name]=$cpid
+  : >"$tmp/$name.used"
+  caddr="" cpeer=""
+  if ev="$(ctl_wait "$name" listening true "${CTL_START_SEC:-30}")"; then
+    cpeer="$(jq -r '.peerId // empty' <<<"$ev")"
+    caddr="$(jq -r '[.addrs[] | select(contains("/p2p/"))][0] // empty' <<<"$ev")"
+  fi
+  [ -n "$caddr" ] || { echo "       $which ctl peer '$name' did not start:"; head -20 "$tmp/$name.err" | sed 's/^/       /'; }
+}
+
+ctl_cmd() { printf '%s\n' "$2" >&"${_fds[$1]}"; }
+
+# _ctl_find NAME EVENT FILTER [all]: "LINENO JSON" of the first unused match (or the count with all)
+_ctl_find() {
+  local used="[$(cat "$tmp/$1.used" 2>/dev/null)]"
+  jq -Rrn --arg ev "$2" --argjson used "$used" --arg mode "${4:-first}" "
+    [inputs | (fromjson? // {})] | to_entries | map(.key += 1)
+    | map(select(.value.event == \$ev and (try (.value | ($3)) catch false)))
+    | if \$mode == \"all\" then length
+      else map(select(.key as \$k | any(\$used[]; . == \$k) | not)) | first | select(. != null)
+           | \"\\(.key) \\(.value | tojson)\" end" "$tmp/$1.out" 2>/dev/null
+}
+
+ctl_wait() {
+  local name="$1" ev="$2" filter="${3:-true}" sec="${4:-30}" hit
+  local end=$((SECONDS + sec))
+  [ -n "$filter" ] || filter=true
+  while :; do
+    hit="$(_ctl_find "$name" "$ev" "$filter")"
+    if [ -n "$hit" ]; then
+      # a file, not a variable: ctl_wait usually runs in $(...)
+      if [ -s "$tmp/$name.used" ]; then printf ',%s' "${hit%% *}"; else printf '%s' "${hit%% *}"; fi >>"$tmp/$name.used"
+      printf '%s\n' "${hit#* }"
+      return 0
+    fi
+    if [ "$SECONDS" -ge "$end" ]; then
+      echo "ctl_wait: no '$ev' event matching '$filter' from $name after $sec s" >&2
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+
+ctl_count() { _ctl_find "$1" "$2" "${3:-true}" all; }
+
+ctl_quit() {
+  local p="${_ctl_pid[$1]:-}" i
+  ctl_cmd "$1" quit
+  [ -n "$p" ] || return 0
+  for ((i = 0; i < 100; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$p" 2>/dev/null && { kill -9 "$p" 2>/dev/null; return 1; }
+  wait "$p" 2>/dev/null
+  return 0
+}
+# ==== end of ctl peers ========================================================================

@@ -9,7 +9,8 @@
 //	--handle-after MS  (start handling /lp2p-test/pushed/1.0.0 MS ms after start: identify push)
 //
 // Every option also reads from the environment as LP2P_PEER_<NAME> (argv wins).
-// Extra: `go-peer bench serve|client ...` is the go-libp2p side of bench/run (bench.go), and
+// Extra: `go-peer ctl [options]` is the stdin-driven node of PEERS-CONTRACT (kad, mdns, gossipsub,
+// request-response; ctl.go), `go-peer bench serve|client ...` is the go-libp2p side of bench/run (bench.go), and
 // `go-peer --keygen TYPE FILE` writes a libp2p PrivateKey protobuf of TYPE (Ed25519,
 // secp256k1, RSA, ECDSA) and prints its peer id.
 //
@@ -396,6 +397,10 @@ func protoStrings(ps []protocol.ID) []string {
 }
 
 func main() {
+	if len(os.Args) >= 2 && os.Args[1] == "ctl" {
+		ctlMain(os.Args[2:])
+		return
+	}
 	if len(os.Args) >= 2 && os.Args[1] == "bench" {
 		benchMain(os.Args[2:])
 		return
