@@ -9,5 +9,8 @@ int cmd_listen(const cli_command *cmd, int argc, char **argv);
 int cmd_ping(const cli_command *cmd, int argc, char **argv);
 int cmd_identify(const cli_command *cmd, int argc, char **argv);
 int cmd_perf(const cli_command *cmd, int argc, char **argv);
+int cmd_pair(const cli_command *cmd, int argc, char **argv);
+int cmd_devices(const cli_command *cmd, int argc, char **argv);
+int cmd_unpair(const cli_command *cmd, int argc, char **argv);
 
 #endif

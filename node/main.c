@@ -13,6 +13,9 @@ static const cli_command commands[] = {
     {"ping", "connect to a peer and ping it", cmd_ping},
     {"identify", "connect to a peer and print what it says about itself", cmd_identify},
     {"perf", "measure throughput to a peer (perf protocol)", cmd_perf},
+    {"pair", "pair with another device: print a code and wait, or join with CODE", cmd_pair},
+    {"devices", "list the paired devices", cmd_devices},
+    {"unpair", "forget a paired device and tell it", cmd_unpair},
 };
 #define N_COMMANDS (sizeof commands / sizeof *commands)
 

@@ -4,6 +4,9 @@
 
 #include "module.h"
 
+extern const node_module node_mod_pair;
+
 const node_module *const node_modules[] = {
+    &node_mod_pair,
     NULL,
 };
