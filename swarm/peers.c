@@ -68,7 +68,8 @@ lp2p__peer *lp2p__peer_get(lp2p_swarm *sw, const lp2p_peer_id *id) {
 }
 
 static int peer_busy(const lp2p__peer *pe) {
-  return !lp2p__list_empty(&pe->conns) || pe->dial || !lp2p__list_empty(&pe->waiting) || pe->holds > 0;
+  return !lp2p__list_empty(&pe->conns) || pe->dial || !lp2p__list_empty(&pe->waiting) || pe->holds > 0 ||
+         pe->routing;
 }
 
 static void peer_remove(lp2p_swarm *sw, lp2p__peer *pe) {
@@ -353,3 +354,60 @@ int lp2p_swarm_disconnect(lp2p_swarm *sw, const lp2p_peer_id *peer) {
   return n ? 0 : LP2P_ERR_NOT_CONNECTED;
 }
 
+
+/* ------------------------------------------------------------------------- */
+/* peer routing hook */
+
+/* The router's lookup for pe is over (or the router went away): waiting streams go on. */
+static void route_done(lp2p_swarm *sw, lp2p__peer *pe, int err) {
+  pe->routing = 0;
+  if (pe->primary) {
+    lp2p__peer_open_waiting(sw, pe);
+  } else if (pe->dial) {
+    /* a dial started meanwhile (lp2p_swarm_dial, another stream): the waiting streams follow it */
+  } else if (lp2p__list_empty(&pe->waiting)) {
+    /* nobody waits any more (streams reset meanwhile) */
+  } else if (err == 0 && lp2p__swarm_ps_dialable(sw, &pe->id)) {
+    int rv = lp2p__dial_start(sw, &pe->id, NULL, 0, NULL, NULL);
+    if (rv < 0) lp2p__peer_fail_waiting(sw, pe, rv);
+  } else {
+    char pb[LP2P_PEER_ID_MAX_TEXT];
+    lp2p_log(LP2P_LOG_DEBUG, LP2P__SW_LOG, "peer router found no address for %s (%s)",
+             lp2p__peer_str(&pe->id, pb, sizeof pb), lp2p_err_name(err));
+    lp2p__peer_fail_waiting(sw, pe, LP2P_ERR_NOT_CONNECTED);
+  }
+  lp2p__swarm_kick(sw);
+}
+
+int lp2p__peer_route(lp2p_swarm *sw, lp2p__peer *pe) {
+  if (!sw->router) return LP2P_ERR_NOT_CONNECTED;
+  if (pe->routing) return 0; /* joins the lookup in progress */
+  pe->routing = 1;
+  int rv = sw->router(sw, &pe->id, sw->router_ud);
+  if (rv < 0) {
+    pe->routing = 0;
+    return LP2P_ERR_NOT_CONNECTED;
+  }
+  return 0;
+}
+
+int lp2p_swarm_set_peer_router(lp2p_swarm *sw, lp2p_peer_router_fn fn, void *ud) {
+  if (!sw) return LP2P_ERR_INVAL;
+  sw->router = fn;
+  sw->router_ud = ud;
+  if (!fn) /* lookups in progress will never report: their streams fail now */
+    for (size_t i = 0; i < sw->ptab_cap; i++)
+      for (lp2p__peer *pe = sw->ptab[i], *next; pe; pe = next) {
+        next = pe->hnext;
+        if (pe->routing) route_done(sw, pe, LP2P_ERR_CANCELED);
+      }
+  return 0;
+}
+
+int lp2p_swarm_peer_routed(lp2p_swarm *sw, const lp2p_peer_id *peer, int err) {
+  if (!sw || !peer || !peer->len) return LP2P_ERR_INVAL;
+  lp2p__peer *pe = lp2p__peer_find(sw, peer);
+  if (!pe || !pe->routing) return LP2P_ERR_NOT_FOUND;
+  route_done(sw, pe, err);
+  return 0;
+}

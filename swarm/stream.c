@@ -489,6 +489,14 @@ int lp2p_swarm_open_stream(lp2p_swarm *sw, const lp2p_peer_id *peer, const char 
     lp2p__list_add_tail(&pe->waiting, &s->wait_link);
     int rv = lp2p__dial_start(sw, peer, NULL, 0, NULL, NULL);
     if (rv < 0) lp2p__stream_fail(s, rv);
+  } else if (sw->router && (pe || (pe = lp2p__peer_get(sw, peer)))) {
+    /* no address: ask the peer router (lp2p_swarm_set_peer_router); lp2p_swarm_peer_routed goes on */
+    lp2p__list_add_tail(&pe->waiting, &s->wait_link);
+    int rv = lp2p__peer_route(sw, pe);
+    if (rv < 0) {
+      lp2p__list_del(&s->wait_link);
+      lp2p__stream_fail(s, rv);
+    }
   } else {
     char pb[LP2P_PEER_ID_MAX_TEXT];
     lp2p_log(LP2P_LOG_DEBUG, LP2P__SW_LOG, "open stream to %s: not connected and no known address",

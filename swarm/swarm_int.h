@@ -233,6 +233,7 @@ struct lp2p__peer {
   int holds;
   lp2p__dial *dial;   /* coalesced dial in progress */
   lp2p__link waiting; /* lp2p_stream.wait_link */
+  int routing;        /* the peer router (lp2p_swarm_set_peer_router) is looking for addresses */
 };
 
 /* ---- dials ---- */
@@ -383,6 +384,9 @@ struct lp2p_swarm {
   int rc_wake_queued;
   uint64_t rc_peak;      /* node usage peak since the last allocator trim */
   lp2p_timer *rc_trim;
+  /* peer routing hook (peers.c, lp2p_swarm_set_peer_router) */
+  lp2p_peer_router_fn router;
+  void *router_ud;
 };
 
 /* swarm.c */
@@ -517,6 +521,8 @@ void lp2p__peer_open_waiting(lp2p_swarm *sw, lp2p__peer *pe);
 lp2p_tstamp lp2p__peer_waiting_due(const lp2p__peer *pe);
 void lp2p__peer_expire_waiting(lp2p_swarm *sw, lp2p__peer *pe, lp2p_tstamp now);
 void lp2p__peer_fail_waiting(lp2p_swarm *sw, lp2p__peer *pe, int err);
+/* Asks the peer router for pe's addresses (0: lookup running; LP2P_ERR_NOT_CONNECTED: no router / refused). */
+int lp2p__peer_route(lp2p_swarm *sw, lp2p__peer *pe);
 const lp2p__proto *lp2p__registry_find(const lp2p_swarm *sw, const char *id, size_t len);
 void lp2p__registry_free(lp2p_swarm *sw);
 extern const lp2p_mss_registry lp2p__registry_mss; /* ud = sw */

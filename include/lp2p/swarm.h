@@ -521,7 +521,8 @@ LP2P_EXTERN size_t lp2p_swarm_protocols(const lp2p_swarm *sw, const char **out, 
 
 /* Opens an outbound stream to peer proposing protocols[0..n) in order (strings
  * copied). Uses the peer's live connection; if there is none, dials the
- * peer store's unexpired addresses (or joins a dial in progress); with no address the
+ * peer store's unexpired addresses (or joins a dial in progress); with no address it
+ * asks the peer router if one is set (lp2p_swarm_set_peer_router), else the
  * stream fails with LP2P_ERR_NOT_CONNECTED. Never dials when connected.
  * Result through h: on_open(s, agreed id) or on_close(s, err) — never from
  * inside this call. *out (optional) receives the handle, valid until on_close
@@ -529,6 +530,29 @@ LP2P_EXTERN size_t lp2p_swarm_protocols(const lp2p_swarm *sw, const char **out, 
  * LP2P_ERR_STATE (swarm shutting down). */
 LP2P_EXTERN int lp2p_swarm_open_stream(lp2p_swarm *sw, const lp2p_peer_id *peer, const char *const *protocols,
                                        size_t n, const lp2p_stream_handler *h, void *ud, lp2p_stream **out);
+
+/* Peer routing hook (one per swarm; kad installs itself, lp2p/kad.h). When
+ * lp2p_swarm_open_stream() is asked for a peer that is not connected, not being
+ * dialed and has no unexpired address in the peer store, the swarm calls
+ * fn(sw, peer, ud) (from inside that open_stream call) instead of failing the
+ * stream at once. fn returns 0 if it started a lookup, or a negative error (the
+ * stream then fails with LP2P_ERR_NOT_CONNECTED exactly as without a router).
+ * While a lookup runs, further streams to the same peer wait on it (fn is not
+ * called again). The router must then call lp2p_swarm_peer_routed() exactly
+ * once, never from inside fn: after err 0 and with addresses added to the peer
+ * store (lp2p_peerstore_add_addrs, source LP2P_ADDR_SRC_DHT), the waiting
+ * streams dial them as usual (dial errors end them); otherwise they fail with
+ * LP2P_ERR_NOT_CONNECTED. A connection that comes up meanwhile (inbound, or
+ * lp2p_swarm_dial) serves them at once. Waiting streams keep their usual
+ * semantics (on_close exactly once; a reset removes them). lp2p_swarm_dial()
+ * does not consult the router (it still fails with LP2P_ERR_INVAL for a peer
+ * with no address). fn NULL removes the router; streams waiting for a lookup
+ * then fail with LP2P_ERR_NOT_CONNECTED. ud is borrowed. */
+typedef int (*lp2p_peer_router_fn)(lp2p_swarm *sw, const lp2p_peer_id *peer, void *ud);
+LP2P_EXTERN int lp2p_swarm_set_peer_router(lp2p_swarm *sw, lp2p_peer_router_fn fn, void *ud);
+/* The router's lookup for peer ended (err 0: addresses were stored). LP2P_ERR_NOT_FOUND if no lookup
+ * was pending for peer. */
+LP2P_EXTERN int lp2p_swarm_peer_routed(lp2p_swarm *sw, const lp2p_peer_id *peer, int err);
 
 /* Queues up to n bytes; returns the number accepted (0..n) or an error:
  * LP2P_ERR_STATE (before on_open), LP2P_ERR_CLOSED (write side closed, stream

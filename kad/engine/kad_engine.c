@@ -69,6 +69,7 @@ struct kad_query {
   uint8_t **vals;
   size_t *vlens;
   size_t nvals;
+  unsigned nrecs;          /* GET_VALUE: valid records received (ours and each answer's), for the quorum */
   int best;
   /* GET_PROVIDERS / FIND_NODE found */
   kad_peer *provs;
@@ -588,7 +589,7 @@ static void query_phase2(kad_engine *e, kad_query *q, lp2p_tstamp now) {
 
 /* Early stops that end every path at once. */
 static int lookup_satisfied(const kad_query *q) {
-  if (q->kind == KAD_Q_GET_VALUE && q->quorum && q->nvals >= q->quorum) return 1;
+  if (q->kind == KAD_Q_GET_VALUE && q->quorum && q->nrecs >= q->quorum) return 1;
   if (q->kind == KAD_Q_GET_PROVIDERS && q->nprovs >= q->max_prov) return 1;
   if (q->kind == KAD_Q_FIND_NODE && q->nprovs) return 1;
   return 0;
@@ -880,6 +881,7 @@ static void query_on_answer(kad_engine *e, kad_query *q, kad_req *r, const kad_m
     if (kad__validate(e, q->key, q->klen, m->rec_value, m->rec_value_len, &vi) == 0) {
       int vi_idx = add_value(e, q, m->rec_value, m->rec_value_len);
       if (vi_idx >= 0) x->vidx = (int16_t)vi_idx;
+      q->nrecs++;
     }
   }
   if (q->kind == KAD_Q_GET_PROVIDERS)
@@ -1245,7 +1247,7 @@ int kad_query_start(kad_engine *e, kad_query_kind kind, const uint8_t *key, size
   if (kind == KAD_Q_GET_VALUE) { /* our own copy counts */
     kad_rec *r = kad__rec_find(e, key, key_len, now);
     const kad_validator *vi;
-    if (r && kad__validate(e, key, key_len, r->val, r->vlen, &vi) == 0) add_value(e, q, r->val, r->vlen);
+    if (r && kad__validate(e, key, key_len, r->val, r->vlen, &vi) == 0 && add_value(e, q, r->val, r->vlen) >= 0) q->nrecs++;
   }
   if (kind == KAD_Q_GET_PROVIDERS) {
     kad_pkey *pk = kad__pkey_find(e, key, key_len, now);
@@ -1344,7 +1346,7 @@ int kad_next_result(kad_engine *e, kad_result *out) {
   if (q->kind == KAD_Q_GET_VALUE && q->best >= 0) {
     out->value = q->vals[q->best];
     out->value_len = q->vlens[q->best];
-    out->stored = (unsigned)q->nvals;
+    out->stored = q->nrecs;
   } else {
     out->stored = q->stored;
   }
@@ -1513,6 +1515,8 @@ size_t kad_replacements(const kad_engine *e, int i) {
 }
 
 size_t kad_record_count(const kad_engine *e) { return e->rec_count; }
+
+size_t kad_pending_checks(const kad_engine *e) { return e->nchecks; }
 
 size_t kad_provider_count(const kad_engine *e, const uint8_t *key, size_t klen) {
   kad_pkey *pk = kad__pkey_find((kad_engine *)e, key, klen, 0);

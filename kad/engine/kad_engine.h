@@ -323,6 +323,8 @@ int kad_table_contains(const kad_engine *e, const lp2p_peer_id *p);
 /* Peers of bucket i (0..255), most recently seen last; returns how many were written. */
 size_t kad_table_bucket(const kad_engine *e, int i, lp2p_peer_id *out, size_t cap);
 size_t kad_replacements(const kad_engine *e, int i);
+/* Candidate checks (kad_on_peer_identified) still waiting for their answer. */
+size_t kad_pending_checks(const kad_engine *e);
 size_t kad_record_count(const kad_engine *e);
 size_t kad_provider_count(const kad_engine *e, const uint8_t *key, size_t klen);
 /* Local record lookup (valid, unexpired). Pointer valid until the next engine call. */
