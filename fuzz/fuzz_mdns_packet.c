@@ -3,7 +3,7 @@
  * Input: one mode byte, then the packet bytes.
  *   mode bit 0   family (0: IPv4, 1: IPv6), bit 1: interface (0: eth0 index 2, 1: lo index 1),
  *   bit 2        source port 5353 or 40000 (legacy unicast), bit 3: feed the packet twice
- *                (dedup/refresh paths), bit 4: txt_per_address, bit 5: no compression,
+ *                (dedup/refresh paths), bit 4: txt_single_record, bit 5: no compression,
  *   bit 6        fail the k-th allocation (k = 1 + first packet byte % 32),
  *   bit 7        whole life cycle: first query slot and announcements before the packet, expiry
  *                tick an hour later and shutdown (goodbyes) after it (otherwise only the packet)
@@ -97,9 +97,9 @@ static void drain(lp2p_mdns *e) {
   }
   lp2p_mdns_event ev;
   while (lp2p_mdns_next_event(e, &ev)) {
-    if (ev.type != LP2P_MDNS_EV_DISCOVERED && ev.type != LP2P_MDNS_EV_EXPIRED) abort();
+    if (ev.type != LP2P_MDNS_EV_DISCOVERED && ev.type != LP2P_MDNS_EV_EXPIRED && ev.type != LP2P_MDNS_EV_REFRESHED) abort();
     if (!ev.peer.len) abort();
-    if (ev.type == LP2P_MDNS_EV_DISCOVERED && (!ev.naddrs || !ev.addrs)) abort();
+    if (ev.type != LP2P_MDNS_EV_EXPIRED && (!ev.naddrs || !ev.addrs)) abort();
     for (size_t i = 0; i < ev.naddrs; i++)
       if (lp2p_multiaddr_find_last(ev.addrs[i], LP2P_MA_P2P) < 0) abort();
   }
@@ -131,7 +131,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   cfg.struct_size = sizeof cfg;
   cfg.rng = rng;
   cfg.rng_ud = &seed;
-  cfg.txt_per_address = (mode & 0x10) != 0;
+  cfg.txt_single_record = (mode & 0x10) != 0;
+  cfg.report_refresh = (mode & 0x10) != 0;
   cfg.no_compression = (mode & 0x20) != 0;
   lp2p_mdns *e = NULL;
   if (lp2p_mdns_new(&e, &cfg, &mem, 0) == 0) {

@@ -4,9 +4,11 @@
 
 #include "module.h"
 
+extern const node_module node_mod_mdns;
 extern const node_module node_mod_pair;
 
 const node_module *const node_modules[] = {
+    &node_mod_mdns,
     &node_mod_pair,
     NULL,
 };

@@ -16,7 +16,9 @@
 #define DEFAULT_SRV_PORT 4001u
 #define MAX_QUEUED_PACKETS 512u /* beyond: new packets are dropped (the runtime is not draining) */
 #define MAX_QUEUED_EVENTS 1024u
-#define MAX_TTL 4500u /* seconds: RFC 6762 §10's longest recommended record TTL (75 min) */
+#define MAX_TTL 4500u
+#define FLOOD_SOURCES 16u      /* sources tracked per interface for the per-source packet limit */
+#define FLOOD_IFACE_FACTOR 10u /* an interface reads at most 10x the per-source limit */ /* seconds: RFC 6762 §10's longest recommended record TTL (75 min) */
 
 typedef struct pkt_item {
   struct pkt_item *next;
@@ -36,11 +38,17 @@ typedef struct iface_state {
   uint8_t answered[2][2];
   lp2p_tstamp flood_start;
   uint32_t flood_count;
+  struct flood_src { /* per-source windows (the sources seen most recently) */
+    uint8_t family, ip[16];
+    lp2p_tstamp start;
+    uint32_t count;
+  } src[FLOOD_SOURCES];
 } iface_state;
 
 typedef struct addr_entry {
   lp2p_multiaddr *ma;
   lp2p_tstamp expires;
+  lp2p_tstamp seen, refresh; /* refresh: when to query for it (80 %, then 90 % of its TTL; NEVER after) */
 } addr_entry;
 
 typedef struct peer {
@@ -178,7 +186,7 @@ static int enqueue_event(lp2p_mdns *e, int type, const peer *p, uint32_t ifindex
   it->ev.type = type;
   it->ev.peer = p->id;
   it->ev.ifindex = ifindex;
-  if (type == LP2P_MDNS_EV_DISCOVERED && p->naddrs) {
+  if ((type == LP2P_MDNS_EV_DISCOVERED || type == LP2P_MDNS_EV_REFRESHED) && p->naddrs) {
     it->addrs = lp2p__calloc(&e->mem, p->naddrs, sizeof *it->addrs);
     if (!it->addrs) {
       free_event(e, it);
@@ -349,11 +357,13 @@ static int build_response(lp2p_mdns *e, const lp2p_mdns_iface *ifc, int family, 
   lp2p_mdns_build_rr_end(&b);
   if (j > i) {
     for (size_t k = i; k < j; k++) {
-      if (k == i || e->cfg.txt_per_address)
+      /* go keeps the last TXT record: the first string (first listen address) goes last */
+      size_t s = e->cfg.txt_single_record ? k : (k + 1 < j ? k + 1 : i);
+      if (k == i || !e->cfg.txt_single_record)
         lp2p_mdns_build_rr_begin(&b, LP2P_MDNS_SEC_ADDITIONAL, &e->instance, LP2P_MDNS_TYPE_TXT, LP2P_MDNS_CLASS_IN,
                                  ttl);
-      lp2p_mdns_build_string(&b, e->strs[k].s, e->strs[k].len);
-      if (k + 1 == j || e->cfg.txt_per_address) lp2p_mdns_build_rr_end(&b);
+      lp2p_mdns_build_string(&b, e->strs[s].s, e->strs[s].len);
+      if (k + 1 == j || !e->cfg.txt_single_record) lp2p_mdns_build_rr_end(&b);
     }
     lp2p_mdns_build_rr_begin(&b, LP2P_MDNS_SEC_ADDITIONAL, &e->instance, LP2P_MDNS_TYPE_SRV, LP2P_MDNS_CLASS_IN, ttl);
     lp2p_mdns_build_u16(&b, 0);
@@ -581,11 +591,16 @@ static int learn(lp2p_mdns *e, const lp2p_mdns_name *instance, const lp2p_mdns_r
       continue;
     }
     lp2p_tstamp exp = now + (lp2p_tstamp)ttls[i] * 1000u;
+    lp2p_tstamp refresh = now + (lp2p_tstamp)ttls[i] * 800u;
     if (k < p->naddrs) {
       p->addrs[k].expires = exp;
+      p->addrs[k].seen = now;
+      p->addrs[k].refresh = refresh;
     } else if (p->naddrs < e->cfg.max_addrs_per_peer) {
       p->addrs[p->naddrs].ma = mas[i];
       p->addrs[p->naddrs].expires = exp;
+      p->addrs[p->naddrs].seen = now;
+      p->addrs[p->naddrs].refresh = refresh;
       p->naddrs++;
       mas[i] = NULL;
       changed = 1;
@@ -596,6 +611,8 @@ static int learn(lp2p_mdns *e, const lp2p_mdns_name *instance, const lp2p_mdns_r
     peer_remove(e, (size_t)(p - e->peers));
   } else if (changed) {
     rv = enqueue_event(e, LP2P_MDNS_EV_DISCOVERED, p, ifindex, now);
+  } else if (e->cfg.report_refresh && before) {
+    rv = enqueue_event(e, LP2P_MDNS_EV_REFRESHED, p, ifindex, now);
   }
 done:
   for (size_t i = 0; i < nma; i++) lp2p_multiaddr_free(mas[i]);
@@ -714,7 +731,31 @@ int lp2p_mdns_packet_in(lp2p_mdns *e, uint32_t ifindex, int family, const uint8_
     ifs->flood_start = now;
     ifs->flood_count = 0;
   }
-  if (++ifs->flood_count > e->cfg.max_packets_per_sec) {
+  int flooded = 0;
+  if (src) { /* one noisy source does not silence the others */
+    struct flood_src *fs = NULL, *old = &ifs->src[0];
+    for (size_t i = 0; i < FLOOD_SOURCES && !fs; i++) {
+      struct flood_src *c = &ifs->src[i];
+      if (c->family == family && !memcmp(c->ip, src, fam_len(family))) fs = c;
+      else if (c->start < old->start) old = c;
+    }
+    if (!fs) {
+      fs = old;
+      fs->family = (uint8_t)family;
+      memcpy(fs->ip, src, fam_len(family));
+      fs->start = now;
+      fs->count = 0;
+    }
+    if (now - fs->start >= 1000 || now < fs->start) {
+      fs->start = now;
+      fs->count = 0;
+    }
+    flooded = ++fs->count > e->cfg.max_packets_per_sec;
+  }
+  /* the interface as a whole: packets that passed their source's limit (or have no source) */
+  if (!flooded)
+    flooded = ++ifs->flood_count > e->cfg.max_packets_per_sec * (src ? FLOOD_IFACE_FACTOR : 1u);
+  if (flooded) {
     e->stats.packets_flood_dropped++;
     return 0;
   }
@@ -743,6 +784,18 @@ static int run_timers(lp2p_mdns *e, lp2p_tstamp now) {
     e->query_interval *= 2;
     if (e->query_interval > e->cfg.query_interval_max) e->query_interval = e->cfg.query_interval_max;
   }
+  /* Cache maintenance (RFC 6762 §5.2): a record at 80 % (then 90 %) of its TTL makes us query, so
+   * that a live peer answers before it expires even when our backoff has grown past its TTL. */
+  int refresh = 0;
+  for (size_t i = 0; i < e->npeers; i++)
+    for (size_t k = 0; k < e->peers[i].naddrs; k++) {
+      addr_entry *a = &e->peers[i].addrs[k];
+      if (a->refresh > now) continue;
+      refresh = 1;
+      lp2p_tstamp ttl = a->expires - a->seen, nine = a->seen + ttl * 9 / 10;
+      a->refresh = nine > now ? nine : LP2P_TSTAMP_NEVER;
+    }
+  if (!rv && refresh && e->started) rv = send_queries(e);
   if (!rv && e->announce_left > 0 && now >= e->next_announce) {
     rv = announce_all(e, e->cfg.ttl);
     e->announce_left--;
@@ -763,8 +816,10 @@ lp2p_tstamp lp2p_mdns_next_deadline(const lp2p_mdns *e) {
   lp2p_tstamp t = e->next_query;
   if (e->announce_left > 0 && e->next_announce < t) t = e->next_announce;
   for (size_t i = 0; i < e->npeers; i++)
-    for (size_t k = 0; k < e->peers[i].naddrs; k++)
+    for (size_t k = 0; k < e->peers[i].naddrs; k++) {
       if (e->peers[i].addrs[k].expires < t) t = e->peers[i].addrs[k].expires;
+      if (e->peers[i].addrs[k].refresh < t) t = e->peers[i].addrs[k].refresh;
+    }
   return t;
 }
 
@@ -844,6 +899,14 @@ int lp2p_mdns_set_listen_addrs(lp2p_mdns *e, const lp2p_multiaddr *const *addrs,
   e->have_self = 1;
   if (lp2p_peer_id_to_string(self, e->self_text, sizeof e->self_text) < 0) e->self_text[0] = 0;
   changed(e, now);
+  return run_timers(e, now);
+}
+
+int lp2p_mdns_query_now(lp2p_mdns *e, lp2p_tstamp now) {
+  if (!e) return LP2P_ERR_INVAL;
+  if (e->shut) return LP2P_ERR_STATE;
+  e->next_query = now;
+  e->query_interval = e->cfg.query_interval_min;
   return run_timers(e, now);
 }
 

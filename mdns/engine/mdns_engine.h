@@ -17,9 +17,11 @@
  *     (60 s). An interface change (lp2p_mdns_set_interfaces with a different list) or a listen
  *     address change queries at once (from inside that call) and restarts the backoff.
  *   - Responses ("superset layout", accepted by js, go and rust): flags QR|AA, no question,
- *     answer `_p2p._udp.local PTR <instance>`; additionals: TXT with one `dnsaddr=<ma>/p2p/<id>`
- *     string per address (one TXT record holding all strings, because go keeps only the last TXT
- *     record of an instance; cfg.txt_per_address = 1 sends one TXT record per address instead),
+ *     answer `_p2p._udp.local PTR <instance>`; additionals: one TXT record per address, each with
+ *     one `dnsaddr=<ma>/p2p/<id>` string (the layout of the libp2p spec and rust; go keeps only
+ *     the last TXT record of an instance, so go learns the last address of each packet: the
+ *     strings are ordered so that the last one is the first listen address; cfg.txt_single_record
+ *     = 1 sends ONE TXT record holding every string instead, which go reads whole),
  *     `SRV 0 0 <port> <host>` (port of the first tcp address, else of the first udp address,
  *     else 4001 like go), and A (IPv4 packets) or AAAA (IPv6 packets) records for <host> with the
  *     interface's addresses of that family. All TTLs cfg.ttl (120 s), class IN, cache-flush bit
@@ -37,6 +39,8 @@
  *   - Announcements: an unsolicited response on every interface and family at once and 1 s later
  *     whenever the listen addresses or the interfaces change; changes made before the jittered
  *     first query slot wait for it (a node configured right after _new still starts jittered).
+ *   - Cache maintenance (RFC 6762 §5.2): when a discovered address reaches 80 % and again 90 % of
+ *     its TTL, the engine queries (without touching the backoff), so a live peer refreshes it.
  *   - Answers: to a query (QR clear) whose questions contain `_p2p._udp.local` with type PTR or
  *     ANY, class IN or ANY; also to the DNS-SD meta query `_services._dns-sd._udp.local PTR` with
  *     `PTR _p2p._udp.local`. The answer goes to the multicast group of the interface and family
@@ -44,8 +48,10 @@
  *     gets a unicast copy to its source (legacy unicast: the query id is echoed). At most one
  *     answer per cfg.answer_interval (1 s) per interface, family and question kind; known-answer
  *     suppression: a query that already lists our PTR with at least half our TTL is not answered.
- *   - Floods: at most cfg.max_packets_per_sec (100) packets per interface and second are
- *     processed; the rest are dropped and counted. Queues are bounded: past 512 pending packets
+ *   - Floods: at most cfg.max_packets_per_sec (100) packets per source address and second are
+ *     processed (the 16 most recent sources of each interface are tracked; packets without a source
+ *     count for the interface), and at most 10 times that per interface; the rest are dropped and
+ *     counted. A noisy sender thus does not silence the others. Queues are bounded: past 512 pending packets
  *     or 1024 pending events, new ones are dropped (stats.queue_dropped).
  *   - Shutdown: lp2p_mdns_shutdown queues goodbyes (the same responses with TTL 0) on every
  *     interface and family; afterwards every input is ignored and no timer runs.
@@ -64,7 +70,9 @@
  *   removes the address at once; a PTR goodbye removes the instance's peer. Peers are deduplicated by peer id across
  *   interfaces: LP2P_MDNS_EV_DISCOVERED fires when a peer appears or gains an address (the event
  *   lists every current address); LP2P_MDNS_EV_EXPIRED when its last address expired or it said
- *   goodbye. At most cfg.max_peers peers (256) and cfg.max_addrs_per_peer (16) addresses each;
+ *   goodbye; with cfg.report_refresh, LP2P_MDNS_EV_REFRESHED (same content as DISCOVERED) when a
+ *   response renewed a known peer's addresses without adding one (runtimes that mirror the
+ *   expiry elsewhere, e.g. a peer store with TTLs, renew it there). At most cfg.max_peers peers (256) and cfg.max_addrs_per_peer (16) addresses each;
  *   what exceeds them is ignored.
  *
  * Ownership
@@ -114,8 +122,9 @@ typedef struct lp2p_mdns_config {
   size_t max_packet;           /* >= 512 */
   size_t max_peers, max_addrs_per_peer;
   uint32_t max_packets_per_sec;
-  int txt_per_address;         /* 1: one TXT record per address (see header) */
+  int txt_single_record;       /* 1: one TXT record holding every string (see header) */
   int no_compression;          /* 1: names written uncompressed */
+  int report_refresh;          /* 1: LP2P_MDNS_EV_REFRESHED events (see header) */
 } lp2p_mdns_config;
 
 typedef struct lp2p_mdns_ifaddr {
@@ -141,12 +150,12 @@ typedef struct lp2p_mdns_packet {
   size_t len;
 } lp2p_mdns_packet;
 
-enum { LP2P_MDNS_EV_DISCOVERED = 1, LP2P_MDNS_EV_EXPIRED = 2 };
+enum { LP2P_MDNS_EV_DISCOVERED = 1, LP2P_MDNS_EV_EXPIRED = 2, LP2P_MDNS_EV_REFRESHED = 3 };
 
 typedef struct lp2p_mdns_event {
   int type;
   lp2p_peer_id peer;
-  const lp2p_multiaddr *const *addrs; /* DISCOVERED: every current address (with /p2p/<id>) */
+  const lp2p_multiaddr *const *addrs; /* DISCOVERED, REFRESHED: every current address (with /p2p/<id>) */
   size_t naddrs;
   uint32_t ttl;                        /* DISCOVERED: seconds until the longest-lived address expires */
   uint32_t ifindex;                    /* interface the (last) packet came from */
@@ -178,6 +187,8 @@ int lp2p_mdns_packet_in(lp2p_mdns *e, uint32_t ifindex, int family, const uint8_
 int lp2p_mdns_tick(lp2p_mdns *e, lp2p_tstamp now);
 /* When tick must run next (LP2P_TSTAMP_NEVER after shutdown). */
 lp2p_tstamp lp2p_mdns_next_deadline(const lp2p_mdns *e);
+/* Queries at once on every interface and family and restarts the backoff (no announcement). */
+int lp2p_mdns_query_now(lp2p_mdns *e, lp2p_tstamp now);
 /* Queue goodbyes; the engine then stops. */
 int lp2p_mdns_shutdown(lp2p_mdns *e, lp2p_tstamp now);
 

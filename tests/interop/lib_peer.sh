@@ -116,6 +116,11 @@ now_ms() { date +%s%3N; }
 #                                 timeout (message on stderr). Events are never consumed by
 #                                 non-matching waits, so waiting for B then for an earlier A works.
 #   ctl_count NAME EVENT [JQ-FILTER]   how many such events NAME has written so far (all of them)
+#   ctl_poll NAME LINE EVENT JQ-FILTER [TIMEOUT]
+#                                 send LINE (a query such as "kad-table" or "mesh t") every 0.5 s
+#                                 until its result EVENT satisfies JQ-FILTER (e.g. '.count >= 1');
+#                                 print that event; exit 1 on timeout (default 30 s). Every result it
+#                                 reads is consumed.
 #   ctl_quit NAME                 send quit and wait (max 10 s) for the process to exit
 # Uses jq (scripts/deps installs it).
 declare -A _ctl_pid=()
@@ -177,6 +182,21 @@ ctl_wait() {
 }
 
 ctl_count() { _ctl_find "$1" "$2" "${3:-true}" all; }
+
+ctl_poll() {
+  local name="$1" line="$2" ev="$3" filter="$4" sec="${5:-30}" got
+  local end=$((SECONDS + sec))
+  while :; do
+    ctl_cmd "$name" "$line"
+    got="$(ctl_wait "$name" "$ev" true 10)" || return 1
+    if [ "$(jq -r "try ($filter) catch false" <<<"$got")" = true ]; then printf '%s\n' "$got"; return 0; fi
+    if [ "$SECONDS" -ge "$end" ]; then
+      echo "ctl_poll: '$line' on $name never gave $ev matching '$filter' in $sec s; last: $got" >&2
+      return 1
+    fi
+    sleep 0.5
+  done
+}
 
 ctl_quit() {
   local p="${_ctl_pid[$1]:-}" i

@@ -136,11 +136,13 @@ static void strings_of(const uint8_t *data, size_t len, char *out, size_t cap) {
   }
 }
 
+static int g_single_txt; /* mk_engine: cfg.txt_single_record */
 static lp2p_mdns *mk_engine(const char *peer_name, int no_compression, lp2p_tstamp now) {
   lp2p_mdns_config c;
   cfg_init(&c);
   c.peer_name = peer_name;
   c.no_compression = no_compression;
+  c.txt_single_record = g_single_txt;
   lp2p_mdns *e = NULL;
   CHECK_OK(lp2p_mdns_new(&e, &c, NULL, now));
   return e;
@@ -152,7 +154,9 @@ TEST(vector_layout_byte_for_byte) {
   size_t qn, rn;
   uint8_t *q = vec_hex("query", &qn), *r = vec_hex("response_recommended", &rn);
   REQUIRE(q && r);
+  g_single_txt = 1; /* the vector holds the one-TXT-record variant */
   lp2p_mdns *e = mk_engine(VEC_NAME, 1, 1000);
+  g_single_txt = 0;
   REQUIRE(e);
   lp2p_mdns_iface ifc;
   memset(&ifc, 0, sizeof ifc);
@@ -592,8 +596,61 @@ TEST(ttl_expiry_and_goodbye) {
   lp2p_mdns_free(e);
 }
 
+/* Cache maintenance: a discovered record at 80 % and 90 % of its TTL makes the engine query
+ * (whatever its backoff), and with cfg.report_refresh an answer that renews it is reported. */
+TEST(refresh_queries_and_events) {
+  lp2p_mdns_config c;
+  cfg_init(&c);
+  c.report_refresh = 1;
+  c.query_interval_min = 60000; /* backoff far beyond the TTL */
+  lp2p_mdns *e = NULL;
+  CHECK_OK(lp2p_mdns_new(&e, &c, NULL, 0));
+  lp2p_mdns_iface ifs[2];
+  std_ifaces(ifs);
+  CHECK_OK(lp2p_mdns_set_interfaces(e, ifs + 1, 1, 0));
+  CHECK_OK(lp2p_mdns_tick(e, 200)); /* the jittered first query */
+  CHECK_OK(lp2p_mdns_tick(e, 1200)); /* (the second announcement slot: nothing to announce) */
+  pkts p;
+  drain(e, &p);
+  pkts_free(&p);
+  uint8_t buf[1500];
+  int len = build_layout(L_JS, buf, sizeof buf, 10); /* 10 s records */
+  CHECK_OK(lp2p_mdns_packet_in(e, 2, 4, SRC_LAN, 5353, buf, (size_t)len, 3000));
+  lp2p_mdns_event ev;
+  REQUIRE(next_ev(e, &ev) == 1);
+  CHECK_EQ(ev.type, LP2P_MDNS_EV_DISCOVERED);
+  CHECK_EQ(lp2p_mdns_next_deadline(e), 11000); /* 80 % of 10 s after 3 s */
+  CHECK_OK(lp2p_mdns_tick(e, 10999));
+  drain(e, &p);
+  CHECK_EQ(count_kind(&p, 0, 2, 4), 0);
+  pkts_free(&p);
+  CHECK_OK(lp2p_mdns_tick(e, 11000));
+  drain(e, &p);
+  CHECK_EQ(count_kind(&p, 0, 2, 4), 1); /* one query */
+  pkts_free(&p);
+  CHECK_EQ(lp2p_mdns_next_deadline(e), 12000); /* then at 90 % */
+  CHECK_OK(lp2p_mdns_tick(e, 12000));
+  drain(e, &p);
+  CHECK_EQ(count_kind(&p, 0, 2, 4), 1);
+  pkts_free(&p);
+  CHECK_EQ(lp2p_mdns_next_deadline(e), 13000); /* expiry: no more refresh queries */
+  /* The answer renews it: REFRESHED with every address, then expiry moves to 22.5 s. */
+  CHECK_OK(lp2p_mdns_packet_in(e, 2, 4, SRC_LAN, 5353, buf, (size_t)len, 12500));
+  REQUIRE(next_ev(e, &ev) == 1);
+  CHECK_EQ(ev.type, LP2P_MDNS_EV_REFRESHED);
+  CHECK_EQ(ev.naddrs, 2);
+  CHECK_EQ(ev.ttl, 10);
+  CHECK_OK(lp2p_mdns_tick(e, 13000));
+  CHECK_EQ(next_ev(e, &ev), 0);
+  CHECK_EQ(lp2p_mdns_peer_count(e), 1);
+  CHECK_EQ(lp2p_mdns_next_deadline(e), 20500);
+  lp2p_mdns_free(e);
+}
+
 TEST(addresses_per_interface) {
+  g_single_txt = 1; /* strings in listen order (the default puts the first one last, for go) */
   lp2p_mdns *e = mk_engine(NULL, 0, 0);
+  g_single_txt = 0;
   lp2p_mdns_iface ifs[2];
   std_ifaces(ifs);
   CHECK_OK(lp2p_mdns_set_interfaces(e, ifs, 2, 0));
@@ -698,10 +755,18 @@ TEST(split_large_responses) {
   lp2p_mdns_free(e);
 }
 
-TEST(txt_per_address_option) {
+static int has_sub(const uint8_t *p, size_t n, const char *sub) {
+  size_t l = strlen(sub);
+  for (size_t i = 0; i + l <= n; i++)
+    if (!memcmp(p + i, sub, l)) return 1;
+  return 0;
+}
+
+TEST(txt_record_layouts) {
+  for (int single = 0; single <= 1; single++) {
   lp2p_mdns_config c;
   cfg_init(&c);
-  c.txt_per_address = 1;
+  c.txt_single_record = single;
   lp2p_mdns *e = NULL;
   CHECK_OK(lp2p_mdns_new(&e, &c, NULL, 0));
   lp2p_mdns_iface ifs[2];
@@ -717,13 +782,19 @@ TEST(txt_per_address_option) {
     if (!(p.p[i].data[2] & 0x80)) continue;
     CHECK_OK(lp2p_mdns_parse(p.data[i], p.p[i].len, &msg));
     int txt = 0;
-    for (size_t k = 0; k < msg.nrr; k++) txt += msg.rr[k].type == LP2P_MDNS_TYPE_TXT;
-    CHECK_EQ(txt, 2);
+    const lp2p_mdns_record *last = NULL;
+    for (size_t k = 0; k < msg.nrr; k++)
+      if (msg.rr[k].type == LP2P_MDNS_TYPE_TXT) txt++, last = &msg.rr[k];
+    CHECK_EQ(txt, single ? 1 : 2); /* default: one TXT per address (the superset layout) */
+    CHECK(last != NULL);
+    /* go keeps the last TXT record: by default it carries the first listen address */
+    if (!single) CHECK(last->rdlen > 25 && has_sub(last->rdata, last->rdlen, "/tcp/1/p2p/"));
     found++;
   }
   CHECK_EQ(found, 1);
   pkts_free(&p);
   lp2p_mdns_free(e);
+  }
 }
 
 TEST(malformed_and_floods) {
@@ -747,8 +818,23 @@ TEST(malformed_and_floods) {
   for (int i = 0; i < 150; i++) CHECK_OK(lp2p_mdns_packet_in(e, 2, 4, SRC_LAN, 5353, r, 5, 200000 + i));
   lp2p_mdns_get_stats(e, &st);
   CHECK_EQ(st.packets_flood_dropped, 50);
-  CHECK_OK(lp2p_mdns_packet_in(e, 2, 4, SRC_LAN, 5353, r, n, 201000));
+  /* ... but another source in the same second is still heard */
+  static const uint8_t SRC_OTHER[4] = {192, 168, 1, 21};
+  CHECK_OK(lp2p_mdns_packet_in(e, 2, 4, SRC_OTHER, 5353, r, n, 200500));
   CHECK_EQ(next_ev(e, &ev), 1);
+  lp2p_mdns_get_stats(e, &st);
+  CHECK_EQ(st.packets_flood_dropped, 50);
+  /* 20 spoofed sources x 100: the interface cap (10 x 100 per second) holds */
+  uint64_t before = st.packets_flood_dropped;
+  for (int k = 0; k < 20; k++) {
+    uint8_t sp[4] = {10, 0, 0, (uint8_t)k};
+    for (int i = 0; i < 100; i++) CHECK_OK(lp2p_mdns_packet_in(e, 2, 4, sp, 5353, r, 5, 300000 + (uint64_t)k));
+  }
+  lp2p_mdns_get_stats(e, &st);
+  CHECK_EQ(st.packets_flood_dropped - before, 1000);
+  CHECK_OK(lp2p_mdns_packet_in(e, 2, 4, SRC_LAN, 5353, r, n, 400000));
+  while (next_ev(e, &ev) == 1) {
+  }
   lp2p_mdns_free(e);
   free(r);
 }
@@ -806,7 +892,8 @@ int main(void) {
   RUN(ttl_expiry_and_goodbye);
   RUN(addresses_per_interface);
   RUN(split_large_responses);
-  RUN(txt_per_address_option);
+  RUN(txt_record_layouts);
+  RUN(refresh_queries_and_events);
   RUN(malformed_and_floods);
   RUN(allocation_failures);
   return test_done();

@@ -29,9 +29,9 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
-	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -661,8 +661,8 @@ func (n *ctlNode) serveReqResp(proto string, s network.Stream) {
 		return
 	}
 	_ = json.Unmarshal(b, &req)
+	emit("request", map[string]any{"peer": s.Conn().RemotePeer().String(), "protocol": proto, "body": raw})
 	if omit, _ := req["omit"].(bool); omit {
-		emit("request", map[string]any{"peer": s.Conn().RemotePeer().String(), "protocol": proto, "body": raw})
 		s.Reset()
 		return
 	}
@@ -673,9 +673,7 @@ func (n *ctlNode) serveReqResp(proto string, s network.Stream) {
 	if _, err := s.Write(resp); err != nil {
 		emitError("request", err)
 		s.Reset()
-		return
 	}
-	emit("request", map[string]any{"peer": s.Conn().RemotePeer().String(), "protocol": proto, "body": raw})
 }
 
 func (n *ctlNode) request(ctx context.Context, target, proto, body string) {
