@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "lp2p/devices.h"
+#include "lp2p/kad.h"
 #include "lp2p/pairing.h"
 #include "lp2p/reqresp.h"
 #include "module.h"
@@ -41,6 +42,7 @@ typedef struct pair_st {
   int once_ticks;
   lp2p_devices *dev;
   lp2p_pairing *pair;
+  int dht_added;
   char host[65];
 } pair_st;
 
@@ -156,7 +158,14 @@ static void fail_now(pair_st *st, uint64_t origin, const char *error, int err) {
   }
 }
 
+/* A Kademlia behaviour in the node (a kad module) makes the DHT a rendezvous too. */
+static void ensure_dht(pair_st *st) {
+  lp2p_kad *kad = st->dht_added ? NULL : lp2p_kad_get(node_swarm(st->n));
+  if (kad && lp2p_pairing_add_dht_rendezvous(st->pair, kad) == 0) st->dht_added = 1;
+}
+
 static int do_start(pair_st *st, uint64_t origin) {
+  ensure_dht(st);
   char code[LP2P_PAIRING_CODE_MAX];
   int rv = lp2p_pairing_start(st->pair, code, sizeof code);
   if (rv < 0) {
@@ -188,6 +197,7 @@ static int do_join(pair_st *st, uint64_t origin, char *args) {
   }
   lp2p_peer_id peer;
   int rv = 0;
+  ensure_dht(st);
   if (peer_arg && (rv = node_parse_peer(st->n, peer_arg, &peer)) < 0) {
     fail_now(st, origin, "bad-peer", rv);
     return rv;

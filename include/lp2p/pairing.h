@@ -130,7 +130,8 @@ typedef struct lp2p_pair_rendezvous {
   int (*advertise)(void *self, lp2p_swarm *sw, const char *nameplate, const uint8_t tag[32],
                    const uint8_t dht_key[32]);
   void (*withdraw)(void *self, lp2p_swarm *sw);
-  /* joiner: report candidates through found(ctx, peer) (later, from loop callbacks) until cancel. */
+  /* joiner: report candidates through found(ctx, peer) (later, from loop callbacks) until cancel;
+   * found(ctx, NULL) once the backend has nothing more to report. */
   int (*find)(void *self, lp2p_swarm *sw, const char *nameplate, const uint8_t tag[32],
               const uint8_t dht_key[32], lp2p_pair_found_fn found, void *ctx);
   void (*cancel)(void *self, lp2p_swarm *sw);
@@ -138,6 +139,18 @@ typedef struct lp2p_pair_rendezvous {
 } lp2p_pair_rendezvous;
 /* Adds a backend (vt borrowed, static storage; self owned from now on). At most 4. */
 LP2P_EXTERN int lp2p_pairing_add_rendezvous(lp2p_pairing *p, const lp2p_pair_rendezvous *vt, void *self);
+/* The DHT backend on a Kademlia behaviour (lp2p/kad.h, add it before pairing): the initiator
+ * provides SHA-256("lp2p-pair-dht", nameplate, unix/300) (as a sha2-256 multihash); the joiner
+ * finds providers of the current and the previous epoch's key. No "unprovide" exists: the record
+ * outlives the code until the DHT's provider TTL (a joiner meeting an ended code moves on).
+ * Use nameplate_digits >= 6 on a shared DHT. */
+typedef struct lp2p_kad lp2p_kad;
+LP2P_EXTERN int lp2p_pairing_add_dht_rendezvous(lp2p_pairing *p, lp2p_kad *kad);
+/* mDNS: while a join without a peer runs, every peer the swarm reports as discovered
+ * (PEER_DISCOVERED, e.g. by lp2p/mdns.h) and every connected peer is a candidate; the HELLO's
+ * nameplate tag keeps the PAKE to the right one. */
+/* The swarm p belongs to. */
+LP2P_EXTERN lp2p_swarm *lp2p_pairing_swarm(const lp2p_pairing *p);
 
 #ifdef __cplusplus
 }

@@ -36,6 +36,7 @@ struct lp2p_pairing {
   psess *isess;
   /* joiner */
   int joining, join_explicit, join_cancel, join_kicked;
+  size_t rdv_pending; /* backends still searching */
   lp2p__pair_code jcode;
   psess *jsess;
   lp2p_peer_id cand[MAX_CAND];
@@ -392,7 +393,8 @@ static void join_next(lp2p_pairing *p) {
     p->jsess = ps;
     return;
   }
-  if (p->join_explicit || !p->nrdv) join_end_nopeer(p); /* else wait for the backends until the deadline */
+  /* else wait until the deadline: for the backends, or (none) for discovered peers */
+  if (p->join_explicit || (p->nrdv && !p->rdv_pending)) join_end_nopeer(p);
 }
 
 static void add_candidate(lp2p_pairing *p, const lp2p_peer_id *peer) {
@@ -407,7 +409,21 @@ static void add_candidate(lp2p_pairing *p, const lp2p_peer_id *peer) {
 static void rdv_found(void *ctx, const lp2p_peer_id *peer) {
   lp2p_pairing *p = ctx;
   if (!p->joining || p->join_explicit) return;
-  add_candidate(p, peer);
+  if (!peer) { /* a backend is done */
+    if (p->rdv_pending) p->rdv_pending--;
+  } else {
+    add_candidate(p, peer);
+  }
+  join_next(p);
+}
+
+lp2p_swarm *lp2p_pairing_swarm(const lp2p_pairing *p) { return p ? p->sw : NULL; }
+
+static void pb_on_event(void *self, lp2p_swarm *sw, const lp2p_swarm_event *ev) {
+  lp2p_pairing *p = self;
+  (void)sw;
+  if (ev->type != LP2P_SWARM_EV_PEER_DISCOVERED || !ev->peer || !p->joining || p->join_explicit) return;
+  add_candidate(p, ev->peer);
   join_next(p);
 }
 
@@ -459,8 +475,11 @@ int lp2p_pairing_join(lp2p_pairing *p, const char *code, const lp2p_peer_id *pee
     uint8_t tag[32], key[32];
     lp2p__pair_mdns_tag(p->jcode.nameplate, tag);
     lp2p__pair_dht_key(p->jcode.nameplate, lp2p__pair_epoch((uint64_t)time(NULL)), key);
+    p->rdv_pending = 0;
     for (size_t i = 0; i < p->nrdv; i++)
-      if (p->rdvs[i].vt->find) p->rdvs[i].vt->find(p->rdvs[i].self, p->sw, p->jcode.nameplate, tag, key, rdv_found, p);
+      if (p->rdvs[i].vt->find &&
+          p->rdvs[i].vt->find(p->rdvs[i].self, p->sw, p->jcode.nameplate, tag, key, rdv_found, p) == 0)
+        p->rdv_pending++;
   }
   /* the search deadline; candidates are tried from the loop, never from inside this call */
   lp2p_timer_start(p->jtimer, 0, 0);
@@ -590,6 +609,7 @@ static const lp2p_behaviour_vtable pb_vtable = {
     .struct_size = sizeof(lp2p_behaviour_vtable),
     .name = LP2P_PAIRING_BEHAVIOUR,
     .attach = pb_attach,
+    .on_event = pb_on_event,
     .detach = pb_detach,
     .destroy = pb_destroy,
 };

@@ -7,9 +7,11 @@
  * unpaired peer before its handler sees it, and unpair telling the other side. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lp2p/devices.h"
+#include "lp2p/kad.h"
 #include "lp2p/pairing.h"
 #include "protocols/pairing/engine/pair_int.h"
 #include "swarm_harness.h"
@@ -443,6 +445,80 @@ TEST(pair_persists_and_gates_paired_only_protocols) {
   CHECK_EQ(system(cmd), 0);
 }
 
+
+static void six_digits(lp2p_pairing_config *c) { c->nameplate_digits = 6; }
+
+static void kad_cb(lp2p_kad *kad, const lp2p_kad_result *res, void *ud) {
+  (void)kad;
+  (void)res;
+  ++*(int *)ud;
+}
+
+/* Rendezvous through the DHT: a and b only know a bootstrap node; the joiner finds the
+ * initiator as the provider of the nameplate's key for the current epoch. */
+TEST(pair_via_dht) {
+  tloop L;
+  tloop_init(&L);
+  tsw boot;
+  node a, b;
+  CHECK_OK(tsw_init(&boot, &L, 9, NULL, 1));
+  lp2p_kad *kb = NULL, *ka = NULL, *kj = NULL;
+  CHECK_OK(lp2p_kad_add(boot.sw, NULL, &kb));
+  memset(&a, 0, sizeof a);
+  memset(&b, 0, sizeof b);
+  /* kad first, then devices + pairing */
+  CHECK_OK(tsw_init(&a.t, &L, 1, NULL, 1));
+  CHECK_OK(tsw_init(&b.t, &L, 2, NULL, 1));
+  CHECK_OK(lp2p_kad_add(a.t.sw, NULL, &ka));
+  CHECK_OK(lp2p_kad_add(b.t.sw, NULL, &kj));
+  node *nn[2] = {&a, &b};
+  const char *names[2] = {"dht-a", "dht-b"};
+  for (int i = 0; i < 2; i++) {
+    node *n = nn[i];
+    snprintf(n->name, sizeof n->name, "%s", names[i]);
+    lp2p_devices_config dc = {sizeof dc, NULL, on_dev, n};
+    CHECK_OK(lp2p_devices_add(n->t.sw, &dc, &n->dev));
+    lp2p_pairing_config pc;
+    lp2p_pairing_config_default(&pc);
+    pc.device_name = n->name;
+    pc.on_event = on_pair;
+    pc.ud = n;
+    six_digits(&pc);
+    CHECK_OK(lp2p_pairing_add(n->t.sw, &pc, &n->pair));
+  }
+  CHECK_OK(lp2p_pairing_add_dht_rendezvous(a.pair, ka));
+  CHECK_OK(lp2p_pairing_add_dht_rendezvous(b.pair, kj));
+  CHECK_OK(lp2p_kad_add_bootstrap(ka, boot.addr));
+  CHECK_OK(lp2p_kad_add_bootstrap(kj, boot.addr));
+  int done = 0;
+  CHECK_OK(lp2p_kad_bootstrap(ka, kad_cb, &done, NULL));
+  CHECK_OK(lp2p_kad_bootstrap(kj, kad_cb, &done, NULL));
+  CHECK(RUN_UNTIL(&L, done == 2, 20000));
+  char code[LP2P_PAIRING_CODE_MAX];
+  CHECK_OK(lp2p_pairing_start(a.pair, code, sizeof code));
+  CHECK_EQ(strlen(code) - strlen(strchr(code, '-')), 6);
+  /* the provider record reaches the bootstrap node (the only other DHT server a knows) */
+  lp2p__pair_code pc;
+  CHECK_OK(lp2p__pair_code_parse(&pc, code));
+  uint8_t mh[34] = {0x12, 32};
+  lp2p__pair_dht_key(pc.nameplate, lp2p__pair_epoch((uint64_t)time(NULL)), mh + 2);
+  CHECK(RUN_UNTIL(&L, lp2p_kad_provider_count(kb, mh, sizeof mh) >= 1, 10000));
+  /* b is not connected to a: a can only become b's candidate through the DHT */
+  CHECK(!lp2p_swarm_is_connected(b.t.sw, &a.t.id) || lp2p_swarm_disconnect(b.t.sw, &a.t.id) == 0);
+  CHECK(RUN_UNTIL(&L, !lp2p_swarm_is_connected(b.t.sw, &a.t.id), 5000));
+  CHECK(!lp2p_swarm_is_connected(b.t.sw, &a.t.id));
+  uint64_t t0 = uv_hrtime();
+  CHECK_OK(lp2p_pairing_join(b.pair, code, NULL));
+  CHECK(RUN_UNTIL(&L, a.n_paired == 1 && b.n_paired == 1, 20000));
+  printf("  paired via the DHT in %.1f ms (find providers + dial + PAKE)\n", (double)(uv_hrtime() - t0) / 1e6);
+  CHECK_STR(a.sas, b.sas);
+  CHECK(lp2p_peer_id_equal(&b.peer, &a.t.id));
+  tsw_free(&a.t);
+  tsw_free(&b.t);
+  tsw_free(&boot);
+  CHECK_EQ(tloop_finish(&L), 0);
+}
+
 int main(void) {
   RUN(pair_success_and_registry);
   RUN(pair_wrong_code_burns_both_sides);
@@ -450,5 +526,6 @@ int main(void) {
   RUN(pair_tampered_and_replayed_messages_fail);
   RUN(pair_code_expires);
   RUN(pair_persists_and_gates_paired_only_protocols);
+  RUN(pair_via_dht);
   return test_done();
 }
