@@ -146,9 +146,11 @@ LP2P_EXTERN int lp2p_pairing_add_rendezvous(lp2p_pairing *p, const lp2p_pair_ren
  * Use nameplate_digits >= 6 on a shared DHT. */
 typedef struct lp2p_kad lp2p_kad;
 LP2P_EXTERN int lp2p_pairing_add_dht_rendezvous(lp2p_pairing *p, lp2p_kad *kad);
-/* mDNS: while a join without a peer runs, every peer the swarm reports as discovered
- * (PEER_DISCOVERED, e.g. by lp2p/mdns.h) and every connected peer is a candidate; the HELLO's
- * nameplate tag keeps the PAKE to the right one. */
+/* mDNS: a join without a peer takes as candidates every connected peer, every peer with a valid
+ * discovery-source address in the peer store (mDNS, DHT, ...: lp2p/mdns.h fills it) and every
+ * peer discovered (PEER_DISCOVERED) while it runs; the HELLO's nameplate tag keeps the PAKE to
+ * the right one. (The nameplate's tag is not in the mDNS record yet: lp2p/mdns.h has no way to
+ * add a TXT entry; with one, the candidates could be filtered before any stream.) */
 /* The swarm p belongs to. */
 LP2P_EXTERN lp2p_swarm *lp2p_pairing_swarm(const lp2p_pairing *p);
 

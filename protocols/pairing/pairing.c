@@ -4,6 +4,8 @@
  * backends, and records the paired device in the registry (lp2p/devices.h). */
 #include "lp2p/pairing.h"
 
+#include "lp2p/peerstore.h"
+
 #include "protocols/pairing/engine/pair_int.h"
 #include "protocols/proto_mem.h"
 
@@ -472,6 +474,21 @@ int lp2p_pairing_join(lp2p_pairing *p, const char *code, const lp2p_peer_id *pee
     lp2p_peer_id conn[MAX_CAND];
     size_t n = lp2p_swarm_connected_peers(p->sw, conn, MAX_CAND);
     for (size_t i = 0; i < n && i < MAX_CAND; i++) add_candidate(p, &conn[i]);
+    /* and the peers a discovery source (mDNS, ...) reported and that are still valid */
+    lp2p_peerstore *pst = lp2p_swarm_peerstore(p->sw);
+    size_t np = pst ? lp2p_peerstore_peers(pst, NULL, 0) : 0;
+    lp2p_peer_id *ids = np ? lp2p__pm_calloc(&p->mem, np * sizeof *ids) : NULL;
+    np = ids ? lp2p_peerstore_peers(pst, ids, np) : 0;
+    for (size_t i = 0; i < np; i++) {
+      lp2p_peer_addr pa[LP2P__PAIR_ADDRS_MAX];
+      size_t na = lp2p_peerstore_addrs(pst, &ids[i], LP2P_MA_SCOPE_ANY, pa, LP2P__PAIR_ADDRS_MAX);
+      for (size_t k = 0; k < na && k < LP2P__PAIR_ADDRS_MAX; k++)
+        if (pa[k].source >= LP2P_ADDR_SRC_MDNS) {
+          add_candidate(p, &ids[i]);
+          break;
+        }
+    }
+    lp2p__pm_free(&p->mem, ids);
     uint8_t tag[32], key[32];
     lp2p__pair_mdns_tag(p->jcode.nameplate, tag);
     lp2p__pair_dht_key(p->jcode.nameplate, lp2p__pair_epoch((uint64_t)time(NULL)), key);
