@@ -33,7 +33,9 @@
  *
  * Requests to a peer that is being dialed wait for that dial (the swarm joins
  * it); to a known but unconnected peer the swarm dials the peer store's
- * addresses. At most max_outbound_per_peer requests to one peer have a stream
+ * addresses; to a peer with no known address the swarm asks its peer router
+ * (the Kademlia behaviour of lp2p/kad.h installs itself as one) and the
+ * request fails with DIAL_FAILURE (LP2P_ERR_NOT_CONNECTED) only if that fails. At most max_outbound_per_peer requests to one peer have a stream
  * at once: the others wait in order (their timeout runs from the send call).
  * At most max_inbound_per_peer inbound request streams per peer are served at
  * once; more are reset (outcome IO, err LP2P_ERR_LIMIT).

@@ -12,6 +12,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lp2p/identify.h"
+#include "lp2p/kad.h"
+#include "lp2p/peerstore.h"
 #include "lp2p/reqresp.h"
 #include "swarm_harness.h"
 #include "test.h"
@@ -607,6 +610,59 @@ TEST(rr_config_errors) {
   CHECK_EQ(tloop_finish(&L), 0);
 }
 
+
+static void kad_done(lp2p_kad *kad, const lp2p_kad_result *res, void *ud) {
+  (void)kad;
+  (void)res;
+  ++*(int *)ud;
+}
+
+/* A request to a peer with no known address: the swarm asks its peer router, the Kademlia
+ * behaviour, which finds the peer's addresses through the bootstrap node. */
+TEST(rr_peer_without_address_found_through_dht) {
+  tloop L;
+  tloop_init(&L);
+  tsw boot, a, b;
+  CHECK_OK(tsw_init(&boot, &L, 9, NULL, 1));
+  CHECK_OK(tsw_init(&a, &L, 1, NULL, 1));
+  CHECK_OK(tsw_init(&b, &L, 2, NULL, 1));
+  lp2p_kad *kb = NULL, *ka = NULL, *kbb = NULL;
+  /* identify tells the DHT nodes that the others speak kad (routing-table entries) */
+  CHECK_OK(lp2p_identify_add(boot.sw, NULL, NULL));
+  CHECK_OK(lp2p_identify_add(a.sw, NULL, NULL));
+  CHECK_OK(lp2p_identify_add(b.sw, NULL, NULL));
+  CHECK_OK(lp2p_kad_add(boot.sw, NULL, &kb));
+  CHECK_OK(lp2p_kad_add(a.sw, NULL, &ka));
+  CHECK_OK(lp2p_kad_add(b.sw, NULL, &kbb));
+  rapp *ra = rapp_add(&a, k_p1, 1, M_ECHO, NULL);
+  rapp *rb = rapp_add(&b, k_p1, 1, M_ECHO, NULL);
+  CHECK_OK(lp2p_kad_add_bootstrap(kbb, boot.addr)); /* b is in boot's table */
+  int done = 0;
+  CHECK_OK(lp2p_kad_bootstrap(kbb, kad_done, &done, NULL));
+  CHECK(RUN_UNTIL(&L, done == 1, 20000));
+  CHECK_OK(lp2p_kad_add_bootstrap(ka, boot.addr)); /* a knows only boot */
+  CHECK_OK(lp2p_kad_bootstrap(ka, kad_done, &done, NULL));
+  CHECK(RUN_UNTIL(&L, done == 2, 20000));
+  if (lp2p_swarm_is_connected(a.sw, &b.id)) {
+    CHECK_OK(lp2p_swarm_disconnect(a.sw, &b.id));
+    CHECK(RUN_UNTIL(&L, !lp2p_swarm_is_connected(a.sw, &b.id), 5000));
+  }
+  /* whatever a's bootstrap taught it about b is forgotten: only the router can find b now */
+  lp2p_peerstore_remove_peer(lp2p_swarm_peerstore(a.sw), &b.id);
+  CHECK_EQ(lp2p_swarm_peer_addresses(a.sw, &b.id, NULL, 0), 0);
+  uint64_t id;
+  CHECK_OK(send_str(ra, &b.id, NULL, "via the dht", &id));
+  CHECK(RUN_UNTIL(&L, ra->out[id].n == 1, 20000));
+  CHECK_EQ(ra->out[id].outcome, LP2P_REQRESP_RESPONSE);
+  CHECK(ra->out[id].len == 14 && !memcmp(ra->out[id].data, "re:via the dht", 14));
+  tsw_free(&a);
+  tsw_free(&b);
+  tsw_free(&boot);
+  CHECK_EQ(tloop_finish(&L), 0);
+  rapp_free(ra);
+  rapp_free(rb);
+}
+
 int main(void) {
   RUN(rr_round_trip_and_omission);
   RUN(rr_unsupported_and_protocol_choice);
@@ -618,5 +674,6 @@ int main(void) {
   RUN(rr_inbound_limit_per_peer);
   RUN(rr_thousand_concurrent);
   RUN(rr_config_errors);
+  RUN(rr_peer_without_address_found_through_dht);
   return test_done();
 }
