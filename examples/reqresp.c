@@ -8,6 +8,7 @@
  * Build against an installed lp2p:
  *   CMake:      find_package(lp2p REQUIRED) + target_link_libraries(app PRIVATE lp2p::lp2p)
  *   pkg-config: cc reqresp.c $(pkg-config --cflags --libs lp2p) */
+#define _POSIX_C_SOURCE 200809L /* fork, pipe, kill */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
