@@ -13,5 +13,8 @@ int cmd_kad(const cli_command *cmd, int argc, char **argv);
 int cmd_send(const cli_command *cmd, int argc, char **argv);
 int cmd_send_file(const cli_command *cmd, int argc, char **argv);
 int cmd_inbox(const cli_command *cmd, int argc, char **argv);
+int cmd_pair(const cli_command *cmd, int argc, char **argv);
+int cmd_devices(const cli_command *cmd, int argc, char **argv);
+int cmd_unpair(const cli_command *cmd, int argc, char **argv);
 
 #endif

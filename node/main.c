@@ -17,6 +17,9 @@ static const cli_command commands[] = {
     {"send", "send a durable message to a peer (through --api or a short-lived node)", cmd_send},
     {"send-file", "send a file to a peer, resumable and verified", cmd_send_file},
     {"inbox", "list (and take) the received messages", cmd_inbox},
+    {"pair", "pair with another device: print a code and wait, or join with CODE", cmd_pair},
+    {"devices", "list the paired devices", cmd_devices},
+    {"unpair", "forget a paired device and tell it", cmd_unpair},
 };
 #define N_COMMANDS (sizeof commands / sizeof *commands)
 
