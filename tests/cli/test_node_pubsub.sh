@@ -27,13 +27,13 @@ wait_grep() { for _ in $(seq $((${3:-10} * 10))); do grep -q -- "$2" "$1" 2>/dev
 count() { grep -c -- "$2" "$1" 2>/dev/null || true; }
 
 declare -A fd addr
-# start NAME ARGS...: lp2p-node listen --json --control, stdin from a FIFO on a new fd
+# start NAME ARGS...: lp2p-node listen --json --control, stdin from a FIFO on a new fd (--no-kad: the DHT would link A and C and spoil the line)
 start() {
   local name="$1"; shift
   mkfifo "$tmp/$name.in"
   exec {f}<>"$tmp/$name.in"
   fd[$name]=$f
-  "$node" listen --json --control --identity "$tmp/$name.key" "$@" <"$tmp/$name.in" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+  "$node" listen --json --control --no-kad --identity "$tmp/$name.key" "$@" <"$tmp/$name.in" >"$tmp/$name.out" 2>"$tmp/$name.err" &
   pids+=($!)
   wait_grep "$tmp/$name.out" '"event":"listening"'
   addr[$name]="$(grep -m1 '"event":"listening"' "$tmp/$name.out" | sed 's/.*"addr":"\([^"]*\)".*/\1/')"

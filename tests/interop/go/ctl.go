@@ -663,7 +663,7 @@ func (n *ctlNode) serveReqResp(proto string, s network.Stream) {
 	_ = json.Unmarshal(b, &req)
 	emit("request", map[string]any{"peer": s.Conn().RemotePeer().String(), "protocol": proto, "body": raw})
 	if omit, _ := req["omit"].(bool); omit {
-		s.Reset()
+		s.Close() // no body, then EOF: what rust-libp2p does when the response channel is dropped
 		return
 	}
 	if ms, ok := req["sleep_ms"].(float64); ok && ms > 0 {

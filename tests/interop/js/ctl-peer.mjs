@@ -509,7 +509,7 @@ async function serveReqResp (node, protocol, stream, connection) {
     const bytes = await readAll(stream)
     const body = JSON.parse(bytes.toString('utf8'))
     emit('request', { peer: connection.remotePeer.toString(), protocol, body })
-    if (body?.omit === true) { stream.abort(new Error('omitted')); return }
+    if (body?.omit === true) { await stream.close(); return } // no body, then EOF, as rust-libp2p does
     if (typeof body?.sleep_ms === 'number') await new Promise((resolve) => setTimeout(resolve, body.sleep_ms))
     await sendAll(stream, new TextEncoder().encode(JSON.stringify({ echo: body, from: node.peerId.toString() })))
     await stream.close()
