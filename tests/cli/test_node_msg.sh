@@ -144,9 +144,10 @@ want2=$(sha256sum "$tmp/big2.bin" | cut -d' ' -f1)
 n0=$(wc -l <"$tmp/b.out")
 "$node" send-file "$idb" "$tmp/big2.bin" --api "$tmp/a.sock" --timeout 300 --json >"$tmp/sf.out" 2>&1 &
 sfpid=$!; pids+=($sfpid)
-for _ in $(seq 300); do
+# past two durable checkpoints (the receiver records every 16 chunks of 1 MiB), whatever the build's speed
+for _ in $(seq 1500); do
   b_bytes=$(tail -n +$((n0 + 1)) "$tmp/b.out" | grep '"file-progress"' | grep '"outgoing":false' | tail -1 | grep -o '"bytes":[0-9]*' | cut -d: -f2)
-  [ -n "$b_bytes" ] && [ "$b_bytes" -gt 0 ] && break; sleep 0.02
+  [ -n "$b_bytes" ] && [ "$b_bytes" -ge 40000000 ] && break; sleep 0.02
 done
 kill -9 "$pid_b"; wait "$pid_b" 2>/dev/null
 check "4: receiver killed with the file in progress (${b_bytes:-0} bytes)" \

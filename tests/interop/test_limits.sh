@@ -26,7 +26,7 @@ MAX_MEM_MIB=48 PEER_MIB=16 NEGO_MS=3000
 # bounds (KiB): peak growth under the budget plus a margin (allocator overhead, TCP, the readbuf, ...);
 # afterwards back within BACK of the baseline. ASan's quarantine and shadow memory need much more.
 PEAK_MAX=$(((MAX_MEM_MIB + 24) * 1024)) BACK=$((3 * 1024))
-[ $asan = 1 ] && PEAK_MAX=$((512 * 1024)) BACK=$((192 * 1024))
+[ $asan = 1 ] && PEAK_MAX=$((512 * 1024))
 
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$lpid/status" 2>/dev/null || echo 0; }
 hwm() { awk '/^VmHWM/ {print $2}' "/proc/$lpid/status" 2>/dev/null || echo 0; }
@@ -94,7 +94,9 @@ attack() {
   if [ $arc = 0 ]; then ok "$name: attacker ran ($(tail -1 "$out"))"; else bad "$name: attacker failed" "$(cat "$out")"; fi
   if [ $((peak - b0)) -le $PEAK_MAX ]; then ok "$name: peak RSS growth $((peak - b0)) KiB <= $PEAK_MAX"
   else bad "$name: peak RSS growth $((peak - b0)) KiB > $PEAK_MAX"; fi
-  if [ "$after" -le $((b0 + BACK)) ] && [ "$after" -le $((base + BACK)) ]; then
+  if [ $asan = 1 ]; then # freed memory stays in ASan's quarantine and size-class caches, not in glibc's heap
+    echo "       $name: RSS return not asserted under ASan (its allocator keeps what was freed; the normal build asserts it)"
+  elif [ "$after" -le $((b0 + BACK)) ] && [ "$after" -le $((base + BACK)) ]; then
     ok "$name: RSS back near baseline (${after} KiB; before ${b0}, first baseline ${base})"
   else bad "$name: RSS after the attack ${after} KiB > min(${b0}, ${base}) + ${BACK}"; fi
   printf '| %s | %s | %s (+%s) | %s (%+d vs first baseline) | %s | %s |\n' "$name" "$b0" "$peak" "$((peak - b0))" \

@@ -149,6 +149,8 @@ static lp2p_mdns *mk_engine(const char *peer_name, int no_compression, lp2p_tsta
 }
 
 static const uint8_t SRC_LAN[4] = {192, 168, 1, 20};
+/* a link-local IPv6 source for packets of family 6 (the engine reads 16 bytes then) */
+static const uint8_t SRC_LAN6[16] = {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x20};
 
 TEST(vector_layout_byte_for_byte) {
   size_t qn, rn;
@@ -321,7 +323,8 @@ TEST(own_announcements_ignored) {
   drain(e, &p);
   CHECK(count_kind(&p, 1, 0, 0) >= 2);
   for (size_t i = 0; i < p.n; i++)
-    CHECK_OK(lp2p_mdns_packet_in(e, p.p[i].ifindex, p.p[i].family, SRC_LAN, 5353, p.p[i].data, p.p[i].len, 200));
+    CHECK_OK(lp2p_mdns_packet_in(e, p.p[i].ifindex, p.p[i].family, p.p[i].family == 6 ? SRC_LAN6 : SRC_LAN, 5353,
+                                 p.p[i].data, p.p[i].len, 200));
   lp2p_mdns_event ev;
   CHECK_EQ(next_ev(e, &ev), 0);
   pkts_free(&p);
@@ -333,7 +336,7 @@ TEST(own_announcements_ignored) {
   CHECK_OK(lp2p_mdns_tick(twin, lp2p_mdns_next_deadline(twin)));
   drain(twin, &p);
   for (size_t i = 0; i < p.n; i++)
-    CHECK_OK(lp2p_mdns_packet_in(e, p.p[i].ifindex, p.p[i].family, SRC_LAN, 5353, p.p[i].data, p.p[i].len, 300));
+    CHECK_OK(lp2p_mdns_packet_in(e, p.p[i].ifindex, p.p[i].family, p.p[i].family == 6 ? SRC_LAN6 : SRC_LAN, 5353, p.p[i].data, p.p[i].len, 300));
   CHECK_EQ(next_ev(e, &ev), 0);
   pkts_free(&p);
   lp2p_mdns_free(twin);
@@ -584,7 +587,7 @@ TEST(ttl_expiry_and_goodbye) {
   pkts p;
   drain(a, &p);
   for (size_t i = 0; i < p.n; i++)
-    if (p.p[i].ifindex == 2) CHECK_OK(lp2p_mdns_packet_in(e, 2, p.p[i].family, SRC_LAN, 5353, p.data[i], p.p[i].len, 200000));
+    if (p.p[i].ifindex == 2) CHECK_OK(lp2p_mdns_packet_in(e, 2, p.p[i].family, p.p[i].family == 6 ? SRC_LAN6 : SRC_LAN, 5353, p.data[i], p.p[i].len, 200000));
   pkts_free(&p);
   REQUIRE(next_ev(e, &ev) == 1);
   CHECK_EQ(ev.type, LP2P_MDNS_EV_DISCOVERED);
@@ -600,7 +603,7 @@ TEST(ttl_expiry_and_goodbye) {
     for (size_t k = 0; k < msg.nrr; k++) CHECK_EQ(msg.rr[k].ttl, 0);
   }
   for (size_t i = 0; i < p.n; i++)
-    if (p.p[i].ifindex == 2) CHECK_OK(lp2p_mdns_packet_in(e, 2, p.p[i].family, SRC_LAN, 5353, p.data[i], p.p[i].len, 200100));
+    if (p.p[i].ifindex == 2) CHECK_OK(lp2p_mdns_packet_in(e, 2, p.p[i].family, p.p[i].family == 6 ? SRC_LAN6 : SRC_LAN, 5353, p.data[i], p.p[i].len, 200100));
   pkts_free(&p);
   REQUIRE(next_ev(e, &ev) == 1);
   CHECK_EQ(ev.type, LP2P_MDNS_EV_EXPIRED);
