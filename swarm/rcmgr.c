@@ -325,7 +325,11 @@ static void rc_trim_cb(lp2p_swarm *sw, void *arg) {
  * a second (a busy node does not trim all the time: the burst is trimmed at the first release after). */
 static void schedule_trim(lp2p_swarm *sw, int last_conn) {
   if (sw->freeing || sw->rc_trim_queued) return;
-  if (!last_conn && sw->rc_trimmed && lp2p__swarm_now(sw) < sw->rc_trimmed + 1000) return;
+  /* the last connection closing trims at once after a burst (1 MiB held since the last trim); after a
+   * small one (a dial, a ping) it is rate-limited like a fall in usage: malloc_trim costs hundreds of
+   * microseconds, and a node that connects and disconnects one peer at a time must not pay it each time */
+  int burst = last_conn && sw->rc_peak >= (1u << 20);
+  if (!burst && sw->rc_trimmed && lp2p__swarm_now(sw) < sw->rc_trimmed + 1000) return;
   if (lp2p__swarm_defer(sw, rc_trim_cb, last_conn ? (void *)sw : NULL) < 0) return;
   sw->rc_trim_queued = 1;
   sw->rc_peak = sw->rc.node.mem; /* one trim per burst */
