@@ -17,18 +17,7 @@
  * bytes]... encrypted with the initiator's key; flags bit 0 flips a ciphertext bit, bit 1 sends
  * the frame through lp2p_noise_open_frame instead of feed. A flipped frame must fail the session,
  * everything else must come out as sent. Keys are fixed, so every run is deterministic. */
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "lp2p/noise.h"
-#include "lp2p/peerid.h"
-#include "noise/noise_int.h"
-
-#define CHECK(x) \
-  do {           \
-    if (!(x)) __builtin_trap(); \
-  } while (0)
+#include "noise_fuzz_common.h"
 
 static const uint8_t kS_i[32] = {0x11, 1}, kE_i[32] = {0x11, 2}, kS_r[32] = {0x22, 1}, kE_r[32] = {0x22, 2};
 
@@ -64,64 +53,6 @@ static void init_once(void) {
   hs_after_msg1 = hs;
 }
 
-static void drain(lp2p_noise *n, uint8_t **acc, size_t *acc_len) {
-  const uint8_t *p;
-  size_t k = lp2p_noise_plaintext(n, &p);
-  if (k && acc) {
-    uint8_t *q = realloc(*acc, *acc_len + k);
-    CHECK(q);
-    memcpy(q + *acc_len, p, k);
-    *acc = q;
-    *acc_len += k;
-  }
-  lp2p_noise_plaintext_consumed(n, k);
-}
-
-/* Feeds everything (in chunks); returns 0 or the engine's error. */
-static int feed_all(lp2p_noise *n, const uint8_t *in, size_t len, size_t chunk, uint8_t **acc, size_t *acc_len) {
-  size_t off = 0;
-  while (off < len) {
-    size_t c = chunk && chunk < len - off ? chunk : len - off;
-    int64_t k = lp2p_noise_feed(n, in + off, c);
-    if (k < 0) {
-      CHECK(lp2p_noise_error(n) == (int)k);
-      CHECK(lp2p_noise_feed(n, in, len) == k); /* terminal */
-      return (int)k;
-    }
-    CHECK((size_t)k <= c);
-    CHECK(k > 0); /* nothing can stall here: plaintext is drained after each call */
-    off += (size_t)k;
-    drain(n, acc, acc_len);
-  }
-  return 0;
-}
-
-static void check_done_state(lp2p_noise *n, const char *const *mux, size_t nmux) {
-  /* the handshake state lives exactly as long as the handshake */
-  CHECK((n->hs == NULL) == (lp2p_noise_handshake_done(n) || lp2p_noise_error(n) != 0));
-  if (!lp2p_noise_handshake_done(n)) {
-    CHECK(lp2p_noise_remote_peer(n) == NULL && lp2p_noise_muxer(n) == NULL);
-    return;
-  }
-  const lp2p_peer_id *pid = lp2p_noise_remote_peer(n);
-  CHECK(pid && lp2p_noise_remote_key(n));
-  CHECK(lp2p_peer_id_matches(pid, lp2p_noise_remote_key(n)));
-  CHECK(!lp2p_peer_id_equal(pid, &peer_r)); /* never ourselves */
-  const char *m = lp2p_noise_muxer(n);
-  if (m) {
-    int found = 0;
-    for (size_t i = 0; i < nmux; i++) found |= !strcmp(m, mux[i]);
-    CHECK(found);
-  }
-}
-
-static size_t frame(uint8_t *out, const uint8_t *body, size_t len) {
-  out[0] = (uint8_t)(len >> 8);
-  out[1] = (uint8_t)len;
-  memcpy(out + 2, body, len);
-  return len + 2;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   init_once();
   if (size < 2) return 0;
@@ -153,8 +84,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   CHECK(lp2p_noise_output(n, &o) == 0);
 
   if (mode == 0) {
-    feed_all(n, body, blen, chunk, NULL, NULL);
-    check_done_state(n, mux, nmux);
+    nf_feed_all(n, body, blen, chunk, NULL, NULL);
+    nf_check_done_state(n, mux, nmux, &peer_r, 0);
     lp2p_noise_free(n);
     return 0;
   }
@@ -164,15 +95,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uint8_t *msg = malloc(70000), *wire = malloc(70000);
   CHECK(msg && wire);
   size_t ml, wl, pl;
-  CHECK(feed_all(n, msg1_wire, sizeof msg1_wire, chunk, NULL, NULL) == 0);
+  CHECK(nf_feed_all(n, msg1_wire, sizeof msg1_wire, chunk, NULL, NULL) == 0);
   size_t ol = lp2p_noise_output(n, &o);
   CHECK(ol > 2 + 96 && (size_t)(o[0] << 8 | o[1]) == ol - 2);
   CHECK(lp2p__noise_hs_read(&hs, o + 2, ol - 2, msg, 70000, &pl) == 0); /* our msg2 is valid */
   lp2p_noise_output_consumed(n, ol);
 
   if (mode == 1) {
-    feed_all(n, body, blen, chunk, NULL, NULL);
-    check_done_state(n, mux, nmux);
+    nf_feed_all(n, body, blen, chunk, NULL, NULL);
+    nf_check_done_state(n, mux, nmux, &peer_r, 0);
     goto out;
   }
 
@@ -193,9 +124,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (total > LP2P_NOISE_MAX_FRAME - 64) total = LP2P_NOISE_MAX_FRAME - 64;
   CHECK(lp2p__noise_hs_write(&hs, payload, total, msg, 70000, &ml) == 0);
   free(payload);
-  wl = frame(wire, msg, ml);
-  int rv = feed_all(n, wire, wl, chunk, NULL, NULL);
-  check_done_state(n, mux, nmux);
+  wl = nf_frame(wire, msg, ml);
+  int rv = nf_feed_all(n, wire, wl, chunk, NULL, NULL);
+  nf_check_done_state(n, mux, nmux, &peer_r, 0);
   if (rv) {
     CHECK(!lp2p_noise_handshake_done(n));
     goto out;
@@ -206,66 +137,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   /* transport: the initiator's frames, then one frame from us checked with the raw key */
   lp2p__noise_cipher c1, c2;
   CHECK(lp2p__noise_hs_split(&hs, &c1, &c2) == 0);
-  const uint8_t *t = pay + plen;
-  size_t tl = avail - plen;
-  uint8_t *got = NULL, *sent = NULL;
-  size_t got_len = 0, sent_len = 0;
-  int dead = 0;
-  while (tl >= 2 && !dead) {
-    size_t k = (size_t)t[0] * 37 % 4096, flags = t[1];
-    t += 2;
-    tl -= 2;
-    if (k > tl) k = tl;
-    CHECK(lp2p__noise_cipher_encrypt(&c1, NULL, 0, t, k, msg + 2) == 0);
-    size_t fl = k + 16;
-    msg[0] = (uint8_t)(fl >> 8);
-    msg[1] = (uint8_t)fl;
-    if (flags & 1) msg[2 + (flags >> 2) % fl] ^= (uint8_t)(1u << (flags & 7));
-    if (flags & 2) {
-      size_t ptl = 0;
-      int r;
-      if (k & 1) { /* odd lengths through open_next: the engine's own framing, partial frames first */
-        uint8_t *pt = NULL;
-        CHECK(lp2p_noise_open_next(n, msg, fl + 1, &pt, &ptl) == 0); /* one byte short: nothing */
-        int64_t w = lp2p_noise_open_next(n, msg, fl + 2, &pt, &ptl);
-        CHECK(w < 0 || (w == (int64_t)fl + 2 && pt == msg + 2));
-        r = w < 0 ? (int)w : 0;
-      } else {
-        r = lp2p_noise_open_frame(n, msg + 2, fl, &ptl);
-      }
-      if (flags & 1) {
-        CHECK(r == LP2P_ERR_DECRYPT);
-        dead = 1;
-      } else {
-        CHECK(r == 0 && ptl == k && !memcmp(msg + 2, t, k));
-      }
-    } else {
-      int r = feed_all(n, msg, fl + 2, chunk, &got, &got_len);
-      if (flags & 1) {
-        CHECK(r == LP2P_ERR_DECRYPT);
-        dead = 1;
-      } else {
-        CHECK(r == 0);
-        uint8_t *q = realloc(sent, sent_len + k + 1);
-        CHECK(q);
-        sent = q;
-        memcpy(sent + sent_len, t, k);
-        sent_len += k;
-      }
-    }
-    t += k;
-    tl -= k;
-  }
-  CHECK(got_len == sent_len && (!got_len || !memcmp(got, sent, got_len)));
-  if (!dead) {
-    CHECK(lp2p_noise_write(n, (const uint8_t *)"pong", 4) == 0);
-    ol = lp2p_noise_output(n, &o);
-    CHECK(ol == 4 + 18 && o[1] == 20);
-    memcpy(msg, o + 2, 20);
-    CHECK(lp2p__noise_cipher_decrypt(&c2, NULL, 0, msg, 20, msg) == 0 && !memcmp(msg, "pong", 4));
-  }
-  free(got);
-  free(sent);
+  nf_transport(n, &c1, &c2, pay + plen, avail - plen, chunk, msg);
 out:
   lp2p__noise_hs_wipe(&hs);
   free(msg);
