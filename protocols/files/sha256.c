@@ -6,6 +6,7 @@
 #include "lp2p/files.h"
 
 #if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define LP2P_HAVE_SHANI_CODE 1
 #endif
@@ -91,8 +92,11 @@ __attribute__((target("sha,sse4.1"))) static void blocks_shani(uint32_t h[8], co
 static int have_shani(void) {
   static int v = -1;
   if (v < 0) {
-    __builtin_cpu_init();
-    v = __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1");
+    /* CPUID directly: clang's __builtin_cpu_supports does not know "sha". Leaf 1 ECX bit 19 is
+     * SSE4.1, leaf 7 EBX bit 29 is the SHA extensions. */
+    unsigned a, b, c, d;
+    int sse41 = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 19));
+    v = sse41 && __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 29));
   }
   return v;
 }
