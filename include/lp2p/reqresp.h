@@ -74,11 +74,12 @@ typedef enum lp2p_reqresp_outcome {
   LP2P_REQRESP_UNSUPPORTED_PROTOCOL = 4,
   LP2P_REQRESP_TOO_LARGE = 5,
   LP2P_REQRESP_RESPONSE_OMISSION = 6,
-  LP2P_REQRESP_IO = 7
+  LP2P_REQRESP_IO = 7,
+  LP2P_REQRESP_RESOURCE_LIMIT = 8 /* the body did not fit the resource manager's limits (err LP2P_ERR_LIMIT) */
 } lp2p_reqresp_outcome;
 
 /* "response", "dial-failure", "timeout", "connection-closed", "unsupported-protocol", "too-large",
- * "response-omission", "io"; static storage. */
+ * "response-omission", "io", "resource-limit"; static storage. */
 LP2P_EXTERN const char *lp2p_reqresp_outcome_name(lp2p_reqresp_outcome o);
 
 typedef enum lp2p_reqresp_event_type {
