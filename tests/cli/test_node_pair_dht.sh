@@ -8,7 +8,8 @@
 #      DHT, its guess fails on both sides and burns the code; b's right code then fails too
 #   3. a and b restart (same data dirs, fresh ports, still only x as bootstrap): still paired;
 #      ping, --paired-only on both, works a <-> b by peer id alone (addresses from the device
-#      registry or the DHT) and is refused to the unpaired x
+#      registry or the DHT) and is refused to the unpaired x; b's registry then holds a's new
+#      address (refreshed from identify, persisted)
 # Env (set by ctest): LP2P_NODE, LP2P_SOURCE_DIR.
 set -uo pipefail
 src="${LP2P_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
@@ -131,6 +132,11 @@ wait_ev a kad-bootstrap true 10 >/dev/null; wait_ev b kad-bootstrap true 10 >/de
 cmd b "ping $id_a"
 p="$(wait_ev b ping true 15)"
 jq -e '.rtt_us > 0' >/dev/null <<<"$p" && ok "paired-only ping b -> a by id after restart (new ports)" || bad "paired-only ping b -> a after restart" "$p"
+new_port_a="$(sed 's|.*/tcp/\([0-9]*\)/.*|\1|' <<<"$addr_a")"
+for _ in $(seq 100); do grep "^$id_a " "$tmp/db/devices" 2>/dev/null | grep -q "/tcp/$new_port_a\b" && break; sleep 0.05; done
+grep "^$id_a " "$tmp/db/devices" 2>/dev/null | grep -q "/tcp/$new_port_a\b" &&
+  ok "b's device registry now holds a's new address (port $new_port_a), persisted" ||
+  bad "b's registry refreshed a's address" "$(cat "$tmp/db/devices")"
 cmd a "ping $id_b"
 p="$(wait_ev a ping true 15)"
 jq -e '.rtt_us > 0' >/dev/null <<<"$p" && ok "paired-only ping a -> b" || bad "paired-only ping a -> b" "$p"
