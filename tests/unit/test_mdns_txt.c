@@ -2,10 +2,16 @@
  * behind lp2p_mdns_service_set_txt and the pairing rendezvous by mDNS): validation, the record
  * layout (one TXT record before the dnsaddr ones, in every packet of a split response), an
  * announcement at once on change, and the receiving engine's DISCOVERED / UPDATED events and
- * lp2p_mdns_peer_txt. Two engines joined by hand, explicit clock. */
+ * lp2p_mdns_peer_txt. Two engines joined by hand, explicit clock. And the behaviour's API
+ * (lp2p_mdns_service_set_txt keys and limits, listeners) on a real swarm; its traffic on a LAN is
+ * tests/netns/test_pair_mdns.sh. */
 #include <stdlib.h>
 
+#include <unistd.h>
+
+#include "lp2p/mdns.h"
 #include "mdns/engine/mdns_codec.h"
+#include "swarm_harness.h"
 #include "mdns/engine/mdns_engine.h"
 #include "test.h"
 
@@ -229,10 +235,63 @@ TEST(received_extras_filtered) {
   lp2p_mdns_free(b);
 }
 
+static void l_fn(lp2p_mdns_service *m, const lp2p_mdns_peer_event *ev, void *ud) { (void)m, (void)ev, (void)ud; }
+static void l_fn2(lp2p_mdns_service *m, const lp2p_mdns_peer_event *ev, void *ud) { (void)m, (void)ev, (void)ud; }
+
+TEST(service_txt_api) {
+  tloop L;
+  tloop_init(&L);
+  tsw a;
+  CHECK_OK(tsw_init(&a, &L, 1, NULL, 1));
+  lp2p_mdns_service_config c;
+  lp2p_mdns_service_config_default(&c);
+  c.port = (uint16_t)(40000 + getpid() % 20000); /* not the host's 5353 */
+  lp2p_mdns_service *m = NULL;
+  CHECK_OK(lp2p_mdns_add(a.sw, &c, &m));
+  REQUIRE(m != NULL);
+  CHECK_OK(lp2p_mdns_service_set_txt(m, "lp2p-pair", "00ff"));
+  CHECK_OK(lp2p_mdns_service_set_txt(m, "lp2p-pair", "00ff")); /* unchanged */
+  CHECK_OK(lp2p_mdns_service_set_txt(m, "lp2p-pair", "11ee")); /* replaced, still one string */
+  CHECK_EQ(lp2p_mdns_service_set_txt(m, "dnsaddr", "/ip4/1.2.3.4/tcp/1"), LP2P_ERR_INVAL);
+  CHECK_EQ(lp2p_mdns_service_set_txt(m, "Up", "x"), LP2P_ERR_INVAL);
+  CHECK_EQ(lp2p_mdns_service_set_txt(m, "k=v", "x"), LP2P_ERR_INVAL);
+  CHECK_EQ(lp2p_mdns_service_set_txt(m, "tenletters", "x"), LP2P_ERR_INVAL);
+  CHECK_EQ(lp2p_mdns_service_set_txt(m, "k", "bad\x01"), LP2P_ERR_INVAL);
+  CHECK_EQ(lp2p_mdns_service_set_txt(m, "k", ""), LP2P_ERR_INVAL);
+  CHECK_EQ(lp2p_mdns_service_set_txt(m, "nokey", NULL), LP2P_ERR_NOT_FOUND);
+  char k[8];
+  for (int i = 0; i < 7; i++) {
+    snprintf(k, sizeof k, "k%d", i);
+    CHECK_OK(lp2p_mdns_service_set_txt(m, k, "1"));
+  }
+  CHECK_EQ(lp2p_mdns_service_set_txt(m, "k9", "1"), LP2P_ERR_LIMIT); /* 9 strings */
+  static char big[300];
+  memset(big, 'v', 240);
+  big[240] = 0;
+  CHECK_OK(lp2p_mdns_service_set_txt(m, "k0", big));
+  CHECK_EQ(lp2p_mdns_service_set_txt(m, "k1", big), LP2P_ERR_LIMIT); /* > 400 bytes in all */
+  CHECK_OK(lp2p_mdns_service_set_txt(m, "k0", NULL));
+  CHECK_OK(lp2p_mdns_service_set_txt(m, "k9", "1"));
+  lp2p_peer_id nobody;
+  CHECK_OK(lp2p_peer_id_parse(ID_B, &nobody));
+  const char *out[4];
+  CHECK_EQ(lp2p_mdns_service_peer_txt(m, &nobody, out, 4), 0);
+  CHECK_OK(lp2p_mdns_service_add_listener(m, l_fn, NULL));
+  CHECK_EQ(lp2p_mdns_service_add_listener(m, l_fn, NULL), LP2P_ERR_EXISTS);
+  for (int i = 1; i < 8; i++) CHECK_OK(lp2p_mdns_service_add_listener(m, l_fn, (void *)(intptr_t)i));
+  CHECK_EQ(lp2p_mdns_service_add_listener(m, l_fn2, NULL), LP2P_ERR_LIMIT);
+  lp2p_mdns_service_remove_listener(m, l_fn, (void *)(intptr_t)3);
+  CHECK_OK(lp2p_mdns_service_add_listener(m, l_fn2, NULL));
+  CHECK(RUN_UNTIL(&L, 0, 300) == 0); /* the announcements leave from the loop: nothing breaks */
+  tsw_free(&a);
+  CHECK_EQ(tloop_finish(&L), 0);
+}
+
 int main(void) {
   RUN(set_txt_validation);
   RUN(extra_txt_announced_and_discovered);
   RUN(extra_txt_in_every_split_packet);
   RUN(received_extras_filtered);
+  RUN(service_txt_api);
   return test_done();
 }
