@@ -16,6 +16,7 @@
 #define MDNS_LOG "mdns"
 #define STORE_TTL_SLACK_MS 5000u /* the peer store keeps mDNS addresses this much past the engine */
 #define MAX_STORE_ADDRS 64u
+#define MAX_LISTENERS 8u
 
 typedef struct sock_ent {
   struct lp2p_mdns_service *m;
@@ -38,6 +39,13 @@ struct lp2p_mdns_service {
   lp2p_multiaddr *group4, *group6; /* group + port: where multicast goes */
   lp2p_mdns_service_stats st;
   int detached;
+  struct listener {
+    lp2p_mdns_peer_fn fn;
+    void *ud;
+  } listeners[MAX_LISTENERS];
+  size_t nlisteners;
+  char *txt[LP2P_MDNS_TXT_MAX]; /* our extra TXT strings "key=value" (owned) */
+  size_t ntxt;
 };
 
 void lp2p_mdns_service_config_default(lp2p_mdns_service_config *cfg) {
@@ -230,15 +238,48 @@ static void on_lost(lp2p_mdns_service *m, const lp2p_peer_id *peer) {
   lp2p_log(LP2P_LOG_DEBUG, MDNS_LOG, "expired %s (%zu addrs removed)", id, removed);
 }
 
+/* Calls the listeners (a copy: they may add/remove listeners; a removed one is skipped). */
+static void notify(lp2p_mdns_service *m, lp2p_mdns_peer_event_type type, const lp2p_mdns_event *ev) {
+  if (!m->nlisteners) return;
+  lp2p_mdns_peer_event pe;
+  memset(&pe, 0, sizeof pe);
+  pe.struct_size = sizeof pe;
+  pe.type = type;
+  pe.peer = &ev->peer;
+  if (type != LP2P_MDNS_PEER_LOST) {
+    pe.addrs = ev->addrs;
+    pe.n_addrs = ev->naddrs;
+    pe.txt = ev->txt;
+    pe.n_txt = ev->ntxt;
+  }
+  struct listener ls[MAX_LISTENERS];
+  size_t n = m->nlisteners;
+  memcpy(ls, m->listeners, n * sizeof *ls);
+  for (size_t i = 0; i < n && !m->detached; i++) {
+    int still = 0;
+    for (size_t k = 0; k < m->nlisteners && !still; k++)
+      still = m->listeners[k].fn == ls[i].fn && m->listeners[k].ud == ls[i].ud;
+    if (still) ls[i].fn(m, &pe, ls[i].ud);
+  }
+}
+
 static void handle_event(lp2p_mdns_service *m, const lp2p_mdns_event *ev) {
   if (m->detached) return;
   switch (ev->type) {
   case LP2P_MDNS_EV_DISCOVERED:
+    on_found(m, ev);
+    notify(m, LP2P_MDNS_PEER_FOUND, ev);
+    break;
   case LP2P_MDNS_EV_REFRESHED:
     on_found(m, ev);
     break;
+  case LP2P_MDNS_EV_UPDATED:
+    on_found(m, ev); /* renews the store's TTLs like a refresh */
+    notify(m, LP2P_MDNS_PEER_UPDATED, ev);
+    break;
   case LP2P_MDNS_EV_EXPIRED:
     on_lost(m, &ev->peer);
+    notify(m, LP2P_MDNS_PEER_LOST, ev);
     break;
   default:
     break;
@@ -478,6 +519,7 @@ static void mdns_destroy(void *self) {
   lp2p_multiaddr_free(m->group6);
   lp2p__pm_free(&mem, m->socks);
   lp2p__pm_free(&mem, m->live);
+  for (size_t i = 0; i < m->ntxt; i++) lp2p__pm_free(&mem, m->txt[i]);
   lp2p__pm_free(&mem, m);
 }
 
@@ -533,8 +575,74 @@ int lp2p_mdns_service_query(lp2p_mdns_service *m) {
   if (!m || !m->eng) return LP2P_ERR_INVAL;
   if (m->detached) return LP2P_ERR_STATE;
   int rv = lp2p_mdns_query_now(m->eng, lp2p_swarm_now(m->sw));
-  drive(m);
+  lp2p_timer_start(m->timer, 0, 0); /* packets (and any event) leave from the loop */
   return rv < 0 ? rv : 0;
+}
+
+int lp2p_mdns_service_set_txt(lp2p_mdns_service *m, const char *key, const char *value) {
+  if (!m || !key || !m->eng) return LP2P_ERR_INVAL;
+  if (m->detached) return LP2P_ERR_STATE;
+  size_t kl = strlen(key);
+  char probe[256];
+  int pl = snprintf(probe, sizeof probe, "%s=%s", key, value ? value : "x");
+  if (kl == 0 || kl > 9 || strchr(key, '=') || pl < 0 || (size_t)pl >= sizeof probe ||
+      !lp2p_mdns_txt_valid(probe, (size_t)pl))
+    return LP2P_ERR_INVAL;
+  size_t at = m->ntxt;
+  for (size_t i = 0; i < m->ntxt; i++)
+    if (!strncmp(m->txt[i], key, kl) && m->txt[i][kl] == '=') at = i;
+  char *old = at < m->ntxt ? m->txt[at] : NULL;
+  if (!value && !old) return LP2P_ERR_NOT_FOUND;
+  char *fresh = NULL;
+  if (value) {
+    size_t total = (size_t)pl;
+    for (size_t i = 0; i < m->ntxt; i++) total += i == at ? 0 : strlen(m->txt[i]);
+    if ((!old && m->ntxt == LP2P_MDNS_TXT_MAX) || total > LP2P_MDNS_TXT_MAX_BYTES) return LP2P_ERR_LIMIT;
+    if (old && !strcmp(old, probe)) return 0;
+    if (!(fresh = lp2p__pm_malloc(&m->mem, (size_t)pl + 1))) return LP2P_ERR_NOMEM;
+    memcpy(fresh, probe, (size_t)pl + 1);
+  }
+  const char *next[LP2P_MDNS_TXT_MAX];
+  size_t n = 0;
+  for (size_t i = 0; i < m->ntxt; i++)
+    if (i != at) next[n++] = m->txt[i];
+  if (fresh) next[n++] = fresh;
+  int rv = lp2p_mdns_set_txt(m->eng, next, n, lp2p_swarm_now(m->sw));
+  if (rv < 0) {
+    lp2p__pm_free(&m->mem, fresh);
+    return rv;
+  }
+  lp2p__pm_free(&m->mem, old);
+  for (size_t i = 0; i < n; i++) m->txt[i] = (char *)next[i];
+  m->ntxt = n;
+  lp2p_timer_start(m->timer, 0, 0); /* the announcement leaves from the loop */
+  return 0;
+}
+
+size_t lp2p_mdns_service_peer_txt(const lp2p_mdns_service *m, const lp2p_peer_id *peer, const char **out,
+                                  size_t cap) {
+  if (!m || !m->eng || !peer || m->detached) return 0;
+  return lp2p_mdns_peer_txt(m->eng, peer, out, out ? cap : 0);
+}
+
+int lp2p_mdns_service_add_listener(lp2p_mdns_service *m, lp2p_mdns_peer_fn fn, void *ud) {
+  if (!m || !fn) return LP2P_ERR_INVAL;
+  for (size_t i = 0; i < m->nlisteners; i++)
+    if (m->listeners[i].fn == fn && m->listeners[i].ud == ud) return LP2P_ERR_EXISTS;
+  if (m->nlisteners == MAX_LISTENERS) return LP2P_ERR_LIMIT;
+  m->listeners[m->nlisteners].fn = fn;
+  m->listeners[m->nlisteners++].ud = ud;
+  return 0;
+}
+
+void lp2p_mdns_service_remove_listener(lp2p_mdns_service *m, lp2p_mdns_peer_fn fn, void *ud) {
+  if (!m) return;
+  for (size_t i = 0; i < m->nlisteners; i++)
+    if (m->listeners[i].fn == fn && m->listeners[i].ud == ud) {
+      memmove(&m->listeners[i], &m->listeners[i + 1], (m->nlisteners - i - 1) * sizeof *m->listeners);
+      m->nlisteners--;
+      return;
+    }
 }
 
 void lp2p_mdns_service_get_stats(const lp2p_mdns_service *m, lp2p_mdns_service_stats *out) {

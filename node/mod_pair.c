@@ -13,6 +13,7 @@
 
 #include "lp2p/devices.h"
 #include "lp2p/kad.h"
+#include "lp2p/mdns.h"
 #include "lp2p/pairing.h"
 #include "lp2p/reqresp.h"
 #include "module.h"
@@ -42,7 +43,7 @@ typedef struct pair_st {
   int once_ticks;
   lp2p_devices *dev;
   lp2p_pairing *pair;
-  int dht_added;
+  int dht_added, mdns_added;
   char host[65];
 } pair_st;
 
@@ -158,10 +159,13 @@ static void fail_now(pair_st *st, uint64_t origin, const char *error, int err) {
   }
 }
 
-/* A Kademlia behaviour in the node (a kad module) makes the DHT a rendezvous too. */
+/* A Kademlia behaviour in the node (a kad module) makes the DHT a rendezvous too; mDNS
+ * (--mdns) the LAN one (the nameplate's tag in our mDNS record). */
 static void ensure_dht(pair_st *st) {
   lp2p_kad *kad = st->dht_added ? NULL : lp2p_kad_get(node_swarm(st->n));
   if (kad && lp2p_pairing_add_dht_rendezvous(st->pair, kad) == 0) st->dht_added = 1;
+  lp2p_mdns_service *m = st->mdns_added ? NULL : lp2p_swarm_behaviour(node_swarm(st->n), LP2P_MDNS_BEHAVIOUR);
+  if (m && lp2p_pairing_add_mdns_rendezvous(st->pair, m) == 0) st->mdns_added = 1;
 }
 
 static int do_start(pair_st *st, uint64_t origin) {

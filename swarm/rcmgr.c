@@ -451,6 +451,7 @@ int lp2p__rcs_stream_attach(lp2p_stream *s, lp2p__conn *c) {
   note_peak(sw);
   s->rc_app = 0;
   s->rc_dyn = 0;
+  s->rc_body = 0;
   s->rc_on = 1;
   lp2p__rcs_stream_sync(s);
   return 0;
@@ -479,11 +480,21 @@ void lp2p__rcs_stream_sync(lp2p_stream *s) {
   s->rc_dyn = now;
 }
 
+static void body_chain(lp2p_stream *s, lp2p__rc_chain *ch) {
+  stream_chain(s, ch);
+  ch->s[0] = ch->s[--ch->n]; /* every scope but the stream's (the order does not matter) */
+}
+
 void lp2p__rcs_stream_detach(lp2p_stream *s) {
   if (!s->rc_on) return;
   lp2p_swarm *sw = s->sw;
   lp2p__list_del(&s->rc_link);
   lp2p__rc_chain ch;
+  if (s->rc_body) {
+    body_chain(s, &ch);
+    lp2p__rc_release(&sw->rc, &ch, s->rc_body);
+    s->rc_body = 0;
+  }
   stream_chain(s, &ch);
   lp2p__rc_release(&sw->rc, &ch, LP2P__RC_STREAM_BASE + s->rc_app + s->rc_dyn);
   s->rc_dyn = 0;
@@ -557,6 +568,29 @@ void lp2p_stream_release_memory(lp2p_stream *s, size_t n) {
   stream_chain(s, &ch);
   lp2p__rc_release(&s->sw->rc, &ch, n);
   s->rc_app -= n;
+  released(s->sw);
+}
+
+int lp2p_stream_reserve_body(lp2p_stream *s, size_t n) {
+  if (!s) return LP2P_ERR_INVAL;
+  if (!s->rc_on) return LP2P_ERR_CLOSED;
+  lp2p__rc_chain ch;
+  body_chain(s, &ch);
+  int rv = lp2p__rc_reserve(&s->sw->rc, &ch, n);
+  if (rv) return rv;
+  s->rc_body += n;
+  note_peak(s->sw);
+  return 0;
+}
+
+void lp2p_stream_release_body(lp2p_stream *s, size_t n) {
+  if (!s || !s->rc_on) return;
+  if (n > s->rc_body) n = (size_t)s->rc_body;
+  if (!n) return;
+  lp2p__rc_chain ch;
+  body_chain(s, &ch);
+  lp2p__rc_release(&s->sw->rc, &ch, n);
+  s->rc_body -= n;
   released(s->sw);
 }
 

@@ -157,6 +157,7 @@ struct lp2p_stream {
   lp2p__link rc_link;  /* in sw->rc_waiters: a write was short for want of room */
   uint64_t rc_app;     /* bytes reserved by the protocol */
   uint64_t rc_dyn;     /* negotiation state (lp2p_mss_memory) + protocol id, as last charged */
+  uint64_t rc_body;    /* message bodies reserved by the protocol (not charged to the stream scope) */
   int rc_on;
 };
 

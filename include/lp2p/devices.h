@@ -17,7 +17,12 @@
  * Persistence: with a data_dir, the paired devices (peer id, name, paired-at
  * unix time, last known addresses) live in <data_dir>/devices, one line each,
  * rewritten atomically (temporary file, fsync, rename; mode 0600) on every
- * change. Unreadable lines are skipped. The peer's public key is the one its
+ * change. The last known addresses start as the ones the device sealed into
+ * the pairing and follow the device afterwards: the dialable listen addresses
+ * it reports by identify (PEER_IDENTIFIED) replace them, and an address we
+ * reached it at (an outbound CONN_ESTABLISHED) is added first; a change is
+ * persisted at once (no event: the state did not change). Unreadable lines are
+ * skipped. The peer's public key is the one its
  * peer id embeds (Ed25519) or the one Noise authenticated.
  *
  * Paired-only protocols: lp2p_devices_set_paired_only(d, id) makes the swarm's

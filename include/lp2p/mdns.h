@@ -42,6 +42,13 @@
  *   With cfg.auto_dial every peer that appears is dialed once (lp2p_swarm_dial_ma with the peer
  *   store's addresses), unless already connected.
  *
+ * Extra TXT strings (lp2p_mdns_service_set_txt): small "key=value" strings announced with our
+ * record (one more TXT record of our instance, before the dnsaddr ones: js, go and rust skip it),
+ * e.g. the pairing rendezvous tag (lp2p/pairing.h). A change is announced at once (twice, 1 s
+ * apart). Peers' extra strings come with the mDNS peer events (lp2p_mdns_service_add_listener)
+ * and lp2p_mdns_service_peer_txt. They are as trustworthy as the addresses: hints anyone on the
+ * LAN can forge.
+ *
  * Threading: loop thread only (see lp2p/swarm.h). Errors: negative LP2P_ERR_* (lp2p/common.h). */
 #ifndef LP2P_MDNS_H
 #define LP2P_MDNS_H
@@ -83,8 +90,51 @@ LP2P_EXTERN int lp2p_mdns_add(lp2p_swarm *sw, const lp2p_mdns_service_config *cf
 LP2P_EXTERN const char *lp2p_mdns_service_peer_name(const lp2p_mdns_service *m);
 /* Peers mDNS currently knows (not expired). */
 LP2P_EXTERN size_t lp2p_mdns_service_peer_count(const lp2p_mdns_service *m);
-/* Queries at once on every interface (and restarts the backoff). */
+/* Queries at once on every interface (and restarts the backoff). The packets leave from the
+ * loop (never from inside this call). */
 LP2P_EXTERN int lp2p_mdns_service_query(lp2p_mdns_service *m);
+
+/* ---- extra TXT strings ---- */
+#define LP2P_MDNS_TXT_MAX 8          /* extra strings, ours or a peer's */
+#define LP2P_MDNS_TXT_MAX_BYTES 400  /* their total length */
+/* Sets (value non-NULL) or removes (value NULL) our extra TXT string "key=value": key 1..9 bytes of
+ * [a-z0-9-], not "dnsaddr"; value printable ASCII; the string <= 255 bytes. Both are copied. A
+ * change is announced at once (from the loop). Errors: LP2P_ERR_INVAL (bad key/value),
+ * LP2P_ERR_LIMIT (more than LP2P_MDNS_TXT_MAX strings or LP2P_MDNS_TXT_MAX_BYTES in all),
+ * LP2P_ERR_NOT_FOUND (removing a key that is not set), LP2P_ERR_STATE (swarm freeing). */
+LP2P_EXTERN int lp2p_mdns_service_set_txt(lp2p_mdns_service *m, const char *key, const char *value);
+/* A discovered peer's extra TXT strings ("key=value", NUL-terminated): their count (0 for an
+ * unknown peer), at most cap pointers written to out, valid until the service next runs (copy
+ * them before returning to the loop). */
+LP2P_EXTERN size_t lp2p_mdns_service_peer_txt(const lp2p_mdns_service *m, const lp2p_peer_id *peer,
+                                              const char **out, size_t cap);
+
+/* ---- mDNS peer events (with the extra TXT strings) ---- */
+typedef enum lp2p_mdns_peer_event_type {
+  LP2P_MDNS_PEER_FOUND = 1,   /* the peer appeared or gained addresses (addrs: all current ones) */
+  LP2P_MDNS_PEER_UPDATED = 2, /* only its extra TXT strings changed (set, changed or cleared) */
+  LP2P_MDNS_PEER_LOST = 3     /* goodbye, or every record expired (no addrs, no txt) */
+} lp2p_mdns_peer_event_type;
+
+typedef struct lp2p_mdns_peer_event {
+  size_t struct_size;                 /* sizeof(lp2p_mdns_peer_event) of the library */
+  lp2p_mdns_peer_event_type type;
+  const lp2p_peer_id *peer;
+  const lp2p_multiaddr *const *addrs; /* FOUND, UPDATED: every current address (ending /p2p/<id>) */
+  size_t n_addrs;
+  const char *const *txt;             /* FOUND, UPDATED: the peer's current extra TXT strings */
+  size_t n_txt;
+} lp2p_mdns_peer_event;
+/* Everything ev points to is valid during the call only. */
+typedef void (*lp2p_mdns_peer_fn)(lp2p_mdns_service *m, const lp2p_mdns_peer_event *ev, void *ud);
+
+/* Adds a listener (fn, ud borrowed) called for every mDNS peer event, from the loop (a received
+ * packet or a timer), never from inside an lp2p_mdns_* call; listeners may add or remove
+ * listeners while called. The swarm's PEER_DISCOVERED / PEER_EXPIRED events are raised as before.
+ * Errors: LP2P_ERR_INVAL, LP2P_ERR_LIMIT (8 listeners), LP2P_ERR_EXISTS (same fn and ud). */
+LP2P_EXTERN int lp2p_mdns_service_add_listener(lp2p_mdns_service *m, lp2p_mdns_peer_fn fn, void *ud);
+/* Removes it (no-op when absent): it is not called again, even for events already being delivered. */
+LP2P_EXTERN void lp2p_mdns_service_remove_listener(lp2p_mdns_service *m, lp2p_mdns_peer_fn fn, void *ud);
 
 typedef struct lp2p_mdns_service_stats {
   size_t struct_size;            /* set by the caller: fields beyond it are not written */

@@ -29,7 +29,7 @@
  * lp2p_pair_rendezvous: backends advertise the nameplate (initiator) and find
  * candidates (joiner). Built in ("direct"): the peer given to
  * lp2p_pairing_join(), else every peer the swarm is connected to. mDNS
- * (the nameplate's tag in the mDNS record, lp2p__pair_mdns_tag) and DHT
+ * (the nameplate's tag in the mDNS record's TXT, lp2p__pair_mdns_tag) and DHT
  * (provider record under lp2p__pair_dht_key(nameplate, unix/300)) backends plug
  * in through lp2p_pairing_add_rendezvous().
  *
@@ -146,11 +146,17 @@ LP2P_EXTERN int lp2p_pairing_add_rendezvous(lp2p_pairing *p, const lp2p_pair_ren
  * Use nameplate_digits >= 6 on a shared DHT. */
 typedef struct lp2p_kad lp2p_kad;
 LP2P_EXTERN int lp2p_pairing_add_dht_rendezvous(lp2p_pairing *p, lp2p_kad *kad);
-/* mDNS: a join without a peer takes as candidates every connected peer, every peer with a valid
- * discovery-source address in the peer store (mDNS, DHT, ...: lp2p/mdns.h fills it) and every
- * peer discovered (PEER_DISCOVERED) while it runs; the HELLO's nameplate tag keeps the PAKE to
- * the right one. (The nameplate's tag is not in the mDNS record yet: lp2p/mdns.h has no way to
- * add a TXT entry; with one, the candidates could be filtered before any stream.) */
+/* The mDNS backend on an mDNS service (lp2p/mdns.h, add it before pairing): the initiator
+ * announces the extra TXT string "lp2p-pair=<hex of the nameplate's tag>" with its mDNS record
+ * (tag = SHA-256(lv_cat("lp2p-pair-mdns", nameplate)): from the nameplate only, nothing about
+ * the words); the joiner's candidates are the mDNS peers carrying the typed nameplate's tag,
+ * known or announced while the join runs. Peers of another nameplate are never contacted.
+ * Candidates when a join has no peer: the connected peers and, with at least one backend that
+ * finds, the backends' candidates; without any backend, also every peer with a discovery-source
+ * address in the peer store and every peer discovered while the join runs. In every case the
+ * HELLO's nameplate tag keeps the PAKE to the right session. */
+typedef struct lp2p_mdns_service lp2p_mdns_service;
+LP2P_EXTERN int lp2p_pairing_add_mdns_rendezvous(lp2p_pairing *p, lp2p_mdns_service *m);
 /* The swarm p belongs to. */
 LP2P_EXTERN lp2p_swarm *lp2p_pairing_swarm(const lp2p_pairing *p);
 

@@ -28,8 +28,14 @@
  *   (the peer accepts none of the proposed ids), TOO_LARGE (a body over the
  *   receiving side's limit; the stream is reset: the sender of a too large
  *   body sees IO with LP2P_ERR_RESET, as with rust-libp2p), RESPONSE_OMISSION (the responder's app
- *   dropped the channel), IO (anything else: the peer reset the stream, err
- *   LP2P_ERR_RESET; a resource limit, LP2P_ERR_LIMIT; ...).
+ *   dropped the channel), RESOURCE_LIMIT (a received body did not fit the
+ *   resource manager's limits, err LP2P_ERR_LIMIT; the stream is reset), IO
+ *   (anything else: the peer reset the stream, err LP2P_ERR_RESET; ...).
+ * Resources: a body being received (request on the responder, response on the
+ * requester) is charged to the swarm's resource manager as its buffer grows
+ * (lp2p_stream_reserve_body: the protocol, connection, peer and node scopes;
+ * not the stream scope, so a 10 MiB response fits the defaults: 16 MiB per
+ * connection, 32 MiB per peer) and released once the app had it.
  *
  * Requests to a peer that is being dialed wait for that dial (the swarm joins
  * it); to a known but unconnected peer the swarm dials the peer store's
@@ -74,11 +80,12 @@ typedef enum lp2p_reqresp_outcome {
   LP2P_REQRESP_UNSUPPORTED_PROTOCOL = 4,
   LP2P_REQRESP_TOO_LARGE = 5,
   LP2P_REQRESP_RESPONSE_OMISSION = 6,
-  LP2P_REQRESP_IO = 7
+  LP2P_REQRESP_IO = 7,
+  LP2P_REQRESP_RESOURCE_LIMIT = 8 /* the body did not fit the resource manager's limits (err LP2P_ERR_LIMIT) */
 } lp2p_reqresp_outcome;
 
 /* "response", "dial-failure", "timeout", "connection-closed", "unsupported-protocol", "too-large",
- * "response-omission", "io"; static storage. */
+ * "response-omission", "io", "resource-limit"; static storage. */
 LP2P_EXTERN const char *lp2p_reqresp_outcome_name(lp2p_reqresp_outcome o);
 
 typedef enum lp2p_reqresp_event_type {

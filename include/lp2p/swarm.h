@@ -641,6 +641,15 @@ LP2P_EXTERN int lp2p_stream_reserve_memory(lp2p_stream *s, size_t n);
 /* Releases n bytes reserved with lp2p_stream_reserve_memory() (clamped to what is reserved; nothing
  * after the stream left its connection, which released it all). */
 LP2P_EXTERN void lp2p_stream_release_memory(lp2p_stream *s, size_t n);
+/* Reserves n bytes of a message body a protocol assembles from or for s (request-response: a
+ * request or response body): charged like lp2p_stream_reserve_memory() to s's protocol,
+ * connection, peer and the node, but NOT to the stream scope, whose limit (max_memory_per_stream)
+ * sizes one stream's transport state, not a message the protocol accepts up to its own size limit
+ * (10 MiB responses). 0, LP2P_ERR_LIMIT (nothing reserved), LP2P_ERR_CLOSED, LP2P_ERR_INVAL.
+ * Released with lp2p_stream_release_body() (clamped), or all of it when the stream leaves its
+ * connection. */
+LP2P_EXTERN int lp2p_stream_reserve_body(lp2p_stream *s, size_t n);
+LP2P_EXTERN void lp2p_stream_release_body(lp2p_stream *s, size_t n);
 
 typedef enum lp2p_scope_kind {
   LP2P_SCOPE_NODE = 0,

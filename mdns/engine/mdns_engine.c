@@ -27,10 +27,18 @@ typedef struct pkt_item {
   uint8_t data[];
 } pkt_item;
 
+/* Extra TXT strings: NUL-terminated, back to back. */
+typedef struct txt_set {
+  size_t n, bytes;
+  char buf[LP2P_MDNS_MAX_TXT_BYTES + LP2P_MDNS_MAX_TXT];
+} txt_set;
+
 typedef struct ev_item {
   struct ev_item *next;
   lp2p_mdns_event ev;
   lp2p_multiaddr **addrs;
+  txt_set txt;
+  const char *txtp[LP2P_MDNS_MAX_TXT];
 } ev_item;
 
 typedef struct iface_state {
@@ -62,6 +70,7 @@ typedef struct peer {
   lp2p_mdns_name instance;
   addr_entry *addrs;
   size_t naddrs;
+  txt_set *txt; /* NULL: none */
 } peer;
 
 typedef struct dnsaddr_str {
@@ -93,6 +102,7 @@ struct lp2p_mdns {
   lp2p_mdns_msg msg;
   uint8_t *buf; /* max_packet bytes */
   dnsaddr_str strs[MAX_STRINGS];
+  txt_set own_txt; /* our extra TXT strings */
   lp2p_mdns_stats stats;
 };
 
@@ -140,6 +150,50 @@ static iface_state *find_iface(lp2p_mdns *e, uint32_t index) {
   for (size_t i = 0; i < e->nifaces; i++)
     if (e->ifaces[i].info.index == index) return &e->ifaces[i];
   return NULL;
+}
+
+/* ---- extra TXT strings ---- */
+
+int lp2p_mdns_txt_valid(const char *s, size_t len) {
+  if (!s || len < 3 || len > 255) return 0;
+  size_t k = 0;
+  while (k < len && s[k] != '=') {
+    char c = s[k];
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return 0;
+    k++;
+  }
+  if (k == 0 || k > 9 || k == len) return 0;
+  if (k == 7 && !memcmp(s, "dnsaddr", 7)) return 0;
+  for (size_t i = k; i < len; i++)
+    if (s[i] < 0x20 || s[i] > 0x7e) return 0;
+  return 1;
+}
+
+/* Appends s (len bytes) to t; 0 if it does not fit. */
+static int txt_add(txt_set *t, const char *s, size_t len) {
+  if (t->n >= LP2P_MDNS_MAX_TXT || t->bytes + len + 1 > sizeof t->buf || t->bytes - t->n + len > LP2P_MDNS_MAX_TXT_BYTES)
+    return 0;
+  memcpy(t->buf + t->bytes, s, len);
+  t->buf[t->bytes + len] = 0;
+  t->bytes += len + 1;
+  t->n++;
+  return 1;
+}
+
+static size_t txt_ptrs(const txt_set *t, const char **out, size_t cap) {
+  size_t off = 0, i = 0;
+  if (!t) return 0;
+  for (; i < t->n; i++) {
+    if (i < cap) out[i] = t->buf + off;
+    off += strlen(t->buf + off) + 1;
+  }
+  return t->n;
+}
+
+static int txt_equal(const txt_set *a, const txt_set *b) {
+  size_t na = a ? a->n : 0, nb = b ? b->n : 0;
+  if (na != nb) return 0;
+  return na == 0 || (a->bytes == b->bytes && !memcmp(a->buf, b->buf, a->bytes));
 }
 
 /* ---- output queues ------------------------------------------------------------------------ */
@@ -192,7 +246,7 @@ static int enqueue_event(lp2p_mdns *e, int type, const peer *p, uint32_t ifindex
   it->ev.type = type;
   it->ev.peer = p->id;
   it->ev.ifindex = ifindex;
-  if ((type == LP2P_MDNS_EV_DISCOVERED || type == LP2P_MDNS_EV_REFRESHED) && p->naddrs) {
+  if (type != LP2P_MDNS_EV_EXPIRED && p->naddrs) {
     it->addrs = lp2p__calloc(&e->mem, p->naddrs, sizeof *it->addrs);
     if (!it->addrs) {
       free_event(e, it);
@@ -211,6 +265,11 @@ static int enqueue_event(lp2p_mdns *e, int type, const peer *p, uint32_t ifindex
     it->ev.ttl = (uint32_t)((last - now + 999) / 1000);
   }
   it->ev.addrs = (const lp2p_multiaddr *const *)it->addrs;
+  if (type != LP2P_MDNS_EV_EXPIRED && p->txt) {
+    it->txt = *p->txt;
+    it->ev.ntxt = txt_ptrs(&it->txt, it->txtp, LP2P_MDNS_MAX_TXT);
+  }
+  it->ev.txt = it->txtp;
   if (e->eq_tail)
     e->eq_tail->next = it;
   else
@@ -361,6 +420,13 @@ static int build_response(lp2p_mdns *e, const lp2p_mdns_iface *ifc, int family, 
   lp2p_mdns_build_rr_begin(&b, LP2P_MDNS_SEC_ANSWER, &e->service, LP2P_MDNS_TYPE_PTR, LP2P_MDNS_CLASS_IN, ttl);
   lp2p_mdns_build_name(&b, &e->instance);
   lp2p_mdns_build_rr_end(&b);
+  if (j > i && e->own_txt.n) { /* before the dnsaddr records: go keeps the last TXT record */
+    lp2p_mdns_build_rr_begin(&b, LP2P_MDNS_SEC_ADDITIONAL, &e->instance, LP2P_MDNS_TYPE_TXT, LP2P_MDNS_CLASS_IN, ttl);
+    const char *xs[LP2P_MDNS_MAX_TXT];
+    size_t nx = txt_ptrs(&e->own_txt, xs, LP2P_MDNS_MAX_TXT);
+    for (size_t k = 0; k < nx; k++) lp2p_mdns_build_string(&b, xs[k], strlen(xs[k]));
+    lp2p_mdns_build_rr_end(&b);
+  }
   if (j > i) {
     for (size_t k = i; k < j; k++) {
       /* go keeps the last TXT record: the first string (first listen address) goes last */
@@ -466,7 +532,9 @@ static int announce_all(lp2p_mdns *e, uint32_t ttl) {
 static void peer_clear(lp2p_mdns *e, peer *p) {
   for (size_t i = 0; i < p->naddrs; i++) lp2p_multiaddr_free(p->addrs[i].ma);
   lp2p__free(&e->mem, p->addrs);
+  lp2p__free(&e->mem, p->txt);
   p->addrs = NULL;
+  p->txt = NULL;
   p->naddrs = 0;
 }
 
@@ -512,6 +580,8 @@ static int learn(lp2p_mdns *e, const lp2p_mdns_name *instance, const lp2p_mdns_r
   uint32_t ttls[MAX_STRINGS];
   size_t nma = 0;
   int rv = 0;
+  txt_set xt;
+  xt.n = xt.bytes = 0;
   const iface_state *ifs = find_iface(e, ifindex);
   int lan_loopback_ok = ifs && ifs->info.loopback;
   for (size_t t = 0; t < ntxt; t++) {
@@ -519,15 +589,18 @@ static int learn(lp2p_mdns *e, const lp2p_mdns_name *instance, const lp2p_mdns_r
     size_t off = 0, sl;
     const uint8_t *s;
     while (lp2p_mdns_txt_next(r->rdata, r->rdlen, &off, &s, &sl) == 1) {
-      if (sl <= 8 || nma >= MAX_STRINGS) continue;
+      if (sl < 3 || nma >= MAX_STRINGS) continue;
       static const char key[] = "dnsaddr=";
-      int match = 1;
+      int match = sl > 8;
       for (size_t k = 0; k < 8 && match; k++) {
         uint8_t c = s[k];
         if (c >= 'A' && c <= 'Z') c = (uint8_t)(c + 32);
         if (c != (uint8_t)key[k]) match = 0;
       }
-      if (!match) continue;
+      if (!match) {
+        if (lp2p_mdns_txt_valid((const char *)s, sl)) txt_add(&xt, (const char *)s, sl);
+        continue;
+      }
       lp2p_multiaddr *ma;
       if (lp2p_multiaddr_parse_mem(&ma, (const char *)s + 8, sl - 8, &e->mem, NULL, 0)) continue;
       size_t count = lp2p_multiaddr_count(ma);
@@ -596,6 +669,8 @@ static int learn(lp2p_mdns *e, const lp2p_mdns_name *instance, const lp2p_mdns_r
   }
   p->instance = *instance;
   size_t before = p->naddrs;
+  int live_in_packet = 0;
+  for (size_t i = 0; i < nma; i++) live_in_packet |= ttls[i] != 0;
   for (size_t i = 0; i < nma; i++) {
     size_t k;
     for (k = 0; k < p->naddrs; k++)
@@ -623,11 +698,24 @@ static int learn(lp2p_mdns *e, const lp2p_mdns_name *instance, const lp2p_mdns_r
       changed = 1;
     }
   }
+  int txt_changed = 0;
+  if (p->naddrs && live_in_packet && !txt_equal(p->txt, &xt)) {
+    if (!xt.n) {
+      lp2p__free(&e->mem, p->txt);
+      p->txt = NULL;
+      txt_changed = 1;
+    } else if (p->txt || (p->txt = lp2p__malloc(&e->mem, sizeof *p->txt))) {
+      *p->txt = xt;
+      txt_changed = 1;
+    }
+  }
   if (p->naddrs == 0) {
     if (before) rv = enqueue_event(e, LP2P_MDNS_EV_EXPIRED, p, ifindex, now);
     peer_remove(e, (size_t)(p - e->peers));
   } else if (changed) {
     rv = enqueue_event(e, LP2P_MDNS_EV_DISCOVERED, p, ifindex, now);
+  } else if (txt_changed && before) {
+    rv = enqueue_event(e, LP2P_MDNS_EV_UPDATED, p, ifindex, now);
   } else if (e->cfg.report_refresh && before) {
     rv = enqueue_event(e, LP2P_MDNS_EV_REFRESHED, p, ifindex, now);
   }
@@ -967,6 +1055,29 @@ int lp2p_mdns_set_listen_addrs(lp2p_mdns *e, const lp2p_multiaddr *const *addrs,
   if (lp2p_peer_id_to_string(self, e->self_text, sizeof e->self_text) < 0) e->self_text[0] = 0;
   changed(e, now);
   return run_timers(e, now);
+}
+
+int lp2p_mdns_set_txt(lp2p_mdns *e, const char *const *strs, size_t n, lp2p_tstamp now) {
+  if (!e || (n && !strs) || n > LP2P_MDNS_MAX_TXT) return LP2P_ERR_INVAL;
+  if (e->shut) return LP2P_ERR_STATE;
+  txt_set t;
+  t.n = t.bytes = 0;
+  for (size_t i = 0; i < n; i++) {
+    size_t len = strs[i] ? strlen(strs[i]) : 0;
+    if (!lp2p_mdns_txt_valid(strs[i], len) || !txt_add(&t, strs[i], len)) return LP2P_ERR_INVAL;
+  }
+  if (txt_equal(&e->own_txt, &t)) return 0;
+  e->own_txt = t;
+  e->announce_left = ANNOUNCE_COUNT;
+  e->next_announce = e->started ? now : e->next_query;
+  return run_timers(e, now);
+}
+
+size_t lp2p_mdns_peer_txt(const lp2p_mdns *e, const lp2p_peer_id *peer, const char **out, size_t cap) {
+  if (!e || !peer) return 0;
+  for (size_t i = 0; i < e->npeers; i++)
+    if (lp2p_peer_id_equal(&e->peers[i].id, peer)) return txt_ptrs(e->peers[i].txt, out, cap);
+  return 0;
 }
 
 int lp2p_mdns_query_now(lp2p_mdns *e, lp2p_tstamp now) {

@@ -59,6 +59,11 @@
  *   - Shutdown: lp2p_mdns_shutdown queues goodbyes (the same responses with TTL 0) on every
  *     interface and family; afterwards every input is ignored and no timer runs.
  *
+ *   - Extra TXT strings (lp2p_mdns_set_txt, e.g. a pairing rendezvous tag): one more TXT record
+ *     of the instance holding them, placed BEFORE the dnsaddr TXT records (go keeps only the
+ *     last TXT record of an instance, which must stay a dnsaddr one), in every packet of a
+ *     response (a receiver of any packet sees them). js, go and rust skip non-dnsaddr strings.
+ *
  * Discovery (any layout the three implementations send)
  *   Responses are packets with QR set (or no question and some answer). PTR records
  *   `_p2p._udp.local -> <instance>` are taken from any section; for each instance, the TXT
@@ -74,7 +79,10 @@
  *   removes the address at once; a PTR goodbye removes the instance's peer. Peers are deduplicated by peer id across
  *   interfaces: LP2P_MDNS_EV_DISCOVERED fires when a peer appears or gains an address (the event
  *   lists every current address); LP2P_MDNS_EV_EXPIRED when its last address expired or it said
- *   goodbye; with cfg.report_refresh, LP2P_MDNS_EV_REFRESHED (same content as DISCOVERED) when a
+ *   goodbye; LP2P_MDNS_EV_UPDATED when a response changed the peer's extra TXT strings (strings
+ *   of its records other than dnsaddr that lp2p_mdns_txt_valid accepts, at most LP2P_MDNS_MAX_TXT
+ *   and LP2P_MDNS_MAX_TXT_BYTES; a response with at least one live address replaces them) and
+ *   nothing else; with cfg.report_refresh, LP2P_MDNS_EV_REFRESHED (same content as DISCOVERED) when a
  *   response renewed a known peer's addresses without adding one (runtimes that mirror the
  *   expiry elsewhere, e.g. a peer store with TTLs, renew it there). At most cfg.max_peers peers (256) and cfg.max_addrs_per_peer (16) addresses each;
  *   what exceeds them is ignored.
@@ -104,6 +112,8 @@
 #define LP2P_MDNS_DEFAULT_MAX_ADDRS 16u
 #define LP2P_MDNS_DEFAULT_MAX_PACKETS_PER_SEC 100u
 #define LP2P_MDNS_MAX_IFACE_ADDRS 16u
+#define LP2P_MDNS_MAX_TXT 8u          /* extra TXT strings, ours or a peer's */
+#define LP2P_MDNS_MAX_TXT_BYTES 400u  /* their total length (without length bytes) */
 /* Multicast groups (for the runtime). */
 #define LP2P_MDNS_GROUP_V4 "224.0.0.251"
 #define LP2P_MDNS_GROUP_V6 "ff02::fb"
@@ -154,7 +164,7 @@ typedef struct lp2p_mdns_packet {
   size_t len;
 } lp2p_mdns_packet;
 
-enum { LP2P_MDNS_EV_DISCOVERED = 1, LP2P_MDNS_EV_EXPIRED = 2, LP2P_MDNS_EV_REFRESHED = 3 };
+enum { LP2P_MDNS_EV_DISCOVERED = 1, LP2P_MDNS_EV_EXPIRED = 2, LP2P_MDNS_EV_REFRESHED = 3, LP2P_MDNS_EV_UPDATED = 4 };
 
 typedef struct lp2p_mdns_event {
   int type;
@@ -163,6 +173,8 @@ typedef struct lp2p_mdns_event {
   size_t naddrs;
   uint32_t ttl;                        /* DISCOVERED: seconds until the longest-lived address expires */
   uint32_t ifindex;                    /* interface the (last) packet came from */
+  const char *const *txt;              /* DISCOVERED, REFRESHED, UPDATED: the peer's extra TXT strings */
+  size_t ntxt;
 } lp2p_mdns_event;
 
 typedef struct lp2p_mdns_stats {
@@ -191,6 +203,16 @@ int lp2p_mdns_packet_in(lp2p_mdns *e, uint32_t ifindex, int family, const uint8_
 int lp2p_mdns_tick(lp2p_mdns *e, lp2p_tstamp now);
 /* When tick must run next (LP2P_TSTAMP_NEVER after shutdown). */
 lp2p_tstamp lp2p_mdns_next_deadline(const lp2p_mdns *e);
+/* Replace our extra TXT strings (copied): each "key=value", 3..255 printable ASCII bytes, key
+ * 1..9 bytes of [a-z0-9-] and not "dnsaddr"; at most LP2P_MDNS_MAX_TXT strings,
+ * LP2P_MDNS_MAX_TXT_BYTES in all; n = 0 clears them. A change announces at once (twice, 1 s
+ * apart, like a listen address change). LP2P_ERR_INVAL for a bad string. */
+int lp2p_mdns_set_txt(lp2p_mdns *e, const char *const *strs, size_t n, lp2p_tstamp now);
+/* A known peer's extra TXT strings (pointers valid until the next engine call): their count,
+ * at most cap written. 0 for an unknown peer. */
+size_t lp2p_mdns_peer_txt(const lp2p_mdns *e, const lp2p_peer_id *peer, const char **out, size_t cap);
+/* Valid extra TXT string (see lp2p_mdns_set_txt)? 1 / 0. len = its length. */
+int lp2p_mdns_txt_valid(const char *s, size_t len);
 /* Queries at once on every interface and family and restarts the backoff (no announcement). */
 int lp2p_mdns_query_now(lp2p_mdns *e, lp2p_tstamp now);
 /* Queue goodbyes; the engine then stops. */

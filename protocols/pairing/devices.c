@@ -189,6 +189,50 @@ static void rr_event(lp2p_reqresp *rr, const lp2p_reqresp_event *ev, void *ud) {
 
 /* ---- behaviour ---- */
 
+/* Text of a dialable address without /p2p/<id> into out[128]; 0, or -1 to skip it. */
+static int addr_text(const lp2p_multiaddr *ma, char out[128]) {
+  if (!ma || !lp2p_multiaddr_is_dialable(ma)) return -1;
+  char t[512];
+  if (lp2p_multiaddr_to_string(ma, t, sizeof t) < 0) return -1;
+  char *p2p = strstr(t, "/p2p/");
+  if (p2p) *p2p = 0;
+  if (!t[0] || strlen(t) >= 128) return -1;
+  memcpy(out, t, strlen(t) + 1);
+  return 0;
+}
+
+static int has_addr(const lp2p_device *v, const char *a) {
+  for (size_t k = 0; k < v->n_addrs; k++)
+    if (!strcmp(v->addrs[k], a)) return 1;
+  return 0;
+}
+
+/* A paired device's last addresses follow what it tells us (identify: its listen addresses) and
+ * where we reached it (an outbound connection's address); a change is persisted (atomically). */
+static void refresh_addrs(lp2p_devices *d, lp2p_device *v, const lp2p_swarm_event *ev) {
+  char fresh[LP2P_DEVICE_ADDRS_MAX][128];
+  size_t n = 0;
+  if (ev->type == LP2P_SWARM_EV_PEER_IDENTIFIED) {
+    for (size_t i = 0; i < ev->n_addrs && n < LP2P_DEVICE_ADDRS_MAX; i++) {
+      if (addr_text(ev->addrs[i], fresh[n]) < 0) continue;
+      int dup = 0;
+      for (size_t k = 0; k < n && !dup; k++) dup = !strcmp(fresh[k], fresh[n]);
+      n += !dup;
+    }
+    if (!n) return; /* nothing dialable reported: keep what we had */
+    int same = n == v->n_addrs;
+    for (size_t k = 0; k < n && same; k++) same = has_addr(v, fresh[k]);
+    if (same) return;
+  } else { /* outbound connection: the address that worked goes first */
+    if (ev->dir != LP2P_DIR_OUTBOUND || addr_text(ev->addr, fresh[0]) < 0 || has_addr(v, fresh[0])) return;
+    n = 1;
+    for (size_t k = 0; k < v->n_addrs && n < LP2P_DEVICE_ADDRS_MAX; k++) memcpy(fresh[n++], v->addrs[k], 128);
+  }
+  memcpy(v->addrs, fresh, n * sizeof fresh[0]);
+  v->n_addrs = n;
+  save(d);
+}
+
 static void dv_on_event(void *self, lp2p_swarm *sw, const lp2p_swarm_event *ev) {
   lp2p_devices *d = self;
   (void)sw;
@@ -196,7 +240,10 @@ static void dv_on_event(void *self, lp2p_swarm *sw, const lp2p_swarm_event *ev) 
   lp2p_device *v = find(d, ev->peer);
   if (!v || !is_paired_state(v->state)) return;
   if (ev->type == LP2P_SWARM_EV_CONN_ESTABLISHED) {
+    refresh_addrs(d, v, ev);
     set_state(d, v, LP2P_DEVICE_CONNECTED);
+  } else if (ev->type == LP2P_SWARM_EV_PEER_IDENTIFIED) {
+    refresh_addrs(d, v, ev);
   } else if (ev->type == LP2P_SWARM_EV_CONN_CLOSED) {
     set_state(d, v, LP2P_DEVICE_DISCONNECTED);
   }

@@ -49,7 +49,7 @@ struct lp2p_pairing {
   uint8_t burned[MAX_BURNED][32]; /* hashes of burned typed codes */
   unsigned nburned;
   rdv rdvs[MAX_RDV];
-  size_t nrdv;
+  size_t nrdv, n_finders; /* backends with find() */
   int detached;
 };
 
@@ -424,7 +424,8 @@ lp2p_swarm *lp2p_pairing_swarm(const lp2p_pairing *p) { return p ? p->sw : NULL;
 static void pb_on_event(void *self, lp2p_swarm *sw, const lp2p_swarm_event *ev) {
   lp2p_pairing *p = self;
   (void)sw;
-  if (ev->type != LP2P_SWARM_EV_PEER_DISCOVERED || !ev->peer || !p->joining || p->join_explicit) return;
+  if (ev->type != LP2P_SWARM_EV_PEER_DISCOVERED || !ev->peer || !p->joining || p->join_explicit || p->n_finders)
+    return;
   add_candidate(p, ev->peer);
   join_next(p);
 }
@@ -474,8 +475,8 @@ int lp2p_pairing_join(lp2p_pairing *p, const char *code, const lp2p_peer_id *pee
     lp2p_peer_id conn[MAX_CAND];
     size_t n = lp2p_swarm_connected_peers(p->sw, conn, MAX_CAND);
     for (size_t i = 0; i < n && i < MAX_CAND; i++) add_candidate(p, &conn[i]);
-    /* and the peers a discovery source (mDNS, ...) reported and that are still valid */
-    lp2p_peerstore *pst = lp2p_swarm_peerstore(p->sw);
+    /* without a backend that finds: the peers a discovery source reported and that are still valid */
+    lp2p_peerstore *pst = p->n_finders ? NULL : lp2p_swarm_peerstore(p->sw);
     size_t np = pst ? lp2p_peerstore_peers(pst, NULL, 0) : 0;
     lp2p_peer_id *ids = np ? lp2p__pm_calloc(&p->mem, np * sizeof *ids) : NULL;
     np = ids ? lp2p_peerstore_peers(pst, ids, np) : 0;
@@ -574,6 +575,7 @@ void lp2p_pairing_cancel(lp2p_pairing *p) {
 int lp2p_pairing_add_rendezvous(lp2p_pairing *p, const lp2p_pair_rendezvous *vt, void *self) {
   if (!p || !vt) return LP2P_ERR_INVAL;
   if (p->nrdv == MAX_RDV) return LP2P_ERR_LIMIT;
+  if (vt->find) p->n_finders++;
   p->rdvs[p->nrdv].vt = vt;
   p->rdvs[p->nrdv++].self = self;
   return 0;

@@ -2,7 +2,9 @@
  * the initiator provides the key SHA-256("lp2p-pair-dht", nameplate, epoch) (as a sha2-256
  * multihash) for the current 5-minute epoch; the joiner looks for providers of the current and
  * the previous epoch's key and hands every provider to the pairing behaviour as a candidate.
- * The key reveals the nameplate to nobody (a hash) and nothing about the words. Public API only. */
+ * The key reveals the nameplate to nobody (a hash) and nothing about the words. The joiner
+ * searches again every RETRY_MS until the join ends (a code typed before the initiator's provide
+ * reached the DHT is still found), so the backend never reports "done". Public API only. */
 #include "lp2p/kad.h"
 #include "lp2p/pairing.h"
 #include "protocols/pairing/engine/pair_int.h"
@@ -10,6 +12,8 @@
 
 #include <string.h>
 #include <time.h>
+
+#define RETRY_MS 1000u
 
 typedef struct rdv_dht {
   lp2p_mem mem;
@@ -21,7 +25,12 @@ typedef struct rdv_dht {
   lp2p_pair_found_fn found;
   void *ctx;
   uint64_t gen; /* find generation: results of a cancelled search are ignored */
+  lp2p_swarm *sw;
+  lp2p_timer *retry;
+  char nameplate[32];
 } rdv_dht;
+
+static int start_find(rdv_dht *r);
 
 typedef struct find_ud {
   rdv_dht *r;
@@ -71,7 +80,7 @@ static void find_done(lp2p_kad *kad, const lp2p_kad_result *res, void *ud) {
   if (f->gen == r->gen) {
     r->finding[f->slot] = 0;
     for (size_t i = 0; i < res->n_peers && r->found; i++) r->found(r->ctx, &res->peers[i].peer);
-    if (!r->finding[0] && !r->finding[1] && r->found) r->found(r->ctx, NULL); /* this backend is done */
+    if (!r->finding[0] && !r->finding[1] && r->found && r->retry) lp2p_timer_start(r->retry, RETRY_MS, 0);
   }
   lp2p__pm_free(&r->mem, f);
 }
@@ -84,20 +93,37 @@ static void dht_cancel(void *self, lp2p_swarm *sw) {
     if (r->finding[i]) lp2p_kad_cancel(r->kad, r->find_qid[i]);
   r->finding[0] = r->finding[1] = 0;
   r->found = NULL;
+  if (r->retry) lp2p_timer_stop(r->retry);
+}
+
+static void retry_tick(lp2p_timer *t, void *ud) {
+  rdv_dht *r = ud;
+  (void)t;
+  if (r->found && !r->finding[0] && !r->finding[1] && start_find(r) < 0) lp2p_timer_start(r->retry, RETRY_MS, 0);
 }
 
 static int dht_find(void *self, lp2p_swarm *sw, const char *nameplate, const uint8_t tag[32],
                     const uint8_t dht_key[32], lp2p_pair_found_fn found, void *ctx) {
   rdv_dht *r = self;
-  (void)tag;
+  (void)tag, (void)dht_key;
   dht_cancel(r, sw);
+  if (strlen(nameplate) >= sizeof r->nameplate) return LP2P_ERR_INVAL;
+  if (!r->retry && lp2p_timer_new(&r->retry, r->sw, retry_tick, r) < 0) return LP2P_ERR_NOMEM;
+  memcpy(r->nameplate, nameplate, strlen(nameplate) + 1);
   r->found = found;
   r->ctx = ctx;
-  /* the current epoch's key comes in; the previous epoch's is derived here */
+  int rv = start_find(r);
+  if (rv < 0) r->found = NULL;
+  return rv;
+}
+
+/* Providers of the current and the previous epoch's key (both derived now: a retry may cross an
+ * epoch boundary). */
+static int start_find(rdv_dht *r) {
   uint8_t keys[2][32];
-  memcpy(keys[0], dht_key, 32);
   uint64_t epoch = lp2p__pair_epoch((uint64_t)time(NULL));
-  lp2p__pair_dht_key(nameplate, epoch ? epoch - 1 : 0, keys[1]);
+  lp2p__pair_dht_key(r->nameplate, epoch, keys[0]);
+  lp2p__pair_dht_key(r->nameplate, epoch ? epoch - 1 : 0, keys[1]);
   int started = 0;
   for (int i = 0; i < 2; i++) {
     find_ud *f = lp2p__pm_calloc(&r->mem, sizeof *f);
@@ -140,6 +166,7 @@ int lp2p_pairing_add_dht_rendezvous(lp2p_pairing *p, lp2p_kad *kad) {
   if (!r) return LP2P_ERR_NOMEM;
   r->mem = *m;
   r->kad = kad;
+  r->sw = lp2p_pairing_swarm(p);
   int rv = lp2p_pairing_add_rendezvous(p, &dht_vt, r);
   if (rv < 0) lp2p__pm_free(m, r);
   return rv;

@@ -74,7 +74,7 @@ struct lp2p_reqresp_channel {
 
 static const char *const k_outcome_names[] = {"response",          "dial-failure",         "timeout",
                                               "connection-closed", "unsupported-protocol", "too-large",
-                                              "response-omission", "io"};
+                                              "response-omission", "io",           "resource-limit"};
 
 const char *lp2p_reqresp_outcome_name(lp2p_reqresp_outcome o) {
   return (unsigned)o < sizeof k_outcome_names / sizeof *k_outcome_names ? k_outcome_names[o] : "unknown";
@@ -116,12 +116,22 @@ static void slot_maybe_free(lp2p_reqresp *rr, rr_slot *slot) {
   }
 }
 
-static int buf_append(const lp2p_mem *m, uint8_t **buf, size_t *len, size_t *cap, const uint8_t *p, size_t n) {
+/* Body bytes from the peer: the buffer's capacity is charged to the resource manager
+ * (lp2p_stream_reserve_body: protocol, connection, peer and node scopes) as it grows; LP2P_ERR_LIMIT
+ * when a scope is full. */
+static int buf_append(const lp2p_mem *m, lp2p_stream *s, uint8_t **buf, size_t *len, size_t *cap, size_t limit,
+                      const uint8_t *p, size_t n) {
   if (*len + n > *cap) {
     size_t nc = *cap ? *cap : 1024;
     while (nc < *len + n) nc *= 2;
+    if (nc > limit) nc = limit; /* (the caller checked len + n <= limit): a 10 MiB body holds 10 MiB */
+    int rv = lp2p_stream_reserve_body(s, nc - *cap);
+    if (rv < 0) return rv;
     uint8_t *nb = lp2p__pm_realloc(m, *buf, nc);
-    if (!nb) return LP2P_ERR_NOMEM;
+    if (!nb) {
+      lp2p_stream_release_body(s, nc - *cap);
+      return LP2P_ERR_NOMEM;
+    }
     *buf = nb;
     *cap = nc;
   }
@@ -276,8 +286,8 @@ static void out_data(lp2p_stream *s, const uint8_t *p, size_t n, void *ud) {
     out_fail(o, LP2P_REQRESP_TOO_LARGE, LP2P_ERR_TOO_LARGE);
     return;
   }
-  int rv = buf_append(&o->rr->mem, &o->buf, &o->len, &o->cap, p, n);
-  if (rv < 0) out_fail(o, LP2P_REQRESP_IO, rv);
+  int rv = buf_append(&o->rr->mem, s, &o->buf, &o->len, &o->cap, o->rr->cfg.max_response_size, p, n);
+  if (rv < 0) out_fail(o, rv == LP2P_ERR_LIMIT ? LP2P_REQRESP_RESOURCE_LIMIT : LP2P_REQRESP_IO, rv);
 }
 
 static void out_eof(lp2p_stream *s, void *ud) {
@@ -288,6 +298,11 @@ static void out_eof(lp2p_stream *s, void *ud) {
     out_report(o, LP2P_REQRESP_RESPONSE_OMISSION, LP2P_ERR_EOF);
   else
     out_report(o, LP2P_REQRESP_RESPONSE, 0);
+  /* the app had the body: release it now, not when the stream closes */
+  lp2p_stream_release_body(s, o->cap);
+  lp2p__pm_free(&o->rr->mem, o->buf);
+  o->buf = NULL;
+  o->len = o->cap = 0;
 }
 
 static void out_close(lp2p_stream *s, int err, void *ud) {
@@ -457,8 +472,8 @@ static void in_data(lp2p_stream *s, const uint8_t *p, size_t n, void *ud) {
     in_fail(in, LP2P_REQRESP_TOO_LARGE, LP2P_ERR_TOO_LARGE);
     return;
   }
-  int rv = buf_append(&in->rr->mem, &in->buf, &in->len, &in->cap, p, n);
-  if (rv < 0) in_fail(in, LP2P_REQRESP_IO, rv);
+  int rv = buf_append(&in->rr->mem, s, &in->buf, &in->len, &in->cap, in->rr->cfg.max_request_size, p, n);
+  if (rv < 0) in_fail(in, rv == LP2P_ERR_LIMIT ? LP2P_REQRESP_RESOURCE_LIMIT : LP2P_REQRESP_IO, rv);
 }
 
 static void in_eof(lp2p_stream *s, void *ud) {
@@ -475,12 +490,13 @@ static void in_eof(lp2p_stream *s, void *ud) {
   ch->in = in;
   in->ch = ch;
   uint8_t *body = in->buf;
-  size_t len = in->len;
+  size_t len = in->len, cap = in->cap;
   in->buf = NULL;
   in->len = in->cap = 0;
   emit(in->rr, LP2P_REQRESP_EV_REQUEST, in->id, lp2p_stream_peer(s), lp2p_stream_protocol(s),
        LP2P_REQRESP_RESPONSE, 0, body ? body : (const uint8_t *)"", len, ch);
   lp2p__pm_free(&in->rr->mem, body);
+  lp2p_stream_release_body(s, cap);
 }
 
 static void in_close(lp2p_stream *s, int err, void *ud) {

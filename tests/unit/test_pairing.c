@@ -2,7 +2,7 @@
  * swarms on loopback TCP: a pairing (same SAS on both sides, device info,
  * registry states), a wrong code (fails on both sides, burns the code on both),
  * a joiner meeting another nameplate (no PAKE, code intact), a tampered and a
- * replayed PAKE message from a raw joiner, the failure rate limit, code expiry,
+ * replayed PAKE message from a raw joiner, a tampered CONFIRM from a raw initiator, the failure rate limit, code expiry,
  * persistence across restarts with a paired-only protocol refused to an
  * unpaired peer before its handler sees it, and unpair telling the other side. */
 #include <stdlib.h>
@@ -230,7 +230,7 @@ TEST(pair_other_nameplate_never_runs_the_pake) {
 typedef struct raw {
   lp2p__pair_session *eng;
   lp2p__pair_code code;
-  int mode; /* 0 tamper Tb, 1 replay the saved SHARE, 2 record SHARE */
+  int mode; /* joiner: 0 tamper Tb, 1 replay the saved SHARE, 2 record SHARE; initiator: 3 tamper Ta */
   uint8_t saved[256];
   size_t nsaved;
   int closed, got_abort;
@@ -244,7 +244,8 @@ static void raw_flush(lp2p_stream *s, raw *r) {
   uint8_t buf[4096];
   memcpy(buf, out, n);
   lp2p__pair_session_output_done(r->eng, n);
-  if (buf[2] == LP2P__PAIR_MSG_SHARE) {
+  if (r->mode == 3 && buf[2] == LP2P__PAIR_MSG_CONFIRM) buf[3 + 7] ^= 0x40; /* a bit of Ta */
+  if (r->mode != 3 && buf[2] == LP2P__PAIR_MSG_SHARE) {
     if (r->mode == 2) {
       memcpy(r->saved, buf, n);
       r->nsaved = n;
@@ -262,7 +263,7 @@ static void raw_open(lp2p_stream *s, const char *proto, void *ud) {
   (void)proto;
   const lp2p_peer_id *me = lp2p_swarm_local_peer(r->sw), *peer = lp2p_stream_peer(s);
   lp2p__pair_params prm = {0};
-  prm.role = LP2P__PAIR_JOINER;
+  prm.role = r->mode == 3 ? LP2P__PAIR_INITIATOR : LP2P__PAIR_JOINER;
   prm.code = &r->code;
   prm.local_id = me->bytes;
   prm.local_id_len = me->len;
@@ -272,6 +273,7 @@ static void raw_open(lp2p_stream *s, const char *proto, void *ud) {
   prm.local_info = &di;
   prm.now = lp2p_swarm_now(r->sw);
   r->eng = lp2p__pair_session_new(&prm);
+  raw_flush(s, r); /* the initiator's HELLO */
 }
 static void raw_data(lp2p_stream *s, const uint8_t *p, size_t n, void *ud) {
   raw *r = ud;
@@ -352,6 +354,40 @@ TEST(pair_tampered_and_replayed_messages_fail) {
   }
   tsw_free(&a.t);
   tsw_free(&m.t);
+  CHECK_EQ(tloop_finish(&L), 0);
+}
+
+/* The other direction: a raw initiator (a bare swarm serving /lp2p/pair/1.0.0 with the engine)
+ * that knows the code but tampers with its CONFIRM (a bit of Ta): the real joiner fails
+ * (WRONG_CODE: the confirmation does not verify), burns its typed code, and tells the
+ * initiator (ABORT). */
+TEST(pair_tampered_confirm_fails_the_joiner) {
+  tloop L;
+  tloop_init(&L);
+  node a;
+  tsw m;
+  CHECK_OK(node_init(&a, &L, 1, "a", NULL, NULL));
+  CHECK_OK(tsw_init(&m, &L, 6, NULL, 1));
+  lp2p__pair_code c;
+  CHECK_OK(lp2p__pair_code_generate(&c, 3, NULL, NULL));
+  char code[LP2P_PAIRING_CODE_MAX];
+  CHECK(lp2p__pair_code_format(&c, code, sizeof code) > 0);
+  raw r = {0};
+  r.mode = 3;
+  r.sw = m.sw;
+  r.code = c;
+  CHECK_OK(lp2p_swarm_set_protocol(m.sw, LP2P_PAIRING_PROTOCOL, &raw_handler, &r));
+  REQUIRE(connect_nodes(&L, &a, &(node){.t = m}));
+  CHECK_OK(lp2p_pairing_join(a.pair, code, &m.id));
+  CHECK(RUN_UNTIL(&L, a.n_failed == 1 && r.closed, 10000));
+  CHECK_EQ(a.n_paired, 0);
+  CHECK_EQ(a.fail, LP2P_PAIRING_FAIL_WRONG_CODE);
+  CHECK(a.burned);
+  CHECK(r.got_abort);
+  CHECK_EQ(lp2p_pairing_join(a.pair, code, &m.id), LP2P_ERR_STATE); /* burned on the joiner's side */
+  CHECK(!lp2p_devices_is_paired(a.dev, &m.id));
+  tsw_free(&a.t);
+  tsw_free(&m);
   CHECK_EQ(tloop_finish(&L), 0);
 }
 
@@ -524,6 +560,7 @@ int main(void) {
   RUN(pair_wrong_code_burns_both_sides);
   RUN(pair_other_nameplate_never_runs_the_pake);
   RUN(pair_tampered_and_replayed_messages_fail);
+  RUN(pair_tampered_confirm_fails_the_joiner);
   RUN(pair_code_expires);
   RUN(pair_persists_and_gates_paired_only_protocols);
   RUN(pair_via_dht);

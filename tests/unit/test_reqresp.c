@@ -39,11 +39,11 @@ typedef struct rapp {
   /* outbound */
   rec out[MAXR + 1];
   int n_out_events;
-  int n_out_by[8];
+  int n_out_by[16];
   /* inbound */
   rec in[MAXR + 1];
   int n_requests, n_in_events;
-  int n_in_by[8];
+  int n_in_by[16];
   lp2p_reqresp_channel *held[MAXR];
   uint64_t held_id[MAXR];
   int n_held;
@@ -66,7 +66,7 @@ static void on_rr(lp2p_reqresp *rr, const lp2p_reqresp_event *ev, void *ud) {
       r->len = ev->len;
     }
     a->n_out_events++;
-    a->n_out_by[ev->outcome & 7]++;
+    a->n_out_by[ev->outcome & 15]++;
     return;
   }
   rec *r = ev->request_id <= MAXR ? &a->in[ev->request_id] : &a->in[0];
@@ -76,7 +76,7 @@ static void on_rr(lp2p_reqresp *rr, const lp2p_reqresp_event *ev, void *ud) {
     r->outcome = (int)ev->outcome;
     r->err = ev->err;
     a->n_in_events++;
-    a->n_in_by[ev->outcome & 7]++;
+    a->n_in_by[ev->outcome & 15]++;
     return;
   }
   /* REQUEST */
@@ -311,6 +311,86 @@ TEST(rr_too_large) {
   rapp_free(ra);
   rapp_free(rb);
   rapp_free(rc);
+}
+
+/* Bodies are charged to the resource manager (lp2p_stream_reserve_body: protocol, connection,
+ * peer and node scopes, not the 4 MiB stream scope): a 10 MiB response (the default limit) works
+ * with the default limits; a requester whose peer scope is 3 MiB gets RESOURCE_LIMIT
+ * (LP2P_ERR_LIMIT) for it, its charges all come back, and a small request still works; a
+ * responder with a 512 KiB peer scope refuses a 1 MiB request the same way. */
+static uint64_t peer_mem(tsw *t, const lp2p_peer_id *peer) {
+  lp2p_scope_usage u[64];
+  size_t n = lp2p_swarm_resource_usage(t->sw, u, 64, sizeof *u);
+  for (size_t i = 0; i < n && i < 64; i++)
+    if (u[i].kind == LP2P_SCOPE_PEER && lp2p_peer_id_equal(&u[i].peer, peer)) return u[i].memory;
+  return 0;
+}
+static void big_req_limit(lp2p_reqresp_config *c) { c->max_request_size = 1u << 20; }
+
+TEST(rr_bodies_charged_to_resource_manager) {
+  tloop L;
+  tloop_init(&L);
+  tsw a, b, c;
+  lp2p_swarm_config small;
+  lp2p_swarm_config_default(&small);
+  small.max_memory_per_peer = 3u << 20;
+  CHECK_OK(tsw_init(&a, &L, 1, NULL, 1));
+  CHECK_OK(tsw_init(&b, &L, 2, NULL, 1));
+  CHECK_OK(tsw_init(&c, &L, 3, &small, 1));
+  rapp *ra = rapp_add(&a, k_p1, 1, M_ECHO, NULL);
+  rapp *rb = rapp_add(&b, k_p1, 1, M_BIG, NULL);
+  rapp *rc = rapp_add(&c, k_p1, 1, M_ECHO, big_req_limit);
+  rb->big = 10u << 20;
+  REQUIRE(connect_pair(&L, &a, &b));
+  REQUIRE(connect_pair(&L, &c, &b));
+  uint64_t id;
+  /* defaults: the 10 MiB response arrives whole */
+  CHECK_OK(send_str(ra, &b.id, NULL, "10 MiB please", &id));
+  CHECK(RUN_UNTIL(&L, ra->out[id].n == 1, 20000));
+  CHECK_EQ(ra->out[id].outcome, LP2P_REQRESP_RESPONSE);
+  CHECK_EQ(ra->out[id].len, 10u << 20);
+  /* 3 MiB per peer: refused with a typed failure, nothing grows past the limit */
+  uint64_t before = peer_mem(&c, &b.id);
+  CHECK_OK(send_str(rc, &b.id, NULL, "10 MiB please", &id));
+  CHECK(RUN_UNTIL(&L, rc->out[id].n == 1, 20000));
+  CHECK_EQ(rc->out[id].outcome, LP2P_REQRESP_RESOURCE_LIMIT);
+  CHECK_EQ(rc->out[id].err, LP2P_ERR_LIMIT);
+  CHECK(strcmp(lp2p_reqresp_outcome_name(LP2P_REQRESP_RESOURCE_LIMIT), "resource-limit") == 0);
+  CHECK(RUN_UNTIL(&L, rb->n_in_events == 2, 5000)); /* b saw the reset */
+  CHECK(RUN_UNTIL(&L, peer_mem(&c, &b.id) <= before, 5000));
+  /* c still works: a small request to a (echo) */
+  REQUIRE(connect_pair(&L, &c, &a));
+  CHECK_OK(send_str(rc, &a.id, NULL, "hi", &id));
+  CHECK(RUN_UNTIL(&L, rc->out[id].n == 1, 5000));
+  CHECK_EQ(rc->out[id].outcome, LP2P_REQRESP_RESPONSE);
+  /* inbound: d (512 KiB per peer) refuses a 1 MiB request body (within max_request_size) */
+  CHECK_EQ(lp2p_stream_reserve_body(NULL, 1), LP2P_ERR_INVAL);
+  size_t n = 1u << 20;
+  uint8_t *body = calloc(1, n);
+  lp2p_swarm_config tiny;
+  lp2p_swarm_config_default(&tiny);
+  tiny.max_memory_per_peer = 512u << 10;
+  tsw d;
+  CHECK_OK(tsw_init(&d, &L, 4, &tiny, 1));
+  rapp *rd = rapp_add(&d, k_p1, 1, M_ECHO, NULL);
+  REQUIRE(connect_pair(&L, &a, &d));
+  CHECK_OK(lp2p_reqresp_send(ra->rr, &d.id, NULL, body, n, &id));
+  CHECK(RUN_UNTIL(&L, ra->out[id].n == 1 && rd->n_in_events == 1, 10000));
+  CHECK_EQ(rd->in[1].outcome, LP2P_REQRESP_RESOURCE_LIMIT);
+  CHECK_EQ(rd->in[1].err, LP2P_ERR_LIMIT);
+  CHECK_EQ(rd->n_requests, 0);
+  CHECK(ra->out[id].outcome != LP2P_REQRESP_RESPONSE);
+  free(body);
+  CHECK_EQ(ra->n_dup + rb->n_dup + rc->n_dup + rd->n_dup, 0);
+  tsw_free(&a);
+  tsw_free(&b);
+  tsw_free(&c);
+  tsw_free(&d);
+  CHECK_EQ(tloop_finish(&L), 0);
+  rapp_free(ra);
+  rapp_free(rb);
+  rapp_free(rc);
+  rapp_free(rd);
 }
 
 static void short_timeout(lp2p_reqresp_config *c) { c->timeout_ms = 300; }
@@ -667,6 +747,7 @@ int main(void) {
   RUN(rr_round_trip_and_omission);
   RUN(rr_unsupported_and_protocol_choice);
   RUN(rr_too_large);
+  RUN(rr_bodies_charged_to_resource_manager);
   RUN(rr_timeouts);
   RUN(rr_dial_failures_and_dial_in_flight);
   RUN(rr_connection_closed_by_swarm_free);
