@@ -6,6 +6,7 @@
 #include "lp2p/files.h"
 
 #if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define LP2P_HAVE_SHANI_CODE 1
 #endif
@@ -91,8 +92,11 @@ __attribute__((target("sha,sse4.1"))) static void blocks_shani(uint32_t h[8], co
 static int have_shani(void) {
   static int v = -1;
   if (v < 0) {
-    __builtin_cpu_init();
-    v = __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1");
+    /* cpuid, not __builtin_cpu_supports("sha"): clang before 15 rejects that feature name */
+    unsigned a, b, c, d, sse41 = 0, sha = 0;
+    if (__get_cpuid(1, &a, &b, &c, &d)) sse41 = (c >> 19) & 1;
+    if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) sha = (b >> 29) & 1;
+    v = (int)(sse41 && sha);
   }
   return v;
 }
