@@ -122,6 +122,8 @@ func benchMain(args []string) {
 		return def
 	}
 	switch args[0] {
+	case "gossip":
+		gossipBench(num)
 	case "serve":
 		if len(listen) == 0 {
 			listen = []string{"/ip4/127.0.0.1/tcp/0"}
