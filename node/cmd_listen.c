@@ -385,9 +385,38 @@ static void on_perf_served(lp2p_swarm *sw, const lp2p_peer_id *peer, int err, co
 
 typedef struct echo_st {
   uint8_t *buf;
-  size_t len;
+  size_t len, cap; /* cap: allocated and reserved (lp2p_stream_reserve_memory) */
   int eof, closed_write;
 } echo_st;
+
+/* The buffer's capacity is what is charged: it grows by doubling (power-of-two sizes: the allocator
+ * reuses what other streams freed instead of leaving holes between exact-size reallocs) and is freed
+ * as soon as it drains. */
+#define ECHO_MIN_CAP 4096
+static int echo_room(lp2p_stream *s, echo_st *e, size_t need) {
+  if (need <= e->cap) return 0;
+  size_t cap = e->cap ? e->cap : ECHO_MIN_CAP;
+  while (cap < need) cap *= 2;
+  if (cap > ECHO_MAX_PENDING) return LP2P_ERR_LIMIT;
+  if (lp2p_stream_reserve_memory(s, cap - e->cap) < 0) return LP2P_ERR_LIMIT;
+  uint8_t *b = malloc(cap);
+  if (!b) {
+    lp2p_stream_release_memory(s, cap - e->cap);
+    return LP2P_ERR_NOMEM;
+  }
+  if (e->len) memcpy(b, e->buf, e->len);
+  free(e->buf);
+  e->buf = b;
+  e->cap = cap;
+  return 0;
+}
+
+static void echo_drop(lp2p_stream *s, echo_st *e) {
+  free(e->buf);
+  e->buf = NULL;
+  lp2p_stream_release_memory(s, e->cap);
+  e->cap = e->len = 0;
+}
 
 static void echo_flush(lp2p_stream *s, echo_st *e) {
   if (e->len) {
@@ -398,8 +427,8 @@ static void echo_flush(lp2p_stream *s, echo_st *e) {
     }
     memmove(e->buf, e->buf + k, e->len - (size_t)k);
     e->len -= (size_t)k;
-    lp2p_stream_release_memory(s, (size_t)k);
     lp2p_stream_consume(s, (size_t)k);
+    if (!e->len) echo_drop(s, e);
   }
   if (!e->len && e->eof && !e->closed_write) {
     e->closed_write = 1;
@@ -436,16 +465,10 @@ static void echo_data(lp2p_stream *s, const uint8_t *p, size_t n, void *ud) {
   if (!n) return;
   /* unconsumed bytes hold the peer's window closed: this stays bounded, and is charged to the node's
    * resource limits (refused: the stream is reset) */
-  if (e->len + n > ECHO_MAX_PENDING || lp2p_stream_reserve_memory(s, n) < 0) {
+  if (echo_room(s, e, e->len + n) < 0) {
     lp2p_stream_reset(s);
     return;
   }
-  uint8_t *b = realloc(e->buf, e->len + n);
-  if (!b) {
-    lp2p_stream_reset(s);
-    return;
-  }
-  e->buf = b;
   memcpy(e->buf + e->len, p, n);
   e->len += n;
 }
@@ -470,7 +493,7 @@ static void echo_close(lp2p_stream *s, int err, void *ud) {
   (void)ud;
   if (!e) return;
   lp2p_stream_set_user(s, NULL);
-  free(e->buf);
+  free(e->buf); /* what was reserved is released with the stream */
   free(e);
 }
 
@@ -654,6 +677,7 @@ static void run_command(void *ud, uint64_t origin, char *line, const char *error
       limits_out lo = {n, origin};
       nl_print(n->sw, 1, limits_json_out, &lo);
     }
+    if (arg && !strcmp(arg, "reset-peak")) lp2p_swarm_resource_reset_peaks(n->sw);
   } else if (!strcmp(verb, "peers")) {
     size_t cnt = lp2p_swarm_connected_peers(n->sw, NULL, 0);
     lp2p_peer_id *ids = calloc(cnt ? cnt : 1, sizeof *ids);

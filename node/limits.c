@@ -46,6 +46,7 @@ static void scope_json(cli_json *j, const lp2p_scope_usage *u) {
   if (u->kind == LP2P_SCOPE_PROTOCOL) cli_json_str(j, "protocol", u->protocol);
   cli_json_int(j, "memory", (long long)u->memory);
   cli_json_int(j, "memory_limit", (long long)u->memory_limit);
+  cli_json_int(j, "memory_peak", (long long)u->memory_peak);
   cli_json_int(j, "streams_in", u->streams_in);
   cli_json_int(j, "streams_out", u->streams_out);
   cli_json_int(j, "streams_limit", u->streams_limit);

@@ -22,6 +22,6 @@ void nl_apply(const nl_args *a, lp2p_swarm_config *cfg);
  * object {"event":"limits", "node":{...}, "scopes":[{...}, ...]} and '\n', given to json_out. */
 void nl_print(lp2p_swarm *sw, int json, void (*json_out)(const char *line, size_t len, void *ud), void *ud);
 /* Usage text for --control. */
-#define NL_CONTROL_HELP "\"limits\" (resource usage per scope: limits {node, scopes})"
+#define NL_CONTROL_HELP "\"limits [reset-peak]\" (resource usage per scope: limits {node, scopes}; reset-peak: memory_peak starts again after this report)"
 
 #endif

@@ -274,7 +274,16 @@ int lp2p__conn_flush_out(lp2p__conn *c) {
     lp2p_mss_output_consumed(c->mss, n);
   }
   if (c->mx) {
-    while (uv_stream_get_write_queue_size(c->io) < LP2P__SW_WRITE_HIGH && lp2p_yamux_want_output(c->mx)) {
+    size_t q;
+    while ((q = uv_stream_get_write_queue_size(c->io)) < LP2P__SW_WRITE_HIGH && lp2p_yamux_want_output(c->mx)) {
+      /* Behind a full socket a seal buffer is held until the peer reads: queued only while the
+       * connection's scopes have room for it (the queued bytes are charged, lp2p__rcs_conn_sync), so
+       * slow readers cannot push the node past its budget; a write_cb follows (the queue is not empty)
+       * and flushes again. */
+      if (q && !lp2p__rcs_conn_room(c, LP2P__SW_WBUF_CAP)) {
+        c->write_blocked = 1;
+        break;
+      }
       lp2p__wbuf *b = wbuf_get(c->sw, LP2P__SW_WBUF_CAP);
       if (!b) return LP2P_ERR_NOMEM;
       int64_t k = seal_yamux(c, b);

@@ -70,7 +70,11 @@ int lp2p__rc_reserve(lp2p__rcmgr *rc, const lp2p__rc_chain *ch, uint64_t n) {
 }
 
 void lp2p__rc_force(const lp2p__rc_chain *ch, uint64_t n) {
-  for (unsigned i = 0; i < ch->n; i++) ch->s[i]->mem += n;
+  for (unsigned i = 0; i < ch->n; i++) {
+    lp2p__rc_scope *sc = ch->s[i];
+    sc->mem += n;
+    if (sc->mem > sc->mem_peak) sc->mem_peak = sc->mem;
+  }
 }
 
 void lp2p__rc_release(lp2p__rcmgr *rc, const lp2p__rc_chain *ch, uint64_t n) {
@@ -416,6 +420,13 @@ void lp2p__rcs_conn_sync(lp2p__conn *c) {
   if (c->mx) lp2p__yamux_set_tight(c->mx, tight(&ch));
 }
 
+int lp2p__rcs_conn_room(lp2p__conn *c, size_t n) {
+  if (!c->rc_open) return 1;
+  lp2p__rc_chain ch;
+  conn_chain(c, &ch);
+  return lp2p__rc_room(&ch) >= n;
+}
+
 void lp2p__rcs_conn_close(lp2p__conn *c) {
   if (!c->rc_open) return;
   lp2p_swarm *sw = c->sw;
@@ -599,6 +610,7 @@ static void fill(lp2p_scope_usage *u, lp2p_scope_kind kind, const lp2p__rc_scope
   u->kind = kind;
   u->memory = sc->mem;
   u->memory_limit = sc->mem_limit;
+  u->memory_peak = sc->mem_peak;
   u->streams_in = sc->st_in;
   u->streams_out = sc->st_out;
   u->streams_limit = sc->st_limit;
@@ -639,6 +651,17 @@ size_t lp2p_swarm_resource_usage(const lp2p_swarm *sw, lp2p_scope_usage *out, si
   }
 #undef EMIT
   return k;
+}
+
+void lp2p_swarm_resource_reset_peaks(lp2p_swarm *sw) {
+  if (!sw) return;
+  sw->rc.node.mem_peak = sw->rc.node.mem;
+  for (lp2p__rc_peer *p = sw->rc.peers; p; p = p->next) p->sc.mem_peak = p->sc.mem;
+  for (lp2p__rc_proto *p = sw->rc.protos; p; p = p->next) p->sc.mem_peak = p->sc.mem;
+  for (lp2p__link *it = sw->conns.next; it != &sw->conns; it = it->next) {
+    lp2p__conn *c = LP2P__CONTAINER(it, lp2p__conn, sw_link);
+    c->rc.mem_peak = c->rc.mem;
+  }
 }
 
 void lp2p__rcs_free(lp2p_swarm *sw) {

@@ -22,6 +22,7 @@
 
 typedef struct lp2p__rc_scope {
   uint64_t mem, mem_limit;           /* bytes; limit 0 = unlimited */
+  uint64_t mem_peak;                 /* highest mem since the scope was created */
   uint32_t st_in, st_out, st_limit;  /* streams; the limit applies to in + out */
   uint32_t cn_in, cn_out, cn_limit;  /* connections; the limit applies to in + out */
 } lp2p__rc_scope;

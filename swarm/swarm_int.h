@@ -495,6 +495,9 @@ void lp2p__rcs_conn_open(lp2p__conn *c);  /* new connection: fixed charge, count
 void lp2p__rcs_conn_peer(lp2p__conn *c);  /* its peer is known: charged to the peer scope too */
 void lp2p__rcs_conn_sync(lp2p__conn *c);  /* muxer send side + socket queue changed */
 void lp2p__rcs_conn_close(lp2p__conn *c); /* releases everything (its streams released theirs) */
+/* c's scopes have room for n more bytes (1) or not (0); the flush stops queueing seal buffers behind a
+ * full socket when they have not (1 when c is not charged). */
+int lp2p__rcs_conn_room(lp2p__conn *c, size_t n);
 /* s joins c (after the swarm's own limits): 0 or LP2P_ERR_LIMIT (nothing charged: refuse it). */
 int lp2p__rcs_stream_attach(lp2p_stream *s, lp2p__conn *c);
 void lp2p__rcs_stream_detach(lp2p_stream *s); /* releases everything s holds (idempotent) */

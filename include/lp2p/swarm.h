@@ -628,6 +628,8 @@ LP2P_EXTERN void lp2p_stream_set_handler(lp2p_stream *s, const lp2p_stream_handl
  *     budget the others need;
  *   - a protocol whose reservation is refused decides (perf, identify and the test echo reset the
  *     stream).
+ *   - behind a socket the peer does not read, a connection queues another seal buffer (256 KiB) only
+ *     while its scopes have room for it.
  * Above 3/4 of a limit, a connection frees send rings as soon as they drain and shrinks stalled ones;
  * a writer held back by a limit makes every connection do so at once (at most every 50 ms).
  * After a burst (usage fell below half its peak) and once the last connection closed, the pools are
@@ -669,6 +671,7 @@ typedef struct lp2p_scope_usage {
   uint64_t memory, memory_limit; /* bytes; limit 0 = unlimited */
   uint32_t streams_in, streams_out, streams_limit;
   uint32_t conns_in, conns_out;
+  uint64_t memory_peak; /* the highest memory this scope has held (the node: since the swarm started) */
 } lp2p_scope_usage;
 
 /* Usage snapshot: the node first, then every peer scope, connection and protocol scope. Fills up to
@@ -676,6 +679,8 @@ typedef struct lp2p_scope_usage {
  * smaller size) and returns the total number of scopes. */
 LP2P_EXTERN size_t lp2p_swarm_resource_usage(const lp2p_swarm *sw, lp2p_scope_usage *out, size_t max,
                                              size_t elem_size);
+/* Every scope's memory_peak starts again from what it holds now (e.g. to measure one burst). */
+LP2P_EXTERN void lp2p_swarm_resource_reset_peaks(lp2p_swarm *sw);
 
 /* ---------------------------------------------------------------------------
  * Timers for behaviours and apps (no libuv needed). The callback runs on the

@@ -66,6 +66,9 @@ TEST(chain_reserve_release) {
   lp2p__rc_release(&rc, &ch, 350);
   CHECK_EQ(rc.node.mem, 0);
   CHECK_EQ(rc.underflows, 0);
+  /* each scope remembers its highest charge, forced ones included */
+  CHECK_EQ(st.mem_peak, 350);
+  CHECK_EQ(rc.node.mem_peak, 350);
   /* the node limit binds across chains */
   lp2p__rc_chain node_only = {{&rc.node}, 1};
   CHECK_OK(lp2p__rc_reserve(&rc, &node_only, 900));
@@ -325,6 +328,16 @@ TEST(swarm_glue) {
     /* capacity is charged: the rings may not grow past the room; the output buffer (frame headers) may */
     CHECK(node_mem(a.sw, NULL) <= ca.max_memory + 4096);
   }
+  /* the node's peak (the usage report's memory_peak) saw the budget used, never far past it; a reset
+   * starts it again from the current usage */
+  lp2p_scope_usage u;
+  REQUIRE(lp2p_swarm_resource_usage(a.sw, &u, 1, sizeof u) >= 1);
+  CHECK(u.memory_peak >= u.memory);
+  CHECK(u.memory_peak >= ca.max_memory / 2);
+  CHECK(u.memory_peak <= ca.max_memory + 4096);
+  lp2p_swarm_resource_reset_peaks(a.sw);
+  REQUIRE(lp2p_swarm_resource_usage(a.sw, &u, 1, sizeof u) >= 1);
+  CHECK_EQ(u.memory_peak, u.memory);
   /* Every stream got its whole window (256 KiB, of which the multistream proposal took 41 bytes; the sink
    * never reads, so that is all a stream can send), and the bytes accepted beyond the windows (the muxer's
    * slack, which waits for a reader that never comes) took at most half the budget: stalled streams cannot
@@ -344,6 +357,9 @@ TEST(swarm_glue) {
   CHECK(n >= 3); /* node, peer, connection (+ protocols) */
   CHECK_OK(lp2p_swarm_disconnect(a.sw, &b.id));
   CHECK(RUN_UNTIL(&L, node_mem(a.sw, NULL) == 0 && node_mem(b.sw, NULL) == 0, 5000));
+  lp2p_swarm_resource_reset_peaks(a.sw);
+  REQUIRE(lp2p_swarm_resource_usage(a.sw, &u, 1, sizeof u) >= 1);
+  CHECK_EQ(u.memory_peak, 0);
   CHECK_EQ(lp2p_swarm_resource_usage(a.sw, NULL, 0, sizeof(lp2p_scope_usage)), 1); /* only the node */
   tsw_free(&a);
   tsw_free(&b);
