@@ -324,6 +324,7 @@ static size_t collect_strings(lp2p_mdns *e, const lp2p_mdns_iface *ifc, int fami
       }
     } else {
       if (ip_loopback(family, v) && !ifc->loopback) continue;
+      if (family == 6 && ip6_link_local(v)) continue; /* a dnsaddr cannot carry the zone */
       int reachable = 0;
       for (size_t k = 0; k < ifc->naddrs && !reachable; k++) {
         const lp2p_mdns_ifaddr *ia = &ifc->addrs[k];
@@ -433,15 +434,48 @@ static int emit_meta(lp2p_mdns *e, const lp2p_mdns_iface *ifc, int family, uint1
   return enqueue_packet(e, ifc->index, family, dst, dst_port, e->buf, (size_t)len);
 }
 
-static int send_queries(lp2p_mdns *e) {
+/* Our query on ifc/family: the PTR question and, as known answers (RFC 6762 §7.1), the PTR of every
+ * peer whose records still have at least half of their TTL (its longest-lived address counts),
+ * with the TTL left: such a peer stays silent until our copy is past half-life. Our own PTR is
+ * listed too wherever we would answer (the query loops back to us: without it we would answer
+ * ourselves, to no one's use; a co-located node is not named and still answers). With nothing to
+ * list the packet is byte-identical to js-libp2p's query. Peers that do not fit in max_packet are
+ * left out (they answer). */
+static int build_query(lp2p_mdns *e, const lp2p_mdns_iface *ifc, int family, lp2p_tstamp now) {
   lp2p_mdns_builder b;
-  lp2p_mdns_build_init(&b, e->buf, e->cfg.max_packet, 0, 0, 0);
+  lp2p_mdns_build_init(&b, e->buf, e->cfg.max_packet, 0, 0, !e->cfg.no_compression);
   lp2p_mdns_build_question(&b, &e->service, LP2P_MDNS_TYPE_PTR, LP2P_MDNS_CLASS_IN);
-  int len = lp2p_mdns_build_finish(&b);
-  if (len < 0) return LP2P_ERR_INTERNAL;
+  uint16_t port;
+  if (collect_strings(e, ifc, family, &port) > 0) {
+    lp2p_mdns_build_rr_begin(&b, LP2P_MDNS_SEC_ANSWER, &e->service, LP2P_MDNS_TYPE_PTR, LP2P_MDNS_CLASS_IN, e->cfg.ttl);
+    lp2p_mdns_build_name(&b, &e->instance);
+    lp2p_mdns_build_rr_end(&b);
+  }
+  for (size_t i = 0; i < e->npeers; i++) {
+    const peer *p = &e->peers[i];
+    lp2p_tstamp left = 0;
+    for (size_t k = 0; k < p->naddrs; k++) {
+      const addr_entry *a = &p->addrs[k];
+      if (a->expires <= now) continue;
+      lp2p_tstamp rem = a->expires - now, ttl = a->expires - a->seen;
+      if (rem * 2 >= ttl && rem > left) left = rem;
+    }
+    if (left < 1000 || !p->instance.len) continue;
+    if (b.len + e->service.len + 10u + p->instance.len > b.cap) break; /* the record uncompressed */
+    lp2p_mdns_build_rr_begin(&b, LP2P_MDNS_SEC_ANSWER, &e->service, LP2P_MDNS_TYPE_PTR, LP2P_MDNS_CLASS_IN,
+                             (uint32_t)(left / 1000));
+    lp2p_mdns_build_name(&b, &p->instance);
+    lp2p_mdns_build_rr_end(&b);
+  }
+  return lp2p_mdns_build_finish(&b);
+}
+
+static int send_queries(lp2p_mdns *e, lp2p_tstamp now) {
   for (size_t i = 0; i < e->nifaces; i++) {
     for (int family = 4; family <= 6; family += 2) {
       if (!iface_has_family(&e->ifaces[i].info, family)) continue;
+      int len = build_query(e, &e->ifaces[i].info, family, now);
+      if (len < 0) return LP2P_ERR_INTERNAL;
       int rv = enqueue_packet(e, e->ifaces[i].info.index, family, NULL, 0, e->buf, (size_t)len);
       if (rv) return rv;
       e->stats.queries_sent++;
@@ -829,7 +863,7 @@ static int run_timers(lp2p_mdns *e, lp2p_tstamp now) {
   int rv = 0;
   if (now >= e->next_query) {
     e->started = 1;
-    rv = send_queries(e);
+    rv = send_queries(e, now);
     e->next_query = now + e->query_interval;
     e->query_interval *= 2;
     if (e->query_interval > e->cfg.query_interval_max) e->query_interval = e->cfg.query_interval_max;
@@ -858,7 +892,7 @@ static int run_timers(lp2p_mdns *e, lp2p_tstamp now) {
       lp2p_tstamp ttl = a->expires - a->seen, nine = a->seen + ttl * 9 / 10;
       a->refresh = nine > now ? nine : LP2P_TSTAMP_NEVER;
     }
-  if (!rv && refresh && e->started) rv = send_queries(e);
+  if (!rv && refresh && e->started) rv = send_queries(e, now);
   if (!rv && e->announce_left > 0 && now >= e->next_announce) {
     rv = announce_all(e, e->cfg.ttl);
     e->announce_left--;
@@ -998,9 +1032,7 @@ static int valid_peer_name(const char *s) {
 
 static int gen_peer_name(lp2p_mdns *e) {
   static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-  uint8_t b;
-  if (rand_bytes(e, &b, 1)) return LP2P_ERR_INTERNAL;
-  size_t n = 32u + (b % 32u), i = 0;
+  size_t n = 32u, i = 0; /* the shortest the spec allows: every response carries it twice */
   while (i < n) {
     uint8_t chunk[64];
     if (rand_bytes(e, chunk, sizeof chunk)) return LP2P_ERR_INTERNAL;

@@ -8,11 +8,15 @@
  * (lp2p_mdns_next_packet) and discovery events (lp2p_mdns_next_event).
  *
  * Wire behaviour
- *   - Peer name: cfg.peer_name, or 32..63 random lower-case [a-z0-9] drawn once from cfg.rng
- *     (libsodium's randombytes_buf when NULL). Instance `<peer-name>._p2p._udp.local`, host
- *     `<peer-name>.local`.
+ *   - Peer name: cfg.peer_name, or 32 random lower-case [a-z0-9] drawn once from cfg.rng
+ *     (libsodium's randombytes_buf when NULL): the spec asks for 32..63; the shortest keeps every
+ *     response (which carries the name twice) small. Instance `<peer-name>._p2p._udp.local`,
+ *     host `<peer-name>.local`.
  *   - Queries: one question `_p2p._udp.local PTR IN` (QU clear, id 0; byte-identical to
- *     js-libp2p's), multicast on every interface and family. The first one 20..120 ms (random)
+ *     js-libp2p's while we know no peer), multicast on every interface and family, with known
+ *     answers (RFC 6762 §7.1): the PTR of every known peer whose records still have at least half
+ *     of their TTL, with the TTL left (a responder that honours them, as we do, stays silent until
+ *     our copy of its records is past half-life; the list stops where max_packet would overflow). The first one 20..120 ms (random)
  *     after _new, then after cfg.query_interval_min (1 s), doubling up to cfg.query_interval_max
  *     (60 s). An interface change (lp2p_mdns_set_interfaces with a different list) or a listen
  *     address change queries at once (from inside that call) and restarts the backoff.
