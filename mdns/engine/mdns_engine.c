@@ -810,7 +810,7 @@ int lp2p_mdns_packet_in(lp2p_mdns *e, uint32_t ifindex, int family, const uint8_
   if (e->shut) return LP2P_ERR_STATE;
   e->stats.packets_in++;
   iface_state *ifs = find_iface(e, ifindex);
-  if (!ifs) return 0;
+  if (!ifs || !iface_has_family(&ifs->info, family)) return 0; /* not an interface/family we serve */
   if (now - ifs->flood_start >= 1000 || now < ifs->flood_start) {
     ifs->flood_start = now;
     ifs->flood_count = 0;

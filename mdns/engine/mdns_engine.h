@@ -186,7 +186,8 @@ int lp2p_mdns_set_interfaces(lp2p_mdns *e, const lp2p_mdns_iface *ifaces, size_t
  * queries at once. */
 int lp2p_mdns_set_listen_addrs(lp2p_mdns *e, const lp2p_multiaddr *const *addrs, size_t n,
                                const lp2p_peer_id *self, lp2p_tstamp now);
-/* A received UDP payload. src: 4 or 16 bytes per family, src_port its port. Malformed packets are
+/* A received UDP payload. src: 4 or 16 bytes per family, src_port its port. A packet on an interface
+ * not in the list, or of a family that interface has no address of, is ignored. Malformed packets are
  * dropped (0 is returned: a peer's garbage is not the caller's error); LP2P_ERR_NOMEM, or
  * LP2P_ERR_STATE after shutdown. */
 int lp2p_mdns_packet_in(lp2p_mdns *e, uint32_t ifindex, int family, const uint8_t *src, uint16_t src_port,
