@@ -982,6 +982,8 @@ int lp2p_mdns_set_listen_addrs(lp2p_mdns *e, const lp2p_multiaddr *const *addrs,
   for (size_t i = 0; i < n && !diff; i++)
     if (!lp2p_multiaddr_equal(addrs[i], e->listen[i])) diff = 1;
   if (!diff) return 0;
+  char text[LP2P_PEER_ID_MAX_TEXT];
+  if (lp2p_peer_id_to_string(self, text, sizeof text) < 0) return LP2P_ERR_NOMEM; /* nothing changed */
   lp2p_multiaddr **nl = n ? lp2p__calloc(&e->mem, n, sizeof *nl) : NULL;
   if (n && !nl) return LP2P_ERR_NOMEM;
   for (size_t i = 0; i < n; i++) {
@@ -998,7 +1000,7 @@ int lp2p_mdns_set_listen_addrs(lp2p_mdns *e, const lp2p_multiaddr *const *addrs,
   e->nlisten = n;
   e->self = *self;
   e->have_self = 1;
-  if (lp2p_peer_id_to_string(self, e->self_text, sizeof e->self_text) < 0) e->self_text[0] = 0;
+  memcpy(e->self_text, text, sizeof text);
   changed(e, now);
   return run_timers(e, now);
 }
