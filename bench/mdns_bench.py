@@ -10,7 +10,8 @@ tests/interop, --mdns). Output: one JSON object on stdout.
                                         a pair of I in A and B; a listener in S counts every mDNS
                                         multicast datagram (IPv4 224.0.0.251 and IPv6 ff02::fb, port
                                         5353) per source address during the window that follows the
-                                        warm-up: packets and bytes per minute per node
+                                        warm-up: packets and bytes per minute per node, queries and
+                                        responses apart, and each packet's time (s from the start)
 """
 import json, os, select, socket, struct, subprocess, sys, time
 
@@ -19,19 +20,20 @@ NODE = os.environ.get("LP2P_NODE", os.path.join(ROOT, "build", "lp2p-node"))
 CACHE = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "lp2p", "bin")
 
 
-def cmd_for(impl, tmp):
+def cmd_for(impl, tmp, timeout=600):
     if impl == "lp2p":
         return [NODE, "listen", "--json", "--control", "--data-dir", tmp, "--listen", "/ip4/0.0.0.0/tcp/0", "--mdns"]
     if impl == "js":
         return [os.path.join(ROOT, "scripts", "node"), os.path.join(ROOT, "tests", "interop", "js", "ctl-peer.mjs"),
-                "--listen", "/ip4/0.0.0.0/tcp/0", "--mdns", "--timeout", "600"]
-    return [os.path.join(CACHE, impl + "-peer"), "ctl", "--listen", "/ip4/0.0.0.0/tcp/0", "--mdns", "--timeout", "600"]
+                "--listen", "/ip4/0.0.0.0/tcp/0", "--mdns", "--timeout", str(int(timeout))]
+    return [os.path.join(CACHE, impl + "-peer"), "ctl", "--listen", "/ip4/0.0.0.0/tcp/0", "--mdns", "--timeout",
+            str(int(timeout))]
 
 
 class Proc:
-    def __init__(self, impl, ns, tmp):
+    def __init__(self, impl, ns, tmp, timeout=600):
         self.t_spawn = time.monotonic()
-        self.p = subprocess.Popen(["ip", "netns", "exec", ns] + cmd_for(impl, tmp), stdin=subprocess.PIPE,
+        self.p = subprocess.Popen(["ip", "netns", "exec", ns] + cmd_for(impl, tmp, timeout), stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0)
         self.buf = b""
         self.peer = None
@@ -123,25 +125,32 @@ def traffic(impl, a, b, s, warmup, window, tmp):
     sniff = subprocess.Popen(["ip", "netns", "exec", s, sys.executable, os.path.abspath(__file__), "_sniff",
                               str(warmup), str(window)], stdout=subprocess.PIPE)
     time.sleep(0.5)
-    pa = Proc(impl, a, os.path.join(tmp, "ta"))
-    pb = Proc(impl, b, os.path.join(tmp, "tb"))
+    life = warmup + window + 120  # the ctl peers exit after --timeout seconds
+    pa = Proc(impl, a, os.path.join(tmp, "ta"), life)
+    pb = Proc(impl, b, os.path.join(tmp, "tb"), life)
     pump_until([pa, pb], lambda: pb.peer is not None and pa.peer is not None and pb.peer in pa.found and pa.peer in pb.found, 30)
     discovered = pb.peer in pa.found and pa.peer in pb.found
+    # keep reading the nodes' output while the listener counts (a full pipe would stall a node)
+    pump_until([pa, pb], lambda: sniff.poll() is not None, warmup + window + 60)
     out = sniff.communicate()[0]
     pa.stop(); pb.stop()
     counts = json.loads(out)
     mins = window / 60.0
-    nodes = {}
+    nodes, counts_by_node = {}, {}
     for label, ns in (("A", a), ("B", b)):
         addrs = ip_addrs(ns)
-        pk = sum(v["packets"] for k, v in counts.items() if k in addrs)
-        by = sum(v["bytes"] for k, v in counts.items() if k in addrs)
-        nodes[label] = {"packets_per_min": round(pk / mins, 1), "bytes_per_min": round(by / mins)}
+        mine = [v for k, v in counts.items() if k in addrs]
+        tot = lambda f: sum(v[f] for v in mine)
+        counts_by_node[label] = {"packets": tot("packets"), "bytes": tot("bytes")}
+        nodes[label] = {"packets_per_min": round(tot("packets") / mins, 1), "bytes_per_min": round(tot("bytes") / mins),
+                        "queries": tot("queries"), "query_bytes": tot("query_bytes"),
+                        "responses": tot("responses"), "response_bytes": tot("response_bytes"),
+                        "packet_times_s": sorted(t for v in mine for t in v["times"])}
     other = {k: v for k, v in counts.items() if not any(k in ip_addrs(ns) for ns in (a, b))}
     return {"impl": impl, "warmup_s": warmup, "window_s": window, "discovered": discovered, "nodes": nodes,
             "unattributed": other,
-            "packets_per_min_per_node": round(sum(n["packets_per_min"] for n in nodes.values()) / 2, 1),
-            "bytes_per_min_per_node": round(sum(n["bytes_per_min"] for n in nodes.values()) / 2)}
+            "packets_per_min_per_node": round(sum(n["packets"] for n in counts_by_node.values()) / 2 / mins, 2),
+            "bytes_per_min_per_node": round(sum(n["bytes"] for n in counts_by_node.values()) / 2 / mins, 1)}
 
 
 def ip_addrs(ns):
@@ -176,9 +185,14 @@ def sniff(warmup, window):
             if time.monotonic() < start:
                 continue
             src = addr[0].split("%")[0]
-            c = counts.setdefault(src, {"packets": 0, "bytes": 0})
+            c = counts.setdefault(src, {"packets": 0, "bytes": 0, "queries": 0, "query_bytes": 0,
+                                        "responses": 0, "response_bytes": 0, "times": []})
             c["packets"] += 1
             c["bytes"] += len(d)
+            kind = "responses" if len(d) >= 4 and d[2] & 0x80 else "queries"
+            c[kind] += 1
+            c["query_bytes" if kind == "queries" else "response_bytes"] += len(d)
+            c["times"].append(round(time.monotonic() - start + warmup, 1))
     print(json.dumps(counts))
 
 

@@ -17,6 +17,13 @@
 #define STORE_TTL_SLACK_MS 5000u /* the peer store keeps mDNS addresses this much past the engine */
 #define MAX_STORE_ADDRS 64u
 #define MAX_LISTENERS 8u
+/* The behaviour's defaults (the engine's own, 120 s and 60 s, match the spec's vectors). A quiet
+ * steady state: records live 75 minutes (RFC 6762 §10 for PTR/TXT records; go-libp2p sends
+ * 3200 s) and queries back off 1 s doubling to 5 minutes (rust-libp2p's query interval); our
+ * queries list the peers we know as known answers, so a peer answers about once per half-life.
+ * Discovery does not wait for either: a node queries and announces itself when it starts. */
+#define SERVICE_DEFAULT_TTL 4500u
+#define SERVICE_DEFAULT_QUERY_MAX 300000u
 
 typedef struct sock_ent {
   struct lp2p_mdns_service *m;
@@ -51,9 +58,9 @@ struct lp2p_mdns_service {
 void lp2p_mdns_service_config_default(lp2p_mdns_service_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
   cfg->struct_size = sizeof *cfg;
-  cfg->ttl_s = LP2P_MDNS_DEFAULT_TTL;
+  cfg->ttl_s = SERVICE_DEFAULT_TTL;
   cfg->query_interval_min_ms = LP2P_MDNS_DEFAULT_QUERY_MIN;
-  cfg->query_interval_max_ms = LP2P_MDNS_DEFAULT_QUERY_MAX;
+  cfg->query_interval_max_ms = SERVICE_DEFAULT_QUERY_MAX;
   cfg->port = LP2P_MDNS_PORT;
 }
 
@@ -544,9 +551,9 @@ int lp2p_mdns_add(lp2p_swarm *sw, const lp2p_mdns_service_config *cfg, lp2p_mdns
     size_t n = cfg->struct_size < sizeof c ? cfg->struct_size : sizeof c;
     memcpy(&c, cfg, n);
     c.struct_size = sizeof c;
-    if (!c.ttl_s) c.ttl_s = LP2P_MDNS_DEFAULT_TTL;
+    if (!c.ttl_s) c.ttl_s = SERVICE_DEFAULT_TTL;
     if (!c.query_interval_min_ms) c.query_interval_min_ms = LP2P_MDNS_DEFAULT_QUERY_MIN;
-    if (!c.query_interval_max_ms) c.query_interval_max_ms = LP2P_MDNS_DEFAULT_QUERY_MAX;
+    if (!c.query_interval_max_ms) c.query_interval_max_ms = SERVICE_DEFAULT_QUERY_MAX;
     if (!c.port) c.port = LP2P_MDNS_PORT;
   }
   if (c.ttl_s > 4500 || c.query_interval_max_ms < c.query_interval_min_ms || (c.no_ipv4 && c.no_ipv6))

@@ -14,9 +14,9 @@ enum { O_MDNS, O_DIAL, O_TTL, O_FAMILY, O_QUERY_MAX, O_PORT };
 static const cli_opt mdns_opts[] = {
     [O_MDNS] = {"mdns", NULL, "discover peers on the LAN with mDNS (_p2p._udp.local) and be discovered"},
     [O_DIAL] = {"mdns-dial", NULL, "dial every peer mDNS discovers (implies --mdns)"},
-    [O_TTL] = {"mdns-ttl", "SEC", "TTL of the mDNS records we send (default 120; short ones for tests)"},
+    [O_TTL] = {"mdns-ttl", "SEC", "TTL of the mDNS records we send (default 4500; short ones for tests)"},
     [O_FAMILY] = {"mdns-family", "4|6|both", "IP families mDNS uses (default both)"},
-    [O_QUERY_MAX] = {"mdns-query-max", "MS", "longest interval between mDNS queries (default 60000)"},
+    [O_QUERY_MAX] = {"mdns-query-max", "MS", "longest interval between mDNS queries (default 300000)"},
     [O_PORT] = {"mdns-port", "PORT", "testing: mDNS UDP port (default 5353)"},
 };
 

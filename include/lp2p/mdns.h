@@ -11,8 +11,10 @@
  *   - Names: a random peer name of 32..63 lower-case [a-z0-9] drawn once; instance
  *     `<name>._p2p._udp.local`, host `<name>.local`.
  *   - Queries `_p2p._udp.local PTR` on every interface and family: the first 20..120 ms after the
- *     behaviour is added (jitter), then after 1 s doubling up to 60 s, and at once (backoff
- *     restarted) when the interfaces or our listen addresses change.
+ *     behaviour is added (jitter), then after 1 s doubling up to 5 minutes, and at once (backoff
+ *     restarted) when the interfaces or our listen addresses change. Our queries list the peers
+ *     we know, and ourselves, as known answers (RFC 6762 §7.1): a peer answers only once our copy
+ *     of its records is past half-life, and we do not answer our own query.
  *   - Answers (and unsolicited announcements on change, twice 1 s apart): PTR in answers; in
  *     additionals one TXT record per address (`dnsaddr=<multiaddr>/p2p/<our id>`, each <= 255
  *     bytes), SRV and A/AAAA - the superset layout js, go and rust all read. On interface I only
@@ -68,9 +70,9 @@ typedef struct lp2p_mdns_service_config {
   size_t struct_size;            /* sizeof(lp2p_mdns_service_config); set by lp2p_mdns_service_config_default */
   int auto_dial;                 /* 1: dial every peer that appears (default 0) */
   int no_ipv4, no_ipv6;          /* 1: leave that family out (default 0: both) */
-  uint32_t ttl_s;                /* TTL of the records we send, seconds; default 120 (1..4500) */
+  uint32_t ttl_s;                /* TTL of the records we send, seconds; default 4500 (1..4500) */
   uint32_t query_interval_min_ms; /* default 1000 */
-  uint32_t query_interval_max_ms; /* default 60000 */
+  uint32_t query_interval_max_ms; /* default 300000 */
   const char *service;           /* NULL = "_p2p._udp.local"; a private network uses
                                     "_p2p-<hex fingerprint>._udp.local" (copied) */
   uint16_t port;                 /* default 5353 (tests may pick another; peers must agree) */

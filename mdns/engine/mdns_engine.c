@@ -383,6 +383,7 @@ static size_t collect_strings(lp2p_mdns *e, const lp2p_mdns_iface *ifc, int fami
       }
     } else {
       if (ip_loopback(family, v) && !ifc->loopback) continue;
+      if (family == 6 && ip6_link_local(v)) continue; /* a dnsaddr cannot carry the zone */
       int reachable = 0;
       for (size_t k = 0; k < ifc->naddrs && !reachable; k++) {
         const lp2p_mdns_ifaddr *ia = &ifc->addrs[k];
@@ -499,15 +500,48 @@ static int emit_meta(lp2p_mdns *e, const lp2p_mdns_iface *ifc, int family, uint1
   return enqueue_packet(e, ifc->index, family, dst, dst_port, e->buf, (size_t)len);
 }
 
-static int send_queries(lp2p_mdns *e) {
+/* Our query on ifc/family: the PTR question and, as known answers (RFC 6762 §7.1), the PTR of every
+ * peer whose records still have at least half of their TTL (its longest-lived address counts),
+ * with the TTL left: such a peer stays silent until our copy is past half-life. Our own PTR is
+ * listed too wherever we would answer (the query loops back to us: without it we would answer
+ * ourselves, to no one's use; a co-located node is not named and still answers). With nothing to
+ * list the packet is byte-identical to js-libp2p's query. Peers that do not fit in max_packet are
+ * left out (they answer). */
+static int build_query(lp2p_mdns *e, const lp2p_mdns_iface *ifc, int family, lp2p_tstamp now) {
   lp2p_mdns_builder b;
-  lp2p_mdns_build_init(&b, e->buf, e->cfg.max_packet, 0, 0, 0);
+  lp2p_mdns_build_init(&b, e->buf, e->cfg.max_packet, 0, 0, !e->cfg.no_compression);
   lp2p_mdns_build_question(&b, &e->service, LP2P_MDNS_TYPE_PTR, LP2P_MDNS_CLASS_IN);
-  int len = lp2p_mdns_build_finish(&b);
-  if (len < 0) return LP2P_ERR_INTERNAL;
+  uint16_t port;
+  if (collect_strings(e, ifc, family, &port) > 0) {
+    lp2p_mdns_build_rr_begin(&b, LP2P_MDNS_SEC_ANSWER, &e->service, LP2P_MDNS_TYPE_PTR, LP2P_MDNS_CLASS_IN, e->cfg.ttl);
+    lp2p_mdns_build_name(&b, &e->instance);
+    lp2p_mdns_build_rr_end(&b);
+  }
+  for (size_t i = 0; i < e->npeers; i++) {
+    const peer *p = &e->peers[i];
+    lp2p_tstamp left = 0;
+    for (size_t k = 0; k < p->naddrs; k++) {
+      const addr_entry *a = &p->addrs[k];
+      if (a->expires <= now) continue;
+      lp2p_tstamp rem = a->expires - now, ttl = a->expires - a->seen;
+      if (rem * 2 >= ttl && rem > left) left = rem;
+    }
+    if (left < 1000 || !p->instance.len) continue;
+    if (b.len + e->service.len + 10u + p->instance.len > b.cap) break; /* the record uncompressed */
+    lp2p_mdns_build_rr_begin(&b, LP2P_MDNS_SEC_ANSWER, &e->service, LP2P_MDNS_TYPE_PTR, LP2P_MDNS_CLASS_IN,
+                             (uint32_t)(left / 1000));
+    lp2p_mdns_build_name(&b, &p->instance);
+    lp2p_mdns_build_rr_end(&b);
+  }
+  return lp2p_mdns_build_finish(&b);
+}
+
+static int send_queries(lp2p_mdns *e, lp2p_tstamp now) {
   for (size_t i = 0; i < e->nifaces; i++) {
     for (int family = 4; family <= 6; family += 2) {
       if (!iface_has_family(&e->ifaces[i].info, family)) continue;
+      int len = build_query(e, &e->ifaces[i].info, family, now);
+      if (len < 0) return LP2P_ERR_INTERNAL;
       int rv = enqueue_packet(e, e->ifaces[i].info.index, family, NULL, 0, e->buf, (size_t)len);
       if (rv) return rv;
       e->stats.queries_sent++;
@@ -864,7 +898,7 @@ int lp2p_mdns_packet_in(lp2p_mdns *e, uint32_t ifindex, int family, const uint8_
   if (e->shut) return LP2P_ERR_STATE;
   e->stats.packets_in++;
   iface_state *ifs = find_iface(e, ifindex);
-  if (!ifs) return 0;
+  if (!ifs || !iface_has_family(&ifs->info, family)) return 0; /* not an interface/family we serve */
   if (now - ifs->flood_start >= 1000 || now < ifs->flood_start) {
     ifs->flood_start = now;
     ifs->flood_count = 0;
@@ -917,7 +951,7 @@ static int run_timers(lp2p_mdns *e, lp2p_tstamp now) {
   int rv = 0;
   if (now >= e->next_query) {
     e->started = 1;
-    rv = send_queries(e);
+    rv = send_queries(e, now);
     e->next_query = now + e->query_interval;
     e->query_interval *= 2;
     if (e->query_interval > e->cfg.query_interval_max) e->query_interval = e->cfg.query_interval_max;
@@ -946,7 +980,7 @@ static int run_timers(lp2p_mdns *e, lp2p_tstamp now) {
       lp2p_tstamp ttl = a->expires - a->seen, nine = a->seen + ttl * 9 / 10;
       a->refresh = nine > now ? nine : LP2P_TSTAMP_NEVER;
     }
-  if (!rv && refresh && e->started) rv = send_queries(e);
+  if (!rv && refresh && e->started) rv = send_queries(e, now);
   if (!rv && e->announce_left > 0 && now >= e->next_announce) {
     rv = announce_all(e, e->cfg.ttl);
     e->announce_left--;
@@ -1036,6 +1070,8 @@ int lp2p_mdns_set_listen_addrs(lp2p_mdns *e, const lp2p_multiaddr *const *addrs,
   for (size_t i = 0; i < n && !diff; i++)
     if (!lp2p_multiaddr_equal(addrs[i], e->listen[i])) diff = 1;
   if (!diff) return 0;
+  char text[LP2P_PEER_ID_MAX_TEXT];
+  if (lp2p_peer_id_to_string(self, text, sizeof text) < 0) return LP2P_ERR_NOMEM; /* nothing changed */
   lp2p_multiaddr **nl = n ? lp2p__calloc(&e->mem, n, sizeof *nl) : NULL;
   if (n && !nl) return LP2P_ERR_NOMEM;
   for (size_t i = 0; i < n; i++) {
@@ -1052,7 +1088,7 @@ int lp2p_mdns_set_listen_addrs(lp2p_mdns *e, const lp2p_multiaddr *const *addrs,
   e->nlisten = n;
   e->self = *self;
   e->have_self = 1;
-  if (lp2p_peer_id_to_string(self, e->self_text, sizeof e->self_text) < 0) e->self_text[0] = 0;
+  memcpy(e->self_text, text, sizeof text);
   changed(e, now);
   return run_timers(e, now);
 }
@@ -1109,9 +1145,7 @@ static int valid_peer_name(const char *s) {
 
 static int gen_peer_name(lp2p_mdns *e) {
   static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-  uint8_t b;
-  if (rand_bytes(e, &b, 1)) return LP2P_ERR_INTERNAL;
-  size_t n = 32u + (b % 32u), i = 0;
+  size_t n = 32u, i = 0; /* the shortest the spec allows: every response carries it twice */
   while (i < n) {
     uint8_t chunk[64];
     if (rand_bytes(e, chunk, sizeof chunk)) return LP2P_ERR_INTERNAL;

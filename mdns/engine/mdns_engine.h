@@ -8,11 +8,15 @@
  * (lp2p_mdns_next_packet) and discovery events (lp2p_mdns_next_event).
  *
  * Wire behaviour
- *   - Peer name: cfg.peer_name, or 32..63 random lower-case [a-z0-9] drawn once from cfg.rng
- *     (libsodium's randombytes_buf when NULL). Instance `<peer-name>._p2p._udp.local`, host
- *     `<peer-name>.local`.
+ *   - Peer name: cfg.peer_name, or 32 random lower-case [a-z0-9] drawn once from cfg.rng
+ *     (libsodium's randombytes_buf when NULL): the spec asks for 32..63; the shortest keeps every
+ *     response (which carries the name twice) small. Instance `<peer-name>._p2p._udp.local`,
+ *     host `<peer-name>.local`.
  *   - Queries: one question `_p2p._udp.local PTR IN` (QU clear, id 0; byte-identical to
- *     js-libp2p's), multicast on every interface and family. The first one 20..120 ms (random)
+ *     js-libp2p's while we know no peer), multicast on every interface and family, with known
+ *     answers (RFC 6762 §7.1): the PTR of every known peer whose records still have at least half
+ *     of their TTL, with the TTL left (a responder that honours them, as we do, stays silent until
+ *     our copy of its records is past half-life; the list stops where max_packet would overflow). The first one 20..120 ms (random)
  *     after _new, then after cfg.query_interval_min (1 s), doubling up to cfg.query_interval_max
  *     (60 s). An interface change (lp2p_mdns_set_interfaces with a different list) or a listen
  *     address change queries at once (from inside that call) and restarts the backoff.
@@ -194,7 +198,8 @@ int lp2p_mdns_set_interfaces(lp2p_mdns *e, const lp2p_mdns_iface *ifaces, size_t
  * queries at once. */
 int lp2p_mdns_set_listen_addrs(lp2p_mdns *e, const lp2p_multiaddr *const *addrs, size_t n,
                                const lp2p_peer_id *self, lp2p_tstamp now);
-/* A received UDP payload. src: 4 or 16 bytes per family, src_port its port. Malformed packets are
+/* A received UDP payload. src: 4 or 16 bytes per family, src_port its port. A packet on an interface
+ * not in the list, or of a family that interface has no address of, is ignored. Malformed packets are
  * dropped (0 is returned: a peer's garbage is not the caller's error); LP2P_ERR_NOMEM, or
  * LP2P_ERR_STATE after shutdown. */
 int lp2p_mdns_packet_in(lp2p_mdns *e, uint32_t ifindex, int family, const uint8_t *src, uint16_t src_port,

@@ -175,8 +175,19 @@ TEST(vector_layout_byte_for_byte) {
   CHECK_OK(lp2p_mdns_tick(e, t));
   drain(e, &p);
   REQUIRE(p.n == 2);
-  CHECK_EQ(p.p[0].len, qn);
-  CHECK_MEM(p.p[0].data, q, qn);
+  /* the vector's question, plus our own PTR as a known answer (the query loops back to us: we do
+   * not answer ourselves) */
+  REQUIRE(p.p[0].len > qn);
+  CHECK_MEM(p.p[0].data + 12, q + 12, qn - 12);
+  REQUIRE(lp2p_mdns_parse(p.p[0].data, p.p[0].len, &msg) == 0);
+  CHECK_EQ(msg.nq, 1);
+  REQUIRE(msg.nrr == 1);
+  CHECK_EQ(msg.rr[0].section, LP2P_MDNS_SEC_ANSWER);
+  CHECK_EQ(msg.rr[0].type, LP2P_MDNS_TYPE_PTR);
+  CHECK_EQ(msg.rr[0].ttl, 120);
+  char itext[128];
+  REQUIRE(lp2p_mdns_name_to_text(&msg.rr[0].target, itext, sizeof itext) > 0);
+  CHECK_STR(itext, VEC_NAME "._p2p._udp.local");
   CHECK_EQ(p.p[0].unicast, 0);
   CHECK_EQ(p.p[0].dst_port, 5353);
   CHECK_EQ(p.p[1].len, rn); /* the announcement */
@@ -350,7 +361,7 @@ TEST(peer_name_generation) {
     REQUIRE(e);
     const char *n = lp2p_mdns_peer_name(e);
     size_t l = strlen(n);
-    CHECK(l >= 32 && l <= 63);
+    CHECK_EQ(l, 32); /* the shortest the spec allows */
     for (size_t k = 0; k < l; k++) CHECK((n[k] >= 'a' && n[k] <= 'z') || (n[k] >= '0' && n[k] <= '9'));
     lp2p_mdns_free(e);
   }
@@ -909,6 +920,127 @@ TEST(allocation_failures) {
   }
 }
 
+
+/* Our queries list what we know (RFC 6762 §7.1): our own PTR where we would answer (so we do not
+ * answer our own looped-back query) and each peer whose records have >= half their TTL left; a
+ * peer past half-life is left out and answers. Two engines: A's periodic query keeps B silent
+ * while B is fresh in A's cache, and B answers once it is not. */
+static size_t ka_names(const uint8_t *data, size_t len, char names[][128], uint32_t *ttls, size_t max) {
+  if (lp2p_mdns_parse(data, len, &msg) || msg.nq != 1) return (size_t)-1;
+  size_t n = 0;
+  for (size_t i = 0; i < msg.nrr && n < max; i++) {
+    if (msg.rr[i].section != LP2P_MDNS_SEC_ANSWER || msg.rr[i].type != LP2P_MDNS_TYPE_PTR) continue;
+    lp2p_mdns_name_to_text(&msg.rr[i].target, names[n], 128);
+    ttls[n++] = msg.rr[i].ttl;
+  }
+  return n;
+}
+
+TEST(known_answers) {
+  lp2p_mdns_iface ifc;
+  memset(&ifc, 0, sizeof ifc);
+  ifc.index = 2;
+  ifc.addrs[ifc.naddrs++] = a4(192, 168, 1, 10, 24);
+  lp2p_mdns *a = mk_engine("aaaa", 0, 0), *b = mk_engine("bbbb", 0, 0);
+  REQUIRE(a && b);
+  CHECK_OK(lp2p_mdns_set_interfaces(a, &ifc, 1, 0));
+  CHECK_OK(lp2p_mdns_set_interfaces(b, &ifc, 1, 0));
+  const char *aa[] = {"/ip4/192.168.1.10/tcp/4001"}, *ba[] = {"/ip4/192.168.1.11/tcp/4001"};
+  set_addrs(a, aa, 1, PEER_ID, 0);
+  set_addrs(b, ba, 1, OTHER_ID, 0);
+  /* b's first slot: its query and its announcement; a learns b (TTL 120 s) */
+  pkts p;
+  CHECK_OK(lp2p_mdns_tick(b, lp2p_mdns_next_deadline(b)));
+  drain(b, &p);
+  REQUIRE(p.n == 2);
+  char names[4][128];
+  uint32_t ttls[4];
+  /* b knows nobody yet: its own PTR only */
+  REQUIRE(ka_names(p.p[0].data, p.p[0].len, names, ttls, 4) == 1);
+  CHECK_STR(names[0], "bbbb._p2p._udp.local");
+  CHECK_EQ(ttls[0], 120);
+  /* b's own query looped back to b: no answer; the announcement teaches a */
+  CHECK_OK(lp2p_mdns_packet_in(b, 2, 4, SRC_LAN, 5353, p.p[0].data, p.p[0].len, 150));
+  pkts q;
+  drain(b, &q);
+  CHECK_EQ(q.n, 0);
+  CHECK_OK(lp2p_mdns_packet_in(a, 2, 4, SRC_LAN, 5353, p.p[1].data, p.p[1].len, 150));
+  pkts_free(&p);
+  CHECK_EQ(lp2p_mdns_peer_count(a), 1);
+  /* a's queries: its own PTR and b's, with the TTL b's records have left */
+  lp2p_tstamp t = lp2p_mdns_next_deadline(a);
+  CHECK_OK(lp2p_mdns_tick(a, t));
+  drain(a, &p);
+  size_t nq = 0;
+  for (size_t i = 0; i < p.n; i++) {
+    if (p.p[i].data[2] & 0x80) continue;
+    nq++;
+    REQUIRE(ka_names(p.p[i].data, p.p[i].len, names, ttls, 4) == 2);
+    CHECK_STR(names[0], "aaaa._p2p._udp.local");
+    CHECK_STR(names[1], "bbbb._p2p._udp.local");
+    CHECK_EQ(ttls[1], (uint32_t)((120000 - (t - 150)) / 1000));
+    /* b hears it: it is listed with more than half its TTL, so b stays silent */
+    CHECK_OK(lp2p_mdns_packet_in(b, 2, 4, SRC_LAN, 5353, p.p[i].data, p.p[i].len, t + 1));
+    drain(b, &q);
+    CHECK_EQ(q.n, 0);
+  }
+  CHECK_EQ(nq, 1);
+  pkts_free(&p);
+  lp2p_mdns_stats st;
+  lp2p_mdns_get_stats(b, &st);
+  CHECK_EQ(st.answers_rate_limited, 0); /* silent because of the known answer, not a rate limit */
+  /* past half-life (60 s after a learned b): a's query leaves b out, and b answers */
+  CHECK_OK(lp2p_mdns_query_now(a, 150 + 60001));
+  drain(a, &p);
+  REQUIRE(p.n >= 1);
+  REQUIRE(ka_names(p.p[0].data, p.p[0].len, names, ttls, 4) == 1);
+  CHECK_STR(names[0], "aaaa._p2p._udp.local");
+  CHECK_OK(lp2p_mdns_packet_in(b, 2, 4, SRC_LAN, 5353, p.p[0].data, p.p[0].len, 150 + 60002));
+  drain(b, &q);
+  CHECK_EQ(count_kind(&q, 1, 2, 4), 1);
+  pkts_free(&p);
+  pkts_free(&q);
+  /* an engine with nothing to advertise asks exactly like js-libp2p (no own PTR) */
+  lp2p_mdns *c = mk_engine("cccc", 0, 0);
+  CHECK_OK(lp2p_mdns_set_interfaces(c, &ifc, 1, 0));
+  CHECK_OK(lp2p_mdns_tick(c, lp2p_mdns_next_deadline(c)));
+  drain(c, &p);
+  REQUIRE(p.n == 1);
+  CHECK_EQ(ka_names(p.p[0].data, p.p[0].len, names, ttls, 4), 0);
+  CHECK_EQ(p.p[0].len, 33);
+  pkts_free(&p);
+  lp2p_mdns_free(a);
+  lp2p_mdns_free(b);
+  lp2p_mdns_free(c);
+}
+
+/* A listen address on an IPv6 link-local IP is never advertised (a dnsaddr cannot carry the zone),
+ * whether it comes from :: or is named (found by fuzz_mdns_engine). */
+TEST(no_link_local_strings) {
+  lp2p_mdns *e = mk_engine(NULL, 0, 0);
+  lp2p_mdns_iface ifs[2];
+  std_ifaces(ifs);
+  CHECK_OK(lp2p_mdns_set_interfaces(e, ifs, 2, 0));
+  const char *addrs[] = {"/ip6/fe80::1/tcp/4004", "/ip6/::/tcp/4005", "/ip6/2001:db8::10/tcp/4006"};
+  set_addrs(e, addrs, 3, PEER_ID, 0);
+  CHECK_OK(lp2p_mdns_tick(e, lp2p_mdns_next_deadline(e)));
+  pkts p;
+  drain(e, &p);
+  int seen = 0;
+  for (size_t i = 0; i < p.n; i++) {
+    if (!(p.p[i].data[2] & 0x80) || p.p[i].ifindex != 2 || p.p[i].family != 6) continue;
+    char t[2048];
+    strings_of(p.p[i].data, p.p[i].len, t, sizeof t);
+    CHECK(strstr(t, "fe80") == NULL);
+    CHECK(strstr(t, "/ip6/2001:db8::10/tcp/4005/p2p/") != NULL);
+    CHECK(strstr(t, "/ip6/2001:db8::10/tcp/4006/p2p/") != NULL);
+    seen++;
+  }
+  CHECK(seen >= 1);
+  pkts_free(&p);
+  lp2p_mdns_free(e);
+}
+
 int main(void) {
   RUN(vector_layout_byte_for_byte);
   RUN(discovers_every_layout);
@@ -922,6 +1054,8 @@ int main(void) {
   RUN(split_large_responses);
   RUN(txt_record_layouts);
   RUN(refresh_queries_and_events);
+  RUN(known_answers);
+  RUN(no_link_local_strings);
   RUN(malformed_and_floods);
   RUN(allocation_failures);
   return test_done();
