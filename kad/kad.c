@@ -93,8 +93,8 @@ struct lp2p_kad {
   int server;          /* protocol registered */
   int detached;
   uint64_t served, answered_bytes;
-  /* persistence (cfg.data_dir): records in <data_dir>/kad-records */
-  char *store_path;
+  /* persistence (cfg.data_dir): records in <data_dir>/kad-records, providers in kad-providers */
+  char *store_path, *prov_path;
   lp2p_timer *save_timer;
   int dirty, loading;
 };
@@ -102,7 +102,10 @@ struct lp2p_kad {
 /* ------------------------------------------------------------------------------------------ */
 /* helpers */
 
-static lp2p_tstamp now_of(const lp2p_kad *k) { return lp2p_swarm_now(k->sw); }
+/* The engine's clock: the swarm's, moved forward by more than the record / provider TTLs so that a
+ * saved entry's age can always be subtracted from it at reload (the swarm clock may start near 0). */
+#define KAD_CLOCK_BASE_MS (100ull * 3600 * 1000)
+static lp2p_tstamp now_of(const lp2p_kad *k) { return lp2p_swarm_now(k->sw) + KAD_CLOCK_BASE_MS; }
 
 static void rng_cb(void *user, uint8_t *buf, size_t len) {
   (void)user;
@@ -726,8 +729,8 @@ static uint64_t wall_ms(void) {
 
 static void on_persist(void *user, int event, const uint8_t *key, size_t klen, const uint8_t *value, size_t vlen) {
   lp2p_kad *k = user;
-  (void)key, (void)klen, (void)value, (void)vlen;
-  if (k->loading || event > 2 || k->dirty) return; /* records only (providers are republished by their owners) */
+  (void)event, (void)key, (void)klen, (void)value, (void)vlen;
+  if (k->loading || k->dirty) return;
   k->dirty = 1;
   if (k->save_timer) lp2p_timer_start(k->save_timer, KAD_SAVE_DELAY_MS, 0);
 }
@@ -754,14 +757,40 @@ static void save_one(void *ud, const uint8_t *key, size_t klen, const uint8_t *v
   putc('\n', c->f);
 }
 
-/* Atomic rewrite (temporary file, fsync, rename), mode 0600. */
+static void save_file(lp2p_kad *k, const char *path, const char *header, int providers);
+/* Both files, each rewritten atomically. */
 static void save_now(lp2p_kad *k) {
   k->dirty = 0;
   if (!k->store_path) return;
-  size_t pl = strlen(k->store_path);
+  save_file(k, k->store_path, "# lp2p kad records v1: <stored at, unix ms> <key hex> <value hex>\n", 0);
+  if (k->prov_path)
+    save_file(k, k->prov_path,
+              "# lp2p kad providers v1: <added at, unix ms> <key hex> <provider peer id hex> <addr hex,...|->\n", 1);
+}
+
+static void save_prov_one(void *ud, const uint8_t *key, size_t klen, const kad_peer *prov, lp2p_tstamp age) {
+  save_ctx *c = ud;
+  fprintf(c->f, "%llu ", (unsigned long long)(c->wall > age ? c->wall - age : 0));
+  put_hex(c->f, key, klen);
+  putc(' ', c->f);
+  put_hex(c->f, prov->id.bytes, prov->id.len);
+  putc(' ', c->f);
+  if (!prov->naddrs) putc('-', c->f);
+  for (size_t i = 0; i < prov->naddrs; i++) {
+    size_t al = 0;
+    const uint8_t *ab = lp2p_multiaddr_bytes(prov->addrs[i], &al);
+    if (i) putc(',', c->f);
+    put_hex(c->f, ab, al);
+  }
+  putc('\n', c->f);
+}
+
+/* Atomic rewrite of path (temporary file, fsync, rename), mode 0600: the header line, then fill(). */
+static void save_file(lp2p_kad *k, const char *path, const char *header, int providers) {
+  size_t pl = strlen(path);
   char *tmp = lp2p__pm_malloc(&k->mem, pl + 5);
   if (!tmp) return;
-  memcpy(tmp, k->store_path, pl);
+  memcpy(tmp, path, pl);
   memcpy(tmp + pl, ".tmp", 5);
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
@@ -772,15 +801,16 @@ static void save_now(lp2p_kad *k) {
     return;
   }
   save_ctx c = {f, wall_ms()};
-  fputs("# lp2p kad records v1: <stored at, unix ms> <key hex> <value hex>\n", f);
-  size_t n = kad_records_each(k->e, save_one, &c, now_of(k));
+  fputs(header, f);
+  size_t n = providers ? kad_providers_each(k->e, save_prov_one, &c, now_of(k))
+                       : kad_records_each(k->e, save_one, &c, now_of(k));
   int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
   bad |= fclose(f) != 0;
-  if (bad || rename(tmp, k->store_path) != 0) {
-    lp2p_log(LP2P_LOG_WARN, KAD_LOG, "cannot save %s", k->store_path);
+  if (bad || rename(tmp, path) != 0) {
+    lp2p_log(LP2P_LOG_WARN, KAD_LOG, "cannot save %s", path);
     unlink(tmp);
   } else {
-    lp2p_log(LP2P_LOG_DEBUG, KAD_LOG, "saved %zu records to %s", n, k->store_path);
+    lp2p_log(LP2P_LOG_DEBUG, KAD_LOG, "saved %zu %s to %s", n, providers ? "provider entries" : "records", path);
   }
   lp2p__pm_free(&k->mem, tmp);
 }
@@ -848,6 +878,55 @@ static void load_records(lp2p_kad *k) {
            k->store_path, skipped);
 }
 
+/* "<added at> <key hex> <peer id hex> <addr hex>,...|-" lines; each entry checked again (peer id,
+ * addresses, key length) and keeping its original expiry; malformed or expired lines are skipped. */
+static void load_providers(lp2p_kad *k) {
+  FILE *f = k->prov_path ? fopen(k->prov_path, "r") : NULL;
+  if (!f) return;
+  char *line = NULL;
+  size_t cap = 0, loaded = 0, skipped = 0;
+  ssize_t len;
+  uint64_t wall = wall_ms();
+  lp2p_tstamp now = now_of(k);
+  k->loading = 1;
+  while ((len = getline(&line, &cap, f)) > 0) {
+    if (line[0] == '#') continue;
+    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+    char *f1 = strchr(line, ' '), *f2 = f1 ? strchr(f1 + 1, ' ') : NULL, *f3 = f2 ? strchr(f2 + 1, ' ') : NULL;
+    char *end = NULL;
+    unsigned long long at = strtoull(line, &end, 10);
+    uint8_t key[KAD_MAX_PROVIDER_KEY], idb[LP2P_PEER_ID_MAX_BYTES], ab[256];
+    size_t kh = f2 ? (size_t)(f2 - f1 - 1) : 0, ih = f3 ? (size_t)(f3 - f2 - 1) : 0;
+    lp2p_multiaddr *addrs[KAD_ANSWER_ADDRS];
+    kad_peer prov;
+    memset(&prov, 0, sizeof prov);
+    prov.addrs = addrs;
+    int ok = f3 && end == f1 && kh && kh / 2 <= sizeof key && ih && ih / 2 <= sizeof idb &&
+             unhex(f1 + 1, kh, key) == 0 && unhex(f2 + 1, ih, idb) == 0 &&
+             lp2p_peer_id_from_bytes(idb, ih / 2, &prov.id) == 0;
+    for (char *a = f3 ? f3 + 1 : NULL; ok && a && *a && strcmp(a, "-") != 0;) {
+      char *comma = strchr(a, ',');
+      size_t ah = comma ? (size_t)(comma - a) : strlen(a);
+      lp2p_multiaddr *m = NULL;
+      if (ah / 2 > sizeof ab || unhex(a, ah, ab) < 0 || lp2p_multiaddr_from_bytes(&m, ab, ah / 2, NULL, 0) < 0) {
+        ok = 0;
+        break;
+      }
+      if (prov.naddrs < KAD_ANSWER_ADDRS) addrs[prov.naddrs++] = m;
+      else lp2p_multiaddr_free(m);
+      a = comma ? comma + 1 : NULL;
+    }
+    if (ok && kad_provider_restore(k->e, key, kh / 2, &prov, wall > at ? wall - at : 0, now) == 0) loaded++;
+    else skipped++;
+    for (size_t i = 0; i < prov.naddrs; i++) lp2p_multiaddr_free(addrs[i]);
+  }
+  k->loading = 0;
+  free(line);
+  fclose(f);
+  lp2p_log(LP2P_LOG_DEBUG, KAD_LOG, "loaded %zu provider entries from %s (%zu skipped: malformed or expired)", loaded,
+           k->prov_path, skipped);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* behaviour */
 
@@ -861,6 +940,7 @@ static int kad_attach(void *self, lp2p_swarm *sw) {
   if (k->store_path) {
     if ((rv = lp2p_timer_new(&k->save_timer, sw, on_save_timer, k)) < 0) return rv;
     load_records(k);
+    load_providers(k);
   }
   update_local_addrs(k);
   apply_mode(k);
@@ -961,6 +1041,7 @@ static void kad_destroy(void *self) {
   }
   kad_engine_free(k->e);
   lp2p__pm_free(&m, k->store_path);
+  lp2p__pm_free(&m, k->prov_path);
   lp2p__pm_free(&m, k->proto);
   lp2p__pm_free(&m, k);
 }
@@ -1028,9 +1109,14 @@ int lp2p_kad_add(lp2p_swarm *sw, const lp2p_kad_config *cfg, lp2p_kad **out) {
   if (c->data_dir && c->data_dir[0]) {
     size_t dl = strlen(c->data_dir);
     k->store_path = lp2p__pm_malloc(mem, dl + sizeof "/kad-records");
+    k->prov_path = lp2p__pm_malloc(mem, dl + sizeof "/kad-providers");
     if (k->store_path) {
       memcpy(k->store_path, c->data_dir, dl);
       memcpy(k->store_path + dl, "/kad-records", sizeof "/kad-records");
+    }
+    if (k->prov_path) {
+      memcpy(k->prov_path, c->data_dir, dl);
+      memcpy(k->prov_path + dl, "/kad-providers", sizeof "/kad-providers");
     }
   }
   c->data_dir = NULL;
@@ -1055,6 +1141,7 @@ int lp2p_kad_add(lp2p_swarm *sw, const lp2p_kad_config *cfg, lp2p_kad **out) {
   if (c->n_validators) {
     if (!c->validators) {
       lp2p__pm_free(mem, k->store_path);
+      lp2p__pm_free(mem, k->prov_path);
       lp2p__pm_free(mem, k->proto);
       lp2p__pm_free(mem, k);
       return LP2P_ERR_INVAL;
@@ -1062,6 +1149,7 @@ int lp2p_kad_add(lp2p_swarm *sw, const lp2p_kad_config *cfg, lp2p_kad **out) {
     vals = lp2p__pm_calloc(mem, c->n_validators * sizeof *vals);
     if (!vals) {
       lp2p__pm_free(mem, k->store_path);
+      lp2p__pm_free(mem, k->prov_path);
       lp2p__pm_free(mem, k->proto);
       lp2p__pm_free(mem, k);
       return LP2P_ERR_NOMEM;
@@ -1081,6 +1169,7 @@ int lp2p_kad_add(lp2p_swarm *sw, const lp2p_kad_config *cfg, lp2p_kad **out) {
   c->n_validators = 0;
   if (rv < 0) {
     lp2p__pm_free(mem, k->store_path);
+    lp2p__pm_free(mem, k->prov_path);
     lp2p__pm_free(mem, k->proto);
     lp2p__pm_free(mem, k);
     return rv;

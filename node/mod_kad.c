@@ -167,7 +167,7 @@ const node_module node_mod_kad = {
              "  " KC_COMMANDS "\n"
              "KEY and VALUE are text, or hex bytes with a 0x prefix; CID is CIDv1 (b...), CIDv0 (Qm...) or\n"
              "a 0x-hex multihash. Records are accepted under /pk/ and the --kad-namespace namespaces and\n"
-             "kept across restarts in DATA_DIR/kad-records.\n",
+             "kept across restarts in DATA_DIR/kad-records (provider entries in DATA_DIR/kad-providers).\n",
     .state_size = sizeof(kad_state),
     .setup = setup,
     .command = command,

@@ -46,7 +46,10 @@
  * line per record: when it was stored, key and value in hex), rewritten atomically (mode 0600) one
  * second after a change and when the swarm is freed, and reloaded at attach: each record validated
  * again and keeping its original 48 h expiry; malformed, expired or refused lines are skipped.
- * Provider entries are not saved (their owners republish them). The directory must exist.
+ * Provider entries are kept the same way in <data_dir>/kad-providers (one line per entry: when it
+ * was added, key, provider peer id and its addresses, in hex), checked again at load (peer id,
+ * addresses, key length, store limits) and keeping their original 48 h expiry. The directory must
+ * exist.
  *
  * Threading: loop thread only (see lp2p/swarm.h). */
 #ifndef LP2P_KAD_H
@@ -100,7 +103,7 @@ typedef struct lp2p_kad_config {
   const lp2p_kad_validator *validators; /* app namespaces; copied ("pk" is built in) */
   size_t n_validators;
   int peer_router;               /* 1 (default): install as the swarm's peer router */
-  const char *data_dir;          /* copied; NULL (default): records live in memory only */
+  const char *data_dir;          /* copied; NULL (default): records and providers live in memory only */
 } lp2p_kad_config;
 
 LP2P_EXTERN void lp2p_kad_config_default(lp2p_kad_config *cfg);

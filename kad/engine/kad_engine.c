@@ -31,6 +31,9 @@ struct kad_req {
   int bucket;
   uint8_t path;
   uint8_t in_flight, queued, is_cur;
+  uint8_t admit;            /* the peer was identified while this request ran: its answer is the check */
+  lp2p_multiaddr **admit_addrs; /* the identified addresses (admit) */
+  size_t admit_naddrs;
 };
 
 typedef struct qpeer {
@@ -356,6 +359,7 @@ static int answered_recently(const kad_engine *e, const lp2p_peer_id *id, lp2p_t
 static void req_maybe_free(kad_engine *e, kad_req *r) {
   if (r->in_flight || r->queued || r->is_cur) return;
   addrs_free(e, r->addrs, r->naddrs);
+  addrs_free(e, r->admit_addrs, r->admit_naddrs);
   lp2p__free(e->mem, r->msg);
   lp2p__free(e->mem, r);
 }
@@ -1056,6 +1060,20 @@ int kad_on_peer_identified(kad_engine *e, const lp2p_peer_id *peer, const lp2p_m
   }
   for (size_t i = 0; i < e->nreqs; i++)
     if (e->reqs[i]->purpose == R_CHECK && lp2p_peer_id_equal(&e->reqs[i]->peer, peer)) return 0;
+  /* a query's request to it is under way (identify often finishes on the connection that request
+   * opened before the answer comes): that answer is the check, no extra request */
+  for (size_t i = 0; i < e->nreqs; i++) {
+    kad_req *r = e->reqs[i];
+    if ((r->purpose == R_QUERY || r->purpose == R_PHASE2) && r->expect_response &&
+        lp2p_peer_id_equal(&r->peer, peer)) {
+      addrs_free(e, r->admit_addrs, r->admit_naddrs);
+      r->admit_addrs = NULL;
+      r->admit_naddrs = 0;
+      if (addrs_dup(e, addrs, naddrs, KAD_MAX_ADDRS_PER_PEER, &r->admit_addrs, &r->admit_naddrs)) break;
+      r->admit = 1;
+      return 0;
+    }
+  }
   if (e->nchecks >= KAD_MAX_CHECKS) return LP2P_ERR_LIMIT;
   return send_check(e, peer, (lp2p_multiaddr *const *)addrs, naddrs, R_CHECK, -1, now);
 }
@@ -1106,6 +1124,7 @@ static void req_complete(kad_engine *e, kad_req *r, const uint8_t *bytes, size_t
       break; /* success: touched above; failure: evicted by table_failed (replacement waiting) */
     case R_QUERY:
     case R_PHASE2:
+      if (have && r->admit) table_admit(e, &r->peer, r->admit_addrs, r->admit_naddrs, now);
       if (r->q) query_on_answer(e, r->q, r, have ? &m : NULL, now);
       break;
     default:

@@ -342,6 +342,16 @@ size_t kad_records_each(kad_engine *e, kad_record_fn fn, void *ud, lp2p_tstamp n
  * has expired meanwhile); it expires record TTL after it was first stored. */
 int kad_record_restore(kad_engine *e, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
                        lp2p_tstamp age_ms, lp2p_tstamp now);
+/* Persistence of the provider store: every unexpired provider entry (key, provider id and the
+ * addresses stored with it), most recently used keys first, with its age (ms since it was added).
+ * fn must not call into the engine. Returns how many. */
+typedef void (*kad_provider_fn)(void *ud, const uint8_t *key, size_t klen, const kad_peer *prov, lp2p_tstamp age_ms);
+size_t kad_providers_each(kad_engine *e, kad_provider_fn fn, void *ud, lp2p_tstamp now);
+/* Reload a saved provider entry that is age_ms old: checked like an inbound ADD_PROVIDER's entry
+ * (key length, store limits) and LP2P_ERR_NOT_FOUND if it has expired meanwhile; it expires
+ * provider TTL after it was first added. now must be >= age_ms (LP2P_ERR_INVAL otherwise). */
+int kad_provider_restore(kad_engine *e, const uint8_t *key, size_t klen, const kad_peer *prov, lp2p_tstamp age_ms,
+                         lp2p_tstamp now);
 /* Add a provider locally (persistence reload, tests). */
 int kad_provider_add(kad_engine *e, const uint8_t *key, size_t klen, const kad_peer *prov, lp2p_tstamp now);
 

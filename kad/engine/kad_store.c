@@ -273,6 +273,31 @@ size_t kad_records_each(kad_engine *e, kad_record_fn fn, void *ud, lp2p_tstamp n
   return n;
 }
 
+size_t kad_providers_each(kad_engine *e, kad_provider_fn fn, void *ud, lp2p_tstamp now) {
+  size_t n = 0;
+  for (kad_pkey *pk = e->prov_head; pk; pk = pk->next)
+    for (size_t i = 0; i < pk->n; i++) {
+      kad_prov *p = &pk->p[i];
+      if (now >= p->added + e->provider_ttl) continue;
+      kad_peer kp = {p->id, p->addrs, p->naddrs, 0};
+      fn(ud, pk->key, pk->klen, &kp, now - p->added);
+      n++;
+    }
+  return n;
+}
+
+int kad_provider_restore(kad_engine *e, const uint8_t *k, size_t kl, const kad_peer *prov, lp2p_tstamp age_ms,
+                         lp2p_tstamp now) {
+  if (!e || !k || !kl || !prov || !prov->id.len || age_ms > now) return LP2P_ERR_INVAL;
+  if (age_ms >= e->provider_ttl) return LP2P_ERR_NOT_FOUND;
+  int rv = kad__prov_add(e, k, kl, prov, now);
+  if (rv) return rv;
+  kad_pkey *pk = *pkey_slot(e, k, kl);
+  for (size_t i = 0; pk && i < pk->n; i++)
+    if (lp2p_peer_id_equal(&pk->p[i].id, &prov->id)) pk->p[i].added = now - age_ms;
+  return 0;
+}
+
 int kad_record_restore(kad_engine *e, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, lp2p_tstamp age_ms,
                        lp2p_tstamp now) {
   if (!e || !k || !kl || (vl && !v) || kl > KAD_MAX_KEY) return LP2P_ERR_INVAL;

@@ -127,6 +127,16 @@ if [ -f "$tmp/data-d/kad-records" ] && [ "$(stat -c %a "$tmp/data-d/kad-records"
    grep -q "$(printf '/v/hello' | od -An -tx1 | tr -d ' \n')" "$tmp/data-d/kad-records"; then
   ok "d: DATA_DIR/kad-records holds /v/hello (mode 0600)"
 else bad "d: DATA_DIR/kad-records" "$(ls -l "$tmp/data-d" 2>&1; cat "$tmp/data-d/kad-records" 2>&1)"; fi
+# and so do the provider entries it holds (DATA_DIR/kad-providers): c's announcement of $cid
+c_hex="$(python3 -c 'import sys
+A = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+n = 0
+for ch in sys.argv[1]: n = n * 58 + A.index(ch)
+print(n.to_bytes((n.bit_length() + 7) // 8, "big").hex())' "$c_id")"
+if [ -f "$tmp/data-d/kad-providers" ] && [ "$(stat -c %a "$tmp/data-d/kad-providers")" = 600 ] &&
+   grep -q " 00$c_hex " "$tmp/data-d/kad-providers"; then
+  ok "d: DATA_DIR/kad-providers holds c as provider (mode 0600)"
+else bad "d: DATA_DIR/kad-providers" "$(ls -l "$tmp/data-d" 2>&1; cat "$tmp/data-d/kad-providers" 2>&1)"; fi
 DATA_NAME=d start d2 --kad-namespace v
 line="$(ask d2 kad-table kad-table)"
 expect "d restarted: its record is back before it joined anything" "$line" 'e["records"] == 1 and e["count"] == 0'

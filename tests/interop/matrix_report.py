@@ -18,6 +18,7 @@ CASES = ["ping", "identify", "signed-record", "identify-push", "perf-64MiB", "st
          "wrong-peer-id", "junk-clients", "simultaneous-dial", "peer-killed",
          "mdns-ipv4", "mdns-ipv6", "mdns-expiry",
          "kad-find-node", "kad-closest", "kad-pk-record", "kad-providers",
+         "kad-mixed-value", "kad-mixed-providers", "kad-mixed-find-peer",
          "gossip", "gossip-mesh",
          "reqresp", "reqresp-omission", "reqresp-timeout", "reqresp-unsupported"]
 IMPLS = ["js", "go", "rust"]

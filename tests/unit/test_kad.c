@@ -804,10 +804,78 @@ TEST(kad_persistence) {
   rmdir(dir);
 }
 
+/* provider entries survive a restart through the data dir too (kad-providers) */
+TEST(kad_persistence_providers) {
+  char dir[] = "/tmp/lp2p-kad-XXXXXX";
+  REQUIRE(mkdtemp(dir) != NULL);
+  char path[256], rpath[256];
+  snprintf(path, sizeof path, "%s/kad-providers", dir);
+  snprintf(rpath, sizeof rpath, "%s/kad-records", dir);
+  tloop L;
+  tloop_init(&L);
+  lp2p_kad_config c;
+  lp2p_kad_config_default(&c);
+  c.data_dir = dir;
+  node a;
+  REQUIRE(node_init(&a, &L, 33, &c) == 0);
+  uint8_t mh[34] = {0x12, 0x20};
+  memset(mh + 2, 0x5a, 32);
+  qres q = {0};
+  /* no peer to tell, but we hold our own announcement */
+  CHECK_OK(lp2p_kad_provide(a.kad, mh, sizeof mh, qcb, &q, NULL));
+  CHECK(RUN_UNTIL(&L, q.calls, 2000));
+  CHECK_EQ(lp2p_kad_provider_count(a.kad, mh, sizeof mh), 1);
+  CHECK(RUN_UNTIL(&L, access(path, F_OK) == 0, 3000));
+  struct stat st;
+  CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+  lp2p_peer_id aid = a.t.id;
+  node_free(&a);
+  /* junk, an expired entry, a bad peer id, a bad address and a key too long are skipped */
+  char pid_hex[2 * LP2P_PEER_ID_MAX_BYTES + 1];
+  for (size_t i = 0; i < aid.len; i++) snprintf(pid_hex + 2 * i, 3, "%02x", aid.bytes[i]);
+  unsigned long long now_wall = (unsigned long long)time(NULL) * 1000ull;
+  FILE *f = fopen(path, "a");
+  REQUIRE(f != NULL);
+  fprintf(f, "garbage\n1000 1220%s %s -\n", "1111111111111111111111111111111111111111111111111111111111111111", pid_hex);
+  fprintf(f, "%llu 1220%s 0011 -\n", now_wall, "2222222222222222222222222222222222222222222222222222222222222222");
+  fprintf(f, "%llu 1220%s %s 0404\n", now_wall, "3333333333333333333333333333333333333333333333333333333333333333", pid_hex);
+  fprintf(f, "%llu ", now_wall);
+  for (int i = 0; i < 100; i++) fputs("44", f);
+  fprintf(f, " %s -\n", pid_hex);
+  fclose(f);
+  node b;
+  REQUIRE(node_init(&b, &L, 33, &c) == 0);
+  CHECK_EQ(lp2p_kad_provider_count(b.kad, mh, sizeof mh), 1);
+  uint8_t k1[34] = {0x12, 0x20}, k3[34] = {0x12, 0x20};
+  memset(k1 + 2, 0x11, 32);
+  memset(k3 + 2, 0x33, 32);
+  CHECK_EQ(lp2p_kad_provider_count(b.kad, k1, sizeof k1), 0);
+  CHECK_EQ(lp2p_kad_provider_count(b.kad, k3, sizeof k3), 0);
+  /* another node asks b: the restored entry is served with its address */
+  node d;
+  REQUIRE(node_init(&d, &L, 34, NULL) == 0);
+  CHECK_OK(lp2p_kad_add_bootstrap(d.kad, b.t.addr));
+  CHECK(RUN_UNTIL(&L, in_table(&d, &b.t.id), 10000));
+  qres fp = {0};
+  CHECK_OK(lp2p_kad_find_providers(d.kad, mh, sizeof mh, 0, qcb, &fp, NULL));
+  CHECK(RUN_UNTIL(&L, fp.calls, 10000));
+  CHECK_EQ(fp.err, 0);
+  CHECK_EQ(fp.n_peers, 1);
+  CHECK(has_peer(&fp, &b.t.id));
+  CHECK(fp.n_addrs0 >= 1);
+  node_free(&d);
+  node_free(&b);
+  CHECK_EQ(tloop_finish(&L), 0);
+  unlink(path);
+  unlink(rpath);
+  rmdir(dir);
+}
+
 int main(void) {
   RUN(kad_api_basics);
   RUN(kad_no_router);
   RUN(kad_persistence);
+  RUN(kad_persistence_providers);
   RUN(kad_small_network);
   RUN(kad_hostile);
   RUN(kad_network_50);

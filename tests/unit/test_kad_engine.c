@@ -576,6 +576,56 @@ TEST(store_limits_and_expiry) {
   kad_engine_free(e);
 }
 
+/* provider entries: listed with their age and addresses, restored keeping their original expiry */
+typedef struct prov_seen {
+  int n;
+  lp2p_tstamp age;
+  size_t naddrs;
+} prov_seen;
+static void on_prov(void *ud, const uint8_t *k, size_t kl, const kad_peer *p, lp2p_tstamp age) {
+  prov_seen *s = ud;
+  (void)k, (void)kl;
+  s->n++;
+  s->age = age;
+  s->naddrs = p->naddrs;
+}
+
+TEST(store_provider_restore) {
+  lp2p_peer_id self = mkpeer(32);
+  kad_engine *e = mkengine(&self, NULL);
+  REQUIRE(e);
+  lp2p_multiaddr *a = mkaddr(1, 2, 3, 4);
+  uint8_t k1[] = {0x12, 0x01, 0x07};
+  kad_peer p = {.id = mkpeer(60), .addrs = &a, .naddrs = 1};
+  lp2p_tstamp t = 100 * 3600 * 1000ull;
+  CHECK_OK(kad_provider_add(e, k1, sizeof k1, &p, t));
+  prov_seen s = {0};
+  CHECK_EQ(kad_providers_each(e, on_prov, &s, t + 5000), 1);
+  CHECK_EQ(s.n, 1);
+  CHECK_EQ(s.age, 5000);
+  CHECK_EQ(s.naddrs, 1);
+  kad_engine_free(e);
+  /* a fresh engine: the entry 47 h old comes back and expires 1 h later, as it would have */
+  e = mkengine(&self, NULL);
+  REQUIRE(e);
+  lp2p_tstamp age = KAD_PROVIDER_TTL_MS - 3600 * 1000ull;
+  CHECK_OK(kad_provider_restore(e, k1, sizeof k1, &p, age, t));
+  CHECK_EQ(kad_provider_count(e, k1, sizeof k1), 1);
+  CHECK_EQ(kad_provider_restore(e, k1, sizeof k1, &p, KAD_PROVIDER_TTL_MS, t), LP2P_ERR_NOT_FOUND);
+  CHECK_EQ(kad_provider_restore(e, k1, sizeof k1, &p, t + 1, t), LP2P_ERR_INVAL);
+  uint8_t long_key[KAD_MAX_PROVIDER_KEY + 1];
+  memset(long_key, 1, sizeof long_key);
+  CHECK(kad_provider_restore(e, long_key, sizeof long_key, &p, 0, t) < 0);
+  s.n = 0;
+  CHECK_EQ(kad_providers_each(e, on_prov, &s, t + 3600 * 1000ull - 1), 1);
+  CHECK_EQ(s.age, age + 3600 * 1000ull - 1);
+  CHECK_EQ(kad_providers_each(e, on_prov, &s, t + 3600 * 1000ull), 0);
+  kad_tick(e, t + 2 * 3600 * 1000ull); /* the store's collection drops it */
+  CHECK_EQ(kad_provider_count(e, k1, sizeof k1), 0);
+  lp2p_multiaddr_free(a);
+  kad_engine_free(e);
+}
+
 /* ---- a small in-process network ----------------------------------------------------------- */
 #define NET 40
 typedef struct net {
@@ -942,6 +992,7 @@ int main(void) {
   RUN(server_records_and_validation);
   RUN(add_provider_only_for_sender);
   RUN(store_limits_and_expiry);
+  RUN(store_provider_restore);
   RUN(network_queries);
   RUN(query_timeouts_cancel_exactly_once);
   RUN(refresh_and_republish_timers);

@@ -14,7 +14,9 @@
 //!   no validation at all (no /pk/ check, no signature); limits: value < 65 KiB, 1,024 records, 1,024 provided
 //!   keys, 20 providers per key. ADD_PROVIDER is accepted only when the provider id is the sending peer.
 //!   Mode::Server is forced with --kad server (the library's automatic mode would pick client: loopback
-//!   addresses are never confirmed external addresses). Peers that identify with the kad protocol get their
+//!   addresses are never confirmed external addresses). With --kad every concrete listen address is added as
+//!   an external address: rust-libp2p writes only those into its ADD_PROVIDER messages, and go, js and lp2p
+//!   drop a provider entry without an address. Peers that identify with the kad protocol get their
 //!   listen addresses added to the routing table (rust-libp2p leaves that to the application).
 //! - kad-find-peer runs get_closest_peers(peer id) and reports the target if the query returned it, else the
 //!   routing table's entry ("source" says which).
@@ -37,6 +39,7 @@ use libp2p::identity::Keypair;
 use libp2p::kad::{self, store::MemoryStore, QueryId, QueryResult, Quorum, Record, RecordKey};
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::{behaviour::toggle::Toggle, dial_opts::DialOpts, ConnectionId, NetworkBehaviour, SwarmEvent};
+use libp2p::multiaddr::Protocol;
 use libp2p::{gossipsub, identify, mdns, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -1040,11 +1043,21 @@ pub async fn ctl_main(args: Vec<String>) {
         }
     }
     let me = node.me;
+    let with_kad = opts.str_.contains_key("kad");
     let mut addrs = Vec::new();
     let mut early = Vec::new();
     while addrs.len() < listen.len() {
         match node.swarm.select_next_some().await {
-            SwarmEvent::NewListenAddr { address, .. } => addrs.push(format!("{address}/p2p/{me}")),
+            SwarmEvent::NewListenAddr { address, .. } => {
+                // rust-libp2p's ADD_PROVIDER carries the swarm's confirmed external addresses only; on
+                // loopback nothing confirms one, and go, js and lp2p drop provider entries without an
+                // address: with --kad, a concrete listen address counts as external.
+                if with_kad && !address.iter().any(|p| matches!(p, Protocol::Ip4(a) if a.is_unspecified())
+                    || matches!(p, Protocol::Ip6(a) if a.is_unspecified())) {
+                    node.swarm.add_external_address(address.clone());
+                }
+                addrs.push(format!("{address}/p2p/{me}"))
+            }
             SwarmEvent::ListenerError { error, .. } | SwarmEvent::ListenerClosed { reason: Err(error), .. } => {
                 fatal("listen", error.to_string())
             }
