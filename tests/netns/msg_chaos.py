@@ -6,7 +6,8 @@ Two lp2p-node processes (a, b) run in two network namespaces, each behind a msg_
 their --api sockets (one connection each: commands out, JSON events in, read as they come: every wait
 below is for an event, with a deadline), and:
   chaos phase (bounded, cfg chaos_s): sends N messages and the files each way, spread over the phase,
-    while the proxies cut every connection every few seconds and iptables drops packets; at the end
+    while the proxies cut every connection every few seconds, iptables drops packets at random and,
+    every partition_every_s, host a drops everything for partition_s (a silent partition); at the end
     reads the iptables DROP counters, removes the loss rules and tells the proxies to stop cutting
     (SIGUSR1; they answer "calm cuts N");
   calm phase (bounded, cfg calm_max_s): waits until every message is acknowledged to its sender and
@@ -218,8 +219,33 @@ sent = {"a": 0, "b": 0}
 files_sent = {"a": 0, "b": 0}
 log("chaos phase: %d s; %d messages each way in %d batches over %d s; files %s" %
     (chaos_s, N, batches, send_span, {n: [os.path.getsize(p) for p in files[n]] for n in files}))
+# partitions: every partition_every_s, host a drops everything on eth0 for partition_s (no RST, no
+# FIN: connections stall, and a proxy cut during it is never seen by the far side until it heals)
+part_every, part_len = cfg["partition_every_s"], cfg["partition_s"]
+part_starts = [part_every * k for k in range(1, 100) if part_every > 0 and part_every * k + part_len <= chaos_s - 5]
+part_on, partitions, part_drops = False, 0, 0
+
+
+def partition(on):
+    global part_on, partitions, part_drops
+    if on == part_on:
+        return
+    ns = cfg["ns"]["a"]
+    if not on:
+        part_drops += counters("lp2p-partition")["a"]
+    for chain, io in (("INPUT", "-i"), ("OUTPUT", "-o")):
+        if on:
+            ns_iptables(ns, "-I", chain, "1", io, "eth0", "-m", "comment", "--comment", "lp2p-partition", "-j", "DROP")
+        else:
+            ns_iptables(ns, "-D", chain, io, "eth0", "-m", "comment", "--comment", "lp2p-partition", "-j", "DROP")
+    part_on = on
+    partitions += on
+    log("partition %s" % ("on" if on else "healed"))
+
+
 while now() < chaos_s:
     t = now()
+    partition(any(p0 <= t < p0 + part_len for p0 in part_starts))
     for n, nd in nodes.items():
         o = nodes[other[n]]
         k = min(batches, int(t / send_span * batches) + 1)  # batches due by now
@@ -236,6 +262,7 @@ while now() < chaos_s:
         if not nd.inbox_busy and nd.pending_inbox() >= 2000:
             nd.start_inbox()
     pump(min(0.25, max(0.0, chaos_s - now())))
+partition(False)
 drops, seen = counters("lp2p-chaos"), counters("lp2p-seen")
 for ns in cfg["ns"].values():
     for chain, io in (("INPUT", "-i"), ("OUTPUT", "-o")):
@@ -260,8 +287,9 @@ check(sent["a"] == N and sent["b"] == N and files_sent["a"] == len(files["a"]) a
       "chaos: every message and file handed to the nodes during the chaos phase")
 check(sum(left.values()) == 0 and all(n in cuts for n in cfg["proxy_pid"]),
       "chaos ended: loss rules removed (%s), both proxies calm (%s)" % (left, cuts))
-check(all(drops.get(n, 0) > 0 and cuts.get(n, 0) > 0 for n in cfg["proxy_pid"]),
-      "chaos happened: packets dropped on both hosts %s, connections cut by both proxies %s" % (drops, cuts))
+check(all(drops.get(n, 0) > 0 and cuts.get(n, 0) > 0 for n in cfg["proxy_pid"]) and partitions == len(part_starts),
+      "chaos happened: packets dropped on both hosts %s, connections cut by both proxies %s, %d partitions of %d s" %
+      (drops, cuts, partitions, part_len))
 
 
 # ---- calm phase ----------------------------------------------------------------------------------
@@ -354,7 +382,27 @@ for n, nd in nodes.items():
                    (tag, len(set(o.received) & q), dup_recv + dup_inbox, len(q - acked), verified,
                     len(files[n]), o.resumed))
 conns = sum(nd.conn_opened for nd in nodes.values())
+
+
+def retried(db):
+    """(messages that needed a retry, most failed attempts of one message) from the sender's outbox (read
+    only; the node keeps running)."""
+    import sqlite3
+    try:
+        c = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=5)
+        r = c.execute("SELECT COUNT(*), COALESCE(MAX(attempts), 0) FROM outbox WHERE attempts > 0").fetchone()
+        c.close()
+        return r
+    except Exception as e:  # informational only
+        return ("?", str(e))
+
+
+for i, n in enumerate(nodes):
+    r = retried(cfg["db"][n])
+    summary[i] += ", %s retried (at most %s failed attempts), %d repeated receipts" % (
+        r[0], r[1], sum(c - 1 for c in nodes[n].delivered.values()))
 print("summary: %s; cuts %s; packets dropped by iptables %s of %s seen on eth0 (loss %.3f per rule, INPUT "
-      "and OUTPUT); connections opened %d; chaos %.0f s, settled %.1f s after, total %.1f s" %
-      ("; ".join(summary), cuts, drops, seen, cfg["loss"], conns, t_chaos, t_settled - t_chaos, now()), flush=True)
+      "and OUTPUT); %d partitions of %d s (%d packets dropped); connections opened %d; chaos %.0f s, settled %.1f s "
+      "after, total %.1f s" % ("; ".join(summary), cuts, drops, seen, cfg["loss"], partitions, part_len, part_drops,
+                               conns, t_chaos, t_settled - t_chaos, now()), flush=True)
 sys.exit(0 if ok_all else 1)

@@ -2,18 +2,22 @@
 # test_msg_chaos.sh - issue 15, scenario 5: messaging and files that lose nothing on a bad network.
 # Two hosts (network namespaces on one bridge), one lp2p-node each, listening on 127.0.0.1 only and
 # reachable from the other host only through a msg_proxy in its own namespace (10.77.0.<i>:5000 ->
-# 127.0.0.1:400<i>) that adds a one-way delay and cuts every connection every few seconds (RST, with
-# jitter). The kernel here has no netem qdisc, so loss is iptables
-# `-m statistic --mode random --probability P -j DROP` on eth0 (INPUT and OUTPUT) inside both host
-# namespaces (never the root namespace). For a bounded chaos phase (60 s) each node sends 10,000
-# messages and 5 files (1 to 5 MB, odd sizes) to the other; then the loss rules go, the proxies stop
-# cutting (the delay stays), and a bounded calm phase waits until everything is acknowledged.
-# Checked from the apps' view (msg_chaos.py, the driver, talks to both nodes through --api): 0 lost,
-# 0 duplicated to the app (message-received events and the inbox), every file received once with the
-# sender's sha256; a summary line gives the counts, cuts, iptables drops and durations.
+# 127.0.0.1:400<i>) that adds a one-way delay (25 ms) and cuts every connection (RST) every 2 to 3 s.
+# The kernel here has no netem qdisc, so loss is iptables
+# `-m statistic --mode random --probability P -j DROP` on eth0 (INPUT and OUTPUT, P = 0.02 each) inside
+# both host namespaces (never the root namespace), and twice host a drops everything for 11 s (a silent
+# partition, longer than the 10 s ack timeout). For a bounded chaos phase (60 s) each node sends 10,000
+# messages (a steady stream over the first 45 s) and 5 files (1.0, 2.0, 3.1, 4.0, 5.2 MB: odd sizes,
+# partial last chunks) to the other; then the loss rules go, the proxies stop cutting (the delay
+# stays), and a bounded calm phase (90 s at most) waits until everything is acknowledged.
+# Checked from the apps' view (msg_chaos.py, the driver, talks to both nodes through --api and waits
+# only for their events): 0 lost, 0 duplicated to the app (message-received events and the inbox),
+# every file received once with the sender's sha256; a summary line gives the counts, cuts, iptables
+# drops and durations. About 65 s (also under ASan).
 # Needs root and iptables (scripts/deps installs it); exits 77 (ctest SKIP) with the reason otherwise.
-# Knobs (env): CHAOS_S (60), CHAOS_LOSS (0.01 per rule), CHAOS_DELAY_MS (20), CHAOS_CUT_MS (3000, plus
-# 0..1000 ms jitter), CHAOS_MSGS (10000), CHAOS_CALM_MAX_S (90); KEEP_TMP=1 keeps the logs.
+# Knobs (env): CHAOS_S (60), CHAOS_LOSS (0.02 per rule), CHAOS_DELAY_MS (25), CHAOS_CUT_MS (2000, plus
+# 0..1000 ms jitter), CHAOS_MSGS (10000), CHAOS_CALM_MAX_S (90), CHAOS_PARTITION_EVERY_S (20, 0 = none),
+# CHAOS_PARTITION_S (11); KEEP_TMP=1 keeps the logs.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/lib_netns.sh"
@@ -24,8 +28,9 @@ proxy_exe="$tools/msg_proxy"
 netns_require
 command -v iptables >/dev/null || { echo "SKIP: iptables is missing (scripts/deps installs it)"; exit 77; }
 
-CHAOS_S="${CHAOS_S:-60}" LOSS="${CHAOS_LOSS:-0.01}" DELAY="${CHAOS_DELAY_MS:-20}" CUT="${CHAOS_CUT_MS:-3000}"
+CHAOS_S="${CHAOS_S:-60}" LOSS="${CHAOS_LOSS:-0.02}" DELAY="${CHAOS_DELAY_MS:-25}" CUT="${CHAOS_CUT_MS:-2000}"
 MSGS="${CHAOS_MSGS:-10000}" CALM_MAX="${CHAOS_CALM_MAX_S:-90}"
+PART_EVERY="${CHAOS_PARTITION_EVERY_S:-20}" PART_S="${CHAOS_PARTITION_S:-11}"
 t_start=$SECONDS
 netns_setup 2
 # iptables must work inside the namespaces (it needs the nf_tables or legacy x_tables kernel side)
@@ -82,9 +87,9 @@ for name in a b; do
 done
 
 cfg=$(python3 - "$lan_tmp" "${lan_peer[a]}" "${lan_peer[b]}" "${netns_name[1]}" "${netns_name[2]}" \
-  "${proxy_pid[a]}" "${proxy_pid[b]}" "$CHAOS_S" "$LOSS" "$MSGS" "$CALM_MAX" "${files_a[*]}" "${files_b[*]}" <<'EOF'
+  "${proxy_pid[a]}" "${proxy_pid[b]}" "$CHAOS_S" "$LOSS" "$MSGS" "$CALM_MAX" "$PART_EVERY" "$PART_S" "${files_a[*]}" "${files_b[*]}" <<'EOF'
 import json, sys
-t, pa, pb, na, nb, xa, xb, chaos, loss, msgs, calm, fa, fb = sys.argv[1:]
+t, pa, pb, na, nb, xa, xb, chaos, loss, msgs, calm, pevery, plen, fa, fb = sys.argv[1:]
 print(json.dumps({
     "sock": {"a": t + "/a.sock", "b": t + "/b.sock"},
     "peer": {"a": pa, "b": pb},
@@ -92,8 +97,10 @@ print(json.dumps({
     "ns": {"a": na, "b": nb},
     "proxy_pid": {"a": int(xa), "b": int(xb)},
     "proxy_out": {"a": t + "/proxy-a.out", "b": t + "/proxy-b.out"},
-    "chaos_s": float(chaos), "send_span_s": float(chaos) * 0.75, "batches": 20, "loss": float(loss),
+    "db": {"a": t + "/data-a/messages.db", "b": t + "/data-b/messages.db"},
+    "chaos_s": float(chaos), "send_span_s": float(chaos) * 0.75, "batches": 200, "loss": float(loss),
     "n_msgs": int(msgs), "calm_max_s": float(calm),
+    "partition_every_s": float(pevery), "partition_s": float(plen),
     "files": {"a": fa.split(), "b": fb.split()},
 }))
 EOF
