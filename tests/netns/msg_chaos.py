@@ -65,7 +65,7 @@ class Node:
         self.files_failed = []
         self.files_received = []                # event dicts
         self.files_retry = 0
-        self.resumed = 0                        # incoming progress events with resumed_from > 0
+        self.resumed = set()                    # incoming attempts resumed: (id, resumed_from > 0)
         self.conn_opened = 0
         self.conn_closed = 0
         self.errors = []
@@ -99,8 +99,9 @@ class Node:
         elif ev == "file-received":
             self.files_received.append(e)
         elif ev == "file-progress":
-            if not e.get("outgoing") and e.get("resumed_from", 0) > 0:
-                self.resumed += 1
+            # an incoming attempt starts with bytes == resumed_from; > 0: resumed from a verified chunk
+            if not e.get("outgoing") and e.get("resumed_from", 0) > 0 and e.get("bytes") == e["resumed_from"]:
+                self.resumed.add((e["id"], e["resumed_from"]))
         elif ev == "connection-opened":
             self.conn_opened += 1
         elif ev == "connection-closed":
@@ -378,9 +379,9 @@ for n, nd in nodes.items():
           and all(c == 1 for c in nd.files_delivered.values()) and not nd.files_failed,
           "%s: every file-delivered to the sender once, no file-failed" % tag,
           "delivered %s failed %s" % (dict(nd.files_delivered), nd.files_failed[:3]))
-    summary.append("%s %d msgs (%d dup, %d lost), %d/%d files verified, %d resumed-transfer progress events" %
+    summary.append("%s %d msgs (%d dup, %d lost), %d/%d files verified (%d transfers resumed from a verified chunk)" %
                    (tag, len(set(o.received) & q), dup_recv + dup_inbox, len(q - acked), verified,
-                    len(files[n]), o.resumed))
+                    len(files[n]), len(o.resumed)))
 conns = sum(nd.conn_opened for nd in nodes.values())
 
 

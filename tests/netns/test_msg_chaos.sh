@@ -2,7 +2,8 @@
 # test_msg_chaos.sh - issue 15, scenario 5: messaging and files that lose nothing on a bad network.
 # Two hosts (network namespaces on one bridge), one lp2p-node each, listening on 127.0.0.1 only and
 # reachable from the other host only through a msg_proxy in its own namespace (10.77.0.<i>:5000 ->
-# 127.0.0.1:400<i>) that adds a one-way delay (25 ms) and cuts every connection (RST) every 2 to 3 s.
+# 127.0.0.1:400<i>) that makes each direction a 1.5 MB/s link with a one-way delay of 25 ms, and cuts
+# every connection (RST) every 1 to 2 s.
 # The kernel here has no netem qdisc, so loss is iptables
 # `-m statistic --mode random --probability P -j DROP` on eth0 (INPUT and OUTPUT, P = 0.02 each) inside
 # both host namespaces (never the root namespace), and twice host a drops everything for 11 s (a silent
@@ -15,8 +16,8 @@
 # every file received once with the sender's sha256; a summary line gives the counts, cuts, iptables
 # drops and durations. About 65 s (also under ASan).
 # Needs root and iptables (scripts/deps installs it); exits 77 (ctest SKIP) with the reason otherwise.
-# Knobs (env): CHAOS_S (60), CHAOS_LOSS (0.02 per rule), CHAOS_DELAY_MS (25), CHAOS_CUT_MS (2000, plus
-# 0..1000 ms jitter), CHAOS_MSGS (10000), CHAOS_CALM_MAX_S (90), CHAOS_PARTITION_EVERY_S (20, 0 = none),
+# Knobs (env): CHAOS_S (60), CHAOS_LOSS (0.02 per rule), CHAOS_DELAY_MS (25), CHAOS_CUT_MS (1000, plus
+# 0..1000 ms jitter), CHAOS_RATE (1500000 bytes/s), CHAOS_MSGS (10000), CHAOS_CALM_MAX_S (90), CHAOS_PARTITION_EVERY_S (20, 0 = none),
 # CHAOS_PARTITION_S (11); KEEP_TMP=1 keeps the logs.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -28,9 +29,9 @@ proxy_exe="$tools/msg_proxy"
 netns_require
 command -v iptables >/dev/null || { echo "SKIP: iptables is missing (scripts/deps installs it)"; exit 77; }
 
-CHAOS_S="${CHAOS_S:-60}" LOSS="${CHAOS_LOSS:-0.02}" DELAY="${CHAOS_DELAY_MS:-25}" CUT="${CHAOS_CUT_MS:-2000}"
+CHAOS_S="${CHAOS_S:-60}" LOSS="${CHAOS_LOSS:-0.02}" DELAY="${CHAOS_DELAY_MS:-25}" CUT="${CHAOS_CUT_MS:-1000}"
 MSGS="${CHAOS_MSGS:-10000}" CALM_MAX="${CHAOS_CALM_MAX_S:-90}"
-PART_EVERY="${CHAOS_PARTITION_EVERY_S:-20}" PART_S="${CHAOS_PARTITION_S:-11}"
+RATE="${CHAOS_RATE:-1500000}" PART_EVERY="${CHAOS_PARTITION_EVERY_S:-20}" PART_S="${CHAOS_PARTITION_S:-11}"
 t_start=$SECONDS
 netns_setup 2
 # iptables must work inside the namespaces (it needs the nf_tables or legacy x_tables kernel side)
@@ -76,7 +77,7 @@ done
 declare -A proxy_pid=()
 for i in 1 2; do
   name=$([ $i = 1 ] && echo a || echo b)
-  ip netns exec "${netns_name[$i]}" "$proxy_exe" --listen 5000 --bind "${netns_ip4[$i]}" --target "127.0.0.1:400$i" --delay-ms "$DELAY" \
+  ip netns exec "${netns_name[$i]}" "$proxy_exe" --listen 5000 --bind "${netns_ip4[$i]}" --target "127.0.0.1:400$i" --delay-ms "$DELAY" --rate "$RATE" \
     --cut-every-ms "$CUT" --cut-jitter-ms 1000 --log-cuts 1 >"$lan_tmp/proxy-$name.out" 2>"$lan_tmp/proxy-$name.err" &
   proxy_pid[$name]=$!
   lan_pid[proxy-$name]=$! # killed with the nodes on exit

@@ -2,14 +2,17 @@
  * fixed one-way delay to every byte in both directions and can cut every connection periodically.
  *
  *   msg_proxy --listen PORT --target [HOST:]PORT [--delay-ms N] [--cut-every-ms N] [--cut-jitter-ms N]
- *             [--bind ADDR] [--log-cuts 1]
+ *             [--rate BYTES_PER_S] [--bind ADDR] [--log-cuts 1]
  *
  * Prints the port it listens on (one line, useful with --listen 0) on stdout, then serves until killed.
  * Cuts close both sockets of every proxied connection with an RST (SO_LINGER 0); the next cut comes
  * cut-every-ms plus a random 0..cut-jitter-ms later. SIGUSR1 stops the cuts for good (the delay stays):
  * the end of a bounded chaos phase. With --log-cuts 1, every cut prints a line "cut N conns C" (N counts
  * the cuts, C the connections closed) and SIGUSR1 prints "calm cuts N" (stdout, flushed).
- * Backpressure: a side whose queue holds more than 4 MiB is not read until it drains. Single thread,
+ * --rate makes each direction of each connection a link of that many bytes/s: bytes leave in arrival order
+ * once the link is free, then take the delay (a bottleneck with a queue of a quarter second's worth).
+ * Backpressure: a side whose queue holds more than 4 MiB (with --rate: the queue's size) is not read
+ * until it drains. Single thread,
  * poll(). */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,6 +43,7 @@ typedef struct dir {
   chunk *head, *tail;
   size_t bytes;
   int eof, shut;
+  uint64_t free_us; /* --rate: the link is busy until then (CLOCK_MONOTONIC, us) */
 } dir;
 
 typedef struct pair {
@@ -49,7 +53,7 @@ typedef struct pair {
 } pair;
 
 static pair P[MAXC];
-static uint64_t g_delay, g_cut, g_jitter;
+static uint64_t g_delay, g_cut, g_jitter, g_rate, g_qmax = QMAX;
 static volatile sig_atomic_t g_calm;
 
 static void on_usr1(int sig) {
@@ -102,10 +106,15 @@ int main(int argc, char **argv) {
         tport = atoi(argv[i + 1]);
       }
     } else if (!strcmp(argv[i], "--delay-ms")) g_delay = strtoull(argv[i + 1], NULL, 10);
+    else if (!strcmp(argv[i], "--rate")) g_rate = strtoull(argv[i + 1], NULL, 10);
     else if (!strcmp(argv[i], "--cut-every-ms")) g_cut = strtoull(argv[i + 1], NULL, 10);
     else if (!strcmp(argv[i], "--cut-jitter-ms")) g_jitter = strtoull(argv[i + 1], NULL, 10);
     else if (!strcmp(argv[i], "--log-cuts")) log_cuts = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--bind")) bind_addr = argv[i + 1];
+  }
+  if (g_rate) {
+    g_qmax = g_rate / 4;
+    if (g_qmax < 65536) g_qmax = 65536;
   }
   if (!tport) {
     fprintf(stderr, "usage: msg_proxy --listen PORT --target [HOST:]PORT [--delay-ms N] [--cut-every-ms N]\n");
@@ -147,7 +156,7 @@ int main(int argc, char **argv) {
       if (!P[i].used) continue;
       for (int s = 0; s < 2; s++) {
         short ev = 0;
-        if (!P[i].d[s].eof && P[i].d[s].bytes < QMAX) ev |= POLLIN;
+        if (!P[i].d[s].eof && P[i].d[s].bytes < g_qmax) ev |= POLLIN;
         chunk *c = P[i].d[1 - s].head; /* what goes out on fd[s] */
         if (c) {
           if (c->due <= now) ev |= POLLOUT;
@@ -222,6 +231,12 @@ int main(int argc, char **argv) {
           chunk *c = malloc(sizeof *c + (size_t)r);
           c->next = NULL;
           c->due = now + g_delay;
+          if (g_rate) { /* serialised behind what is already on the link */
+            dir *d = &p->d[s];
+            uint64_t start = d->free_us > now * 1000u ? d->free_us : now * 1000u;
+            d->free_us = start + (uint64_t)r * 1000000u / g_rate;
+            c->due = (d->free_us + 999u) / 1000u + g_delay;
+          }
           c->len = (size_t)r;
           c->off = 0;
           memcpy(c->data, buf, (size_t)r);
