@@ -1,11 +1,19 @@
 /* tests/tools/msg_proxy.c - a small userspace TCP proxy for the messaging tests and benchmarks: adds a
  * fixed one-way delay to every byte in both directions and can cut every connection periodically.
  *
- *   msg_proxy --listen PORT --target [HOST:]PORT [--delay-ms N] [--cut-every-ms N] [--bind ADDR]
+ *   msg_proxy --listen PORT --target [HOST:]PORT [--delay-ms N] [--cut-every-ms N] [--cut-jitter-ms N]
+ *             [--rate BYTES_PER_S] [--bind ADDR] [--log-cuts 1]
  *
  * Prints the port it listens on (one line, useful with --listen 0) on stdout, then serves until killed.
- * Cuts close both sockets of every proxied connection with an RST (SO_LINGER 0). Backpressure: a side
- * whose queue holds more than 4 MiB is not read until it drains. Single thread, poll(). */
+ * Cuts close both sockets of every proxied connection with an RST (SO_LINGER 0); the next cut comes
+ * cut-every-ms plus a random 0..cut-jitter-ms later. SIGUSR1 stops the cuts for good (the delay stays):
+ * the end of a bounded chaos phase. With --log-cuts 1, every cut prints a line "cut N conns C" (N counts
+ * the cuts, C the connections closed) and SIGUSR1 prints "calm cuts N" (stdout, flushed).
+ * --rate makes each direction of each connection a link of that many bytes/s: bytes leave in arrival order
+ * once the link is free, then take the delay (a bottleneck with a queue of a quarter second's worth).
+ * Backpressure: a side whose queue holds more than 4 MiB (with --rate: the queue's size) is not read
+ * until it drains. Single thread,
+ * poll(). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +43,7 @@ typedef struct dir {
   chunk *head, *tail;
   size_t bytes;
   int eof, shut;
+  uint64_t free_us; /* --rate: the link is busy until then (CLOCK_MONOTONIC, us) */
 } dir;
 
 typedef struct pair {
@@ -44,7 +53,13 @@ typedef struct pair {
 } pair;
 
 static pair P[MAXC];
-static uint64_t g_delay, g_cut;
+static uint64_t g_delay, g_cut, g_jitter, g_rate, g_qmax = QMAX;
+static volatile sig_atomic_t g_calm;
+
+static void on_usr1(int sig) {
+  (void)sig;
+  g_calm = 1;
+}
 
 static uint64_t now_ms(void) {
   struct timespec ts;
@@ -75,7 +90,8 @@ static void drop(pair *p, int rst) {
 }
 
 int main(int argc, char **argv) {
-  int lport = 0, tport = 0;
+  int lport = 0, tport = 0, log_cuts = 0;
+  unsigned long cuts = 0;
   const char *thost = "127.0.0.1", *bind_addr = "127.0.0.1";
   static char hostbuf[64];
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -90,14 +106,26 @@ int main(int argc, char **argv) {
         tport = atoi(argv[i + 1]);
       }
     } else if (!strcmp(argv[i], "--delay-ms")) g_delay = strtoull(argv[i + 1], NULL, 10);
+    else if (!strcmp(argv[i], "--rate")) g_rate = strtoull(argv[i + 1], NULL, 10);
     else if (!strcmp(argv[i], "--cut-every-ms")) g_cut = strtoull(argv[i + 1], NULL, 10);
+    else if (!strcmp(argv[i], "--cut-jitter-ms")) g_jitter = strtoull(argv[i + 1], NULL, 10);
+    else if (!strcmp(argv[i], "--log-cuts")) log_cuts = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--bind")) bind_addr = argv[i + 1];
+  }
+  if (g_rate) {
+    g_qmax = g_rate / 4;
+    if (g_qmax < 65536) g_qmax = 65536;
   }
   if (!tport) {
     fprintf(stderr, "usage: msg_proxy --listen PORT --target [HOST:]PORT [--delay-ms N] [--cut-every-ms N]\n");
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
+  struct sigaction usr1;
+  memset(&usr1, 0, sizeof usr1);
+  usr1.sa_handler = on_usr1; /* no SA_RESTART: poll() returns EINTR at once */
+  sigaction(SIGUSR1, &usr1, NULL);
+  srand((unsigned)(getpid() ^ now_ms()));
   int ls = socket(AF_INET, SOCK_STREAM, 0);
   int one = 1;
   setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -114,7 +142,7 @@ int main(int argc, char **argv) {
   nb(ls);
   struct sockaddr_in ta = {.sin_family = AF_INET, .sin_port = htons((uint16_t)tport)};
   inet_pton(AF_INET, thost, &ta.sin_addr);
-  uint64_t next_cut = g_cut ? now_ms() + g_cut : UINT64_MAX;
+  uint64_t next_cut = g_cut ? now_ms() + g_cut + (g_jitter ? (uint64_t)rand() % (g_jitter + 1) : 0) : UINT64_MAX;
   static uint8_t buf[65536];
   for (;;) {
     struct pollfd pf[1 + 2 * MAXC];
@@ -128,7 +156,7 @@ int main(int argc, char **argv) {
       if (!P[i].used) continue;
       for (int s = 0; s < 2; s++) {
         short ev = 0;
-        if (!P[i].d[s].eof && P[i].d[s].bytes < QMAX) ev |= POLLIN;
+        if (!P[i].d[s].eof && P[i].d[s].bytes < g_qmax) ev |= POLLIN;
         chunk *c = P[i].d[1 - s].head; /* what goes out on fd[s] */
         if (c) {
           if (c->due <= now) ev |= POLLOUT;
@@ -140,12 +168,32 @@ int main(int argc, char **argv) {
       }
     }
     int to = wake == UINT64_MAX ? -1 : wake <= now ? 0 : (int)(wake - now);
-    if (poll(pf, (nfds_t)n, to) < 0 && errno != EINTR) return 1;
+    if (poll(pf, (nfds_t)n, to) < 0) {
+      if (errno != EINTR) return 1;
+      for (int k = 0; k < n; k++) pf[k].revents = 0; /* a signal (SIGUSR1): nothing to serve yet */
+    }
     now = now_ms();
+    if (g_calm == 1) {
+      g_calm = 2;
+      next_cut = UINT64_MAX;
+      if (log_cuts) {
+        printf("calm cuts %lu\n", cuts);
+        fflush(stdout);
+      }
+    }
     if (now >= next_cut) {
+      int closed = 0;
       for (int i = 0; i < MAXC; i++)
-        if (P[i].used) drop(&P[i], 1);
-      next_cut = now + g_cut;
+        if (P[i].used) {
+          drop(&P[i], 1);
+          closed++;
+        }
+      cuts++;
+      if (log_cuts) {
+        printf("cut %lu conns %d\n", cuts, closed);
+        fflush(stdout);
+      }
+      next_cut = now + g_cut + (g_jitter ? (uint64_t)rand() % (g_jitter + 1) : 0);
       continue;
     }
     if (pf[0].revents & POLLIN) {
@@ -183,6 +231,12 @@ int main(int argc, char **argv) {
           chunk *c = malloc(sizeof *c + (size_t)r);
           c->next = NULL;
           c->due = now + g_delay;
+          if (g_rate) { /* serialised behind what is already on the link */
+            dir *d = &p->d[s];
+            uint64_t start = d->free_us > now * 1000u ? d->free_us : now * 1000u;
+            d->free_us = start + (uint64_t)r * 1000000u / g_rate;
+            c->due = (d->free_us + 999u) / 1000u + g_delay;
+          }
           c->len = (size_t)r;
           c->off = 0;
           memcpy(c->data, buf, (size_t)r);
