@@ -10,7 +10,7 @@
  *     RTT, when the proxy tool is given or found next to this program's build tree;
  *   - file transfer MB/s (lp2p/files.h) against the perf protocol's bulk rate measured in the same run.
  * Prints figures and ratios; no timed assertions.
- * Usage: bench_messaging [--quick] [--json FILE] [--proxy PATH] [--file-mb N] */
+ * Usage: bench_messaging [--quick] [--json FILE] [--proxy PATH] [--file-mb N] [--files-only] */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,12 +221,13 @@ static pid_t spawn_proxy(const char *proxy, const char *target, int delay_ms, ch
 int main(int argc, char **argv) {
   const char *proxy = NULL;
   long file_mb = 100;
-  int file_mb_set = 0;
+  int file_mb_set = 0, files_only = 0;
   char *rest[64];
   int nrest = 0;
   for (int i = 0; i < argc && nrest < 63; i++) {
     if (i > 0 && !strcmp(argv[i], "--proxy") && i + 1 < argc) proxy = argv[++i];
     else if (i > 0 && !strcmp(argv[i], "--file-mb") && i + 1 < argc) file_mb = atol(argv[++i]), file_mb_set = 1;
+    else if (i > 0 && !strcmp(argv[i], "--files-only")) files_only = 1;
     else rest[nrest++] = argv[i];
   }
   rest[nrest] = NULL;
@@ -306,10 +307,11 @@ int main(int argc, char **argv) {
   }
 
   /* durable messages per second */
-  uint64_t n = bench_quick() ? 10000 : 50000;
+  uint64_t n = files_only ? 0 : bench_quick() ? 10000 : 50000;
   uint8_t body[100];
   memset(body, 'm', sizeof body);
   uint64_t t0 = bench_now_ns();
+  if (files_only) goto files;
   for (uint64_t i = 0; i < n; i++)
     if (lp2p_msg_send(t.ms, &t.peer, body, sizeof body, NULL) < 0) return 1;
   t.target = n;
@@ -352,6 +354,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bench_messaging: no msg_proxy tool found (--proxy PATH): proxy latency skipped\n");
   }
 
+files:
   /* file transfer vs perf bulk, same run */
   if (file_mb > 0) {
     uint64_t bytes = (uint64_t)file_mb * 1000000u;
