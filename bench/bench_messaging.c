@@ -2,13 +2,15 @@
  * process (forked), real TCP on loopback, SQLite with synchronous=FULL on the data dir's filesystem.
  *   - durable messages/s: the sender sends N 100-byte messages as fast as the window allows; a message
  *     counts when the sender has its DELIVERED (both outbox and inbox writes committed, ack received);
- *   - delivery latency p50/p99: one message at a time, send() until DELIVERED (two group commits, two
- *     fsyncs and one round trip in the path);
+ *   - delivery latency p50/p99: one message at a time, from the lp2p_msg_send() call to the sender's
+ *     DELIVERED event (the receiver's ack, sent after its inbox commit, has arrived; the sender's outbox
+ *     commit runs at the same time: the message is sent while it commits, so one fsync on each side, in
+ *     parallel, and one round trip are in the path);
  *   - the same latency through a TCP proxy adding delay (tests/tools/msg_proxy, --proxy PATH) with 20 ms
  *     RTT, when the proxy tool is given or found next to this program's build tree;
  *   - file transfer MB/s (lp2p/files.h) against the perf protocol's bulk rate measured in the same run.
  * Prints figures and ratios; no timed assertions.
- * Usage: bench_messaging [--quick] [--json FILE] [--proxy PATH] [--file-mb N] */
+ * Usage: bench_messaging [--quick] [--json FILE] [--proxy PATH] [--file-mb N] [--files-only] */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,12 +221,13 @@ static pid_t spawn_proxy(const char *proxy, const char *target, int delay_ms, ch
 int main(int argc, char **argv) {
   const char *proxy = NULL;
   long file_mb = 100;
-  int file_mb_set = 0;
+  int file_mb_set = 0, files_only = 0;
   char *rest[64];
   int nrest = 0;
   for (int i = 0; i < argc && nrest < 63; i++) {
     if (i > 0 && !strcmp(argv[i], "--proxy") && i + 1 < argc) proxy = argv[++i];
     else if (i > 0 && !strcmp(argv[i], "--file-mb") && i + 1 < argc) file_mb = atol(argv[++i]), file_mb_set = 1;
+    else if (i > 0 && !strcmp(argv[i], "--files-only")) files_only = 1;
     else rest[nrest++] = argv[i];
   }
   rest[nrest] = NULL;
@@ -304,10 +307,11 @@ int main(int argc, char **argv) {
   }
 
   /* durable messages per second */
-  uint64_t n = bench_quick() ? 10000 : 50000;
+  uint64_t n = files_only ? 0 : bench_quick() ? 10000 : 50000;
   uint8_t body[100];
   memset(body, 'm', sizeof body);
   uint64_t t0 = bench_now_ns();
+  if (files_only) goto files;
   for (uint64_t i = 0; i < n; i++)
     if (lp2p_msg_send(t.ms, &t.peer, body, sizeof body, NULL) < 0) return 1;
   t.target = n;
@@ -350,6 +354,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bench_messaging: no msg_proxy tool found (--proxy PATH): proxy latency skipped\n");
   }
 
+files:
   /* file transfer vs perf bulk, same run */
   if (file_mb > 0) {
     uint64_t bytes = (uint64_t)file_mb * 1000000u;

@@ -33,7 +33,9 @@
  * Several transfers run at once (one stream each, the muxer shares the connection fairly).
  *
  * Events come through cfg.on_event, never from inside the call that caused them. Loop thread only.
- * File I/O (hashing at send, writes, fdatasync) runs on the loop thread. */
+ * File I/O (hashing at send, writes, fdatasync) runs on the loop thread, except the sender's whole-file
+ * hash, computed on a short-lived helper thread while the loop thread hashes the chunks (lp2p_files_send
+ * returns when both are done). */
 #ifndef LP2P_FILES_H
 #define LP2P_FILES_H
 #include "lp2p/swarm.h"

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -365,7 +366,40 @@ static void on_out_recorded(void *ud, int status) {
   out_start(fs, o);
 }
 
-/* Builds the OFFER by hashing the open file. */
+/* The whole-file SHA-256 of fd's first `size` bytes, on a helper thread while the caller hashes the
+ * chunks (two SHA-256 passes over the file in parallel: half the time before the first byte goes out). */
+typedef struct whole_job {
+  int fd;
+  uint64_t size;
+  uint8_t sha[32];
+  int err;
+} whole_job;
+
+static void *whole_hash_thread(void *arg) {
+  whole_job *j = arg;
+  uint8_t *buf = malloc(IO_BLOCK);
+  if (!buf) {
+    j->err = LP2P_ERR_NOMEM;
+    return NULL;
+  }
+  lp2p_sha256_ctx c;
+  lp2p_sha256_init(&c);
+  for (uint64_t off = 0; off < j->size;) {
+    size_t want = j->size - off < IO_BLOCK ? (size_t)(j->size - off) : IO_BLOCK;
+    ssize_t k = pread(j->fd, buf, want, (off_t)off);
+    if (k <= 0) {
+      j->err = LP2P_ERR_IO;
+      break;
+    }
+    lp2p_sha256_update(&c, buf, (size_t)k);
+    off += (uint64_t)k;
+  }
+  lp2p_sha256_final(&c, j->sha);
+  free(buf);
+  return NULL;
+}
+
+/* Builds the OFFER by hashing the open file (chunks here, the whole file on a helper thread). */
 static int build_offer(lp2p_files_service *fs, fout *o) {
   o->n_chunks = o->size ? (uint32_t)((o->size + o->chunk - 1) / o->chunk) : 0;
   size_t nl = strlen(o->name);
@@ -374,9 +408,13 @@ static int build_offer(lp2p_files_service *fs, fout *o) {
   o->offer = lp2p__pm_malloc(&fs->mem, o->offer_len);
   if (!o->offer) return LP2P_ERR_NOMEM;
   uint8_t *hs = o->offer + OFFER_FIXED + nl;
+  whole_job wj = {.fd = o->fd, .size = o->size};
+  pthread_t th;
+  int threaded = o->size >= 4u * IO_BLOCK && pthread_create(&th, NULL, whole_hash_thread, &wj) == 0;
   lp2p_sha256_ctx whole, cur;
   lp2p_sha256_init(&whole);
   lp2p_sha256_init(&cur);
+  int rv = 0;
   uint64_t off = 0;
   uint32_t ci = 0;
   uint64_t in_chunk = 0;
@@ -384,8 +422,11 @@ static int build_offer(lp2p_files_service *fs, fout *o) {
     size_t want = o->size - off < IO_BLOCK ? (size_t)(o->size - off) : IO_BLOCK;
     if (want > o->chunk - in_chunk) want = (size_t)(o->chunk - in_chunk);
     ssize_t k = pread(o->fd, fs->iobuf, want, (off_t)off);
-    if (k <= 0) return LP2P_ERR_IO;
-    lp2p_sha256_update(&whole, fs->iobuf, (size_t)k);
+    if (k <= 0) {
+      rv = LP2P_ERR_IO;
+      break;
+    }
+    if (!threaded) lp2p_sha256_update(&whole, fs->iobuf, (size_t)k);
     lp2p_sha256_update(&cur, fs->iobuf, (size_t)k);
     off += (uint64_t)k;
     in_chunk += (uint64_t)k;
@@ -395,7 +436,14 @@ static int build_offer(lp2p_files_service *fs, fout *o) {
       in_chunk = 0;
     }
   }
-  lp2p_sha256_final(&whole, o->sha);
+  if (threaded) {
+    pthread_join(th, NULL);
+    if (!rv) rv = wj.err;
+    memcpy(o->sha, wj.sha, 32);
+  } else {
+    lp2p_sha256_final(&whole, o->sha);
+  }
+  if (rv) return rv;
   uint8_t *p = o->offer;
   p[0] = LP2P_FILES_FRAME_OFFER;
   memcpy(p + 1, o->id.b, 16);
