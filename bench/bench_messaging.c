@@ -2,10 +2,8 @@
  * process (forked), real TCP on loopback, SQLite with synchronous=FULL on the data dir's filesystem.
  *   - durable messages/s: the sender sends N 100-byte messages as fast as the window allows; a message
  *     counts when the sender has its DELIVERED (both outbox and inbox writes committed, ack received);
- *   - delivery latency p50/p99: one message at a time, from the lp2p_msg_send() call to the sender's
- *     DELIVERED event (the receiver's ack, sent after its inbox commit, has arrived; the sender's outbox
- *     commit runs at the same time: the message is sent while it commits, so one fsync on each side, in
- *     parallel, and one round trip are in the path);
+ *   - delivery latency p50/p99: one message at a time, send() until DELIVERED (two group commits, two
+ *     fsyncs and one round trip in the path);
  *   - the same latency through a TCP proxy adding delay (tests/tools/msg_proxy, --proxy PATH) with 20 ms
  *     RTT, when the proxy tool is given or found next to this program's build tree;
  *   - file transfer MB/s (lp2p/files.h) against the perf protocol's bulk rate measured in the same run.

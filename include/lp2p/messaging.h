@@ -22,12 +22,6 @@
  *                                             store error) -> ... -> FAILED (dead letter: max_attempts
  *                                             reached, or the peer answered TOO_LARGE / REJECTED)
  *                                        \-> EXPIRED (dead letter: ttl_ms passed)
- * Latency: a message goes out on its stream while its outbox write commits (the batch commits once
- * the frames have reached the socket), so the peer's durable write overlaps ours: one fsync in the
- * path from send() to DELIVERED, not two. Nothing about it is reported before QUEUED (SENT, and an
- * answer that arrives first, wait for the commit). Consequence: if this process dies before that commit
- * (or the commit fails: FAILED "outbox"), the peer may have received the message once although QUEUED
- * was never raised; a message the app saw QUEUED is delivered exactly once either way.
  * Backoff after attempt n: backoff_base_ms * 2^(n-1), capped at backoff_max_ms, plus up to 25 % jitter.
  * A peer's (re)connection makes every waiting message for it due at once. RATE_LIMITED answers are not
  * attempts: the sender pauses that peer for the retry_after_ms the receiver gave, then resends.
@@ -159,8 +153,7 @@ LP2P_EXTERN lp2p_msg_service *lp2p_msg_get(lp2p_swarm *sw);
 
 /* Queues body (copied) for peer. *id receives the message id at once; the id is final (and the message
  * will be delivered or dead-lettered, never lost) when QUEUED with that id is raised, after the
- * outbox write has committed; if that write fails, FAILED (reason "outbox") is raised instead (the
- * peer may still have got it once: it is sent while the write commits, see "Latency" above).
+ * outbox write has committed; if that write fails, FAILED (reason "outbox") is raised instead.
  * Errors (nothing queued): LP2P_ERR_INVAL, LP2P_ERR_TOO_LARGE (> max_msg_size), LP2P_ERR_LIMIT
  * (outbox quota), LP2P_ERR_IO, LP2P_ERR_NOMEM. Sending to ourselves: LP2P_ERR_INVAL. */
 LP2P_EXTERN int lp2p_msg_send(lp2p_msg_service *ms, const lp2p_peer_id *peer, const uint8_t *body, size_t len,

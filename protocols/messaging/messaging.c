@@ -9,9 +9,7 @@
  * group commit) queues the ACK in the istream's buffer; buffers are sent after each commit.
  * Group commit: every store write arms the flush timer (flush_delay_ms, 0 = next loop turn); the flush
  * commits the batch, fires the completions (events), sends the queued ACKs and pumps the peers that
- * became ready. A new message is ready at once (not yet `committed`): the flush timer first pumps it
- * onto its stream and commits on the next timer turn, after those writes reached the socket, so the
- * receiver's commit overlaps ours; its events (SENT, an early answer: O_EARLY) wait for on_put_done. */
+ * became ready. */
 #include "lp2p/messaging.h"
 
 #include <sodium.h>
@@ -30,7 +28,7 @@ _Static_assert(sizeof(lp2p_msg_id) == sizeof(lp2p_msgid), "message id layouts ag
 #define HT_BITS 16
 #define HT_CAP (1u << HT_BITS)
 
-enum { O_UNCOMMITTED = 0, O_READY, O_INFLIGHT, O_SETTLING, O_EARLY };
+enum { O_UNCOMMITTED = 0, O_READY, O_INFLIGHT, O_SETTLING };
 
 typedef struct mpeer mpeer;
 typedef struct ostream ostream;
@@ -48,10 +46,6 @@ typedef struct omsg {
   struct omsg *prev, *next; /* ready or inflight list */
   struct omsg *hnext;
   int last_status; /* for FAILED events */
-  /* sent while its outbox write commits (see do_flush): nothing about it is reported before QUEUED */
-  uint8_t committed, sent_pending;
-  int early_status, early_err; /* O_EARLY: the answer (or stream loss, status -1) that came first */
-  uint32_t early_retry;
 } omsg;
 
 typedef struct olist {
@@ -113,8 +107,6 @@ struct lp2p_msg_service {
   size_t n_pending;
   lp2p_timer *flush_t, *tick_t;
   int flush_armed, tick_armed, flushing, detached;
-  int present; /* pump wrote a message whose outbox write has not committed yet */
-  size_t n_uncommitted; /* sent, outbox write not committed yet */
   istream *dirty;
   uint8_t *wbuf;
   size_t wcap;
@@ -444,16 +436,12 @@ static void fail_attempt(lp2p_msg_service *ms, omsg *m, int err, int status) {
   emit_m(ms, m, LP2P_MSG_EV_RETRY, err, status, NULL);
 }
 
-static void hold_early(omsg *m, int status, int err, uint32_t retry_after_ms);
-
 static void ostream_fail_all(lp2p_msg_service *ms, ostream *os, int err) {
   mpeer *p = os->p;
   omsg *m = p->inflight.head;
   while (m) {
     omsg *n = m->next;
-    if (m->st == os && !m->committed) {
-      hold_early(m, -1, err, 0);
-    } else if (m->st == os) {
+    if (m->st == os) {
       l_remove(&p->inflight, m);
       p->inflight_bytes -= m->len < p->inflight_bytes ? m->len : p->inflight_bytes;
       fail_attempt(ms, m, err, -1);
@@ -471,9 +459,13 @@ static void out_open(lp2p_stream *s, const char *protocol, void *ud) {
   if (os->p->st == os) pump(os->ms, os->p);
 }
 
-/* The answer to m's attempt (m is off every list, its outbox write committed). */
-static void apply_answer(lp2p_msg_service *ms, omsg *m, int status, uint32_t retry_after_ms) {
-  mpeer *p = m->p;
+static void on_ack(lp2p_msg_service *ms, ostream *os, const lp2p_msg_frame *f) {
+  mpeer *p = os->p;
+  omsg *m = h_find(ms, &f->id);
+  if (!m || m->state != O_INFLIGHT || m->st != os) return; /* late answer to an earlier attempt */
+  l_remove(&p->inflight, m);
+  p->inflight_bytes -= m->len < p->inflight_bytes ? m->len : p->inflight_bytes;
+  int status = f->flags_or_status;
   uint64_t now = wall_ms();
   switch (status) {
     case LP2P_MSG_OK:
@@ -483,7 +475,7 @@ static void apply_answer(lp2p_msg_service *ms, omsg *m, int status, uint32_t ret
       settle_msg(ms, m, LP2P_MSG_EV_DELIVERED, 0, status, NULL);
       break;
     case LP2P_MSG_RATE_LIMITED: {
-      uint64_t ra = retry_after_ms ? retry_after_ms : 1;
+      uint64_t ra = f->retry_after_ms ? f->retry_after_ms : 1;
       if (now + ra > p->paused_until) p->paused_until = now + ra;
       p->cwnd = 1;
       m->next_at = p->paused_until;
@@ -501,32 +493,6 @@ static void apply_answer(lp2p_msg_service *ms, omsg *m, int status, uint32_t ret
       fail_attempt(ms, m, 0, status);
       break;
   }
-}
-
-/* m (in flight on its stream) was answered or lost (status -1, err) before its outbox write committed:
- * the outcome waits for the commit (on_put_done), so that QUEUED comes first. */
-static void hold_early(omsg *m, int status, int err, uint32_t retry_after_ms) {
-  mpeer *p = m->p;
-  l_remove(&p->inflight, m);
-  p->inflight_bytes -= m->len < p->inflight_bytes ? m->len : p->inflight_bytes;
-  m->state = O_EARLY;
-  m->st = NULL;
-  m->early_status = status;
-  m->early_err = err;
-  m->early_retry = retry_after_ms;
-}
-
-static void on_ack(lp2p_msg_service *ms, ostream *os, const lp2p_msg_frame *f) {
-  mpeer *p = os->p;
-  omsg *m = h_find(ms, &f->id);
-  if (!m || m->state != O_INFLIGHT || m->st != os) return; /* late answer to an earlier attempt */
-  if (!m->committed) {
-    hold_early(m, f->flags_or_status, 0, f->retry_after_ms);
-    return;
-  }
-  l_remove(&p->inflight, m);
-  p->inflight_bytes -= m->len < p->inflight_bytes ? m->len : p->inflight_bytes;
-  apply_answer(ms, m, f->flags_or_status, f->retry_after_ms);
 }
 
 static void out_data(lp2p_stream *s, const uint8_t *d, size_t n, void *ud) {
@@ -569,7 +535,7 @@ static void out_close(lp2p_stream *s, int err, void *ud) {
     omsg *m = p->ready.head;
     while (m) {
       omsg *nx = m->next;
-      if (m->next_at <= now && m->committed) { /* an uncommitted one is tried again after its commit */
+      if (m->next_at <= now) {
         l_remove(&p->ready, m);
         fail_attempt(ms, m, err, -1);
         if (ms->cfg.ordered) break;
@@ -648,7 +614,6 @@ static void pump(lp2p_msg_service *ms, mpeer *p) {
       return;
     }
     p->st = os;
-    if (ms->n_uncommitted) ms->present = 1; /* a lazy open's out_open comes as this callback unwinds */
     return; /* out_open pumps */
   }
   ostream *os = p->st;
@@ -677,15 +642,10 @@ static void pump(lp2p_msg_service *ms, mpeer *p) {
     m->st = os;
     l_push(&p->inflight, m);
     p->inflight_bytes += m->len;
-    if (!m->committed) {
-      m->sent_pending = 1; /* SENT follows QUEUED */
-      ms->present = 1;
-    } else {
-      uint32_t a = m->attempts;
-      m->attempts = a + 1; /* this attempt, for the event; counted for real when it fails or succeeds */
-      emit_m(ms, m, LP2P_MSG_EV_SENT, 0, -1, NULL);
-      m->attempts = a;
-    }
+    uint32_t a = m->attempts;
+    m->attempts = a + 1; /* this attempt, for the event; counted for real when it fails or succeeds */
+    emit_m(ms, m, LP2P_MSG_EV_SENT, 0, -1, NULL);
+    m->attempts = a;
     m = nx;
   }
   if (off) {
@@ -955,20 +915,6 @@ static void flush_cb(lp2p_timer *t, void *ud) {
   lp2p_msg_service *ms = ud;
   (void)t;
   ms->flush_armed = 0;
-  /* Messages whose outbox write is in this batch go out first (on the streams open now, or opened now
-   * lazily: their first writes leave with the proposal), and the batch commits on the next timer turn,
-   * once this callback's output has reached the sockets: the peer's durable write then overlaps ours
-   * instead of following it (one fsync in the latency path, not two). Their events wait for the commit. */
-  if (!ms->flushing && !ms->detached) {
-    ms->present = 0;
-    pump_kicked(ms);
-    if (ms->present) {
-      ms->present = 0;
-      ms->flush_armed = 1;
-      lp2p_timer_start(ms->flush_t, 0, 0);
-      return;
-    }
-  }
   do_flush(ms);
 }
 
@@ -994,7 +940,7 @@ static void tick_peer(lp2p_msg_service *ms, mpeer *p, uint64_t now) {
   omsg *m = p->ready.head;
   while (m) {
     omsg *nx = m->next;
-    if (m->expires_at && m->expires_at <= now && m->committed) {
+    if (m->expires_at && m->expires_at <= now) {
       l_remove(&p->ready, m);
       settle_msg(ms, m, LP2P_MSG_EV_EXPIRED, LP2P_ERR_TIMEOUT, -1, "ttl");
     } else {
@@ -1022,34 +968,13 @@ static void tick_cb(lp2p_timer *t, void *ud) {
 static void on_put_done(void *ud, int status) {
   omsg *m = ud;
   lp2p_msg_service *ms = m->ms;
-  mpeer *p = m->p;
-  if (ms->n_uncommitted) ms->n_uncommitted--;
   if (status < 0) {
-    /* not stored: off its list and gone (if it was already sent, the peer may have it once) */
-    if (m->state == O_READY) {
-      l_remove(&p->ready, m);
-    } else if (m->state == O_INFLIGHT) {
-      l_remove(&p->inflight, m);
-      p->inflight_bytes -= m->len < p->inflight_bytes ? m->len : p->inflight_bytes;
-    }
     emit_m(ms, m, LP2P_MSG_EV_FAILED, status, -1, "outbox");
     m_free(ms, m);
     return;
   }
-  m->committed = 1;
   emit_m(ms, m, LP2P_MSG_EV_QUEUED, 0, -1, NULL);
-  if (m->sent_pending) {
-    m->sent_pending = 0;
-    m->attempts++;
-    emit_m(ms, m, LP2P_MSG_EV_SENT, 0, -1, NULL);
-    m->attempts--;
-  }
-  if (m->state == O_EARLY) { /* answered (or lost) while its write committed */
-    if (m->early_status >= 0) apply_answer(ms, m, m->early_status, m->early_retry);
-    else fail_attempt(ms, m, m->early_err, -1);
-  } else if (m->state == O_UNCOMMITTED) {
-    ready_add(ms, m);
-  }
+  ready_add(ms, m);
 }
 
 int lp2p_msg_send(lp2p_msg_service *ms, const lp2p_peer_id *peer, const uint8_t *body, size_t len,
@@ -1082,8 +1007,6 @@ int lp2p_msg_send(lp2p_msg_service *ms, const lp2p_peer_id *peer, const uint8_t 
   h_add(ms, m);
   ms->n_pending++;
   if (id) *id = m->id;
-  ms->n_uncommitted++;
-  ready_add(ms, m); /* sent while its outbox write commits (flush_cb) */
   kick_flush(ms);
   return 0;
 }
@@ -1152,7 +1075,6 @@ static int load_pending(lp2p_msg_service *ms) {
       m->attempts = v[i].attempts;
       m->next_at = v[i].next_at;
       m->expires_at = v[i].expires_at;
-      m->committed = 1;
       h_add(ms, m);
       ms->n_pending++;
       ready_add(ms, m);
