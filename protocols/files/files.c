@@ -604,8 +604,11 @@ static char *path_join(lp2p_files_service *fs, const char *dir, const char *name
 static void on_in_completed(void *ud, int status) {
   fin *x = ud;
   lp2p_files_service *fs = x->fs;
-  if (!x->closed && status == 0) {
-    in_done_frame(x);
+  if (status == 0) {
+    /* The file is in place and its completion committed: the app hears of it even when the
+     * stream was cut meanwhile (the sender's retry is answered DONE from the store, and no
+     * second RECEIVED is raised for it). */
+    if (!x->closed) in_done_frame(x);
     lp2p_files_event ev;
     memset(&ev, 0, sizeof ev);
     ev.type = LP2P_FILES_EV_RECEIVED;
