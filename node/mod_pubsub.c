@@ -194,7 +194,7 @@ const node_module node_mod_pubsub = {
     .opts = opts,
     .n_opts = sizeof opts / sizeof *opts,
     .opt = opt,
-    .usage = "gossipsub (/meshsub/1.1.0): --subscribe TOPIC joins at start (--pubsub: on without a topic;\n"
+    .usage = "gossipsub (/meshsub/1.2.0): --subscribe TOPIC joins at start (--pubsub: on without a topic;\n"
              "  else it starts with the first subscribe/publish).\n"
              "  commands: subscribe TOPIC, unsubscribe TOPIC, publish TOPIC TEXT, mesh TOPIC, topic-peers TOPIC\n"
              "  events: gossip-message {topic, from, id, data}, published {topic, ok, id, peers},\n"

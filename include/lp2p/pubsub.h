@@ -2,8 +2,9 @@
  * written only against the public swarm API (lp2p/swarm.h).
  *
  * Wire (libp2p/specs pubsub/README.md, pubsub/gossipsub/gossipsub-v1.0.md and
- * -v1.1.md): protocols /meshsub/1.1.0 and /meshsub/1.0.0 (both registered; our
- * outbound stream proposes 1.1.0 first). Every peer with a connection gets ONE
+ * -v1.1.md, -v1.2.md): protocols /meshsub/1.2.0, /meshsub/1.1.0 and /meshsub/1.0.0
+ * (all registered; our outbound stream proposes 1.2.0 first; with 1.2.0 peers IDONTWANT
+ * is sent for received messages of >= 1 KiB and honoured, see gossip_router.h). Every peer with a connection gets ONE
  * long-lived outbound stream from us (opened when the connection is established,
  * or when identify reports a /meshsub protocol, or when the peer's first inbound
  * stream arrives); the peer opens its own stream towards us. On each stream flow
@@ -50,6 +51,8 @@
 extern "C" {
 #endif
 
+/* v1.2 adds IDONTWANT; offered first, 1.1.0 and 1.0.0 still served. */
+#define LP2P_PUBSUB_PROTOCOL_V12 "/meshsub/1.2.0"
 #define LP2P_PUBSUB_PROTOCOL_V11 "/meshsub/1.1.0"
 #define LP2P_PUBSUB_PROTOCOL_V10 "/meshsub/1.0.0"
 /* Behaviour name: lp2p_swarm_behaviour(sw, LP2P_PUBSUB_BEHAVIOUR) gives the lp2p_pubsub. */

@@ -235,6 +235,7 @@ static void drain(lp2p_pubsub *ps) {
 /* streams */
 
 static int proto_version(const char *proto) {
+  if (proto && !strcmp(proto, LP2P_PUBSUB_PROTOCOL_V12)) return LP2P_GS_PROTO_V12;
   return proto && !strcmp(proto, LP2P_PUBSUB_PROTOCOL_V10) ? LP2P_GS_PROTO_V10 : LP2P_GS_PROTO_V11;
 }
 
@@ -251,10 +252,10 @@ static void router_add(lp2p_pubsub *ps, ps_peer *p, const char *proto) {
 static void open_out(lp2p_pubsub *ps, ps_peer *p) {
   if (ps->detached || p->out_state == OUT_OPENING || p->out_state == OUT_OPEN || !p->connected) return;
   if (p->unsupported || p->attempts >= PS_MAX_OPEN_ATTEMPTS) return;
-  static const char *const protos[] = {LP2P_PUBSUB_PROTOCOL_V11, LP2P_PUBSUB_PROTOCOL_V10};
+  static const char *const protos[] = {LP2P_PUBSUB_PROTOCOL_V12, LP2P_PUBSUB_PROTOCOL_V11, LP2P_PUBSUB_PROTOCOL_V10};
   lp2p_stream *s = NULL;
   p->attempts++;
-  int rv = lp2p_swarm_open_stream(ps->sw, &p->id, protos, 2, &out_handler, ps, &s);
+  int rv = lp2p_swarm_open_stream(ps->sw, &p->id, protos, 3, &out_handler, ps, &s);
   if (rv) {
     log_peer(LP2P_LOG_DEBUG, &p->id, "open stream failed", rv);
     p->out_state = OUT_FAILED;
@@ -440,7 +441,8 @@ static void on_event(void *self, lp2p_swarm *sw, const lp2p_swarm_event *ev) {
     ps_peer *p = peer_find(ps, ev->peer);
     if (!p || p->out_state == OUT_OPEN || p->out_state == OUT_OPENING) return;
     for (size_t i = 0; i < ev->n_protocols; i++)
-      if (!strcmp(ev->protocols[i], LP2P_PUBSUB_PROTOCOL_V11) || !strcmp(ev->protocols[i], LP2P_PUBSUB_PROTOCOL_V10)) {
+      if (!strcmp(ev->protocols[i], LP2P_PUBSUB_PROTOCOL_V12) || !strcmp(ev->protocols[i], LP2P_PUBSUB_PROTOCOL_V11) ||
+          !strcmp(ev->protocols[i], LP2P_PUBSUB_PROTOCOL_V10)) {
         p->attempts = 0, p->unsupported = 0;
         open_out(ps, p);
         break;
@@ -532,7 +534,8 @@ static int attach(void *self, lp2p_swarm *sw) {
   if (c->app_score) gc.score.app_score = gs_app_score, gc.score.app_score_ud = ps;
   int rv = lp2p_gs_new(&ps->g, &gc, lp2p_swarm_now(sw));
   if (rv) return rv;
-  if ((rv = lp2p_swarm_set_protocol(sw, LP2P_PUBSUB_PROTOCOL_V11, &in_handler, ps)) ||
+  if ((rv = lp2p_swarm_set_protocol(sw, LP2P_PUBSUB_PROTOCOL_V12, &in_handler, ps)) ||
+      (rv = lp2p_swarm_set_protocol(sw, LP2P_PUBSUB_PROTOCOL_V11, &in_handler, ps)) ||
       (rv = lp2p_swarm_set_protocol(sw, LP2P_PUBSUB_PROTOCOL_V10, &in_handler, ps)))
     return rv;
   if ((rv = lp2p_timer_new(&ps->hb, sw, heartbeat, ps)) || (rv = lp2p_timer_start(ps->hb, c->heartbeat_ms, c->heartbeat_ms)))
@@ -552,6 +555,7 @@ static void detach(void *self, lp2p_swarm *sw) {
   ps->detached = 1;
   lp2p_timer_free(ps->hb);
   ps->hb = NULL;
+  lp2p_swarm_remove_protocol(sw, LP2P_PUBSUB_PROTOCOL_V12);
   lp2p_swarm_remove_protocol(sw, LP2P_PUBSUB_PROTOCOL_V11);
   lp2p_swarm_remove_protocol(sw, LP2P_PUBSUB_PROTOCOL_V10);
   /* Streams close after this (connections torn down): their callbacks only release state. */

@@ -1,7 +1,8 @@
 /* tests/unit/test_gossip_router.c - the sans-IO gossipsub router: a 30-node simulation on a
  * random sparse graph (every message delivered exactly once to every subscriber, mesh
  * degrees within D_lo..D_hi), GRAFT handling (unknown topic ignored, backoff answered with
- * PRUNE), IWANT retransmission cap, validation verdicts and tampered signatures. */
+ * PRUNE), IWANT retransmission cap, validation verdicts and tampered signatures, v1.2
+ * IDONTWANT (codec, sent for large messages to v1.2 mesh peers, honoured, bounded, expiring). */
 #define _GNU_SOURCE
 #include <string.h>
 
@@ -79,6 +80,7 @@ static long pump(lp2p_tstamp now) {
 }
 
 static int scoring;
+static int proto = LP2P_GS_PROTO_V11;
 static void setup(int n, unsigned edges_extra, uint32_t seed, int flood) {
   uint32_t gs = seed;
   for (int i = 0; i < n; i++) {
@@ -98,16 +100,16 @@ static void setup(int n, unsigned edges_extra, uint32_t seed, int flood) {
   /* ring + random chords: connected, sparse */
   for (int i = 0; i < (n == 2 ? 1 : n); i++) {
     int j = (i + 1) % n;
-    CHECK_OK(lp2p_gs_add_peer(nodes[i].g, &nodes[j].id, LP2P_GS_PROTO_V11, 1, 0));
-    CHECK_OK(lp2p_gs_add_peer(nodes[j].g, &nodes[i].id, LP2P_GS_PROTO_V11, 0, 0));
+    CHECK_OK(lp2p_gs_add_peer(nodes[i].g, &nodes[j].id, proto, 1, 0));
+    CHECK_OK(lp2p_gs_add_peer(nodes[j].g, &nodes[i].id, proto, 0, 0));
   }
   for (unsigned e = 0; e < edges_extra; e++) {
     uint8_t r[2];
     xrng(&gs, r, 2);
     int i = r[0] % n, j = r[1] % n;
-    if (i == j || lp2p_gs_add_peer(nodes[i].g, &nodes[j].id, LP2P_GS_PROTO_V11, 1, 0) == LP2P_ERR_EXISTS)
+    if (i == j || lp2p_gs_add_peer(nodes[i].g, &nodes[j].id, proto, 1, 0) == LP2P_ERR_EXISTS)
       continue;
-    CHECK_OK(lp2p_gs_add_peer(nodes[j].g, &nodes[i].id, LP2P_GS_PROTO_V11, 0, 0));
+    CHECK_OK(lp2p_gs_add_peer(nodes[j].g, &nodes[i].id, proto, 0, 0));
   }
 }
 static void teardown(int n) {
@@ -374,6 +376,165 @@ TEST(scoring_penalties_graylist) {
   scoring = 0;
 }
 
+/* ---- v1.2 IDONTWANT ---- */
+static lp2p_gs *idw_router; /* node 0's router, driven by hand-built RPCs from nodes 1 (v1.2) and 2 (v1.2) */
+
+static void rpc_in(int from, const lp2p_bytes *b, lp2p_tstamp now) {
+  CHECK_OK(lp2p_gs_handle_rpc(idw_router, &nodes[from].id, b->data, b->len, now));
+}
+/* Drains node 0's events; counts messages (with id) and IDONTWANT ids sent to node `to`. */
+static void idw_drain(int to, const uint8_t *id, size_t idlen, int *msgs, int *idws) {
+  lp2p_gs_event ev;
+  *msgs = *idws = 0;
+  while (lp2p_gs_poll(idw_router, &ev)) {
+    if (ev.type != LP2P_GS_EV_SEND || !lp2p_peer_id_equal(&ev.peer, &nodes[to].id)) continue;
+    uint64_t len;
+    int pre = lp2p_uvarint_decode(ev.data, ev.len, &len);
+    CHECK(pre > 0);
+    Lp2pGs__RPC *r = NULL;
+    CHECK_OK(lp2p_gs_rpc_decode(lp2p_mem_default(), ev.data + pre, (size_t)len, NULL, &r));
+    for (size_t i = 0; i < r->n_publish; i++) {
+      Lp2pGs__Message *m = r->publish[i];
+      if (m->from.len + m->seqno.len == idlen && !memcmp(m->from.data, id, m->from.len) &&
+          !memcmp(m->seqno.data, id + m->from.len, m->seqno.len))
+        (*msgs)++;
+    }
+    for (size_t i = 0; r->control && i < r->control->n_idontwant; i++)
+      for (size_t k = 0; k < r->control->idontwant[i]->n_messageids; k++) {
+        ProtobufCBinaryData *d = &r->control->idontwant[i]->messageids[k];
+        if (d->len == idlen && !memcmp(d->data, id, idlen)) (*idws)++;
+      }
+    lp2p_gs_rpc_free(lp2p_mem_default(), r);
+  }
+}
+/* An RPC from node `from` publishing a message of `dlen` bytes with seqno `seq`; its id in id/idlen. */
+static void idw_msg(int from, uint8_t seq, size_t dlen, lp2p_bytes *rpc, uint8_t *id, size_t *idlen) {
+  static uint8_t data[2048];
+  uint8_t sq[8] = {0, 0, 0, 0, 0, 0, 0, seq};
+  memset(data, 'x', sizeof data);
+  lp2p_gs_msg_fields f = {0};
+  f.data = data, f.data_len = dlen, f.seqno = sq, f.seqno_len = 8, f.topic = T, f.topic_len = TL;
+  lp2p_bytes msg = {0};
+  CHECK_OK(lp2p_gs_msg_sign_encode(lp2p_mem_default(), nodes[from].k, &f, &msg));
+  rpc->len = 0;
+  CHECK_OK(lp2p_gs_pb_ld(lp2p_mem_default(), rpc, 2, msg.data, msg.len));
+  lp2p__bytes_free(lp2p_mem_default(), &msg);
+  memcpy(id, nodes[from].id.bytes, nodes[from].id.len), memcpy(id + nodes[from].id.len, sq, 8);
+  *idlen = nodes[from].id.len + 8;
+}
+/* An RPC carrying one IDONTWANT with n ids: id (when non-NULL) then distinct fillers. */
+static void idw_ctl(lp2p_bytes *rpc, const uint8_t *id, size_t idlen, size_t n, uint32_t salt) {
+  lp2p_bytes e = {0}, c = {0};
+  for (size_t i = 0; i < n; i++) {
+    uint8_t f[12] = {'f'};
+    memcpy(f + 1, &i, sizeof(uint32_t)), memcpy(f + 5, &salt, sizeof salt);
+    if (i == 0 && id) CHECK_OK(lp2p_gs_pb_ld(lp2p_mem_default(), &e, 1, id, idlen));
+    else CHECK_OK(lp2p_gs_pb_ld(lp2p_mem_default(), &e, 1, f, sizeof f));
+  }
+  CHECK_OK(lp2p_gs_pb_ld(lp2p_mem_default(), &c, 5, e.data, e.len));
+  rpc->len = 0;
+  CHECK_OK(lp2p_gs_pb_ld(lp2p_mem_default(), rpc, 3, c.data, c.len));
+  lp2p__bytes_free(lp2p_mem_default(), &e), lp2p__bytes_free(lp2p_mem_default(), &c);
+}
+
+static void idontwant(void) {
+  /* codec: IDONTWANT round trip and the id limit */
+  lp2p_bytes rpc = {0};
+  uint8_t id[300];
+  size_t idlen;
+  idw_ctl(&rpc, (const uint8_t *)"abc", 3, 4, 1);
+  Lp2pGs__RPC *r = NULL;
+  CHECK_OK(lp2p_gs_rpc_decode(lp2p_mem_default(), rpc.data, rpc.len, NULL, &r));
+  CHECK(r->control && r->control->n_idontwant == 1 && r->control->idontwant[0]->n_messageids == 4);
+  CHECK(r->control->idontwant[0]->messageids[0].len == 3 && !memcmp(r->control->idontwant[0]->messageids[0].data, "abc", 3));
+  lp2p_gs_rpc_free(lp2p_mem_default(), r);
+  idw_ctl(&rpc, NULL, 0, 5001, 2);
+  CHECK(lp2p_gs_rpc_decode(lp2p_mem_default(), rpc.data, rpc.len, NULL, &r) == LP2P_ERR_LIMIT && !r);
+
+  /* router: node 0 with peers 1 and 2 (v1.2) in its mesh of T */
+  proto = LP2P_GS_PROTO_V12;
+  setup(3, 0, 5, 0);
+  proto = LP2P_GS_PROTO_V11;
+  idw_router = nodes[0].g;
+  for (int i = 0; i < 3; i++) CHECK_OK(lp2p_gs_subscribe(nodes[i].g, T, TL, 0));
+  pump(0);
+  for (int i = 0; i < 3; i++) CHECK_OK(lp2p_gs_tick(nodes[i].g, 1000));
+  pump(1000);
+  CHECK(lp2p_gs_in_mesh(idw_router, T, TL, &nodes[1].id) && lp2p_gs_in_mesh(idw_router, T, TL, &nodes[2].id));
+  int msgs, idws;
+  lp2p_gs_stats st;
+  /* a large message from 1: IDONTWANT to 2 (not to 1), and forwarded to 2 */
+  idw_msg(1, 1, 1500, &rpc, id, &idlen);
+  rpc_in(1, &rpc, 1100);
+  idw_drain(2, id, idlen, &msgs, &idws);
+  CHECK(msgs == 1 && idws == 1);
+  lp2p_gs_get_stats(idw_router, &st);
+  CHECK(st.idontwant_sent == 1);
+  /* a small message: no IDONTWANT */
+  idw_msg(1, 2, 100, &rpc, id, &idlen);
+  rpc_in(1, &rpc, 1100);
+  idw_drain(2, id, idlen, &msgs, &idws);
+  CHECK(msgs == 1 && idws == 0);
+  /* 2 says IDONTWANT for the next message of 1: it is not forwarded to 2 */
+  idw_msg(1, 3, 100, &rpc, id, &idlen);
+  lp2p_bytes ctl = {0};
+  idw_ctl(&ctl, id, idlen, 1, 3);
+  rpc_in(2, &ctl, 1100);
+  rpc_in(1, &rpc, 1100);
+  idw_drain(2, id, idlen, &msgs, &idws);
+  CHECK(msgs == 0);
+  lp2p_gs_get_stats(idw_router, &st);
+  CHECK(st.idontwant_skipped == 1 && st.idontwant_recv == 1);
+  /* limits: 1500 ids in one heartbeat: 1000 kept, the rest (and malformed ones) dropped */
+  idw_ctl(&ctl, NULL, 0, 1500, 4);
+  rpc_in(2, &ctl, 1200);
+  lp2p_gs_get_stats(idw_router, &st);
+  CHECK(st.idontwant_recv == 1000 && st.idontwant_dropped == 501);
+  /* an IDONTWANT for seqno 4 now (over the budget) is ignored: the message reaches 2 */
+  idw_msg(1, 4, 100, &rpc, id, &idlen);
+  idw_ctl(&ctl, id, idlen, 1, 5);
+  rpc_in(2, &ctl, 1200);
+  rpc_in(1, &rpc, 1200);
+  idw_drain(2, id, idlen, &msgs, &idws);
+  CHECK(msgs == 1);
+  /* the next heartbeat resets the budget; an id expires after 3 heartbeats */
+  CHECK_OK(lp2p_gs_tick(idw_router, 2000));
+  idw_msg(1, 5, 100, &rpc, id, &idlen);
+  idw_ctl(&ctl, id, idlen, 1, 6);
+  rpc_in(2, &ctl, 2100);
+  for (lp2p_tstamp t = 3000; t <= 5000; t += 1000) CHECK_OK(lp2p_gs_tick(idw_router, t));
+  idw_drain(2, id, idlen, &msgs, &idws);
+  rpc_in(1, &rpc, 5100);
+  idw_drain(2, id, idlen, &msgs, &idws);
+  CHECK(msgs == 1); /* expired: forwarded again */
+  idw_msg(1, 6, 100, &rpc, id, &idlen); /* within the TTL it holds */
+  idw_ctl(&ctl, id, idlen, 1, 7);
+  rpc_in(2, &ctl, 5200);
+  CHECK_OK(lp2p_gs_tick(idw_router, 6000));
+  CHECK_OK(lp2p_gs_tick(idw_router, 7000));
+  idw_drain(2, id, idlen, &msgs, &idws);
+  rpc_in(1, &rpc, 7100);
+  idw_drain(2, id, idlen, &msgs, &idws);
+  CHECK(msgs == 0);
+  /* a v1.1 peer gets no IDONTWANT */
+  CHECK_OK(lp2p_gs_remove_peer(idw_router, &nodes[2].id, 7200));
+  CHECK_OK(lp2p_gs_add_peer(idw_router, &nodes[2].id, LP2P_GS_PROTO_V11, 1, 7200));
+  lp2p_bytes sub = {0}, so = {0};
+  CHECK_OK(lp2p_gs_pb_varint(lp2p_mem_default(), &so, 1, 1));
+  CHECK_OK(lp2p_gs_pb_ld(lp2p_mem_default(), &so, 2, T, TL));
+  CHECK_OK(lp2p_gs_pb_ld(lp2p_mem_default(), &sub, 1, so.data, so.len));
+  rpc_in(2, &sub, 7200);
+  CHECK_OK(lp2p_gs_tick(idw_router, 8000));
+  CHECK(lp2p_gs_in_mesh(idw_router, T, TL, &nodes[2].id));
+  idw_drain(2, id, idlen, &msgs, &idws);
+  idw_msg(1, 7, 1500, &rpc, id, &idlen);
+  rpc_in(1, &rpc, 8100);
+  idw_drain(2, id, idlen, &msgs, &idws);
+  CHECK(msgs == 1 && idws == 0);
+  lp2p__bytes_free(lp2p_mem_default(), &rpc), lp2p__bytes_free(lp2p_mem_default(), &ctl), lp2p__bytes_free(lp2p_mem_default(), &sub), lp2p__bytes_free(lp2p_mem_default(), &so);
+  teardown(3);
+}
+
 int main(void) {
   RUN(sim_30_flood);
   RUN(sim_30_mesh);
@@ -381,5 +542,6 @@ int main(void) {
   RUN(scoring_penalties_graylist);
   RUN(graft_unknown_topic_ignored_and_backoff);
   RUN(iwant_cap_validation_tamper);
+  RUN(idontwant);
   return test_done();
 }

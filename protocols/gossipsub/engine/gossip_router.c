@@ -21,8 +21,16 @@ typedef struct gs_ts { /* per-topic score counters */
   double first, mesh_deliv, mesh_fail, invalid;
 } gs_ts;
 
+typedef struct gs_idw { /* an IDONTWANT id (hashed) and the heartbeat it arrived in */
+  uint64_t h;
+  uint64_t hb;
+} gs_idw;
+
 typedef struct gs_peer {
   lp2p_peer_id id;
+  gs_idw *idw; /* IDONTWANT ids of this peer, bounded (see gossip_router.h) */
+  size_t nidw, capidw;
+  unsigned idw_this_hb;
   int proto, outbound;
   uint64_t addr_key;
   double behaviour;
@@ -102,6 +110,7 @@ struct lp2p_gs {
   gs_promise *prom;
   size_t nprom, capprom;
   uint64_t seqno;
+  uint64_t hb_count;
   lp2p_tstamp next_hb;
   lp2p_gs_stats st;
 };
@@ -132,6 +141,16 @@ static int del_ptr(void **arr, size_t *n, const void *v) {
 static int has_ptr(void *const *arr, size_t n, const void *v) {
   for (size_t i = 0; i < n; i++)
     if (arr[i] == v) return 1;
+  return 0;
+}
+static uint64_t id_hash(const uint8_t *p, size_t n) { /* FNV-1a 64 */
+  uint64_t h = 1469598103934665603ULL;
+  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ULL;
+  return h;
+}
+static int idw_has(const gs_peer *p, uint64_t h) {
+  for (size_t i = 0; i < p->nidw; i++)
+    if (p->idw[i].h == h) return 1;
   return 0;
 }
 static int str_eq(const gs_str *s, const uint8_t *p, size_t n) { return s->n == n && !memcmp(s->p, p, n); }
@@ -458,6 +477,7 @@ void lp2p_gs_config_default(lp2p_gs_config *c) {
   c->mcache_len = 5, c->mcache_gossip = 3, c->gossip_factor_pct = 25;
   c->max_ihave_len = 5000, c->max_ihave_msgs = 10, c->gossip_retransmission = 3, c->prune_peers = 16;
   c->flood_publish = 1;
+  c->idontwant_threshold = 1024, c->max_idontwant = 1000, c->idontwant_ttl = 3;
   lp2p_gs_limits_default(&c->limits);
   struct lp2p_gs_score_params *s = &c->score;
   s->topic_weight = 1, s->time_in_mesh_weight = 0.01, s->time_in_mesh_cap = 3600, s->time_in_mesh_quantum_ms = 1000;
@@ -499,6 +519,7 @@ static void peer_free(lp2p_gs *g, gs_peer *p) {
   for (size_t i = 0; i < p->nts; i++) lp2p__free(g->m, p->ts[i].topic.p);
   lp2p__free(g->m, p->ts);
   lp2p__bytes_free(g->m, &p->body), lp2p__bytes_free(g->m, &p->ctl);
+  lp2p__free(g->m, p->idw);
   lp2p__free(g->m, p);
 }
 
@@ -572,6 +593,7 @@ int lp2p_gs_remove_peer(lp2p_gs *g, const lp2p_peer_id *id, lp2p_tstamp now) {
     p->body.len = p->ctl.len = 0;
     p->ihave_msgs = p->iwant_asked = 0;
     p->addr_key = 0;
+    p->nidw = 0, p->idw_this_hb = 0;
     for (size_t i = 0; i < p->nts; i++) p->ts[i].in_mesh = 0;
     p->retain_until = now + g->c.score.retain_score_ms;
     if (push_ptr(g->m, (void ***)&g->gone, &g->ngone, p) == 0) return 0;
@@ -628,7 +650,27 @@ static int send_to_topic_peers(lp2p_gs *g, gs_topic *t, const gs_msg *m, const l
       to = peer_subscribed(p, m->topic.p, m->topic.n) && !below(g, p, g->c.score.publish_threshold, now);
     else if (t && t->joined) to = has_ptr((void **)t->mesh, t->nmesh, p);
     else to = t && has_ptr((void **)t->fanout, t->nfanout, p);
+    if (to && p->nidw && idw_has(p, id_hash(m->id, m->idlen))) {
+      g->st.idontwant_skipped++;
+      continue;
+    }
     if (to) rv = q_msg(g, p, m), g->st.forwarded++;
+  }
+  return rv;
+}
+
+/* IDONTWANT for a large message to the v1.2 mesh peers of its topic (not src, not the author). */
+static int send_idontwant(lp2p_gs *g, gs_topic *t, const gs_msg *m, const gs_peer *src, const uint8_t *author,
+                          size_t authorn) {
+  int rv = 0;
+  const uint8_t *ids[1] = {m->id};
+  size_t lens[1] = {m->idlen};
+  for (size_t i = 0; !rv && i < t->nmesh; i++) {
+    gs_peer *p = t->mesh[i];
+    if (p == src || p->proto < LP2P_GS_PROTO_V12) continue;
+    if (p->id.len == authorn && !memcmp(p->id.bytes, author, authorn)) continue;
+    rv = q_ids(g, p, 5, NULL, ids, lens, 1);
+    g->st.idontwant_sent++;
   }
   return rv;
 }
@@ -757,6 +799,8 @@ static int handle_msg(lp2p_gs *g, gs_peer *src, const Lp2pGs__Message *pm, lp2p_
     if (x->first < g->c.score.first_deliveries_cap) x->first += 1;
     if (x->in_mesh && x->mesh_deliv < g->c.score.mesh_deliveries_cap) x->mesh_deliv += 1;
   }
+  if (!rv && g->c.idontwant_threshold && m->enc.len >= g->c.idontwant_threshold)
+    rv = send_idontwant(g, t, m, src, am.from, am.from_len);
   if (!rv) rv = send_to_topic_peers(g, t, m, &src->id, am.from, am.from_len, 0, now);
   return rv;
 #undef BD
@@ -818,6 +862,24 @@ static int handle_control(lp2p_gs *g, gs_peer *p, const Lp2pGs__ControlMessage *
       }
       if (m->tx[j].count++ >= g->c.gossip_retransmission) continue;
       rv = q_msg(g, p, m);
+    }
+  /* IDONTWANT: remembered (hashed) for idontwant_ttl heartbeats, max_idontwant per heartbeat */
+  for (size_t i = 0; !rv && i < c->n_idontwant; i++)
+    for (size_t k = 0; !rv && k < c->idontwant[i]->n_messageids; k++) {
+      const ProtobufCBinaryData *d = &c->idontwant[i]->messageids[k];
+      if (d->len == 0 || d->len > MAX_ID || p->idw_this_hb >= g->c.max_idontwant) {
+        g->st.idontwant_dropped++;
+        continue;
+      }
+      uint64_t h = id_hash(d->data, d->len);
+      if (idw_has(p, h)) continue;
+      if (grow(g->m, (void **)&p->idw, p->nidw, &p->capidw, sizeof *p->idw)) {
+        rv = LP2P_ERR_NOMEM;
+        break;
+      }
+      p->idw[p->nidw].h = h, p->idw[p->nidw].hb = g->hb_count, p->nidw++;
+      p->idw_this_hb++;
+      g->st.idontwant_recv++;
     }
   /* GRAFT */
   for (size_t i = 0; !rv && i < c->n_graft; i++) {
@@ -1051,6 +1113,15 @@ static int heartbeat(lp2p_gs *g, lp2p_tstamp now) {
     if (g->seen[i].expiry > now) g->seen[k++] = g->seen[i];
   g->nseen = k;
   for (size_t i = 0; i < g->npeers; i++) g->peers[i]->ihave_msgs = g->peers[i]->iwant_asked = 0;
+  /* IDONTWANT expiry: ids older than idontwant_ttl heartbeats go; the per-heartbeat budget resets */
+  g->hb_count++;
+  for (size_t i = 0; i < g->npeers; i++) {
+    gs_peer *p = g->peers[i];
+    size_t k2 = 0;
+    for (size_t j = 0; j < p->nidw; j++)
+      if (g->hb_count - p->idw[j].hb < g->c.idontwant_ttl) p->idw[k2++] = p->idw[j];
+    p->nidw = k2, p->idw_this_hb = 0;
+  }
   /* broken IWANT promises (P7), then decay */
   for (size_t i = 0; i < g->nprom;) {
     if (g->prom[i].expiry <= now) {

@@ -27,8 +27,14 @@
  * flood publish, below graylist the peer's RPCs are dropped unread, PX accepted only from
  * peers at or above accept_px; negative peers leave the mesh and are not grafted.
  * Score counters of a peer that disconnects are retained (and decay) for retain_score_ms.
- * Not yet: per-topic parameters, opportunistic graft,
- * IDONTWANT sending, async validation.
+ * IDONTWANT (v1.2): a received message whose Message protobuf is >= idontwant_threshold bytes
+ * makes us send IDONTWANT with its id to the topic's mesh peers that negotiated 1.2.0 (not
+ * the sender, not the author) before forwarding it; ids received in IDONTWANT are kept per
+ * peer for idontwant_ttl heartbeats (at most max_idontwant per peer and heartbeat, the rest
+ * ignored; so at most max_idontwant * (idontwant_ttl + 1) per peer) and those messages are
+ * not forwarded or published to that peer (IWANT answers are not affected). Ids are kept as
+ * 64-bit hashes (a collision only withholds a message from the peer that sent the hash).
+ * Not yet: per-topic parameters, opportunistic graft, async validation.
  *
  * Ownership: the router copies everything it keeps. Event pointers stay valid until the
  * next lp2p_gs_poll or lp2p_gs_free. config.key is borrowed and must outlive the router.
@@ -100,6 +106,10 @@ typedef struct lp2p_gs_config {
     double gossip_threshold, publish_threshold, graylist_threshold, accept_px_threshold;
     /* -10, -50, -80, 10 */
   } score;
+  /* v1.2 IDONTWANT (appended) */
+  size_t idontwant_threshold;  /* 1024: Message protobuf bytes from which we send IDONTWANT; 0: never */
+  unsigned max_idontwant;      /* 1000: ids accepted per peer and heartbeat */
+  unsigned idontwant_ttl;      /* 3: heartbeats an id is remembered */
 } lp2p_gs_config;
 
 void lp2p_gs_config_default(lp2p_gs_config *c);
@@ -159,6 +169,10 @@ int lp2p_gs_has_peer(const lp2p_gs *g, const lp2p_peer_id *id);
 typedef struct lp2p_gs_stats {
   uint64_t delivered, duplicates, rejected, ignored, invalid_sig, iwant_sent, ihave_sent,
       graft_sent, prune_sent, forwarded, graylisted, broken_promises;
+  uint64_t idontwant_sent;     /* IDONTWANT ids sent */
+  uint64_t idontwant_recv;     /* IDONTWANT ids remembered */
+  uint64_t idontwant_dropped;  /* IDONTWANT ids over the per-peer limit, or malformed */
+  uint64_t idontwant_skipped;  /* sends withheld because the peer said IDONTWANT */
 } lp2p_gs_stats;
 void lp2p_gs_get_stats(const lp2p_gs *g, lp2p_gs_stats *s);
 
