@@ -260,7 +260,7 @@ static long live_find(run *r, const lp2p_peer_id *id) {
 }
 
 static void check_event(run *r, const lp2p_mdns_event *ev) {
-  ASSERT(ev->type == LP2P_MDNS_EV_DISCOVERED || ev->type == LP2P_MDNS_EV_EXPIRED || ev->type == LP2P_MDNS_EV_REFRESHED);
+  ASSERT(ev->type == LP2P_MDNS_EV_DISCOVERED || ev->type == LP2P_MDNS_EV_EXPIRED || ev->type == LP2P_MDNS_EV_REFRESHED || ev->type == LP2P_MDNS_EV_UPDATED);
   ASSERT(ev->peer.len > 0);
   ASSERT(!lp2p_peer_id_equal(&ev->peer, &g_self[r->self_idx]) || r->self_unknown);
   if (ev->type != LP2P_MDNS_EV_EXPIRED) {
