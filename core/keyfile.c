@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lp2p/atomicfile.h"
 #include "lp2p/keys.h"
 
 int lp2p_privkey_load_file(lp2p_privkey **out, const char *path) {
@@ -68,52 +69,13 @@ static int make_parents(const char *path) {
   return stat(dir, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : LP2P_ERR_IO;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n) {
-  while (n) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return -1;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
-/* Best effort: make the rename durable. */
-static void sync_parent(const char *path) {
-  char dir[PATH_MAX];
-  const char *slash = strrchr(path, '/');
-  size_t n = slash ? (size_t)(slash - path) : 0;
-  if (n == 0)
-    memcpy(dir, slash ? "/" : ".", 2);
-  else if (n < sizeof dir)
-    memcpy(dir, path, n), dir[n] = 0;
-  else
-    return;
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    (void)fsync(fd);
-    close(fd);
-  }
-}
-
 int lp2p_privkey_save_file(const lp2p_privkey *k, const char *path) {
   if (!k || !path || !*path) return LP2P_ERR_INVAL;
   uint8_t buf[LP2P_PRIVKEY_PB_MAX];
   int n = lp2p_privkey_to_protobuf(k, buf, sizeof buf);
   if (n < 0) return n;
   int rv = make_parents(path);
-  char tmp[PATH_MAX];
-  if (!rv && snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp) rv = LP2P_ERR_INVAL;
-  int fd = -1;
-  if (!rv && (fd = mkstemp(tmp)) < 0) rv = LP2P_ERR_IO; /* mkstemp creates mode 0600 */
-  if (!rv) {
-    if (fchmod(fd, 0600) || write_all(fd, buf, (size_t)n) || fsync(fd)) rv = LP2P_ERR_IO;
-    if (close(fd)) rv = LP2P_ERR_IO;
-    if (!rv && rename(tmp, path)) rv = LP2P_ERR_IO;
-    if (rv) unlink(tmp);
-  }
-  if (!rv) sync_parent(path);
+  if (!rv) rv = lp2p_atomic_file_write(path, buf, (size_t)n); /* mode 0600, fsync, rename, directory fsync */
   sodium_memzero(buf, sizeof buf);
   return rv;
 }

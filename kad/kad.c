@@ -2,7 +2,7 @@
  * through the public API only (streams, timers, events, peer store). See lp2p/kad.h. */
 #include "lp2p/kad.h"
 
-#include <fcntl.h>
+#include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "kad/engine/kad_engine.h"
+#include "lp2p/atomicfile.h"
 #include "lp2p/log.h"
 #include "lp2p/peerstore.h"
 #include "protocols/proto_mem.h"
@@ -785,34 +786,23 @@ static void save_prov_one(void *ud, const uint8_t *key, size_t klen, const kad_p
   putc('\n', c->f);
 }
 
-/* Atomic rewrite of path (temporary file, fsync, rename), mode 0600: the header line, then fill(). */
+/* Atomic rewrite of path (lp2p/atomicfile.h), mode 0600: the header line, then the records or providers. */
 static void save_file(lp2p_kad *k, const char *path, const char *header, int providers) {
-  size_t pl = strlen(path);
-  char *tmp = lp2p__pm_malloc(&k->mem, pl + 5);
-  if (!tmp) return;
-  memcpy(tmp, path, pl);
-  memcpy(tmp + pl, ".tmp", 5);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+  lp2p_atomic_file *af = NULL;
+  FILE *f = lp2p_atomic_file_begin(&af, path) == 0 ? lp2p_atomic_file_stream(af) : NULL;
   if (!f) {
-    if (fd >= 0) close(fd);
-    lp2p_log(LP2P_LOG_WARN, KAD_LOG, "cannot write %s", tmp);
-    lp2p__pm_free(&k->mem, tmp);
+    lp2p_atomic_file_abort(af);
+    lp2p_log(LP2P_LOG_WARN, KAD_LOG, "cannot write %s: %s", path, strerror(errno));
     return;
   }
   save_ctx c = {f, wall_ms()};
   fputs(header, f);
   size_t n = providers ? kad_providers_each(k->e, save_prov_one, &c, now_of(k))
                        : kad_records_each(k->e, save_one, &c, now_of(k));
-  int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
-  bad |= fclose(f) != 0;
-  if (bad || rename(tmp, path) != 0) {
-    lp2p_log(LP2P_LOG_WARN, KAD_LOG, "cannot save %s", path);
-    unlink(tmp);
-  } else {
+  if (lp2p_atomic_file_commit(af) < 0)
+    lp2p_log(LP2P_LOG_WARN, KAD_LOG, "cannot save %s: %s", path, strerror(errno));
+  else
     lp2p_log(LP2P_LOG_DEBUG, KAD_LOG, "saved %zu %s to %s", n, providers ? "provider entries" : "records", path);
-  }
-  lp2p__pm_free(&k->mem, tmp);
 }
 
 static void on_save_timer(lp2p_timer *t, void *ud) {

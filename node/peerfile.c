@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lp2p/atomicfile.h"
 #include "lp2p/multiaddr.h"
 #include "lp2p/peerid.h"
 
@@ -67,25 +68,22 @@ static int put(peerfile *pf, const char *id, char *line) {
   return 0;
 }
 
-/* Writes every entry to path.tmp, fsyncs it and renames it over path. */
+/* Replaces the file with every entry (lp2p/atomicfile.h: temporary file, fsync, rename). */
 static void write_all(peerfile *pf) {
-  char tmp[sizeof pf->path + 8];
-  snprintf(tmp, sizeof tmp, "%s.tmp", pf->path);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+  lp2p_atomic_file *af = NULL;
+  FILE *f = lp2p_atomic_file_begin(&af, pf->path) == 0 ? lp2p_atomic_file_stream(af) : NULL;
   if (!f) {
-    if (fd >= 0) close(fd);
-    fprintf(stderr, "lp2p-node: cannot write %s: %s\n", tmp, strerror(errno));
+    lp2p_atomic_file_abort(af);
+    fprintf(stderr, "lp2p-node: cannot write %s: %s\n", pf->path, strerror(errno));
     return;
   }
   int ok = fputs("# lp2p-node known peers: <peer-id> (<source>:<expires-unix-ms|0>:<multiaddr>)...\n", f) >= 0;
   for (size_t i = 0; i < pf->n && ok; i++) ok = fputs(pf->v[i].line, f) >= 0;
-  ok = fflush(f) == 0 && ok;
-  ok = fsync(fileno(f)) == 0 && ok;
-  ok = fclose(f) == 0 && ok;
-  if (!ok || rename(tmp, pf->path) < 0) {
+  if (!ok) {
+    lp2p_atomic_file_abort(af);
     fprintf(stderr, "lp2p-node: cannot write %s: %s\n", pf->path, strerror(errno));
-    unlink(tmp);
+  } else if (lp2p_atomic_file_commit(af) < 0) {
+    fprintf(stderr, "lp2p-node: cannot write %s: %s\n", pf->path, strerror(errno));
   }
 }
 

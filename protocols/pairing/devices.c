@@ -4,6 +4,7 @@
  * lp2p/reqresp.h. Public API only. */
 #include "lp2p/devices.h"
 
+#include "lp2p/atomicfile.h"
 #include "lp2p/reqresp.h"
 #include "protocols/proto_mem.h"
 
@@ -102,15 +103,14 @@ static int unhex(const char *s, size_t n, char *out, size_t cap) {
 
 static int save(lp2p_devices *d) {
   if (!d->dir) return 0;
-  char path[4096], tmp[4200];
+  char path[4096];
   snprintf(path, sizeof path, "%s/devices", d->dir);
-  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  if (fd < 0) return LP2P_ERR_IO;
-  FILE *f = fdopen(fd, "w");
+  lp2p_atomic_file *af = NULL;
+  int rv = lp2p_atomic_file_begin(&af, path);
+  if (rv < 0) return rv;
+  FILE *f = lp2p_atomic_file_stream(af);
   if (!f) {
-    close(fd);
-    unlink(tmp);
+    lp2p_atomic_file_abort(af);
     return LP2P_ERR_IO;
   }
   fprintf(f, "# lp2p paired devices: peer-id paired-at name(hex) addrs(comma-separated or -)\n");
@@ -125,13 +125,7 @@ static int save(lp2p_devices *d) {
     for (size_t k = 0; k < v->n_addrs; k++) fprintf(f, "%s%s", k ? "," : "", v->addrs[k]);
     fputc('\n', f);
   }
-  int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
-  bad |= fclose(f) != 0;
-  if (bad || rename(tmp, path) != 0) {
-    unlink(tmp);
-    return LP2P_ERR_IO;
-  }
-  return 0;
+  return lp2p_atomic_file_commit(af);
 }
 
 static void load(lp2p_devices *d) {
