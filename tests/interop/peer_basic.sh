@@ -137,8 +137,11 @@ stop_pid "$ppid" TERM
 case_end
 case_begin signed-record "X->lp2p"
 start_lp2p rec
-peer_run --listen /ip4/127.0.0.1/tcp/0 --dial "$laddr" --identify "${rec_args[@]}" --timeout 60 >"$tmp/xrec.out" 2>"$tmp/xrec.err"
+# X stays connected (--serve) until lp2p's own identify of X has an outcome: X exiting right after
+# ITS identify of lp2p would race lp2p's request (seen as identify-failed: connection reset)
+peer_bg "$tmp/xrec.out" --listen /ip4/127.0.0.1/tcp/0 --dial "$laddr" --identify --serve "${rec_args[@]}" --timeout 60
 wait_count "$tmp/rec.out" "count('peer-identified') + count('identify-failed') >= 1" 10
+stop_pid "$bpid" TERM
 check "$impl->lp2p: lp2p verified $impl's signed peer record" "$tmp/rec.out" \
   "one('peer-identified').signed_record === true" "count('identify-failed') === 0"
 stop_pid "$lpid" INT
