@@ -388,6 +388,7 @@ static int swarm_init(lp2p_swarm **out, const lp2p_swarm_config *cfg, uv_loop_t 
   sw->handles = 2;
   if (lp2p__sched_init(sw) == 0) sw->handles++;
   lp2p__swarm_ps_start(sw); /* the store's expiry deadline (a scheduler entry) */
+  lp2p__rcs_start(sw);      /* the allocator trim's deadline (a scheduler entry) */
   sw->next_conn_id = 1;
   *out = sw;
   char pb[LP2P_PEER_ID_MAX_TEXT];
@@ -484,6 +485,7 @@ void lp2p_swarm_free(lp2p_swarm *sw) {
   lp2p__registry_free(sw);
   lp2p__peers_free_all(sw);
   lp2p__swarm_ps_close(sw);
+  lp2p__rcs_stop(sw);
   if (sw->manual) lp2p__sched_run_all(sw); /* close grace periods: nobody advances this clock any more */
   sw->depth = 0;
   if (sw->soon_active) uv_idle_stop(&sw->soon);

@@ -395,6 +395,10 @@ struct lp2p_swarm {
   uint64_t rc_pools;      /* spare rings + free seal buffers, as last charged to the node */
   int rc_squeeze_queued;
   lp2p_tstamp rc_trimmed;  /* last allocator trim */
+  lp2p__sched_entry rc_trim_e; /* a fall in usage: trimmed once releases paused (rcmgr.c) */
+  int rc_trim_open;            /* rc_trim_e has its scheduler slot */
+  lp2p_tstamp rc_fall_at;      /* when the pending fall was seen (0: none pending) */
+  lp2p_tstamp rc_last_release; /* last release while a fall is pending */
   lp2p_tstamp rc_squeezed; /* last squeeze pass (at most one per LP2P__RC_SQUEEZE_MS) */
 };
 
@@ -511,6 +515,8 @@ void lp2p__rcs_wait(lp2p_stream *s);
 void lp2p__rcs_stream_sync(lp2p_stream *s); /* its negotiation state or protocol id changed */ /* a write was held back by a limit: wake s once room returns */
 void lp2p__rcs_pools_sync(lp2p_swarm *sw); /* the node-wide pools changed size */
 void lp2p__rcs_free(lp2p_swarm *sw);
+void lp2p__rcs_start(lp2p_swarm *sw); /* the scheduler is up: reserve the trim deadline */
+void lp2p__rcs_stop(lp2p_swarm *sw);  /* the swarm is being freed: give it back */
 
 /* dial.c */
 int lp2p__dial_start(lp2p_swarm *sw, const lp2p_peer_id *peer, const lp2p_multiaddr *const *addrs, size_t n,
