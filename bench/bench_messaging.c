@@ -2,13 +2,18 @@
  * process (forked), real TCP on loopback, SQLite with synchronous=FULL on the data dir's filesystem.
  *   - durable messages/s: the sender sends N 100-byte messages as fast as the window allows; a message
  *     counts when the sender has its DELIVERED (both outbox and inbox writes committed, ack received);
- *   - delivery latency p50/p99: one message at a time, send() until DELIVERED (two group commits, two
- *     fsyncs and one round trip in the path);
+ *   - delivery latency p50/p99/max: one message at a time, send() until DELIVERED (two group commits, two
+ *     fsyncs and one round trip in the path), split into phases at the sender's events: send->QUEUED (the
+ *     outbox commit), QUEUED->SENT (onto the stream), SENT->DELIVERED (wire, the receiver's inbox commit,
+ *     the ack back); next to them the physical floor measured in the same run and directory: one 4 KiB
+ *     write + fdatasync into an existing file, p50/p99 (each message's path has two such syncs);
+ *   - the WAL files' sizes after the messaging runs (checkpoints keep them bounded);
  *   - the same latency through a TCP proxy adding delay (tests/tools/msg_proxy, --proxy PATH) with 20 ms
  *     RTT, when the proxy tool is given or found next to this program's build tree;
  *   - file transfer MB/s (lp2p/files.h) against the perf protocol's bulk rate measured in the same run.
  * Prints figures and ratios; no timed assertions.
  * Usage: bench_messaging [--quick] [--json FILE] [--proxy PATH] [--file-mb N] [--files-only] */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,8 +108,8 @@ typedef struct tx {
   lp2p_files_service *fs;
   lp2p_peer_id peer;
   uint64_t delivered, failed, target;
-  uint64_t t_sent; /* latency mode */
-  uint64_t *lat;
+  uint64_t t_sent, t_queued, t_wire; /* latency mode: this message's send() call, QUEUED and SENT events */
+  uint64_t *lat, *ph_commit, *ph_stream, *ph_ack; /* per message: total and the three phases */
   size_t n_lat;
   int lat_mode;
   int file_done, file_err;
@@ -116,9 +121,20 @@ typedef struct tx {
 static void tx_ev(lp2p_msg_service *ms, const lp2p_msg_event *ev, void *ud) {
   tx *t = ud;
   (void)ms;
-  if (ev->type == LP2P_MSG_EV_DELIVERED) {
+  if (ev->type == LP2P_MSG_EV_QUEUED) {
+    if (t->lat_mode) t->t_queued = bench_now_ns();
+  } else if (ev->type == LP2P_MSG_EV_SENT) {
+    if (t->lat_mode) t->t_wire = bench_now_ns();
+  } else if (ev->type == LP2P_MSG_EV_DELIVERED) {
     t->delivered++;
-    if (t->lat_mode) t->lat[t->n_lat++] = bench_now_ns() - t->t_sent;
+    if (t->lat_mode) {
+      uint64_t now = bench_now_ns();
+      size_t i = t->n_lat++;
+      t->lat[i] = now - t->t_sent;
+      t->ph_commit[i] = t->t_queued - t->t_sent;
+      t->ph_stream[i] = t->t_wire - t->t_queued;
+      t->ph_ack[i] = now - t->t_wire;
+    }
     if (t->delivered >= t->target) lp2p_swarm_stop(t->sw);
   } else if (ev->type == LP2P_MSG_EV_FAILED || ev->type == LP2P_MSG_EV_EXPIRED) {
     t->failed++;
@@ -165,8 +181,27 @@ static int cmp_u64(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+/* Sorts v[0..n) and reports its p50 and p99 (and max when asked) as "<what> pNN, <label>". */
+static void report_pct(const char *what, const char *label, uint64_t *v, size_t n, int with_max) {
+  if (!n) return;
+  qsort(v, n, sizeof *v, cmp_u64);
+  char name[240];
+  snprintf(name, sizeof name, "%s p50, %s", what, label);
+  report(name, (double)v[n / 2] / 1e9, "s");
+  snprintf(name, sizeof name, "%s p99, %s", what, label);
+  report(name, (double)v[(n * 99) / 100] / 1e9, "s");
+  if (with_max) {
+    snprintf(name, sizeof name, "%s max, %s", what, label);
+    report(name, (double)v[n - 1] / 1e9, "s");
+  }
+}
+
 static void latency(tx *t, size_t n, const char *label) {
   t->lat = calloc(n, sizeof *t->lat);
+  t->ph_commit = calloc(n, sizeof *t->ph_commit);
+  t->ph_stream = calloc(n, sizeof *t->ph_stream);
+  t->ph_ack = calloc(n, sizeof *t->ph_ack);
+  if (!t->lat || !t->ph_commit || !t->ph_stream || !t->ph_ack) exit(1);
   t->n_lat = 0;
   t->lat_mode = 1;
   uint8_t body[100];
@@ -179,16 +214,55 @@ static void latency(tx *t, size_t n, const char *label) {
     if (t->failed) break;
   }
   t->lat_mode = 0;
-  qsort(t->lat, t->n_lat, sizeof *t->lat, cmp_u64);
-  if (t->n_lat) {
-    char name[200];
-    snprintf(name, sizeof name, "delivery latency p50, %s (%zu msgs)", label, t->n_lat);
-    report(name, (double)t->lat[t->n_lat / 2] / 1e9, "s");
-    snprintf(name, sizeof name, "delivery latency p99, %s (%zu msgs)", label, t->n_lat);
-    report(name, (double)t->lat[(t->n_lat * 99) / 100] / 1e9, "s");
-  }
+  char lab[160];
+  snprintf(lab, sizeof lab, "%s (%zu msgs)", label, t->n_lat);
+  report_pct("delivery latency", lab, t->lat, t->n_lat, 1);
+  report_pct("  phase send->QUEUED (outbox commit)", label, t->ph_commit, t->n_lat, 0);
+  report_pct("  phase QUEUED->SENT", label, t->ph_stream, t->n_lat, 0);
+  report_pct("  phase SENT->DELIVERED (wire, inbox commit, ack)", label, t->ph_ack, t->n_lat, 0);
   free(t->lat);
-  t->lat = NULL;
+  free(t->ph_commit);
+  free(t->ph_stream);
+  free(t->ph_ack);
+  t->lat = t->ph_commit = t->ph_stream = t->ph_ack = NULL;
+}
+
+/* The physical floor under each commit: one 4 KiB write into an existing file (as a WAL that has started
+ * over is written) + fdatasync, in the databases' directory; n samples, p50/p99. */
+static void fsync_floor(size_t n) {
+  char path[700];
+  snprintf(path, sizeof path, "%s/fsync-floor.bin", g_dir);
+  int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0) return;
+  enum { BLK = 4096, SPAN = 64 };
+  static uint8_t blk[BLK];
+  memset(blk, 'f', sizeof blk);
+  for (int i = 0; i < SPAN; i++)
+    if (pwrite(fd, blk, BLK, (off_t)i * BLK) != BLK) goto out;
+  if (fsync(fd) != 0) goto out;
+  uint64_t *v = calloc(n, sizeof *v);
+  if (!v) goto out;
+  for (size_t i = 0; i < n; i++) {
+    blk[0] = (uint8_t)i;
+    uint64_t t0 = bench_now_ns();
+    if (pwrite(fd, blk, BLK, (off_t)(i % SPAN) * BLK) != BLK || fdatasync(fd) != 0) break;
+    v[i] = bench_now_ns() - t0;
+  }
+  char lab[64];
+  snprintf(lab, sizeof lab, "same dir (%zu syncs)", n);
+  report_pct("floor: 4 KiB write + fdatasync", lab, v, n, 0);
+  free(v);
+out:
+  close(fd);
+  unlink(path);
+}
+
+static void report_wal(const char *db, const char *who) {
+  char p[720], name[120];
+  struct stat sb;
+  snprintf(p, sizeof p, "%s/%s-wal", g_dir, db);
+  snprintf(name, sizeof name, "WAL file size after the runs, %s", who);
+  report(name, stat(p, &sb) == 0 ? (double)sb.st_size : 0.0, "B");
 }
 
 static pid_t spawn_proxy(const char *proxy, const char *target, int delay_ms, char *out, size_t cap) {
@@ -319,6 +393,7 @@ int main(int argc, char **argv) {
   snprintf(name, sizeof name, "durable msgs (100 B) sender->receiver, %llu msgs, sync FULL", (unsigned long long)n);
   report(name, bench_rate((double)t.delivered, el), "msg/s");
 
+  fsync_floor(bench_quick() ? 200 : 1000);
   latency(&t, bench_quick() ? 200 : 1000, "loopback");
 
   /* through the proxy: +10 ms each way */
@@ -351,6 +426,9 @@ int main(int argc, char **argv) {
   } else {
     fprintf(stderr, "bench_messaging: no msg_proxy tool found (--proxy PATH): proxy latency skipped\n");
   }
+
+  report_wal("tx.db", "sender");
+  report_wal("rx.db", "receiver");
 
 files:
   /* file transfer vs perf bulk, same run */

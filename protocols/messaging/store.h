@@ -216,6 +216,8 @@ typedef struct lp2p_msgstore_sqlite_opts {
   uint64_t inbox_max_msgs;   /* un-acked inbox quota; 0 = 10000 */
   uint64_t inbox_max_bytes;  /* un-acked inbox bytes quota; 0 = 64 MiB */
   int schema_version;        /* tests only: migrate up to this version, not the latest (0 = latest) */
+  uint32_t checkpoint_frames; /* internal: WAL frames after a commit that wake the background checkpointer;
+                                 0 = 8192 (32 MiB of 4 KiB pages) */
 } lp2p_msgstore_sqlite_opts;
 
 /* The latest schema version this build knows. */
@@ -227,6 +229,10 @@ typedef struct lp2p_msgstore_sqlite_opts {
 LP2P_EXTERN int lp2p_msgstore_sqlite_open(lp2p_msgstore **out, const lp2p_msgstore_sqlite_opts *opts);
 /* The schema version of an open SQLite store (tests, diagnostics). */
 LP2P_EXTERN int lp2p_msgstore_sqlite_schema_version(lp2p_msgstore *s);
+/* Tests, diagnostics: blocks until the store's background checkpointer has no request pending and is not
+ * running (a condition-variable wait, no polling), then returns how many checkpoint runs it has completed
+ * (0 if the store checkpoints inline because no thread could be started). */
+LP2P_EXTERN long lp2p_msgstore_sqlite_checkpoint_idle(lp2p_msgstore *s);
 
 /* Exponential backoff helper for the behaviour: base_ms * 2^(attempts-1), capped at max_ms, plus up to
  * jitter_permille/1000 of it taken from `rnd` (any random 32-bit value, 0 = no jitter). */

@@ -5,12 +5,27 @@
  * after a flush opens a transaction (BEGIN IMMEDIATE); every write goes straight into it through prepared
  * statements; lp2p_msgstore_flush() COMMITs and only then fires the queued completions. A crash before the
  * COMMIT loses the whole batch, none of whose completions was reported. Schema: schema_version table and
- * ordered migrations, each in its own transaction. Single-threaded (SQLITE_OPEN_NOMUTEX). */
+ * ordered migrations, each in its own transaction. The store is single-threaded (SQLITE_OPEN_NOMUTEX): one
+ * thread owns it.
+ *
+ * Checkpoints are off that thread's path: the main connection never checkpoints (wal_autocheckpoint=0);
+ * a commit that leaves the WAL at checkpoint_frames or more wakes a background thread which, on its own
+ * connection, copies the WAL into the database with PASSIVE checkpoints (writers go on meanwhile) and, once
+ * the part not yet copied is small (CKPT_RESTART_MAX frames), with one RESTART checkpoint, so that the next
+ * write transaction starts the WAL over from its beginning instead of appending to an ever longer file.
+ * The RESTART holds the write lock for that short tail only; the main connection's busy handler polls every
+ * CKPT_POLL_NS instead of SQLite's millisecond sleeps. The thread shares nothing with the owner but the
+ * mutex-guarded request/stop flags; its connection is opened before it starts and closed after it is joined.
+ * Every statement is reset right after use (and all of them after each commit): a statement left on a row
+ * keeps a read transaction open, which pins a WAL snapshot that no checkpoint can get past. */
+#include <pthread.h>
+#include <signal.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "protocols/messaging/store.h"
 
@@ -118,9 +133,52 @@ typedef struct scratch_blk {
   max_align_t align[];
 } scratch_blk;
 
+/* ---- busy handling and the background checkpointer ---- */
+enum {
+  CKPT_FRAMES_DEFAULT = 8192, /* WAL frames (4 KiB pages) that wake the checkpointer */
+  CKPT_RESTART_MAX = 128,     /* frames not yet copied below which the checkpointer does a RESTART */
+  CKPT_PASSIVE_ROUNDS = 8,    /* PASSIVE rounds that have not caught up before a RESTART anyway */
+  CKPT_POLL_NS = 20000,       /* busy poll of both connections (what they wait for is short) */
+  CKPT_THREAD_TIMEOUT_MS = 100,   /* the checkpointer's RESTART gives up after this (until the next request) */
+  CKPT_YIELD_MAX_MS = 10,         /* the owner waits at most this long for a RESTART before it writes */
+  JOURNAL_SIZE_LIMIT = 64 << 20,  /* a WAL that has grown past this is truncated back when it starts over */
+};
+
+typedef struct busy_poll {
+  uint64_t timeout_ns, sleep_ns, since;
+} busy_poll;
+
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* SQLite busy handler: sleep b->sleep_ns between tries, give up after b->timeout_ns. Each connection has its
+ * own busy_poll, used only by the thread that owns the connection. */
+static int busy_poll_cb(void *ud, int n) {
+  busy_poll *b = ud;
+  uint64_t now = mono_ns();
+  if (n == 0) b->since = now;
+  else if (now - b->since >= b->timeout_ns) return 0;
+  struct timespec ts = {0, (long)b->sleep_ns};
+  nanosleep(&ts, NULL);
+  return 1;
+}
+
 typedef struct sq_store {
   lp2p_msgstore base; /* first */
   sqlite3 *db;
+  busy_poll busy;     /* the main connection's */
+  /* The background checkpointer. ck_db and ck_busy are the thread's alone while it runs. */
+  sqlite3 *ck_db;
+  busy_poll ck_busy;
+  pthread_t ck_thread;
+  int ck_started, ck_sync_init;
+  pthread_mutex_t ck_mu; /* guards the five below; ck_cv (CLOCK_MONOTONIC) signals any change of them */
+  pthread_cond_t ck_cv;
+  int ck_req, ck_running, ck_stop, ck_restarting;
+  long ck_runs;
   sqlite3_stmt *st[ST__N];
   int version;
   int in_txn;
@@ -179,10 +237,13 @@ static int bind_blob(sqlite3_stmt *st, int i, const void *p, size_t n) {
 
 /* ---- batches ---- */
 
+static void ckpt_yield(sq_store *s);
+
 /* Makes sure a write transaction is open. */
 static int begin_write(sq_store *s) {
   if (s->in_txn) return 0;
   if (s->batch_err) return s->batch_err;
+  if (s->ck_started) ckpt_yield(s);
   sqlite3_stmt *st = stmt(s, ST_BEGIN);
   if (sqlite3_step(st) != SQLITE_DONE) return sq_err(s, "BEGIN");
   s->in_txn = 1;
@@ -213,15 +274,28 @@ static int queue_done(sq_store *s, lp2p_msgstore_done_fn fn, void *ud) {
   return 0;
 }
 
+/* Every statement back to its start. One left on a row (SQLITE_ROW, not reset) keeps its read transaction
+ * open after the COMMIT: that pins a WAL snapshot, no checkpoint can copy past it nor can the WAL start
+ * over, and the WAL file (which every commit's fsync then appends to) grows without bound. */
+static void reset_all(sq_store *s) {
+  for (int i = 0; i < ST__N; i++)
+    if (s->st[i] && sqlite3_stmt_busy(s->st[i])) sqlite3_reset(s->st[i]);
+}
+
 static int reload_counts(sq_store *s) {
   sqlite3_stmt *st = stmt(s, ST_OUT_COUNT);
-  if (sqlite3_step(st) != SQLITE_ROW) return sq_err(s, "count outbox");
-  s->out_pending = (uint64_t)sqlite3_column_int64(st, 0);
-  st = stmt(s, ST_IN_COUNT);
-  if (sqlite3_step(st) != SQLITE_ROW) return sq_err(s, "count inbox");
-  s->in_msgs = (uint64_t)sqlite3_column_int64(st, 0);
-  s->in_bytes = (uint64_t)sqlite3_column_int64(st, 1);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) s->out_pending = (uint64_t)sqlite3_column_int64(st, 0);
   sqlite3_reset(st);
+  if (rc != SQLITE_ROW) return sq_err(s, "count outbox");
+  st = stmt(s, ST_IN_COUNT);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    s->in_msgs = (uint64_t)sqlite3_column_int64(st, 0);
+    s->in_bytes = (uint64_t)sqlite3_column_int64(st, 1);
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_ROW) return sq_err(s, "count inbox");
   return 0;
 }
 
@@ -258,6 +332,7 @@ static int sq_flush(lp2p_msgstore *b) {
     reload_counts(s);
     s->n_conv = 0;
   }
+  reset_all(s); /* no statement may hold a read snapshot past the commit */
   s->batch_err = 0;
   s->n_writes = 0;
   /* Fire the completions. A callback may queue new writes (they go to the next batch): take the list. */
@@ -760,9 +835,164 @@ static int sq_kv_list(lp2p_msgstore *b, const char *ns, const uint8_t *after, si
   return err ? err : n;
 }
 
+/* ---- the background checkpointer ---- */
+
+/* One request: PASSIVE rounds while the owner keeps writing, then a RESTART once the tail still to copy
+ * is short, so that the next write transaction starts the WAL over. (A PASSIVE that copied everything it
+ * saw is not enough: the owner may have committed again meanwhile, and a writer starts the WAL over only
+ * if every frame is in the database when its transaction begins.) */
+static void ckpt_run(sq_store *s) {
+  for (int round = 0;; round++) {
+    int log = -1, done = -1;
+    int rc = sqlite3_wal_checkpoint_v2(s->ck_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    if (rc != SQLITE_OK || log <= 0) return; /* (an error: try again on the next request) */
+    if (log - done <= CKPT_RESTART_MAX || round + 1 >= CKPT_PASSIVE_ROUNDS) {
+      /* The owner's next transaction waits for this one (ckpt_yield): a writer that never pauses would
+       * otherwise keep the write lock from the RESTART and the WAL growing. On BUSY (another connection
+       * outlasted the busy handler) SQLite has done a PASSIVE instead: the next request tries again. */
+      pthread_mutex_lock(&s->ck_mu);
+      s->ck_restarting = 1;
+      pthread_mutex_unlock(&s->ck_mu);
+      sqlite3_wal_checkpoint_v2(s->ck_db, NULL, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+      pthread_mutex_lock(&s->ck_mu);
+      s->ck_restarting = 0;
+      pthread_cond_broadcast(&s->ck_cv);
+      pthread_mutex_unlock(&s->ck_mu);
+      return;
+    }
+    pthread_mutex_lock(&s->ck_mu);
+    int stop = s->ck_stop;
+    pthread_mutex_unlock(&s->ck_mu);
+    if (stop) return;
+  }
+}
+
+static void *ckpt_main(void *arg) {
+  sq_store *s = arg;
+  pthread_mutex_lock(&s->ck_mu);
+  for (;;) {
+    while (!s->ck_req && !s->ck_stop) pthread_cond_wait(&s->ck_cv, &s->ck_mu);
+    if (s->ck_stop) break;
+    s->ck_req = 0;
+    s->ck_running = 1;
+    pthread_mutex_unlock(&s->ck_mu);
+    ckpt_run(s);
+    pthread_mutex_lock(&s->ck_mu);
+    s->ck_running = 0;
+    s->ck_runs++;
+    pthread_cond_broadcast(&s->ck_cv);
+  }
+  pthread_mutex_unlock(&s->ck_mu);
+  return NULL;
+}
+
+/* Before the owner opens a write transaction: if a RESTART is under way (it copies a short tail, fsyncs the
+ * database file and lets the WAL start over), let it finish first, waiting at most CKPT_YIELD_MAX_MS. */
+static void ckpt_yield(sq_store *s) {
+  pthread_mutex_lock(&s->ck_mu);
+  if (s->ck_restarting) {
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_nsec += CKPT_YIELD_MAX_MS * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+      dl.tv_sec++;
+      dl.tv_nsec -= 1000000000L;
+    }
+    while (s->ck_restarting && pthread_cond_timedwait(&s->ck_cv, &s->ck_mu, &dl) == 0) {
+    }
+  }
+  pthread_mutex_unlock(&s->ck_mu);
+}
+
+/* The main connection's WAL hook (after each commit, write lock released): wake the checkpointer. */
+static int ckpt_wal_hook(void *ud, sqlite3 *db, const char *name, int frames) {
+  sq_store *s = ud;
+  (void)db;
+  (void)name;
+  if (frames < 0 || (uint32_t)frames < s->o.checkpoint_frames) return SQLITE_OK;
+  pthread_mutex_lock(&s->ck_mu);
+  if (!s->ck_req && !s->ck_running && !s->ck_stop) { /* a run in progress goes on until the WAL restarts */
+    s->ck_req = 1;
+    pthread_cond_broadcast(&s->ck_cv);
+  }
+  pthread_mutex_unlock(&s->ck_mu);
+  return SQLITE_OK;
+}
+
+/* Opens the checkpointer's connection and starts its thread (signals blocked: they are the application's).
+ * Returns 0, or nonzero when the store must checkpoint inline instead (no thread-safe SQLite, no thread). */
+static int ckpt_start(sq_store *s) {
+  if (!sqlite3_threadsafe()) return -1;
+  if (pthread_mutex_init(&s->ck_mu, NULL)) return -1;
+  pthread_condattr_t ca;
+  int bad = pthread_condattr_init(&ca);
+  if (!bad) {
+    bad = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) || pthread_cond_init(&s->ck_cv, &ca);
+    pthread_condattr_destroy(&ca);
+  }
+  if (bad) {
+    pthread_mutex_destroy(&s->ck_mu);
+    return -1;
+  }
+  s->ck_sync_init = 1;
+  if (sqlite3_open_v2(s->o.path, &s->ck_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+    goto fail;
+  s->ck_busy = (busy_poll){.timeout_ns = (uint64_t)CKPT_THREAD_TIMEOUT_MS * 1000000u,
+                           .sleep_ns = CKPT_POLL_NS};
+  sqlite3_busy_handler(s->ck_db, busy_poll_cb, &s->ck_busy);
+  char sql[96];
+  snprintf(sql, sizeof sql, "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA journal_size_limit=%d",
+           s->o.sync == LP2P_MSGSTORE_SYNC_NORMAL ? "NORMAL" : "FULL", JOURNAL_SIZE_LIMIT);
+  if (sqlite3_exec(s->ck_db, sql, NULL, NULL, NULL) != SQLITE_OK) goto fail;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int rc = pthread_create(&s->ck_thread, NULL, ckpt_main, s);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc) goto fail;
+  s->ck_started = 1;
+  return 0;
+fail:
+  fprintf(stderr, "lp2p msgstore: no background checkpointer (%s): checkpoints inline\n",
+          s->ck_db ? sqlite3_errmsg(s->ck_db) : "thread");
+  sqlite3_close(s->ck_db);
+  s->ck_db = NULL;
+  return -1;
+}
+
+static void ckpt_stop(sq_store *s) {
+  if (s->ck_started) {
+    pthread_mutex_lock(&s->ck_mu);
+    s->ck_stop = 1;
+    pthread_cond_broadcast(&s->ck_cv);
+    pthread_mutex_unlock(&s->ck_mu);
+    pthread_join(s->ck_thread, NULL);
+    s->ck_started = 0;
+  }
+  sqlite3_close(s->ck_db);
+  s->ck_db = NULL;
+  if (s->ck_sync_init) {
+    pthread_cond_destroy(&s->ck_cv);
+    pthread_mutex_destroy(&s->ck_mu);
+    s->ck_sync_init = 0;
+  }
+}
+
+long lp2p_msgstore_sqlite_checkpoint_idle(lp2p_msgstore *b) {
+  if (!b) return LP2P_ERR_INVAL;
+  sq_store *s = (sq_store *)b;
+  if (!s->ck_started) return 0;
+  pthread_mutex_lock(&s->ck_mu);
+  while ((s->ck_req || s->ck_running) && !s->ck_stop) pthread_cond_wait(&s->ck_cv, &s->ck_mu);
+  long n = s->ck_runs;
+  pthread_mutex_unlock(&s->ck_mu);
+  return n;
+}
+
 /* ---- open / close ---- */
 
 static void sq_free(sq_store *s) {
+  ckpt_stop(s); /* its connection closes first: the last one to close checkpoints and removes the WAL */
   for (int i = 0; i < ST__N; i++) sqlite3_finalize(s->st[i]);
   sqlite3_close(s->db);
   scratch_reset(s);
@@ -865,6 +1095,8 @@ int lp2p_msgstore_sqlite_open(lp2p_msgstore **out, const lp2p_msgstore_sqlite_op
   if (!s->o.outbox_max_msgs) s->o.outbox_max_msgs = 100000;
   if (!s->o.inbox_max_msgs) s->o.inbox_max_msgs = 10000;
   if (!s->o.inbox_max_bytes) s->o.inbox_max_bytes = 64u << 20;
+  if (!s->o.checkpoint_frames) s->o.checkpoint_frames = CKPT_FRAMES_DEFAULT;
+  if (s->o.checkpoint_frames > INT32_MAX) s->o.checkpoint_frames = INT32_MAX;
   int target = s->o.schema_version > 0 && s->o.schema_version < LP2P_MSGSTORE_SCHEMA_VERSION
                    ? s->o.schema_version : LP2P_MSGSTORE_SCHEMA_VERSION;
   int rv = LP2P_ERR_IO;
@@ -873,7 +1105,8 @@ int lp2p_msgstore_sqlite_open(lp2p_msgstore **out, const lp2p_msgstore_sqlite_op
     fprintf(stderr, "lp2p msgstore: open %s: %s\n", opts->path, s->db ? sqlite3_errmsg(s->db) : "no memory");
     goto fail;
   }
-  sqlite3_busy_timeout(s->db, (int)s->o.busy_timeout_ms);
+  s->busy = (busy_poll){.timeout_ns = (uint64_t)s->o.busy_timeout_ms * 1000000u, .sleep_ns = CKPT_POLL_NS};
+  sqlite3_busy_handler(s->db, busy_poll_cb, &s->busy);
   sqlite3_extended_result_codes(s->db, 0);
   if ((rv = exec(s, "PRAGMA journal_mode=WAL"))) goto fail;
   if ((rv = exec(s, s->o.sync == LP2P_MSGSTORE_SYNC_NORMAL ? "PRAGMA synchronous=NORMAL"
@@ -881,8 +1114,9 @@ int lp2p_msgstore_sqlite_open(lp2p_msgstore **out, const lp2p_msgstore_sqlite_op
     goto fail;
   if ((rv = exec(s, "PRAGMA foreign_keys=ON"))) goto fail;
   if ((rv = exec(s, "PRAGMA cache_size=-16384"))) goto fail; /* 16 MiB: the random-id index stays hot */
-  /* fewer, larger checkpoints (each one writes the database file and, with FULL, fsyncs it) */
-  if ((rv = exec(s, "PRAGMA wal_autocheckpoint=8192"))) goto fail;
+  char jsl[64];
+  snprintf(jsl, sizeof jsl, "PRAGMA journal_size_limit=%d", JOURNAL_SIZE_LIMIT);
+  if ((rv = exec(s, jsl))) goto fail;
   if ((rv = exec(s, "PRAGMA temp_store=MEMORY"))) goto fail;
   if ((rv = migrate(s, target))) goto fail;
   if (s->version == LP2P_MSGSTORE_SCHEMA_VERSION) {
@@ -893,6 +1127,13 @@ int lp2p_msgstore_sqlite_open(lp2p_msgstore **out, const lp2p_msgstore_sqlite_op
       }
     }
     if ((rv = reload_counts(s))) goto fail;
+    /* Checkpoints: in the background (see the top of the file), or inline at the same threshold. */
+    if (ckpt_start(s) == 0) {
+      sqlite3_wal_autocheckpoint(s->db, 0);
+      sqlite3_wal_hook(s->db, ckpt_wal_hook, s);
+    } else {
+      sqlite3_wal_autocheckpoint(s->db, (int)s->o.checkpoint_frames);
+    }
   } else {
     /* An older schema (tests only): nothing but close may be used. */
     static const lp2p_msgstore_ops closed_ops = {.struct_size = sizeof(lp2p_msgstore_ops), .close = sq_close};
