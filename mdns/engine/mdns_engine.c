@@ -962,9 +962,10 @@ static int run_timers(lp2p_mdns *e, lp2p_tstamp now) {
       for (int kind = 0; kind < 2 && !rv; kind++) {
         if (!ifs->deferred[fi][kind] || ifs->deferred[fi][kind] > now) continue;
         ifs->deferred[fi][kind] = 0;
+        int family = fi ? 6 : 4;
+        if (!iface_has_family(&ifs->info, family)) continue; /* the interface lost that family since */
         ifs->answered[fi][kind] = 1;
         ifs->last_answer[fi][kind] = now;
-        int family = fi ? 6 : 4;
         rv = kind == 0 ? emit_responses(e, &ifs->info, family, e->cfg.ttl, 0, NULL, 0)
                        : emit_meta(e, &ifs->info, family, 0, NULL, 0);
       }
@@ -1051,6 +1052,8 @@ int lp2p_mdns_set_interfaces(lp2p_mdns *e, const lp2p_mdns_iface *ifaces, size_t
       memcpy(ns[i].info.addrs[k].addr, ifaces[i].addrs[k].addr, fam_len(ifaces[i].addrs[k].family));
     }
     if (!old || memcmp(&old->info, &ns[i].info, sizeof ns[i].info)) diff = 1;
+    for (int fi = 0; fi < 2; fi++) /* an answer held back for a family the interface no longer has */
+      if (!iface_has_family(&ns[i].info, fi ? 6 : 4)) ns[i].deferred[fi][0] = ns[i].deferred[fi][1] = 0;
   }
   lp2p__free(&e->mem, e->ifaces);
   e->ifaces = ns;

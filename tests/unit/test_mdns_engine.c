@@ -1014,6 +1014,48 @@ TEST(known_answers) {
   lp2p_mdns_free(c);
 }
 
+/* An answer held back by the gap on eth0/IPv6 is dropped when eth0 loses IPv6 before it is due: it
+ * never goes out on a family the interface no longer has (found by fuzz_mdns_engine). */
+TEST(deferred_answer_follows_interface) {
+  size_t qn;
+  uint8_t *q = vec_hex("query", &qn);
+  REQUIRE(q);
+  lp2p_mdns *e = mk_engine(NULL, 0, 0);
+  lp2p_mdns_iface ifs[2];
+  std_ifaces(ifs);
+  CHECK_OK(lp2p_mdns_set_interfaces(e, ifs, 2, 0));
+  const char *addrs[] = {"/ip4/0.0.0.0/tcp/4001", "/ip6/::/tcp/4001"};
+  set_addrs(e, addrs, 2, PEER_ID, 0);
+  CHECK_OK(lp2p_mdns_tick(e, 200));
+  CHECK_OK(lp2p_mdns_tick(e, 1200));
+  pkts p;
+  drain(e, &p);
+  pkts_free(&p);
+  static const uint8_t src_b[16] = {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x21};
+  lp2p_tstamp t = 10000;
+  CHECK_OK(lp2p_mdns_packet_in(e, 2, 6, SRC_LAN6, 5353, q, qn, t));
+  drain(e, &p);
+  CHECK_EQ(count_kind(&p, 1, 2, 6), 1);
+  pkts_free(&p);
+  CHECK_OK(lp2p_mdns_packet_in(e, 2, 6, src_b, 5353, q, qn, t + 50)); /* inside the gap: deferred */
+  drain(e, &p);
+  CHECK_EQ(p.n, 0);
+  CHECK_EQ(lp2p_mdns_next_deadline(e), t + 125);
+  ifs[1].naddrs = 1; /* eth0 keeps 192.168.1.10/24 only */
+  CHECK_OK(lp2p_mdns_set_interfaces(e, ifs, 2, t + 60));
+  drain(e, &p);
+  CHECK_EQ(count_kind(&p, 1, 2, 6), 0);
+  CHECK_EQ(count_kind(&p, 0, 2, 6), 0);
+  pkts_free(&p);
+  CHECK(lp2p_mdns_next_deadline(e) > t + 125);
+  CHECK_OK(lp2p_mdns_tick(e, t + 125));
+  drain(e, &p);
+  CHECK_EQ(count_kind(&p, 1, 2, 6), 0);
+  pkts_free(&p);
+  lp2p_mdns_free(e);
+  free(q);
+}
+
 /* A listen address on an IPv6 link-local IP is never advertised (a dnsaddr cannot carry the zone),
  * whether it comes from :: or is named (found by fuzz_mdns_engine). */
 TEST(no_link_local_strings) {
@@ -1056,6 +1098,7 @@ int main(void) {
   RUN(refresh_queries_and_events);
   RUN(known_answers);
   RUN(no_link_local_strings);
+  RUN(deferred_answer_follows_interface);
   RUN(malformed_and_floods);
   RUN(allocation_failures);
   return test_done();
