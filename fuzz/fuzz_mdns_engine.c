@@ -178,6 +178,7 @@ typedef struct run {
   size_t max_packet, max_addrs;
   lp2p_mdns_iface ifs[4];
   size_t nifs;
+  int ifs_unknown; /* set_interfaces failed: the engine has the old list or the new one */
   lp2p_peer_id live[NPEERS + 2];
   size_t nlive;
   int model_ok; /* 0 once something may have been dropped */
@@ -237,7 +238,7 @@ static void check_packet(run *r, const lp2p_mdns_packet *p, int after_shutdown) 
   ASSERT(lp2p_mdns_parse(p->data, p->len, &g_msg) == 0);
   ASSERT(g_msg.dropped == 0);
   const lp2p_mdns_iface *ifc = cur_iface(r, p->ifindex);
-  if (r->lazy) return; /* the interface list may have changed since it was queued */
+  if (r->lazy || r->ifs_unknown) return; /* the interface list may have changed since it was queued */
   ASSERT(ifc);
   int has = 0;
   for (size_t k = 0; k < ifc->naddrs; k++) has |= ifc->addrs[k].family == p->family;
@@ -463,6 +464,8 @@ static void op_ifaces(run *r, const uint8_t *a) {
     r->ifs[r->nifs++] = x;
   }
   int rv = lp2p_mdns_set_interfaces(r->e, r->ifs, r->nifs, r->now);
+  /* NOMEM: before the change (nothing applied) or from the queries it triggers (applied) */
+  if (!r->shut) r->ifs_unknown = rv != 0;
   after_call(r, rv);
 }
 
