@@ -30,10 +30,11 @@
  * dnsaddr string we send names our peer id, an IP of the packet's family inside one of that
  * interface's prefixes, never unspecified, loopback only on a loopback interface, no IPv6
  * link-local; after shutdown only goodbyes (TTL 0); events: DISCOVERED/REFRESHED carry 1..max
- * distinct addresses ending with the event's peer id, never ours; with nothing dropped (no
- * allocation failure, no queue overflow) the events tell a consistent story (EXPIRED and
- * REFRESHED only for a live peer) whose live set equals lp2p_mdns_peer_count, a tick leaves the
- * next deadline in the future, and nothing leaks through lp2p_mem. */
+ * distinct addresses ending with the event's peer id, never ours; a query's known answers name
+ * only our own instance or instances fed to the engine on that interface and family; with
+ * nothing dropped (no allocation failure, no queue overflow) the events tell a consistent story
+ * (EXPIRED and REFRESHED only for a live peer) whose live set equals lp2p_mdns_peer_count, a
+ * tick leaves the next deadline in the future, and nothing leaks through lp2p_mem. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,7 +183,39 @@ typedef struct run {
   lp2p_peer_id live[NPEERS + 2];
   size_t nlive;
   int model_ok; /* 0 once something may have been dropped */
+  lp2p_mdns_name self_inst;
+  struct heard { /* instance names fed in responses, per interface and family */
+    lp2p_mdns_name inst;
+    uint32_t ifindex;
+    int family;
+  } heard[64];
+  size_t nheard;
+  int heard_overflow;
 } run;
+
+static int was_heard(const run *r, const lp2p_mdns_name *n, uint32_t ifindex, int family) {
+  for (size_t i = 0; i < r->nheard; i++)
+    if (r->heard[i].ifindex == ifindex && r->heard[i].family == family && lp2p_mdns_name_equal(&r->heard[i].inst, n))
+      return 1;
+  return 0;
+}
+
+/* Every PTR target and TXT owner of a response is a name the engine may take for an instance. */
+static void note_heard(run *r, uint32_t ifindex, int family, const uint8_t *data, size_t len) {
+  if (lp2p_mdns_parse(data, len, &g_msg) || !((g_msg.flags & LP2P_MDNS_FLAG_QR) || g_msg.nq == 0)) return;
+  for (size_t i = 0; i < g_msg.nrr; i++) {
+    const lp2p_mdns_record *rr = &g_msg.rr[i];
+    const lp2p_mdns_name *n = rr->type == LP2P_MDNS_TYPE_PTR ? &rr->target : rr->type == LP2P_MDNS_TYPE_TXT ? &rr->name : NULL;
+    if (!n || was_heard(r, n, ifindex, family)) continue;
+    if (r->nheard == sizeof r->heard / sizeof *r->heard) {
+      r->heard_overflow = 1;
+      return;
+    }
+    r->heard[r->nheard].inst = *n;
+    r->heard[r->nheard].ifindex = ifindex;
+    r->heard[r->nheard++].family = family;
+  }
+}
 
 static int exact(run *r) {
   lp2p_mdns_stats st;
@@ -237,6 +270,10 @@ static void check_packet(run *r, const lp2p_mdns_packet *p, int after_shutdown) 
   ASSERT(p->family == 4 || p->family == 6);
   ASSERT(lp2p_mdns_parse(p->data, p->len, &g_msg) == 0);
   ASSERT(g_msg.dropped == 0);
+  if (!(g_msg.flags & LP2P_MDNS_FLAG_QR) && !r->heard_overflow) /* known answers: learned on this link */
+    for (size_t i = 0; i < g_msg.nrr; i++)
+      if (g_msg.rr[i].type == LP2P_MDNS_TYPE_PTR && !lp2p_mdns_name_equal(&g_msg.rr[i].target, &r->self_inst))
+        ASSERT(was_heard(r, &g_msg.rr[i].target, p->ifindex, p->family));
   const lp2p_mdns_iface *ifc = cur_iface(r, p->ifindex);
   if (r->lazy || r->ifs_unknown) return; /* the interface list may have changed since it was queued */
   ASSERT(ifc);
@@ -329,6 +366,7 @@ static void packet_in(run *r, uint8_t sel, const uint8_t *data, size_t len) {
   unsigned s = (sel >> 3) & 3u;
   const uint8_t *src = s ? srcs[s - 1] : NULL;
   uint16_t port = (sel & 0x20) ? 40000 : 5353;
+  note_heard(r, ifindex, family, data, len);
   int rv = lp2p_mdns_packet_in(r->e, ifindex, family, src, port, data, len, r->now);
   after_call(r, rv);
 }
@@ -513,6 +551,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     ASSERT(r.f.live == 0);
     return 0;
   }
+  const char *pn = lp2p_mdns_peer_name(r.e);
+  ASSERT(lp2p_mdns_name_prepend(&r.self_inst, (const uint8_t *)pn, strlen(pn), &g_service) == 0);
   size_t i = 2;
   for (int ops = 0; ops < MAX_OPS && i < size; ops++) {
     uint8_t op = data[i++] % 9;

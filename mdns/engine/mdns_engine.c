@@ -82,12 +82,25 @@ typedef struct addr_entry {
   lp2p_tstamp seen, refresh; /* refresh: when to query for it (80 %, then 90 % of its TTL; NEVER after) */
 } addr_entry;
 
+/* A link (interface + family) a peer's records were heard on, and the lifetime they got there:
+ * the known answers of our query on a link list only what we learned on that link (a peer heard
+ * on eth0/IPv4 that we listed on wlan0 or on eth0/IPv6 would stay silent there, and we would
+ * never learn its addresses of that link). */
+#define PEER_LINKS 4
+typedef struct peer_link {
+  uint32_t ifindex;
+  int family;
+  lp2p_tstamp seen, expires;
+} peer_link;
+
 typedef struct peer {
   lp2p_peer_id id;
   lp2p_mdns_name instance;
   addr_entry *addrs;
   size_t naddrs;
   txt_set *txt; /* NULL: none */
+  peer_link links[PEER_LINKS]; /* the most recently heard ones; the least recent is replaced */
+  size_t nlinks;
 } peer;
 
 struct lp2p_mdns {
@@ -549,8 +562,9 @@ static int emit_meta(lp2p_mdns *e, const lp2p_mdns_iface *ifc, int family, uint1
 }
 
 /* Our query on ifc/family: the PTR question and, as known answers (RFC 6762 §7.1), the PTR of every
- * peer whose records still have at least half of their TTL (its longest-lived address counts),
- * with the TTL left: such a peer stays silent until our copy is past half-life. Our own PTR is
+ * peer heard on that interface and family whose records from there still have at least half of
+ * their TTL, with the TTL left: such a peer stays silent there until our copy is past half-life
+ * (a peer heard elsewhere only is not named: it answers on this link too). Our own PTR is
  * listed too wherever we would answer (the query loops back to us: without it we would answer
  * ourselves, to no one's use; a co-located node is not named and still answers). With nothing to
  * list the packet is byte-identical to js-libp2p's query. Peers that do not fit in max_packet are
@@ -569,13 +583,14 @@ static int build_query(lp2p_mdns *e, iface_state *ifs, int family, lp2p_tstamp n
   }
   for (size_t i = 0; i < e->npeers; i++) {
     const peer *p = &e->peers[i];
-    lp2p_tstamp left = 0;
-    for (size_t k = 0; k < p->naddrs; k++) {
-      const addr_entry *a = &p->addrs[k];
-      if (a->expires <= now) continue;
-      lp2p_tstamp rem = a->expires - now, ttl = a->expires - a->seen;
-      if (rem * 2 >= ttl && rem > left) left = rem;
-    }
+    const peer_link *l = NULL;
+    for (size_t k = 0; k < p->nlinks && !l; k++)
+      if (p->links[k].ifindex == ifs->info.index && p->links[k].family == family) l = &p->links[k];
+    if (!l || l->expires <= now || (l->expires - now) * 2 < l->expires - l->seen) continue;
+    lp2p_tstamp left = l->expires - now, last = now; /* capped by the addresses still held */
+    for (size_t k = 0; k < p->naddrs; k++)
+      if (p->addrs[k].expires > last) last = p->addrs[k].expires;
+    if (last - now < left) left = last - now;
     if (left < 1000 || !p->instance.len) continue;
     if (b.len + e->service.len + 10u + p->instance.len > b.cap) break; /* the record uncompressed */
     lp2p_mdns_build_rr_begin(&b, LP2P_MDNS_SEC_ANSWER, &e->service, LP2P_MDNS_TYPE_PTR, LP2P_MDNS_CLASS_IN,
@@ -658,7 +673,7 @@ static int run_expiry(lp2p_mdns *e, lp2p_tstamp now) {
 
 /* One instance of a response: its addresses (ttl 0 = goodbye). */
 static int learn(lp2p_mdns *e, const lp2p_mdns_name *instance, const lp2p_mdns_record *const *txts, size_t ntxt,
-                 int have_ptr, uint32_t ptr_ttl, uint32_t ifindex, lp2p_tstamp now) {
+                 int have_ptr, uint32_t ptr_ttl, uint32_t ifindex, int family, lp2p_tstamp now) {
   lp2p_peer_id id = {0};
   lp2p_multiaddr *mas[MAX_STRINGS];
   uint32_t ttls[MAX_STRINGS];
@@ -751,6 +766,7 @@ static int learn(lp2p_mdns *e, const lp2p_mdns_name *instance, const lp2p_mdns_r
     p->id = id;
     e->npeers++;
   }
+  if (!lp2p_mdns_name_equal(&p->instance, instance)) p->nlinks = 0; /* links are those of its PTR record */
   p->instance = *instance;
   size_t before = p->naddrs;
   int live_in_packet = 0;
@@ -781,6 +797,27 @@ static int learn(lp2p_mdns *e, const lp2p_mdns_name *instance, const lp2p_mdns_r
       mas[i] = NULL;
       changed = 1;
     }
+  }
+  if (p->naddrs && live_in_packet) { /* the link it was heard on, with the longest TTL of the packet */
+    uint32_t longest = 0;
+    for (size_t i = 0; i < nma; i++)
+      if (ttls[i] > longest) longest = ttls[i];
+    size_t k;
+    for (k = 0; k < p->nlinks; k++)
+      if (p->links[k].ifindex == ifindex && p->links[k].family == family) break;
+    if (k == p->nlinks) {
+      if (p->nlinks < PEER_LINKS) {
+        p->nlinks++;
+      } else {
+        k = 0;
+        for (size_t j = 1; j < PEER_LINKS; j++)
+          if (p->links[j].seen < p->links[k].seen) k = j;
+      }
+    }
+    p->links[k].ifindex = ifindex;
+    p->links[k].family = family;
+    p->links[k].seen = now;
+    p->links[k].expires = now + (lp2p_tstamp)longest * 1000u;
   }
   int txt_changed = 0;
   if (p->naddrs && live_in_packet && !txt_equal(p->txt, &xt)) {
@@ -818,7 +855,7 @@ static int is_instance_of_service(const lp2p_mdns *e, const lp2p_mdns_name *n) {
   return lp2p_mdns_name_equal(&suffix, &e->service);
 }
 
-static int handle_response(lp2p_mdns *e, const lp2p_mdns_msg *m, uint32_t ifindex, lp2p_tstamp now) {
+static int handle_response(lp2p_mdns *e, const lp2p_mdns_msg *m, uint32_t ifindex, int family, lp2p_tstamp now) {
   lp2p_mdns_name inst[MAX_INSTANCES];
   uint32_t ptr_ttl[MAX_INSTANCES];
   uint8_t has_ptr[MAX_INSTANCES];
@@ -860,7 +897,7 @@ static int handle_response(lp2p_mdns *e, const lp2p_mdns_msg *m, uint32_t ifinde
       for (size_t i = 0; i < m->nrr; i++)
         if (m->rr[i].type == LP2P_MDNS_TYPE_TXT && !lp2p_mdns_name_equal(&m->rr[i].name, &e->instance))
           txts[nt++] = &m->rr[i];
-    int r = learn(e, &inst[k], txts, nt, has_ptr[k], ptr_ttl[k], ifindex, now);
+    int r = learn(e, &inst[k], txts, nt, has_ptr[k], ptr_ttl[k], ifindex, family, now);
     if (r) rv = r;
   }
   return rv;
@@ -991,7 +1028,7 @@ int lp2p_mdns_packet_in(lp2p_mdns *e, uint32_t ifindex, int family, const uint8_
   if (!(m->flags & LP2P_MDNS_FLAG_QR) && m->nq > 0)
     rv = handle_query(e, ifs, family, src, src_port, m, now);
   else if ((m->flags & LP2P_MDNS_FLAG_QR) || m->nq == 0)
-    rv = handle_response(e, m, ifindex, now);
+    rv = handle_response(e, m, ifindex, family, now);
   return rv;
 }
 
