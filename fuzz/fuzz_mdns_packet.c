@@ -97,7 +97,9 @@ static void drain(lp2p_mdns *e) {
   }
   lp2p_mdns_event ev;
   while (lp2p_mdns_next_event(e, &ev)) {
-    if (ev.type != LP2P_MDNS_EV_DISCOVERED && ev.type != LP2P_MDNS_EV_EXPIRED && ev.type != LP2P_MDNS_EV_REFRESHED) abort();
+    if (ev.type != LP2P_MDNS_EV_DISCOVERED && ev.type != LP2P_MDNS_EV_EXPIRED && ev.type != LP2P_MDNS_EV_REFRESHED &&
+        ev.type != LP2P_MDNS_EV_UPDATED)
+      abort();
     if (!ev.peer.len) abort();
     if (ev.type != LP2P_MDNS_EV_EXPIRED && (!ev.naddrs || !ev.addrs)) abort();
     for (size_t i = 0; i < ev.naddrs; i++)

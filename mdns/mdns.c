@@ -20,7 +20,8 @@
 /* The behaviour's defaults (the engine's own, 120 s and 60 s, match the spec's vectors). A quiet
  * steady state: records live 75 minutes (RFC 6762 §10 for PTR/TXT records; go-libp2p sends
  * 3200 s) and queries back off 1 s doubling to 5 minutes (rust-libp2p's query interval); our
- * queries list the peers we know as known answers, so a peer answers about once per half-life.
+ * queries list the peers we know on that link as known answers, so a peer answers about once per
+ * half-life.
  * Discovery does not wait for either: a node queries and announces itself when it starts. */
 #define SERVICE_DEFAULT_TTL 4500u
 #define SERVICE_DEFAULT_QUERY_MAX 300000u

@@ -13,8 +13,9 @@
  *   - Queries `_p2p._udp.local PTR` on every interface and family: the first 20..120 ms after the
  *     behaviour is added (jitter), then after 1 s doubling up to 5 minutes, and at once (backoff
  *     restarted) when the interfaces or our listen addresses change. Our queries list the peers
- *     we know, and ourselves, as known answers (RFC 6762 §7.1): a peer answers only once our copy
- *     of its records is past half-life, and we do not answer our own query.
+ *     we know on that interface and family, and ourselves, as known answers (RFC 6762 §7.1): a
+ *     peer answers there only once our copy of its records is past half-life (a peer heard on
+ *     another link only is not listed and answers), and we do not answer our own query.
  *   - Answers (and unsolicited announcements on change, twice 1 s apart): PTR in answers; in
  *     additionals one TXT record per address (`dnsaddr=<multiaddr>/p2p/<our id>`, each <= 255
  *     bytes), SRV and A/AAAA - the superset layout js, go and rust all read. On interface I only

@@ -41,8 +41,25 @@ typedef struct ev_item {
   const char *txtp[LP2P_MDNS_MAX_TXT];
 } ev_item;
 
+typedef struct dnsaddr_str {
+  uint8_t len;
+  char s[255];
+} dnsaddr_str;
+
+/* What we advertise on one interface in packets of one family (collect_strings), computed on
+ * first use and kept until the interface's addresses or our listen addresses / peer id change:
+ * every query and answer needs it, and computing it walks listen addresses x interface
+ * addresses through the multiaddr printer. */
+typedef struct adv_cache {
+  uint8_t valid;
+  uint16_t port;
+  size_t n;
+  dnsaddr_str *strs; /* n strings (NULL when n is 0) */
+} adv_cache;
+
 typedef struct iface_state {
   lp2p_mdns_iface info;
+  adv_cache adv[2]; /* [family 4/6] */
   lp2p_tstamp last_answer[2][2]; /* [family 4/6][kind service/meta]: any querier */
   uint8_t answered[2][2];
   lp2p_tstamp deferred[2][2]; /* a multicast answer held back by the gap, due then (0 = none) */
@@ -65,18 +82,26 @@ typedef struct addr_entry {
   lp2p_tstamp seen, refresh; /* refresh: when to query for it (80 %, then 90 % of its TTL; NEVER after) */
 } addr_entry;
 
+/* A link (interface + family) a peer's records were heard on, and the lifetime they got there:
+ * the known answers of our query on a link list only what we learned on that link (a peer heard
+ * on eth0/IPv4 that we listed on wlan0 or on eth0/IPv6 would stay silent there, and we would
+ * never learn its addresses of that link). */
+#define PEER_LINKS 4
+typedef struct peer_link {
+  uint32_t ifindex;
+  int family;
+  lp2p_tstamp seen, expires;
+} peer_link;
+
 typedef struct peer {
   lp2p_peer_id id;
   lp2p_mdns_name instance;
   addr_entry *addrs;
   size_t naddrs;
   txt_set *txt; /* NULL: none */
+  peer_link links[PEER_LINKS]; /* the most recently heard ones; the least recent is replaced */
+  size_t nlinks;
 } peer;
-
-typedef struct dnsaddr_str {
-  uint8_t len;
-  char s[255];
-} dnsaddr_str;
 
 struct lp2p_mdns {
   lp2p_mem mem;
@@ -337,9 +362,10 @@ static void add_string(lp2p_mdns *e, size_t *n, const char *head, size_t hl, con
 }
 
 /* Fills e->strs with the strings advertised on ifc in packets of `family`; returns their count and
- * the SRV port in *port. */
-static size_t collect_strings(lp2p_mdns *e, const lp2p_mdns_iface *ifc, int family, uint16_t *port) {
+ * the SRV port in *port. *partial is set when an allocation failed (some string may be missing). */
+static size_t collect_strings(lp2p_mdns *e, const lp2p_mdns_iface *ifc, int family, uint16_t *port, int *partial) {
   size_t n = 0;
+  *partial = 0;
   int have_tcp = 0, have_udp = 0;
   *port = DEFAULT_SRV_PORT;
   if (!e->have_self) return 0;
@@ -378,7 +404,10 @@ static size_t collect_strings(lp2p_mdns *e, const lp2p_mdns_iface *ifc, int fami
         if (ip_loopback(family, ia->addr) && !ifc->loopback) continue;
         char head[64];
         int hl = ip_text(e, family, ia->addr, head, sizeof head);
-        if (hl < 0) continue;
+        if (hl < 0) {
+          *partial = 1;
+          continue;
+        }
         add_string(e, &n, head, (size_t)hl, tail, strlen(tail), need_p2p);
       }
     } else {
@@ -412,9 +441,39 @@ static size_t collect_strings(lp2p_mdns *e, const lp2p_mdns_iface *ifc, int fami
   return n;
 }
 
+static void adv_reset(lp2p_mdns *e, iface_state *ifs) {
+  for (int fi = 0; fi < 2; fi++) {
+    lp2p__free(&e->mem, ifs->adv[fi].strs);
+    memset(&ifs->adv[fi], 0, sizeof ifs->adv[fi]);
+  }
+}
+
+/* The strings advertised on ifs in packets of `family` (the cache, or e->strs when it cannot be
+ * kept for lack of memory); their count in *n, the SRV port in *port. */
+static const dnsaddr_str *advertised(lp2p_mdns *e, iface_state *ifs, int family, size_t *n, uint16_t *port) {
+  adv_cache *c = &ifs->adv[fam_idx(family)];
+  if (!c->valid) {
+    int partial;
+    size_t k = collect_strings(e, &ifs->info, family, port, &partial);
+    dnsaddr_str *copy = k && !partial ? lp2p__malloc(&e->mem, k * sizeof *copy) : NULL;
+    if (partial || (k && !copy)) { /* out of memory: used this time, not kept */
+      *n = k;
+      return e->strs;
+    }
+    if (k) memcpy(copy, e->strs, k * sizeof *copy);
+    c->valid = 1;
+    c->n = k;
+    c->port = *port;
+    c->strs = copy;
+  }
+  *n = c->n;
+  *port = c->port;
+  return c->strs;
+}
+
 /* Builds one response carrying strings [i, j) into e->buf; length or <0. */
-static int build_response(lp2p_mdns *e, const lp2p_mdns_iface *ifc, int family, size_t i, size_t j, uint16_t port,
-                          uint32_t ttl, uint16_t id) {
+static int build_response(lp2p_mdns *e, const lp2p_mdns_iface *ifc, int family, const dnsaddr_str *strs, size_t i,
+                          size_t j, uint16_t port, uint32_t ttl, uint16_t id) {
   lp2p_mdns_builder b;
   lp2p_mdns_build_init(&b, e->buf, e->cfg.max_packet, id, LP2P_MDNS_FLAG_QR | LP2P_MDNS_FLAG_AA,
                        !e->cfg.no_compression);
@@ -435,7 +494,7 @@ static int build_response(lp2p_mdns *e, const lp2p_mdns_iface *ifc, int family, 
       if (k == i || !e->cfg.txt_single_record)
         lp2p_mdns_build_rr_begin(&b, LP2P_MDNS_SEC_ADDITIONAL, &e->instance, LP2P_MDNS_TYPE_TXT, LP2P_MDNS_CLASS_IN,
                                  ttl);
-      lp2p_mdns_build_string(&b, e->strs[s].s, e->strs[s].len);
+      lp2p_mdns_build_string(&b, strs[s].s, strs[s].len);
       if (k + 1 == j || !e->cfg.txt_single_record) lp2p_mdns_build_rr_end(&b);
     }
     lp2p_mdns_build_rr_begin(&b, LP2P_MDNS_SEC_ADDITIONAL, &e->instance, LP2P_MDNS_TYPE_SRV, LP2P_MDNS_CLASS_IN, ttl);
@@ -457,13 +516,15 @@ static int build_response(lp2p_mdns *e, const lp2p_mdns_iface *ifc, int family, 
 }
 
 /* Queues our response(s) for ifc/family: to the group (dst NULL) or unicast. */
-static int emit_responses(lp2p_mdns *e, const lp2p_mdns_iface *ifc, int family, uint32_t ttl, uint16_t id,
-                          const uint8_t *dst, uint16_t dst_port) {
+static int emit_responses(lp2p_mdns *e, iface_state *ifs, int family, uint32_t ttl, uint16_t id, const uint8_t *dst,
+                          uint16_t dst_port) {
+  const lp2p_mdns_iface *ifc = &ifs->info;
   uint16_t port;
-  size_t n = collect_strings(e, ifc, family, &port);
+  size_t n;
+  const dnsaddr_str *strs = advertised(e, ifs, family, &n, &port);
   if (n == 0) {
     if (ttl || !e->have_self) return 0;
-    int len = build_response(e, ifc, family, 0, 0, port, 0, id);
+    int len = build_response(e, ifc, family, strs, 0, 0, port, 0, id);
     if (len < 0) return 0;
     e->stats.responses_sent++;
     return enqueue_packet(e, ifc->index, family, dst, dst_port, e->buf, (size_t)len);
@@ -471,12 +532,12 @@ static int emit_responses(lp2p_mdns *e, const lp2p_mdns_iface *ifc, int family, 
   size_t i = 0;
   while (i < n) {
     size_t j = i;
-    while (j < n && build_response(e, ifc, family, i, j + 1, port, ttl, id) >= 0) j++;
+    while (j < n && build_response(e, ifc, family, strs, i, j + 1, port, ttl, id) >= 0) j++;
     if (j == i) { /* one string does not fit (tiny max_packet): skip it */
       i++;
       continue;
     }
-    int len = build_response(e, ifc, family, i, j, port, ttl, id); /* rebuild the last fitting one */
+    int len = build_response(e, ifc, family, strs, i, j, port, ttl, id); /* rebuild the last fitting one */
     if (len < 0) return 0;
     e->stats.responses_sent++;
     int rv = enqueue_packet(e, ifc->index, family, dst, dst_port, e->buf, (size_t)len);
@@ -501,31 +562,35 @@ static int emit_meta(lp2p_mdns *e, const lp2p_mdns_iface *ifc, int family, uint1
 }
 
 /* Our query on ifc/family: the PTR question and, as known answers (RFC 6762 §7.1), the PTR of every
- * peer whose records still have at least half of their TTL (its longest-lived address counts),
- * with the TTL left: such a peer stays silent until our copy is past half-life. Our own PTR is
+ * peer heard on that interface and family whose records from there still have at least half of
+ * their TTL, with the TTL left: such a peer stays silent there until our copy is past half-life
+ * (a peer heard elsewhere only is not named: it answers on this link too). Our own PTR is
  * listed too wherever we would answer (the query loops back to us: without it we would answer
  * ourselves, to no one's use; a co-located node is not named and still answers). With nothing to
  * list the packet is byte-identical to js-libp2p's query. Peers that do not fit in max_packet are
  * left out (they answer). */
-static int build_query(lp2p_mdns *e, const lp2p_mdns_iface *ifc, int family, lp2p_tstamp now) {
+static int build_query(lp2p_mdns *e, iface_state *ifs, int family, lp2p_tstamp now) {
   lp2p_mdns_builder b;
   lp2p_mdns_build_init(&b, e->buf, e->cfg.max_packet, 0, 0, !e->cfg.no_compression);
   lp2p_mdns_build_question(&b, &e->service, LP2P_MDNS_TYPE_PTR, LP2P_MDNS_CLASS_IN);
   uint16_t port;
-  if (collect_strings(e, ifc, family, &port) > 0) {
+  size_t nstr;
+  advertised(e, ifs, family, &nstr, &port);
+  if (nstr > 0) {
     lp2p_mdns_build_rr_begin(&b, LP2P_MDNS_SEC_ANSWER, &e->service, LP2P_MDNS_TYPE_PTR, LP2P_MDNS_CLASS_IN, e->cfg.ttl);
     lp2p_mdns_build_name(&b, &e->instance);
     lp2p_mdns_build_rr_end(&b);
   }
   for (size_t i = 0; i < e->npeers; i++) {
     const peer *p = &e->peers[i];
-    lp2p_tstamp left = 0;
-    for (size_t k = 0; k < p->naddrs; k++) {
-      const addr_entry *a = &p->addrs[k];
-      if (a->expires <= now) continue;
-      lp2p_tstamp rem = a->expires - now, ttl = a->expires - a->seen;
-      if (rem * 2 >= ttl && rem > left) left = rem;
-    }
+    const peer_link *l = NULL;
+    for (size_t k = 0; k < p->nlinks && !l; k++)
+      if (p->links[k].ifindex == ifs->info.index && p->links[k].family == family) l = &p->links[k];
+    if (!l || l->expires <= now || (l->expires - now) * 2 < l->expires - l->seen) continue;
+    lp2p_tstamp left = l->expires - now, last = now; /* capped by the addresses still held */
+    for (size_t k = 0; k < p->naddrs; k++)
+      if (p->addrs[k].expires > last) last = p->addrs[k].expires;
+    if (last - now < left) left = last - now;
     if (left < 1000 || !p->instance.len) continue;
     if (b.len + e->service.len + 10u + p->instance.len > b.cap) break; /* the record uncompressed */
     lp2p_mdns_build_rr_begin(&b, LP2P_MDNS_SEC_ANSWER, &e->service, LP2P_MDNS_TYPE_PTR, LP2P_MDNS_CLASS_IN,
@@ -540,7 +605,7 @@ static int send_queries(lp2p_mdns *e, lp2p_tstamp now) {
   for (size_t i = 0; i < e->nifaces; i++) {
     for (int family = 4; family <= 6; family += 2) {
       if (!iface_has_family(&e->ifaces[i].info, family)) continue;
-      int len = build_query(e, &e->ifaces[i].info, family, now);
+      int len = build_query(e, &e->ifaces[i], family, now);
       if (len < 0) return LP2P_ERR_INTERNAL;
       int rv = enqueue_packet(e, e->ifaces[i].info.index, family, NULL, 0, e->buf, (size_t)len);
       if (rv) return rv;
@@ -554,7 +619,7 @@ static int announce_all(lp2p_mdns *e, uint32_t ttl) {
   for (size_t i = 0; i < e->nifaces; i++) {
     for (int family = 4; family <= 6; family += 2) {
       if (!iface_has_family(&e->ifaces[i].info, family)) continue;
-      int rv = emit_responses(e, &e->ifaces[i].info, family, ttl, 0, NULL, 0);
+      int rv = emit_responses(e, &e->ifaces[i], family, ttl, 0, NULL, 0);
       if (rv) return rv;
     }
   }
@@ -608,7 +673,7 @@ static int run_expiry(lp2p_mdns *e, lp2p_tstamp now) {
 
 /* One instance of a response: its addresses (ttl 0 = goodbye). */
 static int learn(lp2p_mdns *e, const lp2p_mdns_name *instance, const lp2p_mdns_record *const *txts, size_t ntxt,
-                 int have_ptr, uint32_t ptr_ttl, uint32_t ifindex, lp2p_tstamp now) {
+                 int have_ptr, uint32_t ptr_ttl, uint32_t ifindex, int family, lp2p_tstamp now) {
   lp2p_peer_id id = {0};
   lp2p_multiaddr *mas[MAX_STRINGS];
   uint32_t ttls[MAX_STRINGS];
@@ -701,6 +766,7 @@ static int learn(lp2p_mdns *e, const lp2p_mdns_name *instance, const lp2p_mdns_r
     p->id = id;
     e->npeers++;
   }
+  if (!lp2p_mdns_name_equal(&p->instance, instance)) p->nlinks = 0; /* links are those of its PTR record */
   p->instance = *instance;
   size_t before = p->naddrs;
   int live_in_packet = 0;
@@ -731,6 +797,27 @@ static int learn(lp2p_mdns *e, const lp2p_mdns_name *instance, const lp2p_mdns_r
       mas[i] = NULL;
       changed = 1;
     }
+  }
+  if (p->naddrs && live_in_packet) { /* the link it was heard on, with the longest TTL of the packet */
+    uint32_t longest = 0;
+    for (size_t i = 0; i < nma; i++)
+      if (ttls[i] > longest) longest = ttls[i];
+    size_t k;
+    for (k = 0; k < p->nlinks; k++)
+      if (p->links[k].ifindex == ifindex && p->links[k].family == family) break;
+    if (k == p->nlinks) {
+      if (p->nlinks < PEER_LINKS) {
+        p->nlinks++;
+      } else {
+        k = 0;
+        for (size_t j = 1; j < PEER_LINKS; j++)
+          if (p->links[j].seen < p->links[k].seen) k = j;
+      }
+    }
+    p->links[k].ifindex = ifindex;
+    p->links[k].family = family;
+    p->links[k].seen = now;
+    p->links[k].expires = now + (lp2p_tstamp)longest * 1000u;
   }
   int txt_changed = 0;
   if (p->naddrs && live_in_packet && !txt_equal(p->txt, &xt)) {
@@ -768,7 +855,7 @@ static int is_instance_of_service(const lp2p_mdns *e, const lp2p_mdns_name *n) {
   return lp2p_mdns_name_equal(&suffix, &e->service);
 }
 
-static int handle_response(lp2p_mdns *e, const lp2p_mdns_msg *m, uint32_t ifindex, lp2p_tstamp now) {
+static int handle_response(lp2p_mdns *e, const lp2p_mdns_msg *m, uint32_t ifindex, int family, lp2p_tstamp now) {
   lp2p_mdns_name inst[MAX_INSTANCES];
   uint32_t ptr_ttl[MAX_INSTANCES];
   uint8_t has_ptr[MAX_INSTANCES];
@@ -810,7 +897,7 @@ static int handle_response(lp2p_mdns *e, const lp2p_mdns_msg *m, uint32_t ifinde
       for (size_t i = 0; i < m->nrr; i++)
         if (m->rr[i].type == LP2P_MDNS_TYPE_TXT && !lp2p_mdns_name_equal(&m->rr[i].name, &e->instance))
           txts[nt++] = &m->rr[i];
-    int r = learn(e, &inst[k], txts, nt, has_ptr[k], ptr_ttl[k], ifindex, now);
+    int r = learn(e, &inst[k], txts, nt, has_ptr[k], ptr_ttl[k], ifindex, family, now);
     if (r) rv = r;
   }
   return rv;
@@ -870,9 +957,9 @@ static int handle_query(lp2p_mdns *e, iface_state *ifs, int family, const uint8_
     uint64_t sent_before = e->stats.responses_sent;
     int rv;
     if (kind == 0) {
-      rv = emit_responses(e, &ifs->info, family, e->cfg.ttl, 0, NULL, 0);
+      rv = emit_responses(e, ifs, family, e->cfg.ttl, 0, NULL, 0);
       if (!rv && (unicast[0] || legacy) && src)
-        rv = emit_responses(e, &ifs->info, family, e->cfg.ttl, legacy ? m->id : 0, src, src_port);
+        rv = emit_responses(e, ifs, family, e->cfg.ttl, legacy ? m->id : 0, src, src_port);
     } else {
       rv = emit_meta(e, &ifs->info, family, 0, NULL, 0);
       if (!rv && (unicast[1] || legacy) && src) rv = emit_meta(e, &ifs->info, family, legacy ? m->id : 0, src, src_port);
@@ -941,7 +1028,7 @@ int lp2p_mdns_packet_in(lp2p_mdns *e, uint32_t ifindex, int family, const uint8_
   if (!(m->flags & LP2P_MDNS_FLAG_QR) && m->nq > 0)
     rv = handle_query(e, ifs, family, src, src_port, m, now);
   else if ((m->flags & LP2P_MDNS_FLAG_QR) || m->nq == 0)
-    rv = handle_response(e, m, ifindex, now);
+    rv = handle_response(e, m, ifindex, family, now);
   return rv;
 }
 
@@ -962,10 +1049,11 @@ static int run_timers(lp2p_mdns *e, lp2p_tstamp now) {
       for (int kind = 0; kind < 2 && !rv; kind++) {
         if (!ifs->deferred[fi][kind] || ifs->deferred[fi][kind] > now) continue;
         ifs->deferred[fi][kind] = 0;
+        int family = fi ? 6 : 4;
+        if (!iface_has_family(&ifs->info, family)) continue; /* the interface lost that family since */
         ifs->answered[fi][kind] = 1;
         ifs->last_answer[fi][kind] = now;
-        int family = fi ? 6 : 4;
-        rv = kind == 0 ? emit_responses(e, &ifs->info, family, e->cfg.ttl, 0, NULL, 0)
+        rv = kind == 0 ? emit_responses(e, ifs, family, e->cfg.ttl, 0, NULL, 0)
                        : emit_meta(e, &ifs->info, family, 0, NULL, 0);
       }
   }
@@ -1050,7 +1138,20 @@ int lp2p_mdns_set_interfaces(lp2p_mdns *e, const lp2p_mdns_iface *ifaces, size_t
       ns[i].info.addrs[k].prefix_len = ifaces[i].addrs[k].prefix_len;
       memcpy(ns[i].info.addrs[k].addr, ifaces[i].addrs[k].addr, fam_len(ifaces[i].addrs[k].family));
     }
-    if (!old || memcmp(&old->info, &ns[i].info, sizeof ns[i].info)) diff = 1;
+    if (!old || memcmp(&old->info, &ns[i].info, sizeof ns[i].info)) {
+      diff = 1;
+      memset(ns[i].adv, 0, sizeof ns[i].adv); /* recomputed on use; the old one is freed below */
+    }
+    for (int fi = 0; fi < 2; fi++) /* an answer held back for a family the interface no longer has */
+      if (!iface_has_family(&ns[i].info, fi ? 6 : 4)) ns[i].deferred[fi][0] = ns[i].deferred[fi][1] = 0;
+  }
+  for (size_t k = 0; k < e->nifaces; k++) { /* caches not carried over */
+    iface_state *o = &e->ifaces[k];
+    size_t i;
+    for (i = 0; i < n && ns[i].info.index != o->info.index; i++) {
+    }
+    for (int fi = 0; fi < 2; fi++)
+      if (i == n || ns[i].adv[fi].strs != o->adv[fi].strs) lp2p__free(&e->mem, o->adv[fi].strs);
   }
   lp2p__free(&e->mem, e->ifaces);
   e->ifaces = ns;
@@ -1089,6 +1190,7 @@ int lp2p_mdns_set_listen_addrs(lp2p_mdns *e, const lp2p_multiaddr *const *addrs,
   e->self = *self;
   e->have_self = 1;
   memcpy(e->self_text, text, sizeof text);
+  for (size_t i = 0; i < e->nifaces; i++) adv_reset(e, &e->ifaces[i]);
   changed(e, now);
   return run_timers(e, now);
 }
@@ -1239,6 +1341,7 @@ void lp2p_mdns_free(lp2p_mdns *e) {
   lp2p__free(&e->mem, e->peers);
   for (size_t i = 0; i < e->nlisten; i++) lp2p_multiaddr_free(e->listen[i]);
   lp2p__free(&e->mem, e->listen);
+  for (size_t i = 0; i < e->nifaces; i++) adv_reset(e, &e->ifaces[i]);
   lp2p__free(&e->mem, e->ifaces);
   lp2p__free(&e->mem, e->buf);
   lp2p_mem mm = e->mem;

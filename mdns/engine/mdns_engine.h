@@ -14,9 +14,11 @@
  *     host `<peer-name>.local`.
  *   - Queries: one question `_p2p._udp.local PTR IN` (QU clear, id 0; byte-identical to
  *     js-libp2p's while we know no peer), multicast on every interface and family, with known
- *     answers (RFC 6762 §7.1): the PTR of every known peer whose records still have at least half
- *     of their TTL, with the TTL left (a responder that honours them, as we do, stays silent until
- *     our copy of its records is past half-life; the list stops where max_packet would overflow). The first one 20..120 ms (random)
+ *     answers (RFC 6762 §7.1): the PTR of every known peer heard on that interface and family (the
+ *     last 4 such links of each peer are remembered) whose records from there still have at least
+ *     half of their TTL, with the TTL left (a responder that honours them, as we do, stays silent
+ *     there until our copy of its records is past half-life; a peer heard on other links only is
+ *     not named and answers; the list stops where max_packet would overflow). The first one 20..120 ms (random)
  *     after _new, then after cfg.query_interval_min (1 s), doubling up to cfg.query_interval_max
  *     (60 s). An interface change (lp2p_mdns_set_interfaces with a different list) or a listen
  *     address change queries at once (from inside that call) and restarts the backoff.

@@ -1014,6 +1014,196 @@ TEST(known_answers) {
   lp2p_mdns_free(c);
 }
 
+/* An answer held back by the gap on eth0/IPv6 is dropped when eth0 loses IPv6 before it is due: it
+ * never goes out on a family the interface no longer has (found by fuzz_mdns_engine). */
+TEST(deferred_answer_follows_interface) {
+  size_t qn;
+  uint8_t *q = vec_hex("query", &qn);
+  REQUIRE(q);
+  lp2p_mdns *e = mk_engine(NULL, 0, 0);
+  lp2p_mdns_iface ifs[2];
+  std_ifaces(ifs);
+  CHECK_OK(lp2p_mdns_set_interfaces(e, ifs, 2, 0));
+  const char *addrs[] = {"/ip4/0.0.0.0/tcp/4001", "/ip6/::/tcp/4001"};
+  set_addrs(e, addrs, 2, PEER_ID, 0);
+  CHECK_OK(lp2p_mdns_tick(e, 200));
+  CHECK_OK(lp2p_mdns_tick(e, 1200));
+  pkts p;
+  drain(e, &p);
+  pkts_free(&p);
+  static const uint8_t src_b[16] = {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x21};
+  lp2p_tstamp t = 10000;
+  while (lp2p_mdns_next_deadline(e) <= t) CHECK_OK(lp2p_mdns_tick(e, lp2p_mdns_next_deadline(e))); /* queries */
+  drain(e, &p);
+  pkts_free(&p);
+  CHECK_OK(lp2p_mdns_packet_in(e, 2, 6, SRC_LAN6, 5353, q, qn, t));
+  drain(e, &p);
+  CHECK_EQ(count_kind(&p, 1, 2, 6), 1);
+  pkts_free(&p);
+  CHECK_OK(lp2p_mdns_packet_in(e, 2, 6, src_b, 5353, q, qn, t + 50)); /* inside the gap: deferred */
+  drain(e, &p);
+  CHECK_EQ(p.n, 0);
+  CHECK_EQ(lp2p_mdns_next_deadline(e), t + 125);
+  ifs[1].naddrs = 1; /* eth0 keeps 192.168.1.10/24 only */
+  CHECK_OK(lp2p_mdns_set_interfaces(e, ifs, 2, t + 60));
+  drain(e, &p);
+  CHECK_EQ(count_kind(&p, 1, 2, 6), 0);
+  CHECK_EQ(count_kind(&p, 0, 2, 6), 0);
+  pkts_free(&p);
+  CHECK(lp2p_mdns_next_deadline(e) > t + 125);
+  CHECK_OK(lp2p_mdns_tick(e, t + 125));
+  drain(e, &p);
+  CHECK_EQ(count_kind(&p, 1, 2, 6), 0);
+  pkts_free(&p);
+  lp2p_mdns_free(e);
+  free(q);
+}
+
+/* A response of peer `label` (id text `id`): PTR + one TXT `dnsaddr=/ip4/<ip>/tcp/4001/p2p/<id>`. */
+static int peer_response(uint8_t *buf, size_t cap, const char *label, const char *id, const char *ip, uint32_t ttl) {
+  lp2p_mdns_name svc, inst;
+  lp2p_mdns_name_from_text(&svc, "_p2p._udp.local");
+  lp2p_mdns_name_prepend(&inst, (const uint8_t *)label, strlen(label), &svc);
+  char str[256];
+  int sl = snprintf(str, sizeof str, "dnsaddr=%s/tcp/4001/p2p/%s", ip, id);
+  lp2p_mdns_builder b;
+  lp2p_mdns_build_init(&b, buf, cap, 0, 0x8400, 1);
+  lp2p_mdns_build_rr_begin(&b, LP2P_MDNS_SEC_ANSWER, &svc, LP2P_MDNS_TYPE_PTR, 1, ttl);
+  lp2p_mdns_build_name(&b, &inst);
+  lp2p_mdns_build_rr_end(&b);
+  lp2p_mdns_build_rr_begin(&b, LP2P_MDNS_SEC_ADDITIONAL, &inst, LP2P_MDNS_TYPE_TXT, 1, ttl);
+  lp2p_mdns_build_string(&b, str, (size_t)sl);
+  lp2p_mdns_build_rr_end(&b);
+  return lp2p_mdns_build_finish(&b);
+}
+
+/* Our query's bytes: header with `nans` answers, the question `_p2p._udp.local PTR IN`, then the
+ * known answers given as hex (see ka_hex). */
+static void expect_query(const lp2p_mdns_packet *p, int nans, const char *answers_hex) {
+  char hex[1024];
+  snprintf(hex, sizeof hex, "00000000" "0001" "%04x" "0000" "0000" /* id, flags, counts */
+           "045f703270045f756470056c6f63616c00" "000c" "0001" /* _p2p._udp.local PTR IN */
+           "%s", nans, answers_hex);
+  size_t n;
+  uint8_t *want = hex_to_bytes(hex, &n);
+  REQUIRE(want);
+  CHECK_EQ(p->len, n);
+  if (p->len == n) CHECK_MEM(p->data, want, n);
+  free(want);
+}
+/* One known answer: `_p2p._udp.local` (pointer to offset 12) PTR IN ttl -> <4-letter label> + pointer. */
+static void ka_hex(char *out, size_t cap, const char *label4, uint32_t ttl) {
+  size_t o = strlen(out);
+  snprintf(out + o, cap - o, "c00c000c0001%08x0007" "04%02x%02x%02x%02x" "c00c", ttl, (uint8_t)label4[0],
+           (uint8_t)label4[1], (uint8_t)label4[2], (uint8_t)label4[3]);
+}
+
+/* Known answers are per link: a peer heard on eth0/IPv4 is listed in our eth0/IPv4 query only,
+ * not on eth0/IPv6 nor on lo, whose responders must still answer (a known answer there would
+ * silence the peer where we have never heard it, and we would never learn its addresses of that
+ * link). Heard on eth0/IPv6 too, it is listed there with the TTL its records have on that link. */
+TEST(known_answers_per_link) {
+  lp2p_mdns *e = mk_engine("aaaa", 0, 0);
+  REQUIRE(e);
+  lp2p_mdns_iface ifs[2];
+  std_ifaces(ifs);
+  CHECK_OK(lp2p_mdns_set_interfaces(e, ifs, 2, 0));
+  const char *addrs[] = {"/ip4/0.0.0.0/tcp/4001", "/ip6/::/tcp/4001"};
+  set_addrs(e, addrs, 2, PEER_ID, 0);
+  CHECK_OK(lp2p_mdns_tick(e, lp2p_mdns_next_deadline(e)));
+  pkts p;
+  drain(e, &p);
+  pkts_free(&p);
+  uint8_t buf[512];
+  int len = peer_response(buf, sizeof buf, "bbbb", OTHER_ID, "/ip4/192.168.1.30", 120);
+  REQUIRE(len > 0);
+  CHECK_OK(lp2p_mdns_packet_in(e, 2, 4, SRC_LAN, 5353, buf, (size_t)len, 1000));
+  CHECK_EQ(lp2p_mdns_peer_count(e), 1);
+  CHECK_OK(lp2p_mdns_query_now(e, 11000));
+  drain(e, &p);
+  char own[128] = "", both[256] = "";
+  ka_hex(own, sizeof own, "aaaa", 120);
+  ka_hex(both, sizeof both, "aaaa", 120);
+  ka_hex(both, sizeof both, "bbbb", 110); /* 120 s heard at 1 s, asked at 11 s */
+  size_t nq = 0;
+  for (size_t i = 0; i < p.n; i++) {
+    if (p.p[i].data[2] & 0x80) continue;
+    nq++;
+    if (p.p[i].ifindex == 2 && p.p[i].family == 4)
+      expect_query(&p.p[i], 2, both);
+    else
+      expect_query(&p.p[i], 1, own); /* lo/4, lo/6, eth0/6 */
+  }
+  CHECK_EQ(nq, 4);
+  pkts_free(&p);
+  /* the same peer heard on eth0/IPv6 at 2 s: listed there too, with that link's TTL */
+  CHECK_OK(lp2p_mdns_packet_in(e, 2, 6, SRC_LAN6, 5353, buf, (size_t)len, 2000));
+  CHECK_OK(lp2p_mdns_query_now(e, 12000));
+  drain(e, &p);
+  char v4[256] = "", v6[256] = "";
+  ka_hex(v4, sizeof v4, "aaaa", 120);
+  ka_hex(v4, sizeof v4, "bbbb", 109);
+  ka_hex(v6, sizeof v6, "aaaa", 120);
+  ka_hex(v6, sizeof v6, "bbbb", 110);
+  nq = 0;
+  for (size_t i = 0; i < p.n; i++) {
+    if (p.p[i].data[2] & 0x80) continue;
+    nq++;
+    if (p.p[i].ifindex == 2)
+      expect_query(&p.p[i], 2, p.p[i].family == 4 ? v4 : v6);
+    else
+      expect_query(&p.p[i], 1, own);
+  }
+  CHECK_EQ(nq, 4);
+  pkts_free(&p);
+  lp2p_mdns_free(e);
+}
+
+/* Three known answers in a query with two peers known on the link is the design: our own PTR
+ * (the query loops back to us) and one PTR per peer, in the order they were learned, each with the
+ * TTL its records have left. The layout, byte for byte. */
+TEST(known_answers_two_peers) {
+  lp2p_mdns_iface ifc;
+  memset(&ifc, 0, sizeof ifc);
+  ifc.index = 2;
+  ifc.addrs[ifc.naddrs++] = a4(192, 168, 1, 10, 24);
+  lp2p_mdns *e = mk_engine("aaaa", 0, 0);
+  REQUIRE(e);
+  CHECK_OK(lp2p_mdns_set_interfaces(e, &ifc, 1, 0));
+  const char *aa[] = {"/ip4/192.168.1.10/tcp/4001"};
+  set_addrs(e, aa, 1, PEER_ID, 0);
+  CHECK_OK(lp2p_mdns_tick(e, lp2p_mdns_next_deadline(e)));
+  pkts p;
+  drain(e, &p);
+  pkts_free(&p);
+  uint8_t mh[34] = {0x12, 0x20};
+  for (int i = 0; i < 32; i++) mh[2 + i] = (uint8_t)(7 * i + 1);
+  lp2p_peer_id third;
+  CHECK_OK(lp2p_peer_id_from_bytes(mh, sizeof mh, &third));
+  char third_text[LP2P_PEER_ID_MAX_TEXT];
+  REQUIRE(lp2p_peer_id_to_string(&third, third_text, sizeof third_text) > 0);
+  uint8_t buf[512];
+  int len = peer_response(buf, sizeof buf, "bbbb", OTHER_ID, "/ip4/192.168.1.30", 120);
+  REQUIRE(len > 0);
+  CHECK_OK(lp2p_mdns_packet_in(e, 2, 4, SRC_LAN, 5353, buf, (size_t)len, 1000));
+  len = peer_response(buf, sizeof buf, "cccc", third_text, "/ip4/192.168.1.31", 120);
+  REQUIRE(len > 0);
+  CHECK_OK(lp2p_mdns_packet_in(e, 2, 4, SRC_LAN, 5353, buf, (size_t)len, 2000));
+  CHECK_EQ(lp2p_mdns_peer_count(e), 2);
+  CHECK_OK(lp2p_mdns_query_now(e, 11000));
+  drain(e, &p);
+  REQUIRE(p.n >= 1);
+  CHECK_EQ(p.p[0].data[2] & 0x80, 0);
+  char ka[512] = "";
+  ka_hex(ka, sizeof ka, "aaaa", 120);
+  ka_hex(ka, sizeof ka, "bbbb", 110);
+  ka_hex(ka, sizeof ka, "cccc", 111);
+  expect_query(&p.p[0], 3, ka);
+  CHECK_EQ(p.p[0].len, 33u + 3u * 19u);
+  pkts_free(&p);
+  lp2p_mdns_free(e);
+}
+
 /* A listen address on an IPv6 link-local IP is never advertised (a dnsaddr cannot carry the zone),
  * whether it comes from :: or is named (found by fuzz_mdns_engine). */
 TEST(no_link_local_strings) {
@@ -1055,7 +1245,10 @@ int main(void) {
   RUN(txt_record_layouts);
   RUN(refresh_queries_and_events);
   RUN(known_answers);
+  RUN(known_answers_per_link);
+  RUN(known_answers_two_peers);
   RUN(no_link_local_strings);
+  RUN(deferred_answer_follows_interface);
   RUN(malformed_and_floods);
   RUN(allocation_failures);
   return test_done();
