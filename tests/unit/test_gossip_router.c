@@ -676,6 +676,29 @@ TEST(held_forwards_urgent_idontwant) {
   CHECK_OK(lp2p_gs_flush_forwards(idw_router, 2101));
   held_poll(id, idlen, msgs, urg, &deliv, order);
   CHECK(msgs[3] == 1 && msgs[1] + msgs[2] + msgs[4] + msgs[5] == 0);
+  /* 60 held messages of 1500 B for 2 and 3: sent in RPCs of at most 32 KiB of messages (rust-libp2p
+   * refuses RPCs over 64 KiB) */
+  for (int k = 0; k < 60; k++) {
+    idw_msg(5, (uint8_t)(10 + k), 1500, &rpc, id, &idlen);
+    rpc_in(1, &rpc, 2200);
+  }
+  CHECK_EQ(lp2p_gs_held_forwards(idw_router), 120u);
+  held_poll(id, idlen, msgs, urg, &deliv, order);
+  CHECK_EQ(deliv, 60);
+  CHECK_OK(lp2p_gs_flush_forwards(idw_router, 2201));
+  size_t nsend = 0, nmsg = 0;
+  while (lp2p_gs_poll(idw_router, &ev)) {
+    CHECK(ev.type == LP2P_GS_EV_SEND && !ev.urgent && ev.len <= 32768 + 1600);
+    uint64_t len;
+    int pre = lp2p_uvarint_decode(ev.data, ev.len, &len);
+    Lp2pGs__RPC *r = NULL;
+    CHECK(pre > 0);
+    CHECK_OK(lp2p_gs_rpc_decode(lp2p_mem_default(), ev.data + pre, (size_t)len, NULL, &r));
+    nsend++, nmsg += r->n_publish;
+    lp2p_gs_rpc_free(lp2p_mem_default(), r);
+  }
+  CHECK_EQ(nmsg, 120u);
+  CHECK(nsend >= 6);
   lp2p__bytes_free(lp2p_mem_default(), &rpc), lp2p__bytes_free(lp2p_mem_default(), &ctl);
   teardown(6);
 }

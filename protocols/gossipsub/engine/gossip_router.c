@@ -344,16 +344,20 @@ static int emit(lp2p_gs *g, const gs_peer *p, const uint8_t *body, size_t len, i
   return push_ev(g, &ev, buf);
 }
 
+/* A peer's pending RPC into a SEND event. */
+static int flush_peer(lp2p_gs *g, gs_peer *p) {
+  if (!p->body.len && !p->ctl.len) return 0;
+  int r = 0;
+  if (p->ctl.len) r = lp2p_gs_pb_ld(g->m, &p->body, 3, p->ctl.data, p->ctl.len);
+  if (!r) r = emit(g, p, p->body.data, p->body.len, 0);
+  p->body.len = p->ctl.len = 0;
+  return r;
+}
 /* Flush every peer's pending RPC into a SEND event. */
 static int flush(lp2p_gs *g) {
   int rv = 0;
   for (size_t i = 0; i < g->npeers; i++) {
-    gs_peer *p = g->peers[i];
-    if (!p->body.len && !p->ctl.len) continue;
-    int r = 0;
-    if (p->ctl.len) r = lp2p_gs_pb_ld(g->m, &p->body, 3, p->ctl.data, p->ctl.len);
-    if (!r) r = emit(g, p, p->body.data, p->body.len, 0);
-    p->body.len = p->ctl.len = 0;
+    int r = flush_peer(g, g->peers[i]);
     if (r) rv = r;
   }
   return rv;
@@ -507,16 +511,24 @@ static void cancel_forward(lp2p_gs *g, const uint8_t *id, size_t n, const gs_pee
     return;
   }
 }
-/* Queues every held forward (messages in arrival order) into the peers' RPCs. */
+/* Queues every held forward (messages in arrival order) into the peers' RPCs, and sends them: at
+ * most GS_FWD_BATCH bytes of messages per RPC (rust-libp2p refuses RPCs over 64 KiB by default;
+ * a burst of held forwards to one peer would otherwise make one large RPC). */
+#define GS_FWD_BATCH 32768
 static int send_held(lp2p_gs *g) {
   int rv = 0;
   for (size_t i = 0; i < g->npend; i++) {
     gs_msg *m = g->pend[i];
-    for (size_t k = 0; !rv && k < m->nfwd; k++) rv = q_msg(g, m->fwd[k], m), g->st.forwarded++;
+    for (size_t k = 0; !rv && k < m->nfwd; k++) {
+      gs_peer *p = m->fwd[k];
+      if (p->body.len && p->body.len + m->enc.len > GS_FWD_BATCH) rv = flush_peer(g, p);
+      if (!rv) rv = q_msg(g, p, m), g->st.forwarded++;
+    }
     m->nfwd = 0;
   }
   g->npend = 0;
-  return rv;
+  int r2 = flush(g);
+  return rv ? rv : r2;
 }
 static gs_msg *mcache_put(lp2p_gs *g, const uint8_t *id, size_t idlen, const uint8_t *t, size_t tn,
                           const uint8_t *enc, size_t encn) {
