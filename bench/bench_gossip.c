@@ -23,8 +23,16 @@
  * Peers: go $LP2P_GO_PEER or ~/.cache/lp2p/bin/go-peer, rust $LP2P_RUST_PEER or
  * ~/.cache/lp2p/bin/rust-peer, js scripts/node tests/interop/js/ctl-peer.mjs of this source tree.
  *
+ * --go-params: every lp2p node runs go-libp2p-pubsub's defaults (D 6, D_lo 5, D_hi 12, D_lazy 6,
+ * D_out 2, gossip factor 0.25, mcache 5/3, heartbeat 1 s, flood publish, StrictSign, no peer
+ * scoring), i.e. what `go-peer bench gossip` runs, for a like-for-like comparison with it
+ * (bench/gossip_compare.sh); lp2p's own defaults differ in D_lo (4) and scoring (on).
+ * --count K / --burst M: messages of the latency phase (one at a time, default 200) and of the
+ * burst (back to back, default 2000), as go-peer's --count / --burst (without --peers).
+ *
  * Usage: bench_gossip [--quick] [--json FILE] [--nodes N] [--extra E] [--peers LIST]
- *                     [--ext-links L] [--ext-count KX] [--ext-burst MX] */
+ *                     [--ext-links L] [--ext-count KX] [--ext-burst MX] [--go-params]
+ *                     [--count K] [--burst M] */
 #include <uv.h>
 
 #include "bench_util.h"
@@ -361,7 +369,7 @@ static phase_result run_phase(const char *label, int publisher, int K, int M, in
 
 int main(int argc, char **argv) {
   const char *peers = NULL;
-  int KX = 0, MX = 0;
+  int KX = 0, MX = 0, go_params = 0, Kset = 0, Mset = 0;
   char *bargv[8];
   int bargc = 0;
   bargv[bargc++] = argv[0];
@@ -372,6 +380,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--ext-links") && i + 1 < argc) EXTLINKS = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--ext-count") && i + 1 < argc) KX = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--ext-burst") && i + 1 < argc) MX = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--go-params")) go_params = 1;
+    else if (!strcmp(argv[i], "--count") && i + 1 < argc) Kset = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--burst") && i + 1 < argc) Mset = atoi(argv[++i]);
     else if (bargc < 7) bargv[bargc++] = argv[i];
   }
   bargv[bargc] = NULL;
@@ -392,6 +403,11 @@ int main(int argc, char **argv) {
   }
   lp2p_pubsub_config pc;
   lp2p_pubsub_config_default(&pc);
+  if (go_params) { /* go-libp2p-pubsub v0.18 defaults (GossipSubD.., no WithPeerScore) */
+    pc.D = 6, pc.D_lo = 5, pc.D_hi = 12, pc.D_lazy = 6, pc.D_out = 2;
+    pc.gossip_factor_pct = 25, pc.mcache_len = 5, pc.mcache_gossip = 3, pc.heartbeat_ms = 1000;
+    pc.flood_publish = 1, pc.scoring = 0;
+  }
   for (int i = 0; i < N; i++) {
     bnode *b = &nodes[i];
     b->idx = i;
@@ -451,6 +467,10 @@ int main(int argc, char **argv) {
   for (int x = 0; x < next; x++) printf("# %s ctl peer: %d mesh peers\n", ext[x].impl, ext[x].mesh);
 
   int K = bench_quick() ? 30 : 200, M = bench_quick() ? 300 : 2000;
+  if (Kset > 0) K = Kset;
+  if (Mset > 0) M = Mset;
+  if (K + M > MAXMSG) M = MAXMSG - K;
+  if (go_params) printf("# go-libp2p-pubsub parameters (D_lo 5, no scoring)\n");
   if (!KX) KX = bench_quick() ? 30 : 200;
   if (!MX) MX = bench_quick() ? 100 : 500;
   int next_k = 0;
@@ -460,7 +480,7 @@ int main(int argc, char **argv) {
     /* the historical rows (names kept): lp2p publishers only */
     target = N - 1;
     uint64_t *lat = calloc((size_t)K, sizeof *lat);
-    uint64_t d0, u0, d1, u1;
+    uint64_t d0, u0, d1, u1, del0 = deliveries;
     stats_sum(&d0, &u0);
     int lost = 0;
     for (int k = 0; k < K; k++) {
@@ -469,21 +489,25 @@ int main(int argc, char **argv) {
       if (!run_until(msg_done, &k, 5)) lost++;
       lat[k] = (got[k] ? last_ns[k] : bench_now_ns()) - t0;
     }
+    run_for(0.3); /* stragglers: late copies count as duplicates of this phase (as go-peer bench gossip) */
     stats_sum(&d1, &u1);
     qsort(lat, (size_t)K, sizeof *lat, cmp_u64);
     report("latency to last subscriber p50 (1 KiB)", bench_seconds(lat[K / 2]), "s");
     report("latency to last subscriber p99 (1 KiB)", bench_seconds(lat[(K * 99) / 100]), "s");
     report("latency to last subscriber max (1 KiB)", bench_seconds(lat[K - 1]), "s");
     report("duplicates per delivered message", d1 > d0 ? (double)(u1 - u0) / (double)(d1 - d0) : 0, "dup/msg");
+    report("delivery ratio (one at a time)", (double)(deliveries - del0) / ((double)K * target), "ratio");
     free(lat);
     range r = {K, K + M};
     stats_sum(&d0, &u0);
+    del0 = deliveries;
     uint64_t t0 = bench_now_ns();
     for (int k = K; k < K + M; k++) {
       publish(k, -1);
       if ((k & 31) == 31) uv_run(&loop, UV_RUN_NOWAIT); /* let the first ones flow */
     }
     int all = run_until(range_done, &r, 60);
+    run_for(0.3);
     uint64_t t1 = 0;
     for (int k = K; k < K + M; k++)
       if (last_ns[k] > t1) t1 = last_ns[k];
@@ -492,6 +516,7 @@ int main(int argc, char **argv) {
     report("deliveries/s 1 KiB", bench_rate((double)M * (N - 1), t1 - t0), "deliv/s");
     report("duplicates per delivered message (burst)", d1 > d0 ? (double)(u1 - u0) / (double)(d1 - d0) : 0,
            "dup/msg");
+    report("delivery ratio (burst)", (double)(deliveries - del0) / ((double)M * target), "ratio");
     printf("# lost (latency phase): %d of %d; burst complete: %s; app-level duplicates: %llu\n", lost, K,
            all ? "yes" : "NO", (unsigned long long)multi);
   } else {

@@ -6,6 +6,10 @@
 #     duplicates per delivered message counted by the lp2p routers, msg/s back to back.
 #  2. go-peer bench gossip: the same 50-node graph and phases with go-libp2p-pubsub hosts only (one process,
 #     GOMAXPROCS 1 like lp2p's single loop): go's own router's duplicates and latency.
+#  3. like for like: bench_gossip --go-params --count K --burst M: 50 lp2p nodes with go-libp2p-pubsub's
+#     default parameters (D_lo 5 and no peer scoring, where lp2p's defaults differ), the same graph,
+#     message counts and phases as 2 (duplicates counted the same way: copies of a seen message per
+#     delivered message, stragglers 300 ms after each phase included).
 # Usage: bench/gossip_compare.sh BUILD_DIR [OUT_DIR]   (BUILD_DIR: a Release build with bench_gossip)
 # Env: LP2P_GO_PEER (go-peer with `bench gossip`), LP2P_RUST_PEER, GOSSIP_COUNT (200), GOSSIP_BURST (500).
 set -euo pipefail
@@ -19,6 +23,8 @@ K="${GOSSIP_COUNT:-200}" M="${GOSSIP_BURST:-500}"
   >"$out/mixed.md" 2>"$out/mixed.err" || { cat "$out/mixed.err" >&2; exit 1; }
 "$go_peer" bench gossip --nodes 50 --count "$K" --burst "$M" --procs 1 >"$out/go1.jsonl" 2>"$out/go1.err" || true
 "$go_peer" bench gossip --nodes 50 --count "$K" --burst "$M" --procs 2 >"$out/go2.jsonl" 2>"$out/go2.err" || true
+"$build/bench/bench_gossip" --go-params --count "$K" --burst "$M" --json "$out/lp2p-goparams.jsonl" \
+  >"$out/lp2p-goparams.md" 2>"$out/lp2p-goparams.err" || { cat "$out/lp2p-goparams.err" >&2; exit 1; }
 grep -v '^| .* publisher:' "$out/mixed.md" | grep -v '^$' | grep -v '^| benchmark\|^|---|---:|---:|$' || true
 python3 - "$out" <<'EOF'
 import json, sys, os
@@ -60,4 +66,29 @@ if "latency" in g1 and lp:
         lp["duplicates per delivered message"], g1["latency"]["dups"],
         lp["duplicates per delivered message"] / g1["latency"]["dups"] if g1["latency"]["dups"] else 0,
         lp["delivery ratio (one at a time)"], g1["latency"]["ratio"]))
+# like for like: 50 lp2p (go parameters) vs 50 go on the same graph
+ll = {}
+try:
+    for l in open(os.path.join(out, "lp2p-goparams.jsonl")):
+        r = json.loads(l); ll[r["name"]] = r["value"]
+except (OSError, ValueError):
+    pass
+if ll:
+    print("\nlike for like (50 nodes, same graph, go-libp2p-pubsub parameters on both sides):\n")
+    print("| network | p50 ms | p99 ms | delivered | dup/msg | burst msg/s | burst delivered | burst dup/msg |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| 50 lp2p (--go-params) | %.1f | %.1f | %.4f | %.2f | %.0f | %.4f | %.2f |" % (
+        ll[P50] * 1e3, ll[P99] * 1e3, ll.get("delivery ratio (one at a time)", 0),
+        ll["duplicates per delivered message"], ll["throughput 1 KiB messages (all delivered to 49)"],
+        ll.get("delivery ratio (burst)", 0), ll["duplicates per delivered message (burst)"]))
+    for name, g in (("GOMAXPROCS 1", g1), ("GOMAXPROCS 2", g2)):
+        if "latency" not in g: continue
+        L, B = g["latency"], g.get("burst", {})
+        print("| 50 go-libp2p-pubsub (%s) | %.1f | %.1f | %.4f | %.2f | %.0f | %.4f | %.2f |" % (
+            name, L["p50"] * 1e3, L["p99"] * 1e3, L["ratio"], L["dups"], B.get("rate", 0), B.get("ratio", 0),
+            B.get("dups", 0)))
+    if "latency" in g1:
+        print("\nlike for like duplicates per delivered message: lp2p %.2f vs go %.2f (delivery %.4f vs %.4f)" % (
+            ll["duplicates per delivered message"], g1["latency"]["dups"],
+            ll.get("delivery ratio (one at a time)", 0), g1["latency"]["ratio"]))
 EOF

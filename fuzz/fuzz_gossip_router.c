@@ -1,18 +1,22 @@
 /* fuzz/fuzz_gossip_router.c - the gossipsub router driven by a fuzzed sequence of operations.
  *
  * Input: one config byte (bit 0 scoring, bit 1 flood publishing, bit 2 content message ids,
- * bit 3 a validator that rejects data starting with 'x' and ignores 'y'), then operations
- * until the input ends (op = byte % 8):
+ * bit 3 a validator that rejects data starting with 'x' and ignores 'y', bit 4 hold_forwards,
+ * bit 5 IDONTWANT for every message: threshold 1 byte), then operations until the input ends
+ * (op = byte % 9):
  *   0 RPC body from peer (byte % 4) of length (2 bytes LE, clipped to what is left)
  *   1 time passes: byte * 37 ms, then lp2p_gs_tick
  *   2 publish to topic (byte % 3) a payload of (byte % 16) bytes taken from the input
  *   3 subscribe / 4 unsubscribe topic (byte % 3)
- *   5 add peer (byte % 4; bit 2 outbound, bit 3 /meshsub/1.0.0) / 6 remove peer (byte % 4)
+ *   5 add peer (byte % 4; bit 2 outbound, bit 3 /meshsub/1.0.0, else bit 4 /meshsub/1.2.0, else
+ *     1.1.0) / 6 remove peer (byte % 4)
  *   7 a validly signed message (author byte % 5: the 4 peers or ourselves, sent by peer
  *     (byte >> 4) % 4, topic, seqno byte, payload byte), so that delivery, forwarding,
  *     duplicates, IHAVE/IWANT and the score counters are reached.
+ *   8 lp2p_gs_flush_forwards (the held forwards go out)
  * Checks (abort): every SEND is one length-prefixed RPC that decodes under the default
- * limits; every DELIVER is for a joined topic and never our own message; a message id is
+ * limits; an urgent SEND holds IDONTWANT ids and nothing else; no forward is held without
+ * hold_forwards, none after a flush or a tick; every DELIVER is for a joined topic and never our own message; a message id is
  * delivered at most once while it is in the seen cache (the run is shorter than seen TTL);
  * the mesh of a topic never holds more peers than the router knows; ASan/UBSan clean. */
 #include <stdint.h>
@@ -90,6 +94,9 @@ static void drain(lp2p_gs *g, const lp2p_peer_id *self, const int *joined) {
       if (pre <= 0 || (size_t)pre + len != ev.len) abort();
       Lp2pGs__RPC *r = NULL;
       if (lp2p_gs_rpc_decode(NULL, ev.data + pre, (size_t)len, NULL, &r)) abort();
+      if (ev.urgent && (r->n_publish || r->n_subscriptions || !r->control || r->control->n_idontwant != 1 ||
+                        r->control->n_ihave || r->control->n_iwant || r->control->n_graft || r->control->n_prune))
+        abort();
       lp2p_gs_rpc_free(NULL, r);
     } else if (ev.type == LP2P_GS_EV_DELIVER) {
       int t = -1;
@@ -129,6 +136,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   c.flood_publish = (cfgb >> 1) & 1;
   if (cfgb & 4) c.msg_id = content_id;
   if (cfgb & 8) c.validate = validate;
+  c.hold_forwards = (cfgb >> 4) & 1;
+  if (cfgb & 32) c.idontwant_threshold = 1;
   lp2p_gs *g = NULL;
   if (lp2p_gs_new(&g, &c, 1000)) abort();
   lp2p_tstamp now = 1000;
@@ -139,7 +148,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 #define NEED(n) \
   if (i + (n) > size) goto done
   while (i < size) {
-    uint8_t op = data[i++] % 8;
+    uint8_t op = data[i++] % 9;
     switch (op) {
       case 0: {
         NEED(3);
@@ -155,6 +164,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         NEED(1);
         now += (lp2p_tstamp)data[i++] * 37;
         lp2p_gs_tick(g, now);
+        if (lp2p_gs_held_forwards(g)) abort();
         break;
       case 2: {
         NEED(2);
@@ -177,7 +187,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       }
       case 5:
         NEED(1);
-        lp2p_gs_add_peer(g, &id[data[i] % NPEER], (data[i] & 8) ? LP2P_GS_PROTO_V10 : LP2P_GS_PROTO_V11,
+        lp2p_gs_add_peer(g, &id[data[i] % NPEER],
+                         (data[i] & 8) ? LP2P_GS_PROTO_V10 : (data[i] & 16) ? LP2P_GS_PROTO_V12 : LP2P_GS_PROTO_V11,
                          (data[i] >> 2) & 1, now);
         i++;
         break;
@@ -194,7 +205,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         lp2p_gs_handle_rpc(g, &id[via], rpc->data, rpc->len, now);
         break;
       }
+      case 8:
+        lp2p_gs_flush_forwards(g, now);
+        if (lp2p_gs_held_forwards(g)) abort();
+        break;
     }
+    if (!c.hold_forwards && lp2p_gs_held_forwards(g)) abort();
     check_dups = now < 1000 + c.seen_ttl_ms - 10000;
     drain(g, &id[NPEER], joined);
   }

@@ -22,6 +22,7 @@ enum { OUT_NONE = 0, OUT_OPENING, OUT_OPEN, OUT_FAILED };
 typedef struct ps_buf {
   struct ps_buf *next;
   size_t len, off;
+  int urgent;
   uint8_t data[];
 } ps_buf;
 
@@ -57,6 +58,8 @@ struct lp2p_pubsub {
   ps_sub *subs;
   int in_router; /* inside a router call (validate / msg_id may run): API calls refused */
   int draining;
+  int fwd_posted, fwd_armed; /* held forwards: a flush is posted / the 0 ms timer armed */
+  lp2p_timer *fwd;
   int detached;
   uint64_t rpc_in, rpc_out, rpc_errors, rpc_dropped, published;
 };
@@ -160,7 +163,9 @@ static void pump(lp2p_pubsub *ps, ps_peer *p) {
   }
 }
 
-static void peer_send(lp2p_pubsub *ps, ps_peer *p, const uint8_t *data, size_t len) {
+/* Queues one RPC for the peer. An urgent one (IDONTWANT) goes ahead of every queued RPC not yet
+ * started (after the other urgent ones). */
+static void peer_send(lp2p_pubsub *ps, ps_peer *p, const uint8_t *data, size_t len, int urgent) {
   if (p->qbytes + len > ps->cfg.max_queue_per_peer) {
     ps->rpc_dropped++;
     return;
@@ -170,11 +175,18 @@ static void peer_send(lp2p_pubsub *ps, ps_peer *p, const uint8_t *data, size_t l
     ps->rpc_dropped++;
     return;
   }
-  b->next = NULL, b->len = len, b->off = 0;
+  b->next = NULL, b->len = len, b->off = 0, b->urgent = urgent;
   memcpy(b->data, data, len);
-  if (p->qt) p->qt->next = b;
-  else p->qh = b;
-  p->qt = b, p->qbytes += len;
+  ps_buf **at = &p->qh;
+  if (urgent) {
+    if (*at && (*at)->off) at = &(*at)->next; /* being written */
+    while (*at && (*at)->urgent) at = &(*at)->next;
+  } else if (p->qt) {
+    at = &p->qt->next;
+  }
+  b->next = *at, *at = b;
+  if (!b->next) p->qt = b;
+  p->qbytes += len;
   ps->rpc_out++;
   pump(ps, p);
 }
@@ -221,7 +233,7 @@ static void drain(lp2p_pubsub *ps) {
   while (lp2p_gs_poll(ps->g, &ev)) {
     if (ev.type == LP2P_GS_EV_SEND) {
       ps_peer *p = peer_find(ps, &ev.peer);
-      if (p) peer_send(ps, p, ev.data, ev.len);
+      if (p) peer_send(ps, p, ev.data, ev.len, ev.urgent);
     } else if (ev.type == LP2P_GS_EV_DELIVER) {
       deliver(ps, &ev);
     } else if (ev.type == LP2P_GS_EV_PX) {
@@ -229,6 +241,37 @@ static void drain(lp2p_pubsub *ps) {
     }
   }
   ps->draining = 0;
+}
+
+/* Held forwards (the router's hold_forwards): what an RPC makes us forward waits for the next
+ * loop turn, so that copies and IDONTWANTs that arrive meanwhile (this turn) cancel the forwards
+ * that became useless. Two triggers, the first one flushes: a 0 ms timer (the start of the next
+ * loop iteration in real time) and a post (the loop's next wake-up; with a manual clock timers
+ * wait for the clock, the post does not). */
+static void flush_forwards(lp2p_pubsub *ps) {
+  if (ps->detached || !lp2p_gs_held_forwards(ps->g)) return;
+  ps->in_router = 1;
+  lp2p_gs_flush_forwards(ps->g, lp2p_swarm_now(ps->sw));
+  ps->in_router = 0;
+  drain(ps);
+}
+static void fwd_posted(lp2p_swarm *sw, void *arg) {
+  lp2p_pubsub *ps = arg;
+  (void)sw;
+  ps->fwd_posted = 0;
+  flush_forwards(ps);
+}
+static void fwd_timer(lp2p_timer *t, void *ud) {
+  lp2p_pubsub *ps = ud;
+  (void)t;
+  ps->fwd_armed = 0;
+  flush_forwards(ps);
+}
+static void hold_check(lp2p_pubsub *ps) {
+  if (ps->detached || !lp2p_gs_held_forwards(ps->g)) return;
+  if (!ps->fwd_armed && lp2p_timer_start(ps->fwd, 0, 0) == 0) ps->fwd_armed = 1;
+  if (!ps->fwd_posted && lp2p_swarm_post(ps->sw, fwd_posted, ps) == 0) ps->fwd_posted = 1;
+  if (!ps->fwd_armed && !ps->fwd_posted) flush_forwards(ps); /* cannot wait: send them now */
 }
 
 /* ------------------------------------------------------------------------- */
@@ -362,6 +405,7 @@ static void in_data(lp2p_stream *s, const uint8_t *d, size_t n, void *ud) {
         log_peer(LP2P_LOG_DEBUG, &p->id, "rpc refused", r);
       }
       drain(ps);
+      hold_check(ps);
       if (p->in != s) return; /* replaced meanwhile */
     }
   }
@@ -527,6 +571,7 @@ static int attach(void *self, lp2p_swarm *sw) {
   gc.flood_publish = c->flood_publish;
   gc.limits.max_rpc_size = c->max_rpc_size;
   gc.score.enabled = c->scoring;
+  gc.hold_forwards = 1;
   gc.score.mesh_deliveries_weight = 0, gc.score.mesh_failure_weight = 0; /* P3/P3b: need per-topic tuning */
   gc.score.invalid_weight = c->invalid_weight, gc.score.behaviour_weight = c->behaviour_weight;
   gc.score.gossip_threshold = c->gossip_threshold, gc.score.publish_threshold = c->publish_threshold;
@@ -538,7 +583,8 @@ static int attach(void *self, lp2p_swarm *sw) {
       (rv = lp2p_swarm_set_protocol(sw, LP2P_PUBSUB_PROTOCOL_V11, &in_handler, ps)) ||
       (rv = lp2p_swarm_set_protocol(sw, LP2P_PUBSUB_PROTOCOL_V10, &in_handler, ps)))
     return rv;
-  if ((rv = lp2p_timer_new(&ps->hb, sw, heartbeat, ps)) || (rv = lp2p_timer_start(ps->hb, c->heartbeat_ms, c->heartbeat_ms)))
+  if ((rv = lp2p_timer_new(&ps->fwd, sw, fwd_timer, ps)) || (rv = lp2p_timer_new(&ps->hb, sw, heartbeat, ps)) ||
+      (rv = lp2p_timer_start(ps->hb, c->heartbeat_ms, c->heartbeat_ms)))
     return rv;
   /* Peers connected before we were added. */
   lp2p_peer_id ids[64];
@@ -554,7 +600,8 @@ static void detach(void *self, lp2p_swarm *sw) {
   lp2p_pubsub *ps = self;
   ps->detached = 1;
   lp2p_timer_free(ps->hb);
-  ps->hb = NULL;
+  lp2p_timer_free(ps->fwd);
+  ps->hb = ps->fwd = NULL;
   lp2p_swarm_remove_protocol(sw, LP2P_PUBSUB_PROTOCOL_V12);
   lp2p_swarm_remove_protocol(sw, LP2P_PUBSUB_PROTOCOL_V11);
   lp2p_swarm_remove_protocol(sw, LP2P_PUBSUB_PROTOCOL_V10);

@@ -2,7 +2,11 @@
  * random sparse graph (every message delivered exactly once to every subscriber, mesh
  * degrees within D_lo..D_hi), GRAFT handling (unknown topic ignored, backoff answered with
  * PRUNE), IWANT retransmission cap, validation verdicts and tampered signatures, v1.2
- * IDONTWANT (codec, sent for large messages to v1.2 mesh peers, honoured, bounded, expiring). */
+ * IDONTWANT (codec, sent for large messages to v1.2 mesh peers, honoured, bounded, expiring),
+ * held forwards (the simulation with hold_forwards + IDONTWANT for every message; byte-level:
+ * the urgent IDONTWANT RPC goes first and only to the peers a forward is held for; a held
+ * forward is cancelled by an IDONTWANT and by a copy from its peer, the rest go out on
+ * lp2p_gs_flush_forwards or the next tick). */
 #define _GNU_SOURCE
 #include <string.h>
 
@@ -46,7 +50,8 @@ static int find_node(const lp2p_peer_id *id) {
   return -1;
 }
 
-/* Moves every SEND to its target until nothing is left; counts deliveries. */
+/* Moves every SEND to its target until nothing is left; counts deliveries. Held forwards
+ * (hold_forwards) are flushed at the end of each round: the next "loop turn". */
 static long pump(lp2p_tstamp now) {
   long moved = 0, round;
   do {
@@ -74,6 +79,11 @@ static long pump(lp2p_tstamp now) {
         }
       }
     }
+    for (int i = 0; i < N; i++)
+      if (nodes[i].g && lp2p_gs_held_forwards(nodes[i].g)) {
+        CHECK_OK(lp2p_gs_flush_forwards(nodes[i].g, now));
+        round++;
+      }
     moved += round;
   } while (round);
   return moved;
@@ -81,6 +91,8 @@ static long pump(lp2p_tstamp now) {
 
 static int scoring;
 static int proto = LP2P_GS_PROTO_V11;
+static int hold;              /* hold_forwards */
+static size_t idw_threshold = 1024;
 static void setup(int n, unsigned edges_extra, uint32_t seed, int flood) {
   uint32_t gs = seed;
   for (int i = 0; i < n; i++) {
@@ -95,6 +107,7 @@ static void setup(int n, unsigned edges_extra, uint32_t seed, int flood) {
     c.key = x->k, c.rng = xrng, c.rng_ud = &x->rs, c.validate = validate, c.validate_ud = x;
     c.flood_publish = flood;
     c.score.enabled = scoring;
+    c.hold_forwards = hold, c.idontwant_threshold = idw_threshold;
     CHECK_OK(lp2p_gs_new(&x->g, &c, 0));
   }
   /* ring + random chords: connected, sparse */
@@ -158,23 +171,31 @@ static void simulate(int flood, uint32_t seed) {
     for (int i = 0; i < N; i++) CHECK_OK(lp2p_gs_tick(nodes[i].g, now));
     pump(now);
   }
-  long exact = 0, dups = 0;
+  long exact = 0, dups = 0, cancelled = 0, held = 0;
   for (int i = 0; i < N; i++)
     for (int m = 0; m < NMSG; m++) exact += nodes[i].delivered[m] == 1;
   for (int i = 0; i < N; i++) {
     lp2p_gs_stats st;
     lp2p_gs_get_stats(nodes[i].g, &st);
-    dups += (long)st.duplicates;
+    dups += (long)st.duplicates, cancelled += (long)st.fwd_cancelled, held += (long)st.fwd_held;
+    CHECK_EQ(lp2p_gs_held_forwards(nodes[i].g), 0u);
   }
   CHECK_EQ(exact, (long)N * NMSG);
-  printf("  flood=%d: %d nodes, %d messages, delivered exactly once %ld/%d, duplicates received %ld (%.1f per "
-         "message)\n",
-         flood, N, NMSG, exact, N * NMSG, dups, (double)dups / NMSG);
+  printf("  flood=%d hold=%d: %d nodes, %d messages, delivered exactly once %ld/%d, duplicates received %ld (%.1f "
+         "per message), forwards held %ld, cancelled %ld\n",
+         flood, hold, N, NMSG, exact, N * NMSG, dups, (double)dups / NMSG, held, cancelled);
+  if (hold) CHECK(held > 0 && cancelled > 0);
   teardown(N);
 }
 
 TEST(sim_30_flood) { simulate(1, 12345); }
 TEST(sim_30_mesh) { simulate(0, 777); }
+/* v1.2 everywhere, IDONTWANT for every message, forwards held a round: exactly once still */
+TEST(sim_30_mesh_held) {
+  hold = 1, proto = LP2P_GS_PROTO_V12, idw_threshold = 1;
+  simulate(0, 777);
+  hold = 0, proto = LP2P_GS_PROTO_V11, idw_threshold = 1024;
+}
 
 /* Two nodes: 0 and 1, connected, both joined. */
 static void pair(void) {
@@ -535,13 +556,162 @@ static void idontwant(void) {
   teardown(3);
 }
 
+/* ---- held forwards + urgent IDONTWANT (node 0 with hold_forwards; peers 1, 2, 4, 5 v1.2, 3 v1.1) ---- */
+/* Polls every event of node 0: per destination node, copies of message `id` sent and urgent RPCs;
+ * the number of DELIVER events; order[] the event types in order (S send, U urgent send, D deliver). */
+static void held_poll(const uint8_t *id, size_t idlen, int msgs[6], int urg[6], int *deliv, char *order) {
+  lp2p_gs_event ev;
+  memset(msgs, 0, 6 * sizeof *msgs), memset(urg, 0, 6 * sizeof *urg);
+  *deliv = 0;
+  size_t no = 0;
+  while (lp2p_gs_poll(idw_router, &ev)) {
+    if (no < 15) order[no++] = ev.type == LP2P_GS_EV_DELIVER ? 'D' : ev.urgent ? 'U' : 'S';
+    if (ev.type == LP2P_GS_EV_DELIVER) (*deliv)++;
+    if (ev.type != LP2P_GS_EV_SEND) continue;
+    int to = find_node(&ev.peer);
+    CHECK(to > 0 && to < 6);
+    if (ev.urgent) urg[to]++;
+    uint64_t len;
+    int pre = lp2p_uvarint_decode(ev.data, ev.len, &len);
+    CHECK(pre > 0);
+    Lp2pGs__RPC *r = NULL;
+    CHECK_OK(lp2p_gs_rpc_decode(lp2p_mem_default(), ev.data + pre, (size_t)len, NULL, &r));
+    for (size_t i = 0; i < r->n_publish; i++) {
+      Lp2pGs__Message *m = r->publish[i];
+      if (m->from.len + m->seqno.len == idlen && !memcmp(m->from.data, id, m->from.len) &&
+          !memcmp(m->seqno.data, id + m->from.len, m->seqno.len))
+        msgs[to]++;
+    }
+    if (ev.urgent) CHECK(r->n_publish == 0 && r->n_subscriptions == 0 && r->control && r->control->n_idontwant == 1);
+    lp2p_gs_rpc_free(lp2p_mem_default(), r);
+  }
+  order[no] = 0;
+}
+
+TEST(held_forwards_urgent_idontwant) {
+  proto = LP2P_GS_PROTO_V12, hold = 1;
+  setup(6, 0, 11, 0); /* ring 0-1-2-3-4-5-0, plus 0-2, 0-3 (v1.1 on node 0's side), 0-4 */
+  proto = LP2P_GS_PROTO_V11, hold = 0;
+  for (int k = 2; k <= 4; k++) {
+    CHECK_OK(lp2p_gs_add_peer(nodes[0].g, &nodes[k].id, k == 3 ? LP2P_GS_PROTO_V11 : LP2P_GS_PROTO_V12, 1, 0));
+    CHECK_OK(lp2p_gs_add_peer(nodes[k].g, &nodes[0].id, LP2P_GS_PROTO_V12, 0, 0));
+  }
+  idw_router = nodes[0].g;
+  for (int i = 0; i < 6; i++) CHECK_OK(lp2p_gs_subscribe(nodes[i].g, T, TL, 0));
+  pump(0);
+  for (int i = 0; i < 6; i++) CHECK_OK(lp2p_gs_tick(nodes[i].g, 1000));
+  pump(1000);
+  for (int k = 1; k <= 5; k++) CHECK(lp2p_gs_in_mesh(idw_router, T, TL, &nodes[k].id));
+  lp2p_bytes rpc = {0}, ctl = {0};
+  uint8_t id[300];
+  size_t idlen;
+  int msgs[6], urg[6], deliv;
+  char order[16];
+  lp2p_gs_stats st;
+
+  /* m (1500 B) authored by 5; 4 already said IDONTWANT for it; it arrives from 1 */
+  idw_msg(5, 1, 1500, &rpc, id, &idlen);
+  CHECK(idlen < 120);
+  idw_ctl(&ctl, id, idlen, 1, 21);
+  rpc_in(4, &ctl, 1100);
+  rpc_in(1, &rpc, 1100);
+  /* first event: the urgent IDONTWANT, to 2 only (not 1: sender, 3: v1.1, 4: has it, 5: author) */
+  lp2p_gs_event ev;
+  CHECK_EQ(lp2p_gs_poll(idw_router, &ev), 1);
+  CHECK(ev.type == LP2P_GS_EV_SEND && ev.urgent && lp2p_peer_id_equal(&ev.peer, &nodes[2].id));
+  uint8_t want[160];
+  size_t w = 0; /* RPC{control(3){idontwant(5){messageIDs(1): id}}}, length-prefixed */
+  want[w++] = (uint8_t)(idlen + 6), want[w++] = 0x1a, want[w++] = (uint8_t)(idlen + 4);
+  want[w++] = 0x2a, want[w++] = (uint8_t)(idlen + 2), want[w++] = 0x0a, want[w++] = (uint8_t)idlen;
+  memcpy(want + w, id, idlen), w += idlen;
+  CHECK_EQ(ev.len, w);
+  CHECK(!memcmp(ev.data, want, w));
+  held_poll(id, idlen, msgs, urg, &deliv, order);
+  CHECK(!strcmp(order, "D")); /* delivered; nothing forwarded yet */
+  CHECK_EQ(lp2p_gs_held_forwards(idw_router), 2u); /* to 2 and 3 */
+  /* 2 says IDONTWANT, 3 sends its copy: both held forwards are cancelled, nothing goes out */
+  idw_ctl(&ctl, id, idlen, 1, 22);
+  rpc_in(2, &ctl, 1101);
+  CHECK_EQ(lp2p_gs_held_forwards(idw_router), 1u);
+  rpc_in(3, &rpc, 1101);
+  CHECK_EQ(lp2p_gs_held_forwards(idw_router), 0u);
+  lp2p_gs_get_stats(idw_router, &st);
+  CHECK(st.fwd_held == 2 && st.fwd_cancelled == 2 && st.duplicates == 1 && st.idontwant_sent == 1);
+  CHECK_OK(lp2p_gs_flush_forwards(idw_router, 1102));
+  held_poll(id, idlen, msgs, urg, &deliv, order);
+  CHECK(!strcmp(order, ""));
+
+  /* m2 (1500 B) from 1: urgent IDONTWANT to 2 and 4 ahead of the DELIVER; forwards held to 2, 3, 4 and
+   * sent by lp2p_gs_flush_forwards */
+  idw_msg(5, 2, 1500, &rpc, id, &idlen);
+  rpc_in(1, &rpc, 1200);
+  CHECK_EQ(lp2p_gs_held_forwards(idw_router), 3u);
+  held_poll(id, idlen, msgs, urg, &deliv, order);
+  CHECK(!strcmp(order, "UUD"));
+  CHECK(urg[2] == 1 && urg[4] == 1 && urg[1] + urg[3] + urg[5] == 0);
+  CHECK_OK(lp2p_gs_flush_forwards(idw_router, 1201));
+  held_poll(id, idlen, msgs, urg, &deliv, order);
+  CHECK(msgs[2] == 1 && msgs[3] == 1 && msgs[4] == 1 && msgs[1] + msgs[5] == 0);
+  CHECK(urg[1] + urg[2] + urg[3] + urg[4] + urg[5] == 0);
+
+  /* m3 (small: no IDONTWANT) from 1: held, then sent by the next tick */
+  idw_msg(5, 3, 100, &rpc, id, &idlen);
+  rpc_in(1, &rpc, 1300);
+  held_poll(id, idlen, msgs, urg, &deliv, order);
+  CHECK(!strcmp(order, "D"));
+  CHECK_EQ(lp2p_gs_held_forwards(idw_router), 3u);
+  CHECK_OK(lp2p_gs_tick(idw_router, 2000));
+  CHECK_EQ(lp2p_gs_held_forwards(idw_router), 0u);
+  held_poll(id, idlen, msgs, urg, &deliv, order);
+  CHECK(msgs[2] == 1 && msgs[3] == 1 && msgs[4] == 1 && msgs[1] + msgs[5] == 0);
+
+  /* m4 from 1: the forward held for 2 is cancelled by an IHAVE of 2, the one for 4 when 4 goes away */
+  idw_msg(5, 4, 100, &rpc, id, &idlen);
+  rpc_in(1, &rpc, 2100);
+  held_poll(id, idlen, msgs, urg, &deliv, order);
+  send_ctl(0, 2, 1, (const char *)T, id, idlen, 2100);
+  CHECK_EQ(lp2p_gs_held_forwards(idw_router), 2u);
+  CHECK_OK(lp2p_gs_remove_peer(idw_router, &nodes[4].id, 2100));
+  CHECK_EQ(lp2p_gs_held_forwards(idw_router), 1u);
+  CHECK_OK(lp2p_gs_flush_forwards(idw_router, 2101));
+  held_poll(id, idlen, msgs, urg, &deliv, order);
+  CHECK(msgs[3] == 1 && msgs[1] + msgs[2] + msgs[4] + msgs[5] == 0);
+  /* 60 held messages of 1500 B for 2 and 3: sent in RPCs of at most 32 KiB of messages (rust-libp2p
+   * refuses RPCs over 64 KiB) */
+  for (int k = 0; k < 60; k++) {
+    idw_msg(5, (uint8_t)(10 + k), 1500, &rpc, id, &idlen);
+    rpc_in(1, &rpc, 2200);
+  }
+  CHECK_EQ(lp2p_gs_held_forwards(idw_router), 120u);
+  held_poll(id, idlen, msgs, urg, &deliv, order);
+  CHECK_EQ(deliv, 60);
+  CHECK_OK(lp2p_gs_flush_forwards(idw_router, 2201));
+  size_t nsend = 0, nmsg = 0;
+  while (lp2p_gs_poll(idw_router, &ev)) {
+    CHECK(ev.type == LP2P_GS_EV_SEND && !ev.urgent && ev.len <= 32768 + 1600);
+    uint64_t len;
+    int pre = lp2p_uvarint_decode(ev.data, ev.len, &len);
+    Lp2pGs__RPC *r = NULL;
+    CHECK(pre > 0);
+    CHECK_OK(lp2p_gs_rpc_decode(lp2p_mem_default(), ev.data + pre, (size_t)len, NULL, &r));
+    nsend++, nmsg += r->n_publish;
+    lp2p_gs_rpc_free(lp2p_mem_default(), r);
+  }
+  CHECK_EQ(nmsg, 120u);
+  CHECK(nsend >= 6);
+  lp2p__bytes_free(lp2p_mem_default(), &rpc), lp2p__bytes_free(lp2p_mem_default(), &ctl);
+  teardown(6);
+}
+
 int main(void) {
   RUN(sim_30_flood);
   RUN(sim_30_mesh);
+  RUN(sim_30_mesh_held);
   RUN(sim_30_mesh_scored);
   RUN(scoring_penalties_graylist);
   RUN(graft_unknown_topic_ignored_and_backoff);
   RUN(iwant_cap_validation_tamper);
   RUN(idontwant);
+  RUN(held_forwards_urgent_idontwant);
   return test_done();
 }

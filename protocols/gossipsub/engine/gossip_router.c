@@ -39,6 +39,7 @@ typedef struct gs_peer {
   gs_str *topics;
   size_t ntopics;
   lp2p_bytes body, ctl; /* RPC being assembled */
+  lp2p_bytes urg;       /* IDONTWANT ids (field 1 each) for the urgent RPC of the RPC being handled */
   unsigned ihave_msgs, iwant_asked;
   lp2p_tstamp retain_until; /* in g->gone: score counters kept until then */
 } gs_peer;
@@ -70,6 +71,8 @@ typedef struct gs_msg {
   lp2p_bytes enc; /* Message protobuf */
   gs_tx *tx;
   size_t ntx;
+  gs_peer **fwd; /* held forwards (hold_forwards): peers still to be sent this message */
+  size_t nfwd;
 } gs_msg;
 
 typedef struct gs_seen {
@@ -109,6 +112,8 @@ struct lp2p_gs {
   uint8_t *last_buf;
   gs_promise *prom;
   size_t nprom, capprom;
+  gs_msg **pend; /* messages with held forwards, in arrival order */
+  size_t npend, cappend;
   uint64_t seqno;
   uint64_t hb_count;
   lp2p_tstamp next_hb;
@@ -326,28 +331,69 @@ int lp2p_gs_poll(lp2p_gs *g, lp2p_gs_event *ev) {
   return 1;
 }
 
+/* One RPC body for a peer as a SEND event (a length-prefixed copy). */
+static int emit(lp2p_gs *g, const gs_peer *p, const uint8_t *body, size_t len, int urgent) {
+  size_t pre = lp2p_uvarint_size(len);
+  uint8_t *buf = lp2p__malloc(g->m, pre + len);
+  if (!buf) return LP2P_ERR_NOMEM;
+  lp2p_uvarint_encode(len, buf, pre);
+  memcpy(buf + pre, body, len);
+  lp2p_gs_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.type = LP2P_GS_EV_SEND, ev.peer = p->id, ev.data = buf, ev.len = pre + len, ev.urgent = urgent;
+  return push_ev(g, &ev, buf);
+}
+
+/* A peer's pending RPC into a SEND event. */
+static int flush_peer(lp2p_gs *g, gs_peer *p) {
+  if (!p->body.len && !p->ctl.len) return 0;
+  int r = 0;
+  if (p->ctl.len) r = lp2p_gs_pb_ld(g->m, &p->body, 3, p->ctl.data, p->ctl.len);
+  if (!r) r = emit(g, p, p->body.data, p->body.len, 0);
+  p->body.len = p->ctl.len = 0;
+  return r;
+}
 /* Flush every peer's pending RPC into a SEND event. */
 static int flush(lp2p_gs *g) {
   int rv = 0;
   for (size_t i = 0; i < g->npeers; i++) {
-    gs_peer *p = g->peers[i];
-    if (!p->body.len && !p->ctl.len) continue;
-    int r = 0;
-    if (p->ctl.len) r = lp2p_gs_pb_ld(g->m, &p->body, 3, p->ctl.data, p->ctl.len);
-    size_t pre = lp2p_uvarint_size(p->body.len);
-    uint8_t *buf = r ? NULL : lp2p__malloc(g->m, pre + p->body.len);
-    if (buf) {
-      lp2p_uvarint_encode(p->body.len, buf, pre);
-      memcpy(buf + pre, p->body.data, p->body.len);
-      lp2p_gs_event ev;
-      memset(&ev, 0, sizeof ev);
-      ev.type = LP2P_GS_EV_SEND, ev.peer = p->id, ev.data = buf, ev.len = pre + p->body.len;
-      r = push_ev(g, &ev, buf);
-    } else {
-      r = LP2P_ERR_NOMEM;
-    }
-    p->body.len = p->ctl.len = 0;
+    int r = flush_peer(g, g->peers[i]);
     if (r) rv = r;
+  }
+  return rv;
+}
+
+static void ev_reverse(gs_ev *a, size_t n) {
+  for (size_t i = 0; i < n / 2; i++) {
+    gs_ev t = a[i];
+    a[i] = a[n - 1 - i], a[n - 1 - i] = t;
+  }
+}
+/* The IDONTWANT ids gathered while handling one RPC (p->urg): one urgent RPC per peer, moved
+ * ahead of every event queued since `before` events were pending (so ahead of the DELIVER
+ * events of that RPC and of anything else it caused). */
+static int flush_urgent(lp2p_gs *g, size_t before) {
+  int rv = 0;
+  size_t k = 0;
+  lp2p_bytes c = {0}, b = {0};
+  for (size_t i = 0; i < g->npeers; i++) {
+    gs_peer *p = g->peers[i];
+    if (!p->urg.len) continue;
+    c.len = b.len = 0;
+    int r = lp2p_gs_pb_ld(g->m, &c, 5, p->urg.data, p->urg.len);
+    if (!r) r = lp2p_gs_pb_ld(g->m, &b, 3, c.data, c.len);
+    if (!r) r = emit(g, p, b.data, b.len, 1);
+    if (!r) k++;
+    else rv = r;
+    p->urg.len = 0;
+  }
+  lp2p__bytes_free(g->m, &c), lp2p__bytes_free(g->m, &b);
+  /* evq[evhead + before, nev) holds the events of this RPC, the k urgent ones last: rotate them to the front */
+  size_t at = g->evhead + before;
+  if (k && at + k < g->nev) {
+    gs_ev *a = g->evq + at;
+    size_t n = g->nev - at;
+    ev_reverse(a, n), ev_reverse(a, k), ev_reverse(a + k, n - k);
   }
   return rv;
 }
@@ -437,10 +483,52 @@ static gs_msg *mcache_get(const lp2p_gs *g, const uint8_t *id, size_t n) {
 }
 static void msg_free(lp2p_gs *g, gs_msg *m) {
   if (!m) return;
+  del_ptr((void **)g->pend, &g->npend, m); /* (lp2p_gs_tick sends held forwards before the cache shifts) */
   lp2p__free(g->m, m->topic.p);
   lp2p__bytes_free(g->m, &m->enc);
   lp2p__free(g->m, m->tx);
+  lp2p__free(g->m, m->fwd);
   lp2p__free(g->m, m);
+}
+
+/* ---- held forwards (hold_forwards) ---- */
+static int hold_forward(lp2p_gs *g, gs_msg *m, gs_peer *p) {
+  if (!has_ptr((void **)g->pend, g->npend, m)) {
+    if (grow(g->m, (void **)&g->pend, g->npend, &g->cappend, sizeof *g->pend)) return LP2P_ERR_NOMEM;
+    g->pend[g->npend++] = m;
+  }
+  int rv = push_ptr(g->m, (void ***)&m->fwd, &m->nfwd, p);
+  if (!rv) g->st.fwd_held++;
+  return rv;
+}
+/* p has message `id` (it sent us a copy, an IDONTWANT, an IHAVE or an IWANT we answered): the
+ * forward held for it, if any, is not needed. */
+static void cancel_forward(lp2p_gs *g, const uint8_t *id, size_t n, const gs_peer *p) {
+  for (size_t i = 0; i < g->npend; i++) {
+    gs_msg *m = g->pend[i];
+    if (m->idlen != n || memcmp(m->id, id, n)) continue;
+    if (del_ptr((void **)m->fwd, &m->nfwd, p)) g->st.fwd_cancelled++;
+    return;
+  }
+}
+/* Queues every held forward (messages in arrival order) into the peers' RPCs, and sends them: at
+ * most GS_FWD_BATCH bytes of messages per RPC (rust-libp2p refuses RPCs over 64 KiB by default;
+ * a burst of held forwards to one peer would otherwise make one large RPC). */
+#define GS_FWD_BATCH 32768
+static int send_held(lp2p_gs *g) {
+  int rv = 0;
+  for (size_t i = 0; i < g->npend; i++) {
+    gs_msg *m = g->pend[i];
+    for (size_t k = 0; !rv && k < m->nfwd; k++) {
+      gs_peer *p = m->fwd[k];
+      if (p->body.len && p->body.len + m->enc.len > GS_FWD_BATCH) rv = flush_peer(g, p);
+      if (!rv) rv = q_msg(g, p, m), g->st.forwarded++;
+    }
+    m->nfwd = 0;
+  }
+  g->npend = 0;
+  int r2 = flush(g);
+  return rv ? rv : r2;
 }
 static gs_msg *mcache_put(lp2p_gs *g, const uint8_t *id, size_t idlen, const uint8_t *t, size_t tn,
                           const uint8_t *enc, size_t encn) {
@@ -518,7 +606,7 @@ static void peer_free(lp2p_gs *g, gs_peer *p) {
   lp2p__free(g->m, p->topics);
   for (size_t i = 0; i < p->nts; i++) lp2p__free(g->m, p->ts[i].topic.p);
   lp2p__free(g->m, p->ts);
-  lp2p__bytes_free(g->m, &p->body), lp2p__bytes_free(g->m, &p->ctl);
+  lp2p__bytes_free(g->m, &p->body), lp2p__bytes_free(g->m, &p->ctl), lp2p__bytes_free(g->m, &p->urg);
   lp2p__free(g->m, p->idw);
   lp2p__free(g->m, p);
 }
@@ -537,6 +625,7 @@ void lp2p_gs_free(lp2p_gs *g) {
       lp2p__free(g->m, g->win[w]);
     }
   lp2p__free(g->m, g->win), lp2p__free(g->m, g->nwin);
+  lp2p__free(g->m, g->pend);
   lp2p__free(g->m, g->seen);
   lp2p__free(g->m, g->prom);
   for (size_t i = g->evhead; i < g->nev; i++) lp2p__free(g->m, g->evq[i].buf);
@@ -583,6 +672,7 @@ int lp2p_gs_remove_peer(lp2p_gs *g, const lp2p_peer_id *id, lp2p_tstamp now) {
   if (!p) return LP2P_ERR_NOT_FOUND;
   drop_from_topics(g, p, NULL, 0, now);
   del_ptr((void **)g->peers, &g->npeers, p);
+  for (size_t i = 0; i < g->npend; i++) del_ptr((void **)g->pend[i]->fwd, &g->pend[i]->nfwd, p);
   /* Score retention: a peer that leaves with counters keeps them (and they keep decaying) for
    * retain_score_ms, so that reconnecting does not wash a bad score clean. */
   int keep = g->c.score.enabled && g->c.score.retain_score_ms && (p->behaviour != 0 || p->nts);
@@ -590,7 +680,7 @@ int lp2p_gs_remove_peer(lp2p_gs *g, const lp2p_peer_id *id, lp2p_tstamp now) {
     for (size_t i = 0; i < p->ntopics; i++) lp2p__free(g->m, p->topics[i].p);
     lp2p__free(g->m, p->topics);
     p->topics = NULL, p->ntopics = 0;
-    p->body.len = p->ctl.len = 0;
+    p->body.len = p->ctl.len = p->urg.len = 0;
     p->ihave_msgs = p->iwant_asked = 0;
     p->addr_key = 0;
     p->nidw = 0, p->idw_this_hb = 0;
@@ -638,8 +728,10 @@ int lp2p_gs_unsubscribe(lp2p_gs *g, const uint8_t *topic, size_t tlen, lp2p_tsta
 }
 
 /* ---- messages ---- */
-static int send_to_topic_peers(lp2p_gs *g, gs_topic *t, const gs_msg *m, const lp2p_peer_id *skip1,
-                               const uint8_t *skip2, size_t skip2n, int flood, lp2p_tstamp now) {
+/* Publish (skip1 NULL: sent now) or forward a message (held when hold_forwards; with `idontwant`
+ * each v1.2 target also gets the id in its urgent IDONTWANT, see flush_urgent). */
+static int send_to_topic_peers(lp2p_gs *g, gs_topic *t, gs_msg *m, const lp2p_peer_id *skip1,
+                               const uint8_t *skip2, size_t skip2n, int flood, int idontwant, lp2p_tstamp now) {
   int rv = 0;
   for (size_t i = 0; !rv && i < g->npeers; i++) {
     gs_peer *p = g->peers[i];
@@ -654,23 +746,14 @@ static int send_to_topic_peers(lp2p_gs *g, gs_topic *t, const gs_msg *m, const l
       g->st.idontwant_skipped++;
       continue;
     }
-    if (to) rv = q_msg(g, p, m), g->st.forwarded++;
-  }
-  return rv;
-}
-
-/* IDONTWANT for a large message to the v1.2 mesh peers of its topic (not src, not the author). */
-static int send_idontwant(lp2p_gs *g, gs_topic *t, const gs_msg *m, const gs_peer *src, const uint8_t *author,
-                          size_t authorn) {
-  int rv = 0;
-  const uint8_t *ids[1] = {m->id};
-  size_t lens[1] = {m->idlen};
-  for (size_t i = 0; !rv && i < t->nmesh; i++) {
-    gs_peer *p = t->mesh[i];
-    if (p == src || p->proto < LP2P_GS_PROTO_V12) continue;
-    if (p->id.len == authorn && !memcmp(p->id.bytes, author, authorn)) continue;
-    rv = q_ids(g, p, 5, NULL, ids, lens, 1);
-    g->st.idontwant_sent++;
+    if (!to) continue;
+    if (idontwant && p->proto >= LP2P_GS_PROTO_V12) {
+      rv = lp2p_gs_pb_ld(g->m, &p->urg, 1, m->id, m->idlen);
+      g->st.idontwant_sent++;
+    }
+    if (rv) break;
+    if (skip1 && g->c.hold_forwards) rv = hold_forward(g, m, p);
+    else rv = q_msg(g, p, m), g->st.forwarded++;
   }
   return rv;
 }
@@ -717,7 +800,7 @@ int lp2p_gs_publish(lp2p_gs *g, const uint8_t *topic, size_t tlen, const uint8_t
     }
     t->fanout_last = now;
   }
-  if (!rv) rv = send_to_topic_peers(g, t, m, NULL, NULL, 0, g->c.flood_publish, now);
+  if (!rv) rv = send_to_topic_peers(g, t, m, NULL, NULL, 0, g->c.flood_publish, 0, now);
   int r2 = flush(g);
   if (rv || r2) return rv ? rv : r2;
   if (id_out) memcpy(id_out, id, (size_t)idn < cap ? (size_t)idn : cap);
@@ -740,6 +823,7 @@ static int handle_msg(lp2p_gs *g, gs_peer *src, const Lp2pGs__Message *pm, lp2p_
   gs_seen *sn = seen_find(g, id, (size_t)idn);
   if (sn) {
     g->st.duplicates++;
+    if (g->npend) cancel_forward(g, id, (size_t)idn, src);
     /* P3: a near-first delivery from a mesh peer still counts */
     gs_ts *x = ts_get(g, src, &t->name, 0);
     if (x && x->in_mesh && now <= sn->expiry - g->c.seen_ttl_ms + g->c.score.mesh_deliveries_window_ms &&
@@ -799,9 +883,8 @@ static int handle_msg(lp2p_gs *g, gs_peer *src, const Lp2pGs__Message *pm, lp2p_
     if (x->first < g->c.score.first_deliveries_cap) x->first += 1;
     if (x->in_mesh && x->mesh_deliv < g->c.score.mesh_deliveries_cap) x->mesh_deliv += 1;
   }
-  if (!rv && g->c.idontwant_threshold && m->enc.len >= g->c.idontwant_threshold)
-    rv = send_idontwant(g, t, m, src, am.from, am.from_len);
-  if (!rv) rv = send_to_topic_peers(g, t, m, &src->id, am.from, am.from_len, 0, now);
+  int idw = g->c.idontwant_threshold && am.data_len >= g->c.idontwant_threshold;
+  if (!rv) rv = send_to_topic_peers(g, t, m, &src->id, am.from, am.from_len, 0, idw, now);
   return rv;
 #undef BD
 }
@@ -819,7 +902,11 @@ static int handle_control(lp2p_gs *g, gs_peer *p, const Lp2pGs__ControlMessage *
     if (++p->ihave_msgs > g->c.max_ihave_msgs) break;
     for (size_t k = 0; !rv && k < h->n_messageids && p->iwant_asked < g->c.max_ihave_len; k++) {
       const ProtobufCBinaryData *d = &h->messageids[k];
-      if (d->len == 0 || d->len > MAX_ID || seen_has(g, d->data, d->len)) continue;
+      if (d->len == 0 || d->len > MAX_ID) continue;
+      if (seen_has(g, d->data, d->len)) {
+        if (g->npend) cancel_forward(g, d->data, d->len, p);
+        continue;
+      }
       const uint8_t **nw = lp2p__realloc(g->m, (void *)want, (nwant + 1) * sizeof *want);
       size_t *nl = nw ? lp2p__realloc(g->m, wantl, (nwant + 1) * sizeof *wantl) : NULL;
       if (nw) want = nw;
@@ -862,6 +949,7 @@ static int handle_control(lp2p_gs *g, gs_peer *p, const Lp2pGs__ControlMessage *
       }
       if (m->tx[j].count++ >= g->c.gossip_retransmission) continue;
       rv = q_msg(g, p, m);
+      if (g->npend) cancel_forward(g, m->id, m->idlen, p);
     }
   /* IDONTWANT: remembered (hashed) for idontwant_ttl heartbeats, max_idontwant per heartbeat */
   for (size_t i = 0; !rv && i < c->n_idontwant; i++)
@@ -871,6 +959,7 @@ static int handle_control(lp2p_gs *g, gs_peer *p, const Lp2pGs__ControlMessage *
         g->st.idontwant_dropped++;
         continue;
       }
+      if (g->npend) cancel_forward(g, d->data, d->len, p);
       uint64_t h = id_hash(d->data, d->len);
       if (idw_has(p, h)) continue;
       if (grow(g->m, (void **)&p->idw, p->nidw, &p->capidw, sizeof *p->idw)) {
@@ -962,7 +1051,10 @@ int lp2p_gs_handle_rpc(lp2p_gs *g, const lp2p_peer_id *from, const uint8_t *buf,
       drop_from_topics(g, p, s->topicid.data, s->topicid.len, now);
     }
   }
+  size_t before = g->nev - g->evhead;
   for (size_t i = 0; !rv && i < r->n_publish; i++) rv = handle_msg(g, p, r->publish[i], now);
+  int r3 = flush_urgent(g, before);
+  if (!rv) rv = r3;
   if (!rv && r->control) rv = handle_control(g, p, r->control, now);
   lp2p_gs_rpc_free(g->m, r);
   int r2 = flush(g);
@@ -1155,8 +1247,21 @@ static int heartbeat(lp2p_gs *g, lp2p_tstamp now) {
   return rv;
 }
 
+int lp2p_gs_flush_forwards(lp2p_gs *g, lp2p_tstamp now) {
+  (void)now;
+  int rv = send_held(g);
+  int r2 = flush(g);
+  return rv ? rv : r2;
+}
+
+size_t lp2p_gs_held_forwards(const lp2p_gs *g) {
+  size_t n = 0;
+  for (size_t i = 0; i < g->npend; i++) n += g->pend[i]->nfwd;
+  return n;
+}
+
 int lp2p_gs_tick(lp2p_gs *g, lp2p_tstamp now) {
-  int rv = 0;
+  int rv = send_held(g); /* a tick is a later loop turn too (and the cache shift would drop them) */
   while (!rv && now >= g->next_hb) {
     rv = heartbeat(g, now);
     g->next_hb += g->c.heartbeat_ms;

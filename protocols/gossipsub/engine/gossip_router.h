@@ -27,13 +27,21 @@
  * flood publish, below graylist the peer's RPCs are dropped unread, PX accepted only from
  * peers at or above accept_px; negative peers leave the mesh and are not grafted.
  * Score counters of a peer that disconnects are retained (and decay) for retain_score_ms.
- * IDONTWANT (v1.2): a received message whose Message protobuf is >= idontwant_threshold bytes
- * makes us send IDONTWANT with its id to the topic's mesh peers that negotiated 1.2.0 (not
- * the sender, not the author) before forwarding it; ids received in IDONTWANT are kept per
+ * IDONTWANT (v1.2): a received message whose data is >= idontwant_threshold bytes (as
+ * go-libp2p-pubsub) makes us send IDONTWANT with its id to the v1.2 peers we are about to
+ * forward it to (the topic's mesh peers, not the sender, not the author, not those that said
+ * IDONTWANT for it), as an RPC of its own per peer (the ids of every message of one received
+ * RPC together) queued ahead of every other event that RPC caused and marked urgent (the
+ * caller should send it ahead of RPCs already queued for the peer); ids received in IDONTWANT are kept per
  * peer for idontwant_ttl heartbeats (at most max_idontwant per peer and heartbeat, the rest
  * ignored; so at most max_idontwant * (idontwant_ttl + 1) per peer) and those messages are
  * not forwarded or published to that peer (IWANT answers are not affected). Ids are kept as
  * 64-bit hashes (a collision only withholds a message from the peer that sent the hash).
+ * Held forwards (config.hold_forwards): forwards of a received message are not queued at once
+ * but held until lp2p_gs_flush_forwards (the caller runs it one event-loop turn later) or the
+ * next lp2p_gs_tick; a held forward to a peer is cancelled when that peer shows it has the
+ * message meanwhile: it sends us a copy, an IDONTWANT or an IHAVE with its id, or an IWANT we
+ * answer. Our own messages (publish) and IWANT answers are never held.
  * Not yet: per-topic parameters, opportunistic graft, async validation.
  *
  * Ownership: the router copies everything it keeps. Event pointers stay valid until the
@@ -110,6 +118,7 @@ typedef struct lp2p_gs_config {
   size_t idontwant_threshold;  /* 1024: Message protobuf bytes from which we send IDONTWANT; 0: never */
   unsigned max_idontwant;      /* 1000: ids accepted per peer and heartbeat */
   unsigned idontwant_ttl;      /* 3: heartbeats an id is remembered */
+  int hold_forwards;           /* 0: forwards queued at once; 1: held (see above) */
 } lp2p_gs_config;
 
 void lp2p_gs_config_default(lp2p_gs_config *c);
@@ -127,6 +136,7 @@ typedef struct lp2p_gs_event {
   const uint8_t *data;
   size_t len;
   lp2p_gs_message msg;
+  int urgent; /* SEND: an IDONTWANT RPC, to be written ahead of RPCs queued for the peer */
 } lp2p_gs_event;
 
 typedef struct lp2p_gs lp2p_gs;
@@ -146,8 +156,12 @@ int lp2p_gs_publish(lp2p_gs *g, const uint8_t *topic, size_t tlen, const uint8_t
                     lp2p_tstamp now, uint8_t *id_out, size_t cap);
 /* One RPC body (without its length prefix) received from a peer. */
 int lp2p_gs_handle_rpc(lp2p_gs *g, const lp2p_peer_id *from, const uint8_t *rpc, size_t len, lp2p_tstamp now);
-/* Runs the heartbeats due at `now`. */
+/* Runs the heartbeats due at `now` (held forwards are sent first). */
 int lp2p_gs_tick(lp2p_gs *g, lp2p_tstamp now);
+/* hold_forwards: sends every held forward that was not cancelled (SEND events); the number of
+ * forwards held now (0: nothing to flush). */
+int lp2p_gs_flush_forwards(lp2p_gs *g, lp2p_tstamp now);
+size_t lp2p_gs_held_forwards(const lp2p_gs *g);
 lp2p_tstamp lp2p_gs_next_deadline(const lp2p_gs *g);
 /* Next event: 1 (filled), 0 (none). */
 int lp2p_gs_poll(lp2p_gs *g, lp2p_gs_event *ev);
@@ -173,6 +187,8 @@ typedef struct lp2p_gs_stats {
   uint64_t idontwant_recv;     /* IDONTWANT ids remembered */
   uint64_t idontwant_dropped;  /* IDONTWANT ids over the per-peer limit, or malformed */
   uint64_t idontwant_skipped;  /* sends withheld because the peer said IDONTWANT */
+  uint64_t fwd_held;           /* forwards held (hold_forwards) */
+  uint64_t fwd_cancelled;      /* held forwards cancelled: the peer had the message meanwhile */
 } lp2p_gs_stats;
 void lp2p_gs_get_stats(const lp2p_gs *g, lp2p_gs_stats *s);
 
