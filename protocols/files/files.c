@@ -1,4 +1,4 @@
-/* protocols/files/files.c - /lp2p/file/1.0.0 (lp2p/files.h): resumable verified file transfer on the
+/* protocols/files/files.c - /lp2p/file/2.0.0 (lp2p/files.h): resumable verified file transfer on the
  * public swarm API and the messaging store (protocols/messaging/store.h: xfer progress + kv).
  *
  * Database use (its own file): kv "file-out" id -> peer | path | OFFER payload (outgoing, until DONE or
@@ -19,11 +19,12 @@
 #include <unistd.h>
 
 #include "lp2p/lpm.h"
+#include "protocols/files/engine/wire.h"
 #include "protocols/messaging/store.h"
 #include "protocols/proto_mem.h"
 
 #define IO_BLOCK (256u * 1024u)
-#define OFFER_FIXED (1 + 16 + 8 + 4 + 4 + 32 + 2)
+#define OFFER_FIXED LP2P_FILES_OFFER_FIXED
 
 enum { F_UNCOMMITTED = 0, F_WAIT, F_ACTIVE, F_DONE };
 
@@ -63,7 +64,7 @@ typedef struct fin {
   int fd;
   char *tmp, *final;
   uint64_t off;
-  lp2p_sha256_ctx whole, cur;
+  lp2p_sha256_ctx cur; /* through the chunks verified so far (resumed from their midstate) */
   uint32_t verified, recorded;
   uint64_t off0, t0, last_prog, last_act;
   int closed, refs, counted;
@@ -100,13 +101,6 @@ static void be64(uint8_t *p, uint64_t v) {
 static void be32(uint8_t *p, uint32_t v) {
   for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (24 - 8 * i));
 }
-static uint64_t rd64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++) v = v << 8 | p[i];
-  return v;
-}
-static uint32_t rd32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
-
 const char *lp2p_files_reject_name(int reason) {
   switch (reason) {
     case LP2P_FILES_REJECT_TOO_LARGE: return "too-large";
@@ -260,12 +254,13 @@ static void o_data(lp2p_stream *s, const uint8_t *d, size_t n, void *ud) {
     d += used;
     n -= used;
     if (!rv) break;
-    if (ml < 17 || memcmp(m + 1, o->id.b, 16) != 0) {
+    lp2p_files_answer an;
+    if (lp2p__files_answer_decode(m, ml, &an) < 0 || memcmp(an.id.b, o->id.b, 16) != 0) {
       lp2p_stream_reset(s);
       return;
     }
-    if (m[0] == LP2P_FILES_FRAME_ACCEPT && ml == 21 && !o->accepted) {
-      uint32_t first = rd32(m + 17);
+    if (an.type == LP2P_FILES_FRAME_ACCEPT && !o->accepted) {
+      uint32_t first = an.first;
       if (first > o->n_chunks) {
         lp2p_stream_reset(s);
         return;
@@ -279,13 +274,13 @@ static void o_data(lp2p_stream *s, const uint8_t *d, size_t n, void *ud) {
       if (o->off > o->size) o->off = o->off0 = o->size;
       o->t0 = mono_ms();
       out_pump(o);
-    } else if (m[0] == LP2P_FILES_FRAME_REJECT && ml == 18) {
+    } else if (an.type == LP2P_FILES_FRAME_REJECT) {
       o->got_done = 1;
-      out_finish(fs, o, LP2P_FILES_EV_FAILED, 0, lp2p_files_reject_name(m[17]));
+      out_finish(fs, o, LP2P_FILES_EV_FAILED, 0, lp2p_files_reject_name(an.reason));
       lp2p_stream_reset(s);
       return;
-    } else if (m[0] == LP2P_FILES_FRAME_DONE && ml == 49) {
-      if (memcmp(m + 17, o->sha, 32) != 0) {
+    } else if (an.type == LP2P_FILES_FRAME_DONE) {
+      if (memcmp(an.sha256, o->sha, 32) != 0) {
         lp2p_stream_reset(s);
         return;
       }
@@ -366,40 +361,8 @@ static void on_out_recorded(void *ud, int status) {
   out_start(fs, o);
 }
 
-/* The whole-file SHA-256 of fd's first `size` bytes, on a helper thread while the caller hashes the
- * chunks (two SHA-256 passes over the file in parallel: half the time before the first byte goes out). */
-typedef struct whole_job {
-  int fd;
-  uint64_t size;
-  uint8_t sha[32];
-  int err;
-} whole_job;
-
-static void *whole_hash_thread(void *arg) {
-  whole_job *j = arg;
-  uint8_t *buf = malloc(IO_BLOCK);
-  if (!buf) {
-    j->err = LP2P_ERR_NOMEM;
-    return NULL;
-  }
-  lp2p_sha256_ctx c;
-  lp2p_sha256_init(&c);
-  for (uint64_t off = 0; off < j->size;) {
-    size_t want = j->size - off < IO_BLOCK ? (size_t)(j->size - off) : IO_BLOCK;
-    ssize_t k = pread(j->fd, buf, want, (off_t)off);
-    if (k <= 0) {
-      j->err = LP2P_ERR_IO;
-      break;
-    }
-    lp2p_sha256_update(&c, buf, (size_t)k);
-    off += (uint64_t)k;
-  }
-  lp2p_sha256_final(&c, j->sha);
-  free(buf);
-  return NULL;
-}
-
-/* Builds the OFFER by hashing the open file (chunks here, the whole file on a helper thread). */
+/* Builds the OFFER by hashing the open file in one SHA-256 pass: the midstate after each chunk but the
+ * last, then the whole-file hash (chunk sizes are multiples of 64, so each chunk ends on a block). */
 static int build_offer(lp2p_files_service *fs, fout *o) {
   o->n_chunks = o->size ? (uint32_t)((o->size + o->chunk - 1) / o->chunk) : 0;
   size_t nl = strlen(o->name);
@@ -408,13 +371,8 @@ static int build_offer(lp2p_files_service *fs, fout *o) {
   o->offer = lp2p__pm_malloc(&fs->mem, o->offer_len);
   if (!o->offer) return LP2P_ERR_NOMEM;
   uint8_t *hs = o->offer + OFFER_FIXED + nl;
-  whole_job wj = {.fd = o->fd, .size = o->size};
-  pthread_t th;
-  int threaded = o->size >= 4u * IO_BLOCK && pthread_create(&th, NULL, whole_hash_thread, &wj) == 0;
-  lp2p_sha256_ctx whole, cur;
-  lp2p_sha256_init(&whole);
-  lp2p_sha256_init(&cur);
-  int rv = 0;
+  lp2p_sha256_ctx c;
+  lp2p_sha256_init(&c);
   uint64_t off = 0;
   uint32_t ci = 0;
   uint64_t in_chunk = 0;
@@ -422,28 +380,17 @@ static int build_offer(lp2p_files_service *fs, fout *o) {
     size_t want = o->size - off < IO_BLOCK ? (size_t)(o->size - off) : IO_BLOCK;
     if (want > o->chunk - in_chunk) want = (size_t)(o->chunk - in_chunk);
     ssize_t k = pread(o->fd, fs->iobuf, want, (off_t)off);
-    if (k <= 0) {
-      rv = LP2P_ERR_IO;
-      break;
-    }
-    if (!threaded) lp2p_sha256_update(&whole, fs->iobuf, (size_t)k);
-    lp2p_sha256_update(&cur, fs->iobuf, (size_t)k);
+    if (k <= 0) return LP2P_ERR_IO;
+    lp2p_sha256_update(&c, fs->iobuf, (size_t)k);
     off += (uint64_t)k;
     in_chunk += (uint64_t)k;
-    if (in_chunk == o->chunk || off == o->size) {
-      lp2p_sha256_final(&cur, hs + 32 * (size_t)ci++);
-      lp2p_sha256_init(&cur);
+    if (in_chunk == o->chunk && off < o->size) {
+      lp2p_sha256_midstate(&c, hs + 32 * (size_t)ci++);
       in_chunk = 0;
     }
   }
-  if (threaded) {
-    pthread_join(th, NULL);
-    if (!rv) rv = wj.err;
-    memcpy(o->sha, wj.sha, 32);
-  } else {
-    lp2p_sha256_final(&whole, o->sha);
-  }
-  if (rv) return rv;
+  lp2p_sha256_final(&c, o->sha);
+  if (o->n_chunks) memcpy(hs + 32 * (size_t)(o->n_chunks - 1), o->sha, 32);
   uint8_t *p = o->offer;
   p[0] = LP2P_FILES_FRAME_OFFER;
   memcpy(p + 1, o->id.b, 16);
@@ -549,29 +496,31 @@ static void in_unref(lp2p_files_service *fs, fin *x) {
   if (--x->refs == 0 && x->closed) in_free(fs, x);
 }
 
-static void send_frame(lp2p_stream *s, const uint8_t *p, size_t n) {
-  uint8_t buf[80];
-  int k = lp2p_lpm_write_prefix(n, buf, sizeof buf);
-  memcpy(buf + k, p, n);
-  if (lp2p_stream_send_all(s, buf, (size_t)k + n, 0) < 0) lp2p_stream_reset(s);
+static void send_answer(fin *x, uint8_t type, uint32_t first, uint8_t reason) {
+  lp2p_files_answer an;
+  memset(&an, 0, sizeof an);
+  an.type = type;
+  an.id = x->id;
+  an.first = first;
+  an.reason = reason;
+  memcpy(an.sha256, x->sha, 32);
+  uint8_t buf[LP2P_LPM_PREFIX_MAX + LP2P_FILES_ANSWER_MAX];
+  int n = lp2p__files_answer_encode(&an, buf + LP2P_LPM_PREFIX_MAX);
+  uint8_t pre[LP2P_LPM_PREFIX_MAX];
+  int k = lp2p_lpm_write_prefix((size_t)n, pre, sizeof pre);
+  memcpy(buf + LP2P_LPM_PREFIX_MAX - k, pre, (size_t)k);
+  if (lp2p_stream_send_all(x->s, buf + LP2P_LPM_PREFIX_MAX - k, (size_t)k + (size_t)n, 0) < 0)
+    lp2p_stream_reset(x->s);
 }
 
 static void in_reject(fin *x, int reason) {
-  uint8_t f[18];
-  f[0] = LP2P_FILES_FRAME_REJECT;
-  memcpy(f + 1, x->id.b, 16);
-  f[17] = (uint8_t)reason;
-  send_frame(x->s, f, sizeof f);
+  send_answer(x, LP2P_FILES_FRAME_REJECT, 0, (uint8_t)reason);
   lp2p_stream_close_write(x->s);
   x->phase = 3;
 }
 
 static void in_done_frame(fin *x) {
-  uint8_t f[49];
-  f[0] = LP2P_FILES_FRAME_DONE;
-  memcpy(f + 1, x->id.b, 16);
-  memcpy(f + 17, x->sha, 32);
-  send_frame(x->s, f, sizeof f);
+  send_answer(x, LP2P_FILES_FRAME_DONE, 0, 0);
   lp2p_stream_close_write(x->s);
 }
 
@@ -637,10 +586,15 @@ static int in_record(lp2p_files_service *fs, fin *x) {
 }
 
 static void in_complete(lp2p_files_service *fs, fin *x) {
+  /* the last chunk was checked against the whole-file hash; an empty file is checked here */
   uint8_t got[32];
-  lp2p_sha256_final(&x->whole, got);
-  if (memcmp(got, x->sha, 32) != 0 || fsync(x->fd) < 0) {
-    /* chunks all matched but the whole did not: start over */
+  if (!x->n_chunks) {
+    lp2p_sha256_ctx c;
+    lp2p_sha256_init(&c);
+    lp2p_sha256_final(&c, got);
+  }
+  if ((!x->n_chunks && memcmp(got, x->sha, 32) != 0) || fsync(x->fd) < 0) {
+    /* cannot complete: start over */
     lp2p_msgstore_xfer_delete(fs->st, x->id.b, NULL, NULL);
     kick_flush(fs);
     unlink(x->tmp);
@@ -691,25 +645,21 @@ static void in_complete(lp2p_files_service *fs, fin *x) {
 }
 
 static int in_offer(lp2p_files_service *fs, fin *x, const uint8_t *m, size_t ml) {
-  if (ml < OFFER_FIXED || m[0] != LP2P_FILES_FRAME_OFFER) return -1;
-  memcpy(x->id.b, m + 1, 16);
-  x->size = rd64(m + 17);
-  x->chunk = rd32(m + 25);
-  x->n_chunks = rd32(m + 29);
-  memcpy(x->sha, m + 33, 32);
-  size_t nl = (size_t)m[65] << 8 | m[66];
-  if (nl == 0 || nl > 255 || ml != OFFER_FIXED + nl + (size_t)x->n_chunks * 32 || !x->chunk ||
-      x->n_chunks != (x->size ? (x->size + x->chunk - 1) / x->chunk : 0)) {
+  lp2p_files_offer of;
+  int dv = lp2p__files_offer_decode(m, ml, &of);
+  if (dv == LP2P_FILES_OFFER_MALFORMED) return -1;
+  x->id = of.id;
+  if (dv != LP2P_FILES_OFFER_OK) {
     in_reject(x, LP2P_FILES_REJECT_BAD_OFFER);
     return 0;
   }
-  memcpy(x->name, m + 67, nl);
+  x->size = of.size;
+  x->chunk = of.chunk;
+  x->n_chunks = of.n_chunks;
+  memcpy(x->sha, of.sha, 32);
+  size_t nl = of.name_len;
+  memcpy(x->name, of.name, nl);
   x->name[nl] = 0;
-  if (memchr(x->name, 0, nl) || strchr(x->name, '/') || !strcmp(x->name, ".") || !strcmp(x->name, "..") ||
-      x->name[0] == '.') {
-    in_reject(x, LP2P_FILES_REJECT_BAD_OFFER);
-    return 0;
-  }
   /* completed before? answer DONE again */
   const uint8_t *v;
   size_t vl;
@@ -757,7 +707,7 @@ static int in_offer(lp2p_files_service *fs, fin *x, const uint8_t *m, size_t ml)
   snprintf(tn, sizeof tn, ".lp2p-%s.part", hex);
   x->tmp = path_join(fs, fs->recv_dir, tn);
   if (!x->hashes || !x->tmp) return -1;
-  memcpy(x->hashes, m + OFFER_FIXED + nl, (size_t)x->n_chunks * 32);
+  memcpy(x->hashes, of.hashes, (size_t)x->n_chunks * 32);
   uint32_t first = 0;
   lp2p_msgstore_xfer xr;
   if (lp2p_msgstore_xfer_get(fs->st, x->id.b, &xr) == 0) {
@@ -779,23 +729,15 @@ static int in_offer(lp2p_files_service *fs, fin *x, const uint8_t *m, size_t ml)
     in_reject(x, LP2P_FILES_REJECT_IO);
     return 0;
   }
-  /* the whole-file hash over the verified prefix already on disk */
-  lp2p_sha256_init(&x->whole);
-  lp2p_sha256_init(&x->cur);
+  /* the hash resumes from the midstate of the last verified chunk (no re-read of the prefix); a temp
+   * file shorter than the database says starts over */
+  if (first > x->n_chunks) first = 0;
   uint64_t pre = (uint64_t)first * x->chunk;
   if (pre > x->size) pre = x->size;
-  for (uint64_t off = 0; off < pre;) {
-    size_t want = pre - off < IO_BLOCK ? (size_t)(pre - off) : IO_BLOCK;
-    ssize_t k = pread(x->fd, fs->iobuf, want, (off_t)off);
-    if (k <= 0) { /* the temp file lost what the database says: start over */
-      first = 0;
-      pre = 0;
-      lp2p_sha256_init(&x->whole);
-      break;
-    }
-    lp2p_sha256_update(&x->whole, fs->iobuf, (size_t)k);
-    off += (uint64_t)k;
-  }
+  struct stat stt;
+  if (fstat(x->fd, &stt) < 0 || (uint64_t)stt.st_size < pre) first = 0, pre = 0;
+  lp2p_sha256_init(&x->cur);
+  if (first && first < x->n_chunks) lp2p_sha256_resume(&x->cur, x->hashes + 32 * ((size_t)first - 1), pre);
   if (ftruncate(x->fd, (off_t)pre) < 0 || lseek(x->fd, (off_t)pre, SEEK_SET) < 0) {
     in_reject(x, LP2P_FILES_REJECT_IO);
     return 0;
@@ -806,11 +748,7 @@ static int in_offer(lp2p_files_service *fs, fin *x, const uint8_t *m, size_t ml)
   x->counted = 1;
   fs->in_bytes += x->size;
   x->phase = 1;
-  uint8_t f[21];
-  f[0] = LP2P_FILES_FRAME_ACCEPT;
-  memcpy(f + 1, x->id.b, 16);
-  be32(f + 17, first);
-  send_frame(x->s, f, sizeof f);
+  send_answer(x, LP2P_FILES_FRAME_ACCEPT, first, 0);
   in_progress(fs, x, 1); /* where this attempt starts (resumed_from) */
   if (x->off == x->size) in_complete(fs, x);
   return 0;
@@ -833,14 +771,16 @@ static void in_bytes(lp2p_files_service *fs, fin *x, const uint8_t *d, size_t n)
       w += (size_t)k;
     }
     lp2p_sha256_update(&x->cur, d, take);
-    lp2p_sha256_update(&x->whole, d, take);
     x->off += take;
     d += take;
     n -= take;
     if (x->off == cend) {
+      /* the midstate through this chunk, or for the last one the whole-file hash */
       uint8_t h[32];
-      lp2p_sha256_final(&x->cur, h);
-      lp2p_sha256_init(&x->cur);
+      if (x->verified + 1 < x->n_chunks)
+        lp2p_sha256_midstate(&x->cur, h);
+      else
+        lp2p_sha256_final(&x->cur, h);
       if (memcmp(h, x->hashes + 32 * (size_t)x->verified, 32) != 0) {
         /* a bad chunk: what is verified so far stays; the sender retries from there */
         in_record(fs, x);
@@ -1025,15 +965,24 @@ static int load_outgoing(lp2p_files_service *fs) {
       memcpy(o->path, v + 3 + pl, fl);
       o->path[fl] = 0;
       memcpy(o->offer, v + 3 + pl + fl, o->offer_len);
-      const uint8_t *p = o->offer;
-      o->size = rd64(p + 17);
-      o->chunk = rd32(p + 25);
-      o->n_chunks = rd32(p + 29);
-      memcpy(o->sha, p + 33, 32);
-      size_t nl = (size_t)p[65] << 8 | p[66];
+      lp2p_files_offer of;
+      if (lp2p__files_offer_decode(o->offer, o->offer_len, &of) != LP2P_FILES_OFFER_OK) {
+        /* not a 2.0.0 manifest (a 1.0.0 one of per-chunk hashes): dropped */
+        lp2p_msgstore_kv_del(fs->st, "file-out", ids[i].b, 16, NULL, NULL);
+        lp2p__pm_free(&fs->mem, o->path);
+        lp2p__pm_free(&fs->mem, o->offer);
+        lp2p__pm_free(&fs->mem, o);
+        kick_flush(fs);
+        continue;
+      }
+      o->size = of.size;
+      o->chunk = of.chunk;
+      o->n_chunks = of.n_chunks;
+      memcpy(o->sha, of.sha, 32);
+      size_t nl = of.name_len;
       o->name = lp2p__pm_malloc(&fs->mem, nl + 1);
       if (!o->name) return LP2P_ERR_NOMEM;
-      memcpy(o->name, p + 67, nl);
+      memcpy(o->name, of.name, nl);
       o->name[nl] = 0;
       o->state = F_WAIT;
       o->next_at = 0;
@@ -1120,6 +1069,8 @@ int lp2p_files_add(lp2p_swarm *sw, const lp2p_files_config *cfg, lp2p_files_serv
   fs->cfg.struct_size = sizeof fs->cfg;
   lp2p_files_config *c = &fs->cfg;
   if (!c->chunk_size) c->chunk_size = 1u << 20;
+  if (c->chunk_size > 0xFFFFFFC0u) c->chunk_size = 0xFFFFFFC0u;
+  c->chunk_size = (c->chunk_size + 63u) & ~63u; /* whole SHA-256 blocks: the manifest holds midstates */
   if (!c->max_attempts) c->max_attempts = 10;
   if (!c->backoff_base_ms) c->backoff_base_ms = 1000;
   if (c->backoff_max_ms < c->backoff_base_ms) c->backoff_max_ms = c->backoff_base_ms;
