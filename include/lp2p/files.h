@@ -38,7 +38,11 @@
  * Several transfers run at once (one stream each, the muxer shares the connection fairly).
  *
  * Events come through cfg.on_event, never from inside the call that caused them. Loop thread only.
- * File I/O (hashing at send, writes, fdatasync) runs on the loop thread. */
+ * The sender's hashing and reads run on the loop thread. Each incoming transfer has a writer thread
+ * (joined when its stream closes or the service goes) that writes, hashes, verifies each chunk and
+ * fdatasyncs, and reports to the loop (lp2p_swarm_post) the chunks that are verified and on disk; the loop
+ * only queues the stream's bytes, crediting them to the stream's window at once until 32 MiB are queued
+ * (then the sender waits until the queue is under 8 MiB). PROGRESS on the receiver counts written bytes. */
 #ifndef LP2P_FILES_H
 #define LP2P_FILES_H
 #include "lp2p/swarm.h"

@@ -24,6 +24,16 @@
 #include "protocols/proto_mem.h"
 
 #define IO_BLOCK (256u * 1024u)
+/* Receiver: bytes queued for the writer thread above which the stream's window is no longer credited (the
+ * sender then stops), and below which the withheld credit is given back. */
+#define Q_HIGH (32u << 20)
+#define Q_LOW (8u << 20)
+
+typedef struct qblk {
+  struct qblk *next;
+  size_t n;
+  uint8_t d[];
+} qblk;
 #define OFFER_FIXED LP2P_FILES_OFFER_FIXED
 
 enum { F_UNCOMMITTED = 0, F_WAIT, F_ACTIVE, F_DONE };
@@ -64,10 +74,24 @@ typedef struct fin {
   int fd;
   char *tmp, *final;
   uint64_t off;
-  lp2p_sha256_ctx cur; /* through the chunks verified so far (resumed from their midstate) */
-  uint32_t verified, recorded;
+  lp2p_sha256_ctx cur; /* the writer's: through the chunks verified so far (resumed from their midstate) */
+  uint32_t verified, recorded; /* loop: chunks verified and durable (the writer's report), recorded */
   uint64_t off0, t0, last_prog, last_act;
   int closed, refs, counted;
+  /* The writer thread (phase 1) writes, hashes, verifies each chunk and fdatasyncs; the loop only queues
+   * the stream's bytes (off: bytes received) and records what the writer reports durable. */
+  pthread_t th;
+  int th_on, mu_init;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  qblk *qh, *qt;   /* mu: loop -> writer */
+  size_t qbytes;   /* mu */
+  int stop, blocked, posted; /* mu */
+  uint32_t w_durable; /* mu: chunks verified and on disk */
+  uint64_t w_off;     /* mu: bytes written (and hashed) by the writer: what PROGRESS reports */
+  int w_err;          /* mu: 1 a chunk did not verify, 2 write or sync failed */
+  size_t owed;        /* loop: bytes received but not yet credited to the stream (backpressure) */
+  int manual;         /* loop: the stream is in manual-consume mode */
   struct fin *next;
 } fin;
 
@@ -477,6 +501,28 @@ static void in_release(lp2p_files_service *fs, fin *x) {
   }
 }
 
+static void *in_writer(void *arg);
+
+/* Stops and joins the writer (it finishes the block in hand and makes its verified chunks durable) and
+ * drops what is still queued; x->verified becomes what is verified and on disk. Loop thread. */
+static void in_stop_writer(fin *x) {
+  if (!x->th_on) return;
+  pthread_mutex_lock(&x->mu);
+  x->stop = 1;
+  pthread_cond_signal(&x->cv);
+  pthread_mutex_unlock(&x->mu);
+  pthread_join(x->th, NULL);
+  x->th_on = 0;
+  while (x->qh) {
+    qblk *b = x->qh;
+    x->qh = b->next;
+    free(b);
+  }
+  x->qt = NULL;
+  x->qbytes = 0;
+  if (x->w_durable > x->verified) x->verified = x->w_durable;
+}
+
 static void in_free(lp2p_files_service *fs, fin *x) {
   for (fin **pp = &fs->ins; *pp; pp = &(*pp)->next)
     if (*pp == x) {
@@ -484,6 +530,11 @@ static void in_free(lp2p_files_service *fs, fin *x) {
       break;
     }
   in_release(fs, x);
+  in_stop_writer(x);
+  if (x->mu_init) {
+    pthread_mutex_destroy(&x->mu);
+    pthread_cond_destroy(&x->cv);
+  }
   if (x->fd >= 0) close(x->fd);
   lp2p_lpm_reader_free(x->rd);
   lp2p__pm_free(&fs->mem, x->hashes);
@@ -493,7 +544,8 @@ static void in_free(lp2p_files_service *fs, fin *x) {
 }
 
 static void in_unref(lp2p_files_service *fs, fin *x) {
-  if (--x->refs == 0 && x->closed) in_free(fs, x);
+  /* a writer's post still queued frees it when it runs (the writer is joined by then) */
+  if (--x->refs == 0 && x->closed && !x->posted) in_free(fs, x);
 }
 
 static void send_answer(fin *x, uint8_t type, uint32_t first, uint8_t reason) {
@@ -528,17 +580,23 @@ static void in_progress(lp2p_files_service *fs, fin *x, int force) {
   uint64_t now = mono_ms();
   if (!force && now - x->last_prog < fs->cfg.progress_ms) return;
   x->last_prog = now;
+  uint64_t done = x->off; /* with the writer running: what it has written, not what is queued */
+  if (x->th_on) {
+    pthread_mutex_lock(&x->mu);
+    done = x->w_off;
+    pthread_mutex_unlock(&x->mu);
+  }
   lp2p_files_event ev;
   memset(&ev, 0, sizeof ev);
   ev.type = LP2P_FILES_EV_PROGRESS;
   ev.id = x->id;
   ev.peer = &x->peer;
   ev.name = x->name;
-  ev.bytes = x->off;
+  ev.bytes = done;
   ev.total = x->size;
   uint64_t el = now - x->t0;
-  ev.rate = el ? (double)(x->off - x->off0) * 1000.0 / (double)el : 0;
-  ev.eta_s = ev.rate > 0 ? (double)(x->size - x->off) / ev.rate : -1;
+  ev.rate = el ? (double)(done - x->off0) * 1000.0 / (double)el : 0;
+  ev.eta_s = ev.rate > 0 ? (double)(x->size - done) / ev.rate : -1;
   ev.resumed_from = x->off0;
   emit(fs, &ev);
 }
@@ -575,10 +633,9 @@ static void on_in_completed(void *ud, int status) {
   in_unref(fs, x);
 }
 
-/* Records verified chunks [recorded, verified) after making their bytes durable. */
+/* Records verified chunks [recorded, verified) (the writer reports only chunks already fdatasynced). */
 static int in_record(lp2p_files_service *fs, fin *x) {
   if (x->recorded == x->verified) return 0;
-  if (fdatasync(x->fd) < 0) return LP2P_ERR_IO;
   for (; x->recorded < x->verified; x->recorded++)
     lp2p_msgstore_xfer_mark_chunk(fs->st, x->id.b, x->recorded, wall_ms(), NULL, NULL);
   kick_flush(fs);
@@ -683,6 +740,7 @@ static int in_offer(lp2p_files_service *fs, fin *x, const uint8_t *m, size_t ml)
   for (fin *o = fs->ins; o; o = o->next)
     if (o != x && o->phase == 1 && !memcmp(o->id.b, x->id.b, 16)) { /* an older attempt still open */
       lp2p_stream_reset(o->s);
+      in_stop_writer(o);
       if (o->fd >= 0) {
         close(o->fd);
         o->fd = -1;
@@ -743,8 +801,28 @@ static int in_offer(lp2p_files_service *fs, fin *x, const uint8_t *m, size_t ml)
     return 0;
   }
   x->off = x->off0 = pre;
-  x->verified = x->recorded = first;
+  x->verified = x->recorded = x->w_durable = first;
+  x->w_off = pre;
   x->t0 = x->last_prog = mono_ms();
+  if (pre < x->size) {
+    if (pthread_mutex_init(&x->mu, NULL) != 0) {
+      in_reject(x, LP2P_FILES_REJECT_IO);
+      return 0;
+    }
+    if (pthread_cond_init(&x->cv, NULL) != 0) {
+      pthread_mutex_destroy(&x->mu);
+      in_reject(x, LP2P_FILES_REJECT_IO);
+      return 0;
+    }
+    x->mu_init = 1;
+    if (pthread_create(&x->th, NULL, in_writer, x) != 0) {
+      in_reject(x, LP2P_FILES_REJECT_IO);
+      return 0;
+    }
+    x->th_on = 1;
+    lp2p_stream_set_manual_consume(x->s, 1);
+    x->manual = 1;
+  }
   x->counted = 1;
   fs->in_bytes += x->size;
   x->phase = 1;
@@ -754,59 +832,172 @@ static int in_offer(lp2p_files_service *fs, fin *x, const uint8_t *m, size_t ml)
   return 0;
 }
 
-static void in_bytes(lp2p_files_service *fs, fin *x, const uint8_t *d, size_t n) {
-  while (n && x->phase == 1) {
-    uint64_t cstart = (uint64_t)x->verified * x->chunk;
-    uint64_t cend = cstart + x->chunk < x->size ? cstart + x->chunk : x->size;
-    size_t take = cend - x->off < n ? (size_t)(cend - x->off) : n;
-    size_t w = 0;
-    while (w < take) {
-      ssize_t k = write(x->fd, d + w, take - w);
-      if (k < 0 && errno == EINTR) continue;
-      if (k <= 0) {
-        lp2p_stream_reset(x->s);
-        x->phase = 3;
-        return;
-      }
-      w += (size_t)k;
+/* ---- the writer thread ---- */
+
+static void in_post(lp2p_swarm *sw, void *arg);
+
+static void w_notify(fin *x) { /* x->mu held */
+  if (!x->posted && lp2p_swarm_post(x->fs->sw, in_post, x) == 0) x->posted = 1;
+}
+
+static void *in_writer(void *arg) {
+  fin *x = arg;
+  uint64_t off = x->off0;
+  uint32_t verified = (uint32_t)(x->off0 / x->chunk), synced = verified;
+  int err = 0;
+  while (!err && verified < x->n_chunks) {
+    pthread_mutex_lock(&x->mu);
+    while (!x->qh && !x->stop) pthread_cond_wait(&x->cv, &x->mu);
+    qblk *b = x->stop ? NULL : x->qh;
+    if (b) {
+      x->qh = b->next;
+      if (!x->qh) x->qt = NULL;
     }
-    lp2p_sha256_update(&x->cur, d, take);
-    x->off += take;
-    d += take;
-    n -= take;
-    if (x->off == cend) {
+    pthread_mutex_unlock(&x->mu);
+    if (!b) break;
+    const uint8_t *d = b->d;
+    size_t n = b->n;
+    while (n && !err) {
+      uint64_t cstart = (uint64_t)verified * x->chunk;
+      uint64_t cend = cstart + x->chunk < x->size ? cstart + x->chunk : x->size;
+      size_t take = cend - off < n ? (size_t)(cend - off) : n;
+      for (size_t w = 0; w < take;) {
+        ssize_t k = pwrite(x->fd, d + w, take - w, (off_t)(off + w));
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+          err = 2;
+          break;
+        }
+        w += (size_t)k;
+      }
+      if (err) break;
+      lp2p_sha256_update(&x->cur, d, take);
+      off += take;
+      d += take;
+      n -= take;
+      if (off < cend) continue;
       /* the midstate through this chunk, or for the last one the whole-file hash */
       uint8_t h[32];
-      if (x->verified + 1 < x->n_chunks)
+      if (verified + 1 < x->n_chunks)
         lp2p_sha256_midstate(&x->cur, h);
       else
         lp2p_sha256_final(&x->cur, h);
-      if (memcmp(h, x->hashes + 32 * (size_t)x->verified, 32) != 0) {
-        /* a bad chunk: what is verified so far stays; the sender retries from there */
-        in_record(fs, x);
-        lp2p_stream_reset(x->s);
-        x->phase = 3;
-        in_release(fs, x);
-        return;
+      if (memcmp(h, x->hashes + 32 * (size_t)verified, 32) != 0) {
+        err = 1; /* what is verified so far stays; the sender retries from there */
+        break;
       }
-      x->verified++;
+      verified++;
 #ifdef __linux__
       /* start writing the chunk back now, so that the next fdatasync finds little left to do */
       sync_file_range(x->fd, (off_t)cstart, (off_t)(cend - cstart), SYNC_FILE_RANGE_WRITE);
 #endif
-      if (x->verified - x->recorded >= fs->cfg.sync_every_chunks && in_record(fs, x) < 0) {
-        lp2p_stream_reset(x->s);
-        x->phase = 3;
-        return;
-      }
-      if (x->off == x->size) {
-        in_record(fs, x);
-        in_complete(fs, x);
-        return;
+      if (verified - synced >= x->fs->cfg.sync_every_chunks || verified == x->n_chunks) {
+        if (fdatasync(x->fd) < 0) {
+          err = 2;
+          break;
+        }
+        synced = verified;
+        pthread_mutex_lock(&x->mu);
+        x->w_durable = synced;
+        w_notify(x);
+        pthread_mutex_unlock(&x->mu);
       }
     }
+    size_t bn = b->n;
+    free(b);
+    pthread_mutex_lock(&x->mu);
+    x->qbytes -= bn;
+    x->w_off = off;
+    if (x->blocked && x->qbytes <= Q_LOW) w_notify(x);
+    pthread_mutex_unlock(&x->mu);
   }
-  if (n && x->phase != 1 && x->phase != 3) lp2p_stream_reset(x->s); /* bytes beyond the file */
+  /* stopped or failed: what verified keeps for the resume once it is on disk */
+  int durable = verified > synced && err != 2 && fdatasync(x->fd) == 0;
+  pthread_mutex_lock(&x->mu);
+  if (durable) x->w_durable = verified;
+  if (err) {
+    x->w_err = err;
+    w_notify(x);
+  }
+  pthread_mutex_unlock(&x->mu);
+  return NULL;
+}
+
+/* The writer's report, on the loop thread. */
+static void in_post(lp2p_swarm *sw, void *arg) {
+  fin *x = arg;
+  lp2p_files_service *fs = x->fs;
+  (void)sw;
+  pthread_mutex_lock(&x->mu);
+  x->posted = 0;
+  uint32_t durable = x->w_durable;
+  int err = x->w_err;
+  size_t q = x->qbytes;
+  if (q <= Q_LOW) x->blocked = 0;
+  pthread_mutex_unlock(&x->mu);
+  if (x->closed) {
+    if (x->refs == 0) in_free(fs, x);
+    return;
+  }
+  if (x->phase != 1 || fs->detached) return;
+  x->last_act = mono_ms();
+  if (durable > x->verified) {
+    x->verified = durable;
+    in_record(fs, x);
+  }
+  if (err) {
+    in_stop_writer(x);
+    in_record(fs, x);
+    lp2p_stream_reset(x->s);
+    x->phase = 3;
+    in_release(fs, x);
+    return;
+  }
+  if (x->verified == x->n_chunks) {
+    in_stop_writer(x);
+    in_complete(fs, x);
+    return;
+  }
+  if (x->owed && q <= Q_LOW) {
+    lp2p_stream_consume(x->s, x->owed);
+    x->owed = 0;
+  }
+  in_progress(fs, x, 0);
+}
+
+/* Queues the stream's bytes for the writer; credits them to the stream at once unless the queue is long. */
+static void in_bytes(lp2p_files_service *fs, fin *x, const uint8_t *d, size_t n) {
+  (void)fs;
+  if (!n) return;
+  if (n > x->size - x->off) { /* bytes beyond the file */
+    lp2p_stream_reset(x->s);
+    return;
+  }
+  qblk *b = malloc(sizeof *b + n);
+  if (!b) {
+    lp2p_stream_reset(x->s);
+    return;
+  }
+  b->next = NULL;
+  b->n = n;
+  memcpy(b->d, d, n);
+  pthread_mutex_lock(&x->mu);
+  if (x->qt)
+    x->qt->next = b;
+  else
+    x->qh = b;
+  x->qt = b;
+  x->qbytes += n;
+  int blocked = x->blocked = x->qbytes > Q_HIGH;
+  pthread_cond_signal(&x->cv);
+  pthread_mutex_unlock(&x->mu);
+  x->off += n;
+  if (blocked) {
+    x->owed += n;
+  } else {
+    lp2p_stream_consume(x->s, n + x->owed);
+    x->owed = 0;
+  }
 }
 
 static void i_open(lp2p_stream *s, const char *protocol, void *ud) {
@@ -851,6 +1042,7 @@ static void i_data(lp2p_stream *s, const uint8_t *d, size_t n, void *ud) {
       x->phase = 3;
       return;
     }
+    if (x->manual) lp2p_stream_consume(s, used); /* manual from inside this call: the offer's bytes too */
   }
   if (x->phase == 1) {
     in_bytes(fs, x, d, n);
@@ -863,7 +1055,7 @@ static void i_data(lp2p_stream *s, const uint8_t *d, size_t n, void *ud) {
 static void i_eof(lp2p_stream *s, void *ud) {
   (void)ud;
   fin *x = lp2p_stream_user(s);
-  if (x && x->phase == 1) lp2p_stream_reset(s); /* the sender stopped before the end */
+  if (x && x->phase == 1 && x->off < x->size) lp2p_stream_reset(s); /* the sender stopped before the end */
 }
 
 static void i_close(lp2p_stream *s, int err, void *ud) {
@@ -872,6 +1064,7 @@ static void i_close(lp2p_stream *s, int err, void *ud) {
   fin *x = lp2p_stream_user(s);
   if (!x) return;
   lp2p_stream_set_user(s, NULL);
+  in_stop_writer(x);
   if (x->phase == 1) in_record(fs, x); /* keep what is verified for the resume */
   x->closed = 1;
   x->s = NULL;
@@ -1009,8 +1202,10 @@ static int fs_attach(void *self, lp2p_swarm *sw) {
 
 static void fs_detach(void *self, lp2p_swarm *sw) {
   lp2p_files_service *fs = self;
-  for (fin *x = fs->ins; x; x = x->next)
+  for (fin *x = fs->ins; x; x = x->next) {
+    in_stop_writer(x);
     if (x->phase == 1) in_record(fs, x);
+  }
   lp2p_msgstore_flush(fs->st);
   fs->detached = 1;
   lp2p_swarm_remove_protocol(sw, LP2P_FILES_PROTOCOL_ID);
