@@ -38,7 +38,8 @@
  * Several transfers run at once (one stream each, the muxer shares the connection fairly).
  *
  * Events come through cfg.on_event, never from inside the call that caused them. Loop thread only.
- * The sender's hashing and reads run on the loop thread. Each incoming transfer has a writer thread
+ * The sender's manifest pass runs in lp2p_files_send (a helper thread reads ahead while it hashes), its
+ * reads while sending on the loop thread. Each incoming transfer has a writer thread
  * (joined when its stream closes or the service goes) that writes, hashes, verifies each chunk and
  * fdatasyncs, and reports to the loop (lp2p_swarm_post) the chunks that are verified and on disk; the loop
  * only queues the stream's bytes, crediting them to the stream's window at once until 32 MiB are queued

@@ -385,6 +385,51 @@ static void on_out_recorded(void *ud, int status) {
   out_start(fs, o);
 }
 
+/* Read-ahead for the manifest pass: a helper thread pread()s the file into a ring of RA_SLOTS blocks
+ * (pieces never cross a chunk boundary) while the caller hashes: the page-cache copies overlap the one
+ * SHA-256 chain (measured: 1.0 ms/MB inline against 0.63 ms/MB of SHA-256 alone). */
+#define RA_SLOTS 4
+typedef struct ra_job {
+  int fd;
+  uint64_t size;
+  uint32_t chunk;
+  uint8_t *buf[RA_SLOTS];
+  size_t len[RA_SLOTS];
+  int full[RA_SLOTS];
+  int err, stop;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+} ra_job;
+
+static size_t ra_piece(const ra_job *j, uint64_t off) {
+  uint64_t want = j->size - off < IO_BLOCK ? j->size - off : IO_BLOCK;
+  uint64_t to_end = j->chunk - off % j->chunk;
+  return (size_t)(want < to_end ? want : to_end);
+}
+
+static void *ra_thread(void *arg) {
+  ra_job *j = arg;
+  uint64_t off = 0;
+  for (unsigned b = 0; off < j->size; b++) {
+    unsigned sl = b % RA_SLOTS;
+    pthread_mutex_lock(&j->mu);
+    while (j->full[sl] && !j->stop) pthread_cond_wait(&j->cv, &j->mu);
+    int stop = j->stop;
+    pthread_mutex_unlock(&j->mu);
+    if (stop) break;
+    ssize_t k = pread(j->fd, j->buf[sl], ra_piece(j, off), (off_t)off);
+    pthread_mutex_lock(&j->mu);
+    if (k <= 0) j->err = 1;
+    j->len[sl] = k > 0 ? (size_t)k : 0;
+    j->full[sl] = 1;
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    if (k <= 0) break;
+    off += (uint64_t)k;
+  }
+  return NULL;
+}
+
 /* Builds the OFFER by hashing the open file in one SHA-256 pass: the midstate after each chunk but the
  * last, then the whole-file hash (chunk sizes are multiples of 64, so each chunk ends on a block). */
 static int build_offer(lp2p_files_service *fs, fout *o) {
@@ -397,22 +442,68 @@ static int build_offer(lp2p_files_service *fs, fout *o) {
   uint8_t *hs = o->offer + OFFER_FIXED + nl;
   lp2p_sha256_ctx c;
   lp2p_sha256_init(&c);
-  uint64_t off = 0;
   uint32_t ci = 0;
-  uint64_t in_chunk = 0;
-  while (off < o->size) {
-    size_t want = o->size - off < IO_BLOCK ? (size_t)(o->size - off) : IO_BLOCK;
-    if (want > o->chunk - in_chunk) want = (size_t)(o->chunk - in_chunk);
-    ssize_t k = pread(o->fd, fs->iobuf, want, (off_t)off);
-    if (k <= 0) return LP2P_ERR_IO;
-    lp2p_sha256_update(&c, fs->iobuf, (size_t)k);
-    off += (uint64_t)k;
-    in_chunk += (uint64_t)k;
-    if (in_chunk == o->chunk && off < o->size) {
-      lp2p_sha256_midstate(&c, hs + 32 * (size_t)ci++);
-      in_chunk = 0;
-    }
+  ra_job j;
+  memset(&j, 0, sizeof j);
+  j.fd = o->fd;
+  j.size = o->size;
+  j.chunk = o->chunk;
+  int threaded = o->size > 2u * IO_BLOCK;
+  for (int i = 0; threaded && i < RA_SLOTS; i++)
+    if (!(j.buf[i] = malloc(IO_BLOCK))) threaded = 0;
+  if (threaded && pthread_mutex_init(&j.mu, NULL) != 0) threaded = 0;
+  if (threaded && pthread_cond_init(&j.cv, NULL) != 0) {
+    pthread_mutex_destroy(&j.mu);
+    threaded = 0;
   }
+  pthread_t th;
+  if (threaded && pthread_create(&th, NULL, ra_thread, &j) != 0) {
+    pthread_cond_destroy(&j.cv);
+    pthread_mutex_destroy(&j.mu);
+    threaded = 0;
+  }
+  int rv = 0;
+  uint64_t off = 0;
+  for (unsigned b = 0; off < o->size; b++) {
+    const uint8_t *p;
+    size_t k;
+    unsigned sl = b % RA_SLOTS;
+    if (threaded) {
+      pthread_mutex_lock(&j.mu);
+      while (!j.full[sl]) pthread_cond_wait(&j.cv, &j.mu);
+      k = j.len[sl];
+      pthread_mutex_unlock(&j.mu);
+      p = j.buf[sl];
+    } else {
+      ssize_t r = pread(o->fd, fs->iobuf, ra_piece(&j, off), (off_t)off);
+      k = r > 0 ? (size_t)r : 0;
+      p = fs->iobuf;
+    }
+    if (!k) {
+      rv = LP2P_ERR_IO;
+      break;
+    }
+    lp2p_sha256_update(&c, p, k);
+    off += k;
+    if (threaded) {
+      pthread_mutex_lock(&j.mu);
+      j.full[sl] = 0;
+      pthread_cond_broadcast(&j.cv);
+      pthread_mutex_unlock(&j.mu);
+    }
+    if (off % o->chunk == 0 && off < o->size) lp2p_sha256_midstate(&c, hs + 32 * (size_t)ci++);
+  }
+  if (threaded) {
+    pthread_mutex_lock(&j.mu);
+    j.stop = 1;
+    pthread_cond_broadcast(&j.cv);
+    pthread_mutex_unlock(&j.mu);
+    pthread_join(th, NULL);
+    pthread_cond_destroy(&j.cv);
+    pthread_mutex_destroy(&j.mu);
+  }
+  for (int i = 0; i < RA_SLOTS; i++) free(j.buf[i]);
+  if (rv) return rv;
   lp2p_sha256_final(&c, o->sha);
   if (o->n_chunks) memcpy(hs + 32 * (size_t)(o->n_chunks - 1), o->sha, 32);
   uint8_t *p = o->offer;
