@@ -1,31 +1,36 @@
 /* lp2p/files.h - resumable, verified file transfer over the one swarm (issue 15), on its own stream
- * protocol /lp2p/file/1.0.0. Written only against the public swarm API; progress is kept in the same
+ * protocol /lp2p/file/2.0.0. Written only against the public swarm API; progress is kept in the same
  * SQLite database as messaging (lp2p/messaging.h), so it survives restarts of either side.
  *
  * ---- Wire ------------------------------------------------------------------------------------------
  * One stream per transfer attempt. Control frames are length-prefixed (lp2p/lpm.h); payloads:
  *   OFFER  0x10 | id (16) | size (u64 BE) | chunk_size (u32 BE) | n_chunks (u32 BE) | sha256 (32)
- *               | name_len (u16 BE) | name | n_chunks x sha256 (32 each)          (sender -> receiver)
+ *               | name_len (u16 BE) | name | n_chunks x hash (32 each)            (sender -> receiver)
  *   ACCEPT 0x11 | id (16) | first_chunk (u32 BE): send from this chunk on         (receiver -> sender)
  *   REJECT 0x12 | id (16) | reason (u8, lp2p_files_reject)                        (receiver -> sender)
  *   DONE   0x13 | id (16) | sha256 (32): the file is verified and in place       (receiver -> sender)
  * After ACCEPT the sender writes the raw bytes of chunks first_chunk.. to the end (no framing; sizes come
  * from the manifest) and half-closes. n_chunks = ceil(size / chunk_size) (0 for an empty file).
+ * chunk_size is a multiple of 64 (SHA-256 blocks). Hash i (i < n_chunks - 1) is the SHA-256 midstate after
+ * absorbing chunks 0..i (the 8 state words, big-endian; lp2p_sha256_midstate), the last is the whole-file
+ * sha256 (the same as the header's): one SHA-256 pass on each side hashes the manifest and verifies every
+ * chunk, and a resume continues from the midstate of the last verified chunk. (1.0.0 had independent
+ * per-chunk SHA-256 and cost two passes per side; it is not spoken any more.)
  *
  * ---- Receiver --------------------------------------------------------------------------------------
  * Accept policy: size <= max_file_size, the bytes of all unfinished incoming transfers <= quota_bytes,
  * a usable name (its last path component; "." / ".." / empty refused). Data goes to
  * recv_dir/.lp2p-<id>.part; each chunk is checked against its hash when complete (a bad chunk resets the
- * stream: the sender retries from the last verified chunk); verified chunks are recorded in the database
+ * stream: the sender retries from the last verified chunk; the last chunk is checked by the whole-file hash); verified chunks are recorded in the database
  * after an fdatasync of the temp file, so a resume never trusts bytes that were not on disk. When the
- * last chunk verifies, the whole-file SHA-256 is checked, the file fsynced and renamed atomically to
+ * last chunk verifies (the whole-file SHA-256), the file is fsynced and renamed atomically to
  * recv_dir/<name> (or <name>.1, .2, ... if taken), the directory fsynced, the completion recorded, and
  * only then DONE is sent and RECEIVED raised. An OFFER for a transfer already completed is answered DONE
  * again (no second RECEIVED); for an unfinished one with the same manifest the answer is ACCEPT from the
  * first unverified chunk (resume after a broken connection or a restart of either side).
  *
  * ---- Sender ----------------------------------------------------------------------------------------
- * lp2p_files_send hashes the file (chunks and whole), records the transfer durably (QUEUED), then
+ * lp2p_files_send hashes the file (one pass: midstates and whole), records the transfer durably (QUEUED), then
  * delivers it: retries with exponential backoff (backoff_base_ms.. backoff_max_ms, jitter) and at once
  * when the peer reconnects; the attempt counter restarts whenever a retry made progress; after
  * max_attempts attempts without progress, or a REJECT, FAILED. Unfinished transfers are resumed by
@@ -33,9 +38,12 @@
  * Several transfers run at once (one stream each, the muxer shares the connection fairly).
  *
  * Events come through cfg.on_event, never from inside the call that caused them. Loop thread only.
- * File I/O (hashing at send, writes, fdatasync) runs on the loop thread, except the sender's whole-file
- * hash, computed on a short-lived helper thread while the loop thread hashes the chunks (lp2p_files_send
- * returns when both are done). */
+ * The sender's manifest pass runs in lp2p_files_send (a helper thread reads ahead while it hashes), its
+ * reads while sending on the loop thread. Each incoming transfer has a writer thread
+ * (joined when its stream closes or the service goes) that writes, hashes, verifies each chunk and
+ * fdatasyncs, and reports to the loop (lp2p_swarm_post) the chunks that are verified and on disk; the loop
+ * only queues the stream's bytes, crediting them to the stream's window at once until 32 MiB are queued
+ * (then the sender waits until the queue is under 8 MiB). PROGRESS on the receiver counts written bytes. */
 #ifndef LP2P_FILES_H
 #define LP2P_FILES_H
 #include "lp2p/swarm.h"
@@ -44,7 +52,7 @@
 extern "C" {
 #endif
 
-#define LP2P_FILES_PROTOCOL_ID "/lp2p/file/1.0.0"
+#define LP2P_FILES_PROTOCOL_ID "/lp2p/file/2.0.0"
 #define LP2P_FILES_BEHAVIOUR "files"
 #define LP2P_FILES_OFFER_MAX (8u * 1024u * 1024u) /* largest OFFER frame accepted */
 
@@ -109,7 +117,7 @@ typedef struct lp2p_files_config {
   const char *recv_dir;      /* where received files go; NULL = refuse every offer (send only); copied */
   uint64_t max_file_size;    /* default 4 GiB */
   uint64_t quota_bytes;      /* unfinished incoming bytes at once; default 16 GiB */
-  uint32_t chunk_size;       /* sender: default 1 MiB */
+  uint32_t chunk_size;       /* sender: default 1 MiB; rounded up to a multiple of 64 */
   uint32_t max_attempts;     /* attempts without progress before FAILED; default 10 */
   uint64_t backoff_base_ms;  /* default 1000 */
   uint64_t backoff_max_ms;   /* default 300000 */
@@ -123,7 +131,7 @@ typedef struct lp2p_files_config {
 
 LP2P_EXTERN void lp2p_files_config_default(lp2p_files_config *cfg);
 
-/* Adds the file-transfer behaviour: opens the database, registers /lp2p/file/1.0.0, resumes unfinished
+/* Adds the file-transfer behaviour: opens the database, registers /lp2p/file/2.0.0, resumes unfinished
  * outgoing transfers. *out (optional) is owned by the swarm. Errors: LP2P_ERR_INVAL, LP2P_ERR_EXISTS,
  * LP2P_ERR_IO, LP2P_ERR_NOMEM. */
 LP2P_EXTERN int lp2p_files_add(lp2p_swarm *sw, const lp2p_files_config *cfg, lp2p_files_service **out);
@@ -147,6 +155,11 @@ typedef struct lp2p_sha256_ctx {
 LP2P_EXTERN void lp2p_sha256_init(lp2p_sha256_ctx *c);
 LP2P_EXTERN void lp2p_sha256_update(lp2p_sha256_ctx *c, const uint8_t *p, size_t n);
 LP2P_EXTERN void lp2p_sha256_final(lp2p_sha256_ctx *c, uint8_t out[32]);
+/* The midstate: the 8 state words (big-endian, 32 bytes) after absorbing a multiple of 64 bytes; -1 if
+ * the absorbed length is not one. lp2p_sha256_resume sets c to continue after `absorbed` bytes (a multiple
+ * of 64, else -1) whose midstate is mid: init + update(x) + midstate == resume(midstate, |x|). */
+LP2P_EXTERN int lp2p_sha256_midstate(const lp2p_sha256_ctx *c, uint8_t out[32]);
+LP2P_EXTERN int lp2p_sha256_resume(lp2p_sha256_ctx *c, const uint8_t mid[32], uint64_t absorbed);
 
 #ifdef __cplusplus
 }

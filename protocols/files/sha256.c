@@ -160,3 +160,23 @@ void lp2p_sha256_final(lp2p_sha256_ctx *c, uint8_t out[32]) {
     out[4 * i + 3] = (uint8_t)c->h[i];
   }
 }
+
+int lp2p_sha256_midstate(const lp2p_sha256_ctx *c, uint8_t out[32]) {
+  if (c->blen || c->n % 64) return -1;
+  for (int i = 0; i < 8; i++) {
+    out[4 * i] = (uint8_t)(c->h[i] >> 24);
+    out[4 * i + 1] = (uint8_t)(c->h[i] >> 16);
+    out[4 * i + 2] = (uint8_t)(c->h[i] >> 8);
+    out[4 * i + 3] = (uint8_t)c->h[i];
+  }
+  return 0;
+}
+
+int lp2p_sha256_resume(lp2p_sha256_ctx *c, const uint8_t mid[32], uint64_t absorbed) {
+  if (absorbed % 64) return -1;
+  for (int i = 0; i < 8; i++)
+    c->h[i] = (uint32_t)mid[4 * i] << 24 | (uint32_t)mid[4 * i + 1] << 16 | (uint32_t)mid[4 * i + 2] << 8 | mid[4 * i + 3];
+  c->n = absorbed;
+  c->blen = 0;
+  return 0;
+}

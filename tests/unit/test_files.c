@@ -130,6 +130,36 @@ TEST(files_sha256_matches_libsodium) {
   free(buf);
 }
 
+/* The 2.0.0 manifest: a midstate taken after k blocks and resumed in a fresh context ends in the same
+ * hash as one uninterrupted pass; a length that is not whole blocks has no midstate. */
+TEST(files_sha256_midstate_resume) {
+  size_t len = 300000;
+  uint8_t *buf = malloc(len);
+  for (size_t i = 0; i < len; i++) buf[i] = (uint8_t)(i * 13 + (i >> 7));
+  uint8_t want[32];
+  lp2p_sha256(buf, len, want);
+  size_t cuts[] = {0, 64, 4096, 65536 + 64, 299968};
+  for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
+    lp2p_sha256_ctx a, b;
+    lp2p_sha256_init(&a);
+    lp2p_sha256_update(&a, buf, cuts[k]);
+    uint8_t mid[32], got[32];
+    CHECK_EQ(lp2p_sha256_midstate(&a, mid), 0);
+    memset(&b, 0xa5, sizeof b);
+    CHECK_EQ(lp2p_sha256_resume(&b, mid, cuts[k]), 0);
+    lp2p_sha256_update(&b, buf + cuts[k], len - cuts[k]);
+    lp2p_sha256_final(&b, got);
+    CHECK_MEM(want, got, 32);
+  }
+  lp2p_sha256_ctx c;
+  lp2p_sha256_init(&c);
+  lp2p_sha256_update(&c, buf, 100);
+  uint8_t mid[32];
+  CHECK(lp2p_sha256_midstate(&c, mid) < 0);
+  CHECK(lp2p_sha256_resume(&c, mid, 100) < 0);
+  free(buf);
+}
+
 TEST(files_transfer_several_at_once) {
   g_case++;
   tloop L;
@@ -280,6 +310,7 @@ int main(void) {
   snprintf(g_dir, sizeof g_dir, "/tmp/lp2p-files-XXXXXX");
   if (!mkdtemp(g_dir)) return 1;
   RUN(files_sha256_matches_libsodium);
+  RUN(files_sha256_midstate_resume);
   RUN(files_transfer_several_at_once);
   RUN(files_accept_policy);
   RUN(files_resume_after_cut_and_receiver_restart);
