@@ -413,8 +413,13 @@ static int q_sub(lp2p_gs *g, gs_peer *p, const gs_str *t, int sub) {
   lp2p__bytes_free(g->m, &e);
   return rv;
 }
+/* Messages go out at most GS_MSG_BATCH bytes of them per RPC, whatever queues them (held forwards,
+ * IWANT answers, flood publishing): rust-libp2p refuses RPCs over 64 KiB by default and drops them
+ * whole, so one RPC carrying a burst would lose every message in it for that peer. */
+#define GS_MSG_BATCH 32768
 static int q_msg(lp2p_gs *g, gs_peer *p, const gs_msg *msg) {
   int rv = room(g, p, msg->enc.len + 8);
+  if (!rv && p->body.len && p->body.len + msg->enc.len > GS_MSG_BATCH) rv = flush_peer(g, p);
   return rv ? rv : lp2p_gs_pb_ld(g->m, &p->body, 2, msg->enc.data, msg->enc.len);
 }
 static int q_graft(lp2p_gs *g, gs_peer *p, const gs_str *t) {
@@ -511,18 +516,16 @@ static void cancel_forward(lp2p_gs *g, const uint8_t *id, size_t n, const gs_pee
     return;
   }
 }
-/* Queues every held forward (messages in arrival order) into the peers' RPCs, and sends them: at
- * most GS_FWD_BATCH bytes of messages per RPC (rust-libp2p refuses RPCs over 64 KiB by default;
- * a burst of held forwards to one peer would otherwise make one large RPC). */
-#define GS_FWD_BATCH 32768
+/* Queues every held forward (messages in arrival order) into the peers' RPCs, and sends them (at
+ * most GS_MSG_BATCH bytes of messages per RPC, see q_msg: a burst of held forwards to one peer would
+ * otherwise make one large RPC). */
 static int send_held(lp2p_gs *g) {
   int rv = 0;
   for (size_t i = 0; i < g->npend; i++) {
     gs_msg *m = g->pend[i];
     for (size_t k = 0; !rv && k < m->nfwd; k++) {
       gs_peer *p = m->fwd[k];
-      if (p->body.len && p->body.len + m->enc.len > GS_FWD_BATCH) rv = flush_peer(g, p);
-      if (!rv) rv = q_msg(g, p, m), g->st.forwarded++;
+      rv = q_msg(g, p, m), g->st.forwarded++;
     }
     m->nfwd = 0;
   }
