@@ -89,7 +89,8 @@ typedef struct lp2p_identify_info {
 typedef enum lp2p_identify_event_type {
   LP2P_IDENTIFY_EV_IDENTIFIED = 1,    /* info: result of our /ipfs/id/1.0.0 request */
   LP2P_IDENTIFY_EV_PUSH_RECEIVED = 2, /* info: state after merging a push */
-  LP2P_IDENTIFY_EV_FAILED = 3,        /* err: why our request or a received push failed */
+  LP2P_IDENTIFY_EV_FAILED = 3,        /* err: why our request or a received push failed (a push cut
+                                       * by its connection's end is dropped without an event) */
   LP2P_IDENTIFY_EV_PUSHED = 4         /* err 0: our push to peer completed; else why it failed */
 } lp2p_identify_event_type;
 

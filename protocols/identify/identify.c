@@ -334,6 +334,13 @@ static void req_finish(id_req *r, int err) {
   lp2p_identify *id = r->id;
   if (!err) err = lp2p__identify_reader_end(&r->rd);
   if (!err) err = lp2p__identify_validate(&r->st, &r->peer, r->kind == K_REQ);
+  if (err && r->kind == K_PUSH_IN &&
+      (err == LP2P_ERR_CONNRESET || err == LP2P_ERR_CLOSED || err == LP2P_ERR_GOAWAY || err == LP2P_ERR_CANCELED)) {
+    /* the connection went away under a push the peer was sending: nothing was received, and the
+     * peer is gone (its connection-closed event says so); not a failure of identify */
+    log_peer(LP2P_LOG_DEBUG, &r->peer, "push cut by the connection's end:", err);
+    return;
+  }
   if (err) {
     log_peer(LP2P_LOG_DEBUG, &r->peer, r->kind == K_REQ ? "identify failed:" : "push rejected:", err);
     emit(id, LP2P_IDENTIFY_EV_FAILED, &r->peer, err, NULL);
